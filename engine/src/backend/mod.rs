@@ -1,0 +1,3 @@
+//! Curve-specific fast paths. Public types never name a backend.
+
+pub mod secp256k1;

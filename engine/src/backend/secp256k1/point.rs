@@ -1,0 +1,164 @@
+//! Affine secp256k1 points over k256's exposed field, the representation every
+//! hot secp256k1 path (fixed-base tables, Pippenger buckets, batch normalisation)
+//! works in. Conversions to and from k256's own types go through bytes and are
+//! meant for boundaries, not inner loops.
+
+use k256::elliptic_curve::point::AffineCoordinates;
+use k256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
+use k256::{AffinePoint, EncodedPoint, FieldBytes, FieldElement, ProjectivePoint};
+use subtle::{Choice, ConditionallySelectable};
+
+/// An affine point `(x, y)` with normalized coordinates, or the identity.
+///
+/// Invariant: `x` and `y` are fully normalized (magnitude 1, canonical) so that
+/// they can be compared and serialized directly.
+#[derive(Clone, Copy, Debug)]
+pub struct Affine {
+    /// x-coordinate (normalized).
+    pub x: FieldElement,
+    /// y-coordinate (normalized).
+    pub y: FieldElement,
+    /// True for the point at infinity (then `x` and `y` are zero).
+    pub infinity: bool,
+}
+
+impl PartialEq for Affine {
+    fn eq(&self, other: &Self) -> bool {
+        if self.infinity || other.infinity {
+            return self.infinity == other.infinity;
+        }
+        self.x.normalize() == other.x.normalize() && self.y.normalize() == other.y.normalize()
+    }
+}
+impl Eq for Affine {}
+
+impl Default for Affine {
+    fn default() -> Self {
+        Self::IDENTITY
+    }
+}
+
+impl Affine {
+    /// The point at infinity.
+    pub const IDENTITY: Affine = Affine {
+        x: FieldElement::ZERO,
+        y: FieldElement::ZERO,
+        infinity: true,
+    };
+
+    /// Build from coordinates that the caller knows are on the curve; normalizes them.
+    pub fn new_unchecked(x: FieldElement, y: FieldElement) -> Self {
+        Affine {
+            x: x.normalize(),
+            y: y.normalize(),
+            infinity: false,
+        }
+    }
+
+    /// Converts from k256's affine type.
+    pub fn from_k256(p: &AffinePoint) -> Self {
+        let enc = p.to_encoded_point(false);
+        match (enc.x(), enc.y()) {
+            (Some(x), Some(y)) => {
+                let x = FieldElement::from_bytes(x).unwrap_or(FieldElement::ZERO);
+                let y = FieldElement::from_bytes(y).unwrap_or(FieldElement::ZERO);
+                Affine {
+                    x,
+                    y,
+                    infinity: false,
+                }
+            }
+            _ => Self::IDENTITY,
+        }
+    }
+
+    /// Converts to k256's affine type.
+    pub fn to_k256(&self) -> AffinePoint {
+        if self.infinity {
+            return AffinePoint::IDENTITY;
+        }
+        let enc = EncodedPoint::from_affine_coordinates(&self.x.to_bytes(), &self.y.to_bytes(), false);
+        // Coordinates produced by our own arithmetic are on the curve; an off-curve
+        // value here is a bug, mapped to the identity so callers see a wrong result
+        // in tests rather than a panic in production.
+        Option::from(AffinePoint::from_encoded_point(&enc)).unwrap_or(AffinePoint::IDENTITY)
+    }
+
+    /// Converts to k256's projective type.
+    pub fn to_projective(&self) -> ProjectivePoint {
+        ProjectivePoint::from(self.to_k256())
+    }
+
+    /// Converts one projective point (one inversion; use [`Affine::batch_from_projective`] for many).
+    pub fn from_projective(p: &ProjectivePoint) -> Self {
+        Self::from_k256(&p.to_affine())
+    }
+
+    /// Batch-normalizes projective points with one shared inversion.
+    pub fn batch_from_projective(points: &[ProjectivePoint]) -> Vec<Affine> {
+        use k256::elliptic_curve::BatchNormalize;
+        let affine: Vec<AffinePoint> =
+            <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(points);
+        affine.iter().map(Self::from_k256).collect()
+    }
+
+    /// The negation `(x, -y)`.
+    pub fn neg(&self) -> Self {
+        if self.infinity {
+            return *self;
+        }
+        Affine {
+            x: self.x,
+            y: self.y.negate(1).normalize(),
+            infinity: false,
+        }
+    }
+
+    /// x-coordinate as 32 big-endian bytes.
+    pub fn x_bytes(&self) -> FieldBytes {
+        self.x.to_bytes()
+    }
+
+    /// Whether y is odd (for SEC1 compression).
+    pub fn y_is_odd(&self) -> bool {
+        bool::from(self.y.normalize().is_odd())
+    }
+}
+
+impl ConditionallySelectable for Affine {
+    /// Constant-time select of the coordinates; the `infinity` flag is public
+    /// metadata and is selected with a mask, not a branch.
+    fn conditional_select(a: &Self, b: &Self, choice: Choice) -> Self {
+        let inf = u8::conditional_select(&(a.infinity as u8), &(b.infinity as u8), choice);
+        Affine {
+            x: FieldElement::conditional_select(&a.x, &b.x, choice),
+            y: FieldElement::conditional_select(&a.y, &b.y, choice),
+            infinity: inf == 1,
+        }
+    }
+}
+
+/// Consistency with k256's coordinate accessors (used in tests).
+pub fn k256_x(p: &AffinePoint) -> FieldBytes {
+    p.x()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k256::Scalar;
+
+    #[test]
+    fn round_trip_through_k256() {
+        let g = ProjectivePoint::GENERATOR;
+        let pts: Vec<ProjectivePoint> = (1u64..20).map(|i| g * Scalar::from(i)).collect();
+        let aff = Affine::batch_from_projective(&pts);
+        for (p, a) in pts.iter().zip(&aff) {
+            assert_eq!(a.to_projective(), *p);
+            assert_eq!(*a, Affine::from_projective(p));
+            assert_eq!(a.neg().to_projective(), -*p);
+        }
+        assert!(Affine::from_projective(&ProjectivePoint::IDENTITY).infinity);
+        assert_eq!(Affine::IDENTITY.to_projective(), ProjectivePoint::IDENTITY);
+    }
+}

@@ -1,0 +1,4 @@
+//! Batch AVSS engine.
+#![forbid(unsafe_code)]
+
+pub mod backend;

@@ -1,0 +1,1 @@
+//! WGSL kernels (filled by the GPU issue).
