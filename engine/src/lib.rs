@@ -1,4 +1,24 @@
-//! Batch AVSS engine.
-#![forbid(unsafe_code)]
+#![doc = include_str!("../README.md")]
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used)]
 
+pub mod avss;
 pub mod backend;
+pub mod dkg;
+pub mod error;
+pub mod group;
+pub mod msm;
+pub mod naive;
+pub mod params;
+pub mod poly;
+pub mod pss;
+pub mod secret;
+#[cfg(feature = "test-impl")]
+pub mod testing;
+pub mod wire;
+
+pub use error::{Culprit, DecodeError, Error, Result};
+pub use group::{Affine, Bls12381, Point, Scalar, Secp256k1, Suite};
+pub use msm::Engine;
+pub use params::Params;

@@ -4,4 +4,5 @@
 //! - `pippenger`: variable-time MSM for public data (`vartime_*`).
 //! - `fixed_base`: constant-time fixed-base multiplication of secret scalars by G and H.
 
+pub mod fixed_base;
 pub mod point;

@@ -77,7 +77,8 @@ impl Affine {
         if self.infinity {
             return AffinePoint::IDENTITY;
         }
-        let enc = EncodedPoint::from_affine_coordinates(&self.x.to_bytes(), &self.y.to_bytes(), false);
+        let enc =
+            EncodedPoint::from_affine_coordinates(&self.x.to_bytes(), &self.y.to_bytes(), false);
         // Coordinates produced by our own arithmetic are on the curve; an off-curve
         // value here is a bug, mapped to the identity so callers see a wrong result
         // in tests rather than a panic in production.
@@ -96,10 +97,29 @@ impl Affine {
 
     /// Batch-normalizes projective points with one shared inversion.
     pub fn batch_from_projective(points: &[ProjectivePoint]) -> Vec<Affine> {
+        use group::Group;
         use k256::elliptic_curve::BatchNormalize;
+        // k256's batch normalisation inverts every z and panics on the identity
+        // (z = 0): substitute G for identities and restore them afterwards.
+        let is_id: Vec<bool> = points.iter().map(|p| bool::from(p.is_identity())).collect();
+        let safe: Vec<ProjectivePoint> = points
+            .iter()
+            .zip(&is_id)
+            .map(|(p, id)| if *id { ProjectivePoint::GENERATOR } else { *p })
+            .collect();
         let affine: Vec<AffinePoint> =
-            <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(points);
-        affine.iter().map(Self::from_k256).collect()
+            <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(&safe);
+        affine
+            .iter()
+            .zip(&is_id)
+            .map(|(a, id)| {
+                if *id {
+                    Self::IDENTITY
+                } else {
+                    Self::from_k256(a)
+                }
+            })
+            .collect()
     }
 
     /// The negation `(x, -y)`.
@@ -159,6 +179,9 @@ mod tests {
             assert_eq!(a.neg().to_projective(), -*p);
         }
         assert!(Affine::from_projective(&ProjectivePoint::IDENTITY).infinity);
+        let mixed = [ProjectivePoint::IDENTITY, g, ProjectivePoint::IDENTITY];
+        let aff = Affine::batch_from_projective(&mixed);
+        assert!(aff[0].infinity && aff[2].infinity && aff[1] == Affine::from_projective(&g));
         assert_eq!(Affine::IDENTITY.to_projective(), ProjectivePoint::IDENTITY);
     }
 }

@@ -1,0 +1,282 @@
+//! Batched bivariate AVSS with Pedersen commitments (spec section 1; Cachin,
+//! Kursawe, Lysyanskaya, Strobl 2002), for K keys at once.
+//!
+//! A dealer samples, per key, two k x k coefficient matrices `f`, `f'` and
+//! commits `C[j][l] = f[j][l]*G + f'[j][l]*H` in constant time. Receiver `i`
+//! gets the row `a_i(y) = f(i, y)` and column `b_i(x) = f(x, i)` (and primes).
+//!
+//! Layout: everything is flat and key-major. A batch of K matrices is
+//! `points[key*k*k + j*k + l]`; a batch of K slices is `a[key*k + l]`.
+
+mod deal;
+mod points;
+mod verify;
+
+pub use deal::{deal, deal_with_coefficients, Dealing};
+pub use points::{check_points_with_slice, echo_points, recover_slice, verify_points, PointMsg};
+pub use verify::{check_send_structure, verify_sends, SendRef};
+
+use ff::PrimeField;
+
+use crate::error::{Error, Result};
+use crate::group::{Affine, Scalar, Suite};
+use crate::secret::SecretVec;
+
+/// One dealer's public commitment matrices for a batch of keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commitments<S: Suite> {
+    pub(crate) k: usize,
+    pub(crate) points: Vec<Affine<S>>,
+}
+
+impl<S: Suite> Commitments<S> {
+    /// Builds from `keys * k * k` points; rejects other lengths and identity entries.
+    pub fn from_points(dealer: u32, k: usize, points: Vec<Affine<S>>) -> Result<Self> {
+        let kk = k * k;
+        if k == 0 || points.len() % kk != 0 {
+            return Err(Error::MalformedSharing {
+                dealer,
+                reason: format!(
+                    "{} commitment points is not a multiple of k*k = {kk}",
+                    points.len()
+                ),
+            });
+        }
+        if let Some(pos) = points.iter().position(S::is_identity) {
+            return Err(Error::IdentityCommitment {
+                dealer,
+                key: pos / kk,
+                entry: pos % kk,
+            });
+        }
+        Ok(Commitments { k, points })
+    }
+
+    /// Matrix size k (rows = columns = k).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// Number of keys.
+    pub fn keys(&self) -> usize {
+        self.points.len().checked_div(self.k * self.k).unwrap_or(0)
+    }
+    /// All points, key-major.
+    pub fn points(&self) -> &[Affine<S>] {
+        &self.points
+    }
+    /// The k*k matrix of one key, row-major (`[j*k + l]`).
+    pub fn matrix(&self, key: usize) -> &[Affine<S>] {
+        let kk = self.k * self.k;
+        self.points.get(key * kk..(key + 1) * kk).unwrap_or(&[])
+    }
+    /// `C[0][0]` of one key: the commitment to the dealer's secret.
+    pub fn c00(&self, key: usize) -> Option<&Affine<S>> {
+        self.matrix(key).first()
+    }
+    /// Column 0 (`C[j][0]` for j in 0..k) of every key, key-major: the Pedersen
+    /// commitment vector of `f(x, 0)`.
+    pub fn column0(&self) -> Vec<Affine<S>> {
+        let k = self.k;
+        self.points
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % k == 0)
+            .map(|(_, p)| *p)
+            .collect()
+    }
+}
+
+/// The row and column slices one dealer sends to one receiver, for a batch. Secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slice<S: Suite> {
+    /// The receiver's 1-based index.
+    pub receiver: u32,
+    pub(crate) k: usize,
+    /// `a[key*k + l]`: coefficients of `a_i(y) = f(i, y)`.
+    pub(crate) a: SecretVec<Scalar<S>>,
+    /// Coefficients of `a'_i(y)`.
+    pub(crate) ap: SecretVec<Scalar<S>>,
+    /// `b[key*k + j]`: coefficients of `b_i(x) = f(x, i)`.
+    pub(crate) b: SecretVec<Scalar<S>>,
+    /// Coefficients of `b'_i(x)`.
+    pub(crate) bp: SecretVec<Scalar<S>>,
+}
+
+impl<S: Suite> Slice<S> {
+    /// Builds a slice from its four coefficient vectors (each `keys * k` long).
+    pub fn from_parts(
+        receiver: u32,
+        k: usize,
+        a: Vec<Scalar<S>>,
+        ap: Vec<Scalar<S>>,
+        b: Vec<Scalar<S>>,
+        bp: Vec<Scalar<S>>,
+    ) -> Result<Self> {
+        let len = a.len();
+        for (what, v) in [("a'", &ap), ("b", &b), ("b'", &bp)] {
+            if v.len() != len {
+                return Err(Error::LengthMismatch {
+                    what,
+                    expected: len,
+                    got: v.len(),
+                });
+            }
+        }
+        if k == 0 || len % k != 0 {
+            return Err(Error::LengthMismatch {
+                what: "slice length (multiple of k)",
+                expected: k,
+                got: len,
+            });
+        }
+        Ok(Slice {
+            receiver,
+            k,
+            a: SecretVec::new(a),
+            ap: SecretVec::new(ap),
+            b: SecretVec::new(b),
+            bp: SecretVec::new(bp),
+        })
+    }
+    /// Polynomial length k.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// Number of keys.
+    pub fn keys(&self) -> usize {
+        self.a.len().checked_div(self.k).unwrap_or(0)
+    }
+    /// Row coefficients `a` and `a'` of one key.
+    pub fn row(&self, key: usize) -> (&[Scalar<S>], &[Scalar<S>]) {
+        let r = key * self.k..(key + 1) * self.k;
+        (
+            self.a.get(r.clone()).unwrap_or(&[]),
+            self.ap.get(r).unwrap_or(&[]),
+        )
+    }
+    /// Column coefficients `b` and `b'` of one key.
+    pub fn column(&self, key: usize) -> (&[Scalar<S>], &[Scalar<S>]) {
+        let r = key * self.k..(key + 1) * self.k;
+        (
+            self.b.get(r.clone()).unwrap_or(&[]),
+            self.bp.get(r).unwrap_or(&[]),
+        )
+    }
+    /// Mutable access for test-only fault injection (a corrupted row or column).
+    #[doc(hidden)]
+    pub fn corrupt_for_tests(&mut self, key: usize, column: bool) {
+        let idx = key * self.k;
+        let v = if column {
+            self.b.as_mut_slice()
+        } else {
+            self.a.as_mut_slice()
+        };
+        if let Some(x) = v.get_mut(idx) {
+            *x += Scalar::<S>::from(1u64);
+        }
+    }
+}
+
+/// Fresh 128-bit verification weights from a per-check seed; `item` selects an
+/// independent ChaCha20 stream so that parallel folds are deterministic.
+pub(crate) fn weights<S: Suite>(seed: &[u8; 32], item: u64, out: &mut [Scalar<S>]) {
+    use rand_chacha::rand_core::{RngCore, SeedableRng};
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed(*seed);
+    rng.set_stream(item);
+    for w in out.iter_mut() {
+        let mut b = [0u8; 16];
+        rng.fill_bytes(&mut b);
+        // Never zero: a zero weight would drop an equation from the fold.
+        *w = Scalar::<S>::from_u128(u128::from_le_bytes(b) | 1);
+    }
+}
+
+/// A fresh seed for verification weights, from the OS CSPRNG.
+pub(crate) fn fresh_seed() -> [u8; 32] {
+    use rand_core::RngCore;
+    let mut s = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut s);
+    s
+}
+
+/// Accumulates one folded equation `sum scalars*points == g*G + h*H`.
+pub(crate) struct Fold<S: Suite> {
+    pub points: Vec<Affine<S>>,
+    pub scalars: Vec<Scalar<S>>,
+    pub g: Scalar<S>,
+    pub h: Scalar<S>,
+}
+
+impl<S: Suite> Fold<S> {
+    pub fn with_capacity(n: usize) -> Self {
+        Fold {
+            points: Vec::with_capacity(n + 2),
+            scalars: Vec::with_capacity(n + 2),
+            g: Scalar::<S>::from(0u64),
+            h: Scalar::<S>::from(0u64),
+        }
+    }
+
+    pub fn append(&mut self, mut other: Fold<S>) {
+        self.points.append(&mut other.points);
+        self.scalars.append(&mut other.scalars);
+        self.g += other.g;
+        self.h += other.h;
+    }
+
+    /// Whether the folded equation holds (one MSM).
+    pub fn holds(mut self, engine: &crate::Engine) -> bool {
+        use ff::Field;
+        use group::Group;
+        if !bool::from(self.g.is_zero()) {
+            self.points.push(S::to_affine(&S::generator()));
+            self.scalars.push(-self.g);
+        }
+        if !bool::from(self.h.is_zero()) {
+            self.points.push(S::to_affine(&S::h()));
+            self.scalars.push(-self.h);
+        }
+        engine
+            .vartime_msm::<S>(&self.points, &self.scalars)
+            .map(|p| bool::from(p.is_identity()))
+            .unwrap_or(false)
+    }
+}
+
+/// Finds the failing items by bisection: `check(items)` must hold for every
+/// subset of good items. An honest batch costs exactly one check.
+pub(crate) fn bisect<T: Copy>(items: &[T], check: &dyn Fn(&[T]) -> bool) -> Vec<T> {
+    if items.is_empty() || check(items) {
+        return Vec::new();
+    }
+    bisect_failing(items, check)
+}
+
+fn bisect_failing<T: Copy>(items: &[T], check: &dyn Fn(&[T]) -> bool) -> Vec<T> {
+    if items.len() == 1 {
+        return items.to_vec();
+    }
+    let (l, r) = items.split_at(items.len() / 2);
+    let mut out = Vec::new();
+    for half in [l, r] {
+        if !check(half) {
+            out.extend(bisect_failing(half, check));
+        }
+    }
+    out
+}
+
+/// Groups `(node, key)` pairs into culprits, sorted by node.
+pub(crate) fn culprits_from(pairs: &[(u32, usize)]) -> Vec<crate::error::Culprit> {
+    let mut map: std::collections::BTreeMap<u32, Vec<usize>> = std::collections::BTreeMap::new();
+    for &(n, k) in pairs {
+        map.entry(n).or_default().push(k);
+    }
+    map.into_iter()
+        .map(|(node, mut keys)| {
+            keys.sort_unstable();
+            keys.dedup();
+            crate::error::Culprit { node, keys }
+        })
+        .collect()
+}

@@ -1,0 +1,424 @@
+//! DKG output over a decided dealer set (spec §1 "decide", "nizkp", "pubkey").
+//!
+//! - Final share `s_i = sum_d f_d(i, 0)` (and `s'_i`), commitment vector
+//!   `D[j] = sum_d C_d[j][0]`.
+//! - Public key share `gs_i = s_i*G` with a proof of knowledge binding it to the
+//!   Pedersen commitment `gshr_i = s_i*G + s'_i*H = sum_j i^j D[j]`.
+//! - User public key: Lagrange at 0 of k public key shares.
+//!
+//! # The proof
+//! The spec's NIZKP ("DKG in the wild", `pvss/nizkpk.go`) proves knowledge of
+//! `(s, r)` with `gs = s*G` and `gshr - gs = r*H`. We use the same relation and
+//! the same challenge, `c = keccak256(pad64(G.x) || pad64(H.x) || pad64(gs.x) ||
+//! pad64(gshr.x) || pad64(t1.x) || pad64(t2.x))` with PKCS#7 `pad64` of the
+//! minimal big-endian x, but transmit the commitments `(t1, t2)` with the
+//! responses `(u1, u2)` instead of `c` (the "batchable" form of the same
+//! Chaum-Pedersen-style proof). Verification is then the linear equations
+//! `u1*G + c*gs == t1`, `u2*H + c*(gshr - gs) == t2`, which fold with random
+//! weights across all keys and all nodes into one MSM, together with the
+//! binding `gshr == sum_j i^j D[j]`.
+
+use ff::Field;
+use group::Group;
+use sha3::{Digest, Keccak256};
+
+use crate::avss::{bisect, culprits_from, fresh_seed, weights, Fold, SendRef};
+use crate::error::{Error, Result};
+use crate::group::{Affine, Point, Scalar, Suite};
+use crate::params::Params;
+use crate::poly::{lagrange_at_zero, powers};
+use crate::secret::SecretVec;
+use crate::Engine;
+
+/// A node's final shares for a batch of keys, with the public commitment vectors.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyShares<S: Suite> {
+    /// The node's 1-based index.
+    pub node: u32,
+    /// The committee.
+    pub params: Params,
+    pub(crate) s: SecretVec<Scalar<S>>,
+    pub(crate) sp: SecretVec<Scalar<S>>,
+    /// `D[key*k + j]`: the Pedersen commitment vector of every key.
+    pub commitments: Vec<Affine<S>>,
+}
+
+impl<S: Suite> core::fmt::Debug for KeyShares<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("KeyShares")
+            .field("node", &self.node)
+            .field("params", &self.params)
+            .field("keys", &self.keys())
+            .field("shares", &"<redacted>")
+            .finish()
+    }
+}
+
+impl<S: Suite> KeyShares<S> {
+    /// Builds from parts (decoding from storage); checks lengths.
+    pub fn from_parts(
+        node: u32,
+        params: Params,
+        s: Vec<Scalar<S>>,
+        sp: Vec<Scalar<S>>,
+        commitments: Vec<Affine<S>>,
+    ) -> Result<Self> {
+        params.check_index(node)?;
+        let keys = s.len();
+        if sp.len() != keys || commitments.len() != keys * params.ku() {
+            return Err(Error::LengthMismatch {
+                what: "key share parts",
+                expected: keys,
+                got: sp.len(),
+            });
+        }
+        Ok(KeyShares {
+            node,
+            params,
+            s: SecretVec::new(s),
+            sp: SecretVec::new(sp),
+            commitments,
+        })
+    }
+    /// Number of keys.
+    pub fn keys(&self) -> usize {
+        self.s.len()
+    }
+    /// The secret share `(s_i, s'_i)` of one key.
+    pub fn share(&self, key: usize) -> Option<(Scalar<S>, Scalar<S>)> {
+        Some((*self.s.get(key)?, *self.sp.get(key)?))
+    }
+    /// All shares `s_i` (secret).
+    pub fn shares(&self) -> &[Scalar<S>] {
+        &self.s
+    }
+    /// All blinding shares `s'_i` (secret).
+    pub fn blinding_shares(&self) -> &[Scalar<S>] {
+        &self.sp
+    }
+    /// The commitment vector `D[0..k]` of one key.
+    pub fn commitment_vector(&self, key: usize) -> &[Affine<S>] {
+        let k = self.params.ku();
+        self.commitments.get(key * k..(key + 1) * k).unwrap_or(&[])
+    }
+}
+
+/// Aggregates the verified sends of the decided dealers into this node's final
+/// shares and the commitment vectors. Needs at least k dealers.
+pub fn aggregate<S: Suite>(
+    engine: &Engine,
+    params: &Params,
+    node: u32,
+    decided: &[SendRef<'_, S>],
+) -> Result<KeyShares<S>> {
+    params.check_index(node)?;
+    if decided.len() < params.ku() {
+        return Err(Error::NotEnoughDealers {
+            need: params.ku(),
+            got: decided.len(),
+        });
+    }
+    let keys = decided.first().map_or(0, |s| s.commitments.keys());
+    let mut seen = std::collections::HashSet::new();
+    for d in decided {
+        if !seen.insert(d.dealer) {
+            return Err(Error::DuplicateDealer(d.dealer));
+        }
+        crate::avss::check_send_structure(params, node, keys, d)?;
+    }
+    let k = params.ku();
+    let mut s = SecretVec::zeros(keys);
+    let mut sp = SecretVec::zeros(keys);
+    for d in decided {
+        for key in 0..keys {
+            let (a, ap) = d.slice.row(key);
+            if let (Some(x), Some(y), Some(a0), Some(ap0)) = (
+                s.as_mut_slice().get_mut(key),
+                sp.as_mut_slice().get_mut(key),
+                a.first(),
+                ap.first(),
+            ) {
+                *x += a0;
+                *y += ap0;
+            }
+        }
+    }
+    let sums: Vec<Point<S>> = engine.map(keys * k, |e| {
+        let (key, j) = (e / k, e % k);
+        let mut acc = Point::<S>::identity();
+        for d in decided {
+            if let Some(p) = d.commitments.matrix(key).get(j * k) {
+                acc += S::from_affine(p);
+            }
+        }
+        acc
+    });
+    Ok(KeyShares {
+        node,
+        params: *params,
+        s,
+        sp,
+        commitments: S::batch_to_affine(&sums),
+    })
+}
+
+/// A proof of knowledge of `(s, s')` behind `gs` and `gshr` (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Proof<S: Suite> {
+    /// `t1 = v1*G`.
+    pub t1: Affine<S>,
+    /// `t2 = v2*H`.
+    pub t2: Affine<S>,
+    /// `u1 = v1 - c*s`.
+    pub u1: Scalar<S>,
+    /// `u2 = v2 - c*s'`.
+    pub u2: Scalar<S>,
+}
+
+/// One node's public key shares for a batch, with proofs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicShares<S: Suite> {
+    /// The node's index.
+    pub node: u32,
+    /// `gs = s*G` per key.
+    pub gs: Vec<Affine<S>>,
+    /// `gshr = s*G + s'*H` per key.
+    pub gshr: Vec<Affine<S>>,
+    /// One proof per key.
+    pub proofs: Vec<Proof<S>>,
+}
+
+impl<S: Suite> PublicShares<S> {
+    /// Number of keys.
+    pub fn keys(&self) -> usize {
+        self.gs.len()
+    }
+}
+
+fn pad64(x: &[u8], out: &mut Vec<u8>) {
+    let pad = 64 - (x.len() % 64);
+    out.extend_from_slice(x);
+    out.extend(std::iter::repeat_n(pad as u8, pad));
+}
+
+/// The spec's NIZKP challenge (integer from keccak-256, reduced mod q for arithmetic).
+pub fn challenge<S: Suite>(
+    gs: &Affine<S>,
+    gshr: &Affine<S>,
+    t1: &Affine<S>,
+    t2: &Affine<S>,
+) -> Scalar<S> {
+    let mut buf = Vec::with_capacity(6 * 64);
+    let g = S::to_affine(&S::generator());
+    let h = S::to_affine(&S::h());
+    for p in [&g, &h, gs, gshr, t1, t2] {
+        pad64(&S::x_bytes_minimal(p), &mut buf);
+    }
+    let d: [u8; 32] = Keccak256::digest(&buf).into();
+    S::scalar_from_hash(&d)
+}
+
+/// Computes this node's public key shares and proofs, in constant time on the
+/// secrets (`seed` drives the proof nonces: a fresh OS seed in production).
+pub fn public_shares<S: Suite>(
+    engine: &Engine,
+    shares: &KeyShares<S>,
+    seed: [u8; 32],
+) -> Result<PublicShares<S>> {
+    use rand_chacha::rand_core::SeedableRng;
+    let keys = shares.keys();
+    let gs = engine.ct_mul_g::<S>(&shares.s);
+    let gshr = engine.ct_commit::<S>(&shares.s, &shares.sp)?;
+    let mut v1 = SecretVec::<Scalar<S>>::zeros(keys);
+    let mut v2 = SecretVec::<Scalar<S>>::zeros(keys);
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+    for (a, b) in v1.as_mut_slice().iter_mut().zip(v2.as_mut_slice()) {
+        *a = Scalar::<S>::random(&mut rng);
+        *b = Scalar::<S>::random(&mut rng);
+    }
+    let t1 = engine.ct_mul_g::<S>(&v1);
+    let t2 = engine.ct_mul_h::<S>(&v2);
+    let proofs = engine.map(keys, |key| {
+        let (Some(g1), Some(g2), Some(a1), Some(a2), Some(x1), Some(x2), Some((s, sp))) = (
+            gs.get(key),
+            gshr.get(key),
+            t1.get(key),
+            t2.get(key),
+            v1.get(key),
+            v2.get(key),
+            shares.share(key),
+        ) else {
+            return None;
+        };
+        let c = challenge::<S>(g1, g2, a1, a2);
+        Some(Proof {
+            t1: *a1,
+            t2: *a2,
+            u1: *x1 - c * s,
+            u2: *x2 - c * sp,
+        })
+    });
+    let proofs: Option<Vec<Proof<S>>> = proofs.into_iter().collect();
+    Ok(PublicShares {
+        node: shares.node,
+        gs,
+        gshr,
+        proofs: proofs.ok_or(Error::LengthMismatch {
+            what: "proofs",
+            expected: keys,
+            got: 0,
+        })?,
+    })
+}
+
+/// Verifies many nodes' public key shares and proofs for a batch against the
+/// commitment vectors `D` (`commitments[key*k + j]`), in one folded MSM; bisection
+/// names every (node, key) whose proof or binding fails.
+pub fn verify_public_shares<S: Suite>(
+    engine: &Engine,
+    params: &Params,
+    commitments: &[Affine<S>],
+    shares: &[&PublicShares<S>],
+) -> Result<()> {
+    let k = params.ku();
+    let keys = commitments.len() / k.max(1);
+    if commitments.len() != keys * k {
+        return Err(Error::LengthMismatch {
+            what: "commitment vectors",
+            expected: keys * k,
+            got: commitments.len(),
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    for p in shares {
+        params.check_index(p.node)?;
+        if !seen.insert(p.node) {
+            return Err(Error::DuplicateIndex(p.node));
+        }
+        if p.gs.len() != keys || p.gshr.len() != keys || p.proofs.len() != keys {
+            return Err(Error::InvalidProof(vec![crate::error::Culprit {
+                node: p.node,
+                keys: Vec::new(),
+            }]));
+        }
+        let ids =
+            p.gs.iter()
+                .chain(&p.gshr)
+                .chain(p.proofs.iter().flat_map(|x| [&x.t1, &x.t2]));
+        if ids.into_iter().any(S::is_identity) {
+            return Err(Error::InvalidProof(vec![crate::error::Culprit {
+                node: p.node,
+                keys: Vec::new(),
+            }]));
+        }
+    }
+    // Challenges are per proof; compute once.
+    let chal: Vec<Vec<Scalar<S>>> = shares
+        .iter()
+        .map(|p| {
+            engine.map(keys, |key| {
+                match (p.gs.get(key), p.gshr.get(key), p.proofs.get(key)) {
+                    (Some(a), Some(b), Some(pr)) => challenge::<S>(a, b, &pr.t1, &pr.t2),
+                    _ => Scalar::<S>::ZERO,
+                }
+            })
+        })
+        .collect();
+    let items: Vec<(usize, usize)> = (0..shares.len())
+        .flat_map(|n| (0..keys).map(move |k| (n, k)))
+        .collect();
+    let check = |subset: &[(usize, usize)]| {
+        let seed = fresh_seed();
+        let mut fold = Fold::<S>::with_capacity(subset.len() * 5 + keys * k);
+        let mut dcoef: std::collections::BTreeMap<usize, Vec<Scalar<S>>> =
+            std::collections::BTreeMap::new();
+        let mut w = [Scalar::<S>::ZERO; 3];
+        for &(n, key) in subset {
+            let (Some(p), Some(c)) = (shares.get(n), chal.get(n).and_then(|v| v.get(key))) else {
+                continue;
+            };
+            let (Some(gs), Some(gshr), Some(pr)) =
+                (p.gs.get(key), p.gshr.get(key), p.proofs.get(key))
+            else {
+                continue;
+            };
+            weights::<S>(&seed, (n * keys + key) as u64, &mut w);
+            let [w1, w2, w3] = w;
+            // w1 (u1 G + c gs - t1) + w2 (u2 H + c (gshr - gs) - t2) + w3 (gshr - sum_j i^j D[j]) = 0
+            fold.g -= w1 * pr.u1;
+            fold.h -= w2 * pr.u2;
+            fold.points.extend_from_slice(&[*gs, *gshr, pr.t1, pr.t2]);
+            fold.scalars
+                .extend_from_slice(&[*c * (w1 - w2), *c * w2 + w3, -w1, -w2]);
+            let ip = powers(Scalar::<S>::from(u64::from(p.node)), k);
+            let e = dcoef
+                .entry(key)
+                .or_insert_with(|| vec![Scalar::<S>::ZERO; k]);
+            for (x, pj) in e.iter_mut().zip(&ip) {
+                *x -= w3 * pj;
+            }
+        }
+        for (key, coefs) in dcoef {
+            if let Some(d) = commitments.get(key * k..(key + 1) * k) {
+                fold.points.extend_from_slice(d);
+                fold.scalars.extend_from_slice(&coefs);
+            }
+        }
+        fold.holds(engine)
+    };
+    let bad = bisect(&items, &check);
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let pairs: Vec<(u32, usize)> = bad
+        .iter()
+        .filter_map(|(n, k)| shares.get(*n).map(|p| (p.node, *k)))
+        .collect();
+    Err(Error::InvalidProof(culprits_from(&pairs)))
+}
+
+/// User public keys: Lagrange interpolation at 0 of the public key shares of the
+/// first k nodes given (which must have been verified).
+pub fn user_public_keys<S: Suite>(
+    engine: &Engine,
+    params: &Params,
+    shares: &[&PublicShares<S>],
+) -> Result<Vec<Affine<S>>> {
+    let k = params.ku();
+    if shares.len() < k {
+        return Err(Error::TooFewPoints {
+            need: k,
+            got: shares.len(),
+        });
+    }
+    let used: Vec<&&PublicShares<S>> = shares.iter().take(k).collect();
+    let idx: Vec<u32> = used.iter().map(|p| p.node).collect();
+    let lambda = lagrange_at_zero::<Scalar<S>>(&idx)?;
+    let cols: Vec<&[Affine<S>]> = used.iter().map(|p| p.gs.as_slice()).collect();
+    let pts = engine.vartime_lincomb::<S>(&lambda, &cols)?;
+    Ok(S::batch_to_affine(&pts))
+}
+
+/// Reconstructs secrets from `(index, shares per key)` pairs by Lagrange at 0
+/// over the given index set (tests and clients).
+pub fn reconstruct<S: Suite>(points: &[(u32, &[Scalar<S>])]) -> Result<Vec<Scalar<S>>> {
+    let idx: Vec<u32> = points.iter().map(|p| p.0).collect();
+    let lambda = lagrange_at_zero::<Scalar<S>>(&idx)?;
+    let keys = points.first().map_or(0, |p| p.1.len());
+    if let Some(p) = points.iter().find(|p| p.1.len() != keys) {
+        return Err(Error::LengthMismatch {
+            what: "shares per node",
+            expected: keys,
+            got: p.1.len(),
+        });
+    }
+    Ok((0..keys)
+        .map(|key| {
+            points
+                .iter()
+                .zip(&lambda)
+                .map(|(p, l)| p.1.get(key).copied().unwrap_or(Scalar::<S>::ZERO) * l)
+                .sum()
+        })
+        .collect())
+}

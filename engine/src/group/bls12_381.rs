@@ -1,0 +1,223 @@
+//! BLS12-381 G1 (blstrs) implementation of [`Suite`].
+
+use blst::MultiPoint;
+use blstrs::{G1Affine, G1Projective, Scalar};
+use group::{Curve, Group};
+
+use super::Suite;
+use crate::error::DecodeError;
+
+/// Marker type for the G1 group of BLS12-381.
+///
+/// `H = hash_to_curve(G1 generator compressed bytes, DST = `[`Bls12381::H_DST`]`)`,
+/// with the RFC 9380 suite `BLS12381G1_XMD:SHA-256_SSWU_RO_` (blst's
+/// `blst_hash_to_g1`), so nobody knows log_G(H).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bls12381;
+
+impl Bls12381 {
+    /// Domain separation tag of the hash-to-curve that derives H.
+    pub const H_DST: &'static [u8] = b"TORUS-ENGINE-V1-H-GENERATOR_BLS12381G1_XMD:SHA-256_SSWU_RO_";
+}
+
+fn h_point() -> G1Projective {
+    static H: std::sync::OnceLock<G1Projective> = std::sync::OnceLock::new();
+    *H.get_or_init(|| {
+        let g = G1Projective::generator().to_affine().to_compressed();
+        G1Projective::hash_to_curve(&g, Bls12381::H_DST, &[])
+    })
+}
+
+fn batch_normalize(points: &[G1Projective], out: &mut [G1Affine]) {
+    let n = points.len().min(out.len());
+    if let (Some(p), Some(o)) = (points.get(..n), out.get_mut(..n)) {
+        G1Projective::batch_normalize(p, o);
+    }
+}
+
+impl Suite for Bls12381 {
+    const NAME: &'static str = "bls12-381";
+    const POINT_LEN: usize = 48;
+
+    type Scalar = Scalar;
+    type Point = G1Projective;
+    type Affine = G1Affine;
+
+    fn h() -> G1Projective {
+        h_point()
+    }
+
+    fn to_affine(p: &G1Projective) -> G1Affine {
+        p.to_affine()
+    }
+
+    fn batch_to_affine(points: &[G1Projective]) -> Vec<G1Affine> {
+        let mut out = vec![G1Affine::default(); points.len()];
+        batch_normalize(points, &mut out);
+        out
+    }
+
+    fn from_affine(a: &G1Affine) -> G1Projective {
+        G1Projective::from(a)
+    }
+
+    fn is_identity(a: &G1Affine) -> bool {
+        bool::from(group::prime::PrimeCurveAffine::is_identity(a))
+    }
+
+    fn encode_point(a: &G1Affine, out: &mut Vec<u8>) {
+        out.extend_from_slice(&a.to_compressed());
+    }
+
+    fn decode_point(bytes: &[u8]) -> Result<G1Affine, DecodeError> {
+        let arr: &[u8; 48] = bytes.try_into().map_err(|_| DecodeError::Length {
+            what: "bls12-381 point",
+            expected: 48,
+            got: bytes.len(),
+        })?;
+        let p = Option::<G1Affine>::from(G1Affine::from_compressed(arr))
+            .ok_or(DecodeError::NotOnCurve)?;
+        if Self::is_identity(&p) {
+            return Err(DecodeError::Identity);
+        }
+        // from_compressed accepts only canonical encodings; re-encoding must round-trip.
+        if &p.to_compressed() != arr {
+            return Err(DecodeError::NonCanonical("bls12-381 point"));
+        }
+        Ok(p)
+    }
+
+    fn x_bytes_minimal(a: &G1Affine) -> Vec<u8> {
+        let x = a.x().to_bytes_be();
+        let first = x.iter().position(|b| *b != 0).unwrap_or(x.len());
+        x.get(first..).unwrap_or(&[]).to_vec()
+    }
+
+    fn encode_scalar(s: &Scalar) -> [u8; 32] {
+        s.to_bytes_be()
+    }
+
+    fn decode_scalar(bytes: &[u8]) -> Result<Scalar, DecodeError> {
+        let arr: &[u8; 32] = bytes.try_into().map_err(|_| DecodeError::Length {
+            what: "scalar",
+            expected: 32,
+            got: bytes.len(),
+        })?;
+        Option::from(Scalar::from_bytes_be(arr)).ok_or(DecodeError::NonCanonical("scalar >= q"))
+    }
+
+    fn scalar_from_hash(bytes: &[u8; 32]) -> Scalar {
+        crate::group::reduce_be_256::<Scalar>(bytes)
+    }
+
+    /// blst's point multiplication is constant time (fixed window with
+    /// constant-time table gathers), so this composes it per scalar.
+    fn ct_commit_batch(f: &[Scalar], fp: &[Scalar], out: &mut [G1Affine]) {
+        let (g, h) = (G1Projective::generator(), h_point());
+        let pts: Vec<G1Projective> = f.iter().zip(fp).map(|(a, b)| g * a + h * b).collect();
+        batch_normalize(&pts, out);
+    }
+
+    fn ct_mul_g_batch(s: &[Scalar], out: &mut [G1Affine]) {
+        let g = G1Projective::generator();
+        let pts: Vec<G1Projective> = s.iter().map(|x| g * x).collect();
+        batch_normalize(&pts, out);
+    }
+
+    fn ct_mul_h_batch(s: &[Scalar], out: &mut [G1Affine]) {
+        let h = h_point();
+        let pts: Vec<G1Projective> = s.iter().map(|x| h * x).collect();
+        batch_normalize(&pts, out);
+    }
+
+    fn vartime_msm(points: &[G1Affine], scalars: &[Scalar]) -> G1Projective {
+        // Serial reference: our generic Pippenger (blstrs scalars' repr is
+        // little-endian). The parallel backend uses blst's own Pippenger.
+        let pts: Vec<G1Projective> = points.iter().map(G1Projective::from).collect();
+        crate::msm::generic::vartime_pippenger(&pts, scalars, false)
+    }
+
+    fn vartime_msm_par(points: &[G1Affine], scalars: &[Scalar]) -> G1Projective {
+        blst_msm(points, scalars)
+    }
+}
+
+/// blst's Pippenger (multi-threaded on its own pool) over the scalars' real bit
+/// length: the folded verification MSM has ~140-bit scalars, and blst's cost is
+/// proportional to `nbits`.
+pub(crate) fn blst_msm(points: &[G1Affine], scalars: &[Scalar]) -> G1Projective {
+    let n = points.len().min(scalars.len());
+    if n == 0 {
+        return G1Projective::identity();
+    }
+    let affine: Vec<blst::blst_p1_affine> = points.iter().take(n).map(|p| *p.as_ref()).collect();
+    let mut bytes = Vec::with_capacity(n * 32);
+    let mut nbits = 1usize;
+    for s in scalars.iter().take(n) {
+        let le = s.to_bytes_le();
+        let top = le
+            .iter()
+            .rposition(|b| *b != 0)
+            .map_or(0, |i| i * 8 + 8 - le[i].leading_zeros() as usize);
+        nbits = nbits.max(top);
+        bytes.extend_from_slice(&le);
+    }
+    if bytes.iter().all(|b| *b == 0) {
+        return G1Projective::identity();
+    }
+    let r = affine.as_slice().mult(&bytes, nbits);
+    blst_to_projective(&r)
+}
+
+/// Converts blst's raw projective result into blstrs' type through its canonical
+/// compressed encoding (blstrs does not expose a constructor from `blst_p1`).
+#[allow(unsafe_code)]
+fn blst_to_projective(p: &blst::blst_p1) -> G1Projective {
+    let mut out = [0u8; 48];
+    // SAFETY: `out` is 48 writable bytes, the size of a compressed G1 point, and
+    // `p` is a valid blst_p1 produced by blst itself.
+    unsafe { blst::blst_p1_compress(out.as_mut_ptr(), p) };
+    Option::<G1Affine>::from(G1Affine::from_compressed_unchecked(&out))
+        .map(G1Projective::from)
+        .unwrap_or_else(G1Projective::identity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ff::Field;
+    use rand_core::OsRng;
+
+    #[test]
+    fn h_is_not_g_and_is_in_the_group() {
+        let h = Bls12381::h();
+        assert_ne!(h, G1Projective::generator());
+        assert!(!bool::from(h.is_identity()));
+        assert!(bool::from(h.to_affine().is_torsion_free()));
+    }
+
+    #[test]
+    fn blst_msm_matches_naive() {
+        for n in [1usize, 2, 3, 17, 300] {
+            let pts: Vec<G1Affine> = (0..n)
+                .map(|_| G1Projective::random(OsRng).to_affine())
+                .collect();
+            let mut sc: Vec<Scalar> = (0..n).map(|_| Scalar::random(OsRng)).collect();
+            sc[0] = Scalar::ZERO;
+            if n > 1 {
+                sc[1] = -Scalar::ONE;
+            }
+            if n > 2 {
+                sc[2] = Scalar::from(5u64);
+            }
+            let naive = pts
+                .iter()
+                .zip(&sc)
+                .fold(G1Projective::identity(), |a, (p, s)| {
+                    a + G1Projective::from(p) * s
+                });
+            assert_eq!(blst_msm(&pts, &sc), naive, "n={n}");
+            assert_eq!(Bls12381::vartime_msm(&pts, &sc), naive, "n={n}");
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The group abstraction the protocol code is written over.
+//!
+//! In the manner of frost's `Ciphersuite`, a zero-sized marker type per curve
+//! ([`Secp256k1`], [`Bls12381`]) implements [`Suite`] by forwarding to the curve
+//! crates (k256, blstrs) and to this crate's fast paths. Protocol modules
+//! (`avss`, `dkg`, `pss`) are generic over `S: Suite` and use the aliases
+//! [`Scalar<S>`], [`Point<S>`] and [`Affine<S>`].
+//!
+//! Two families of operations are kept apart by name, as in curve25519-dalek:
+//! `ct_*` run in constant time and take secret scalars; `vartime_*` are
+//! variable-time and only ever see public data (commitments, public key shares,
+//! verification weights).
+
+use core::fmt::Debug;
+
+use ff::PrimeField;
+use group::Group;
+
+use crate::error::DecodeError;
+
+mod bls12_381;
+mod secp256k1;
+
+pub use self::bls12_381::Bls12381;
+pub use self::secp256k1::Secp256k1;
+
+/// Scalar field element of suite `S`.
+pub type Scalar<S> = <S as Suite>::Scalar;
+/// Projective group element of suite `S`.
+pub type Point<S> = <S as Suite>::Point;
+/// Affine (normalized) group element of suite `S`: what is stored, sent and fed to MSMs.
+pub type Affine<S> = <S as Suite>::Affine;
+
+/// A prime-order group with two independent generators `G` and `H`, plus the
+/// batch kernels the engine needs.
+pub trait Suite: Copy + Clone + Debug + Default + PartialEq + Eq + Send + Sync + 'static {
+    /// Human-readable name (`"secp256k1"`, `"bls12-381"`).
+    const NAME: &'static str;
+    /// Length of a canonical compressed point encoding.
+    const POINT_LEN: usize;
+    /// Length of a canonical scalar encoding (big-endian).
+    const SCALAR_LEN: usize = 32;
+
+    /// The scalar field (integers mod the group order q).
+    type Scalar: PrimeField + Send + Sync;
+    /// Projective points, for arithmetic.
+    type Point: Group<Scalar = Self::Scalar> + Send + Sync + Debug;
+    /// Affine points, for storage, encoding and MSM input.
+    type Affine: Copy + Clone + Debug + PartialEq + Eq + Default + Send + Sync;
+
+    /// The standard generator G.
+    fn generator() -> Self::Point {
+        Self::Point::generator()
+    }
+    /// The second generator H, whose discrete log to G is unknown.
+    fn h() -> Self::Point;
+
+    /// Projective to affine (one inversion).
+    fn to_affine(p: &Self::Point) -> Self::Affine;
+    /// Projective to affine for many points with one shared inversion.
+    fn batch_to_affine(points: &[Self::Point]) -> Vec<Self::Affine>;
+    /// Affine to projective.
+    fn from_affine(a: &Self::Affine) -> Self::Point;
+    /// Whether `a` is the identity.
+    fn is_identity(a: &Self::Affine) -> bool;
+
+    /// Canonical compressed encoding; appends [`Suite::POINT_LEN`] bytes. The identity
+    /// encodes as all zero bytes (it is never accepted back, see [`Suite::decode_point`]).
+    fn encode_point(a: &Self::Affine, out: &mut Vec<u8>);
+    /// Decodes a canonical compressed point; rejects the identity, non-canonical
+    /// field elements, points off the curve (and, for BLS12-381, outside the subgroup).
+    fn decode_point(bytes: &[u8]) -> Result<Self::Affine, DecodeError>;
+    /// x-coordinate as minimal big-endian bytes (Go's `big.Int.Bytes()`), used by the
+    /// NIZKP challenge hash of the spec.
+    fn x_bytes_minimal(a: &Self::Affine) -> Vec<u8>;
+
+    /// Canonical big-endian scalar encoding.
+    fn encode_scalar(s: &Self::Scalar) -> [u8; 32];
+    /// Decodes a canonical big-endian scalar (rejects values >= q).
+    fn decode_scalar(bytes: &[u8]) -> Result<Self::Scalar, DecodeError>;
+    /// Reduces a 256-bit big-endian integer mod q (for hash challenges).
+    fn scalar_from_hash(bytes: &[u8; 32]) -> Self::Scalar;
+
+    /// Constant-time `out[i] = f[i]*G + fp[i]*H` for secret scalars (single-threaded;
+    /// the caller splits work across threads).
+    fn ct_commit_batch(f: &[Self::Scalar], fp: &[Self::Scalar], out: &mut [Self::Affine]);
+    /// Constant-time `out[i] = s[i]*G` for secret scalars (single-threaded).
+    fn ct_mul_g_batch(s: &[Self::Scalar], out: &mut [Self::Affine]);
+    /// Constant-time `out[i] = s[i]*H` for secret scalars (single-threaded).
+    fn ct_mul_h_batch(s: &[Self::Scalar], out: &mut [Self::Affine]);
+
+    /// Variable-time multi-scalar multiplication `sum scalars[i]*points[i]` over PUBLIC
+    /// data, single-threaded. Equal lengths are the caller's contract.
+    fn vartime_msm(points: &[Self::Affine], scalars: &[Self::Scalar]) -> Self::Point;
+    /// As [`Suite::vartime_msm`], using all threads of the current rayon pool.
+    fn vartime_msm_par(points: &[Self::Affine], scalars: &[Self::Scalar]) -> Self::Point {
+        Self::vartime_msm(points, scalars)
+    }
+}
+
+/// Encodes a point to a fresh vector.
+pub fn point_bytes<S: Suite>(a: &Affine<S>) -> Vec<u8> {
+    let mut v = Vec::with_capacity(S::POINT_LEN);
+    S::encode_point(a, &mut v);
+    v
+}
+
+/// `x` as a scalar of `S` (node indexes, small integers).
+pub fn scalar_from_u64<S: Suite>(x: u64) -> Scalar<S> {
+    Scalar::<S>::from(x)
+}
+
+/// Reduces a 256-bit big-endian integer modulo the scalar field order, via
+/// `hi * 2^128 + lo` (exact for any field with q > 2^128).
+pub(crate) fn reduce_be_256<F: PrimeField>(bytes: &[u8; 32]) -> F {
+    let mut hi = [0u8; 16];
+    let mut lo = [0u8; 16];
+    hi.copy_from_slice(&bytes[..16]);
+    lo.copy_from_slice(&bytes[16..]);
+    let shift = F::from_u128(u128::MAX) + F::ONE; // 2^128
+    F::from_u128(u128::from_be_bytes(hi)) * shift + F::from_u128(u128::from_be_bytes(lo))
+}

@@ -1,0 +1,215 @@
+//! secp256k1 (k256) implementation of [`Suite`].
+
+use k256::elliptic_curve::ops::{MulByGenerator, Reduce};
+use k256::elliptic_curve::PrimeField;
+use k256::{FieldBytes, FieldElement, ProjectivePoint, Scalar, U256};
+
+use super::Suite;
+use crate::backend::secp256k1::point::Affine;
+use crate::error::DecodeError;
+
+/// Marker type for secp256k1, the curve of Torus user keys (Ethereum keys).
+///
+/// `H` is the spec's hash-to-point of `G.x` (see [`Secp256k1::H_X`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Secp256k1;
+
+impl Secp256k1 {
+    /// x-coordinate of H (big-endian hex in the spec, section 0).
+    pub const H_X: [u8; 32] =
+        hex32("bd48405ed3251dbb9f783c5a51cbf46016252921b268ebd47d0a0389f7b93cc1");
+    /// y-coordinate of H.
+    pub const H_Y: [u8; 32] =
+        hex32("8d8aca53b562a88df1b823928ff9ec96ea4daf03346e935544f104fe77898f45");
+
+    /// H as an affine point.
+    pub fn h_affine() -> Affine {
+        let x =
+            FieldElement::from_bytes(&FieldBytes::from(Self::H_X)).unwrap_or(FieldElement::ZERO);
+        let y =
+            FieldElement::from_bytes(&FieldBytes::from(Self::H_Y)).unwrap_or(FieldElement::ZERO);
+        Affine::new_unchecked(x, y)
+    }
+}
+
+const fn hex_nibble(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        _ => panic!("bad hex constant"),
+    }
+}
+
+/// Const hex decoding for the fixed constants above (evaluated at compile time).
+const fn hex32(s: &str) -> [u8; 32] {
+    let b = s.as_bytes();
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = (hex_nibble(b[2 * i]) << 4) | hex_nibble(b[2 * i + 1]);
+        i += 1;
+    }
+    out
+}
+
+/// `x^3 + 7`.
+fn curve_rhs(x: &FieldElement) -> FieldElement {
+    (x.square().mul(x) + FieldElement::from_u64(7)).normalize()
+}
+
+impl Suite for Secp256k1 {
+    const NAME: &'static str = "secp256k1";
+    const POINT_LEN: usize = 33;
+
+    type Scalar = Scalar;
+    type Point = ProjectivePoint;
+    type Affine = Affine;
+
+    fn h() -> ProjectivePoint {
+        Self::h_affine().to_projective()
+    }
+
+    fn to_affine(p: &ProjectivePoint) -> Affine {
+        Affine::from_projective(p)
+    }
+
+    fn batch_to_affine(points: &[ProjectivePoint]) -> Vec<Affine> {
+        Affine::batch_from_projective(points)
+    }
+
+    fn from_affine(a: &Affine) -> ProjectivePoint {
+        a.to_projective()
+    }
+
+    fn is_identity(a: &Affine) -> bool {
+        a.infinity
+    }
+
+    fn encode_point(a: &Affine, out: &mut Vec<u8>) {
+        if a.infinity {
+            out.extend_from_slice(&[0u8; 33]);
+            return;
+        }
+        out.push(if a.y_is_odd() { 3 } else { 2 });
+        out.extend_from_slice(&a.x_bytes());
+    }
+
+    fn decode_point(bytes: &[u8]) -> Result<Affine, DecodeError> {
+        let (tag, xb) = match bytes {
+            [tag, rest @ ..] if rest.len() == 32 => (*tag, rest),
+            _ => {
+                return Err(DecodeError::Length {
+                    what: "secp256k1 point",
+                    expected: 33,
+                    got: bytes.len(),
+                })
+            }
+        };
+        if bytes.iter().all(|b| *b == 0) {
+            return Err(DecodeError::Identity);
+        }
+        let odd = match tag {
+            2 => false,
+            3 => true,
+            _ => return Err(DecodeError::NonCanonical("secp256k1 point tag")),
+        };
+        let xb: [u8; 32] = xb
+            .try_into()
+            .map_err(|_| DecodeError::NonCanonical("secp256k1 x"))?;
+        let x = Option::<FieldElement>::from(FieldElement::from_bytes(&FieldBytes::from(xb)))
+            .ok_or(DecodeError::NonCanonical("secp256k1 x >= p"))?;
+        let y =
+            Option::<FieldElement>::from(curve_rhs(&x).sqrt()).ok_or(DecodeError::NotOnCurve)?;
+        let y = y.normalize();
+        let y = if bool::from(y.is_odd()) == odd {
+            y
+        } else {
+            y.negate(1).normalize()
+        };
+        Ok(Affine::new_unchecked(x, y))
+    }
+
+    fn x_bytes_minimal(a: &Affine) -> Vec<u8> {
+        let x = a.x_bytes();
+        let first = x.iter().position(|b| *b != 0).unwrap_or(x.len());
+        x.get(first..).unwrap_or(&[]).to_vec()
+    }
+
+    fn encode_scalar(s: &Scalar) -> [u8; 32] {
+        s.to_repr().into()
+    }
+
+    fn decode_scalar(bytes: &[u8]) -> Result<Scalar, DecodeError> {
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| DecodeError::Length {
+            what: "scalar",
+            expected: 32,
+            got: bytes.len(),
+        })?;
+        Option::from(Scalar::from_repr(FieldBytes::from(arr)))
+            .ok_or(DecodeError::NonCanonical("scalar >= q"))
+    }
+
+    fn scalar_from_hash(bytes: &[u8; 32]) -> Scalar {
+        <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(*bytes))
+    }
+
+    fn ct_commit_batch(f: &[Scalar], fp: &[Scalar], out: &mut [Affine]) {
+        let h = Self::h();
+        let pts: Vec<ProjectivePoint> = f
+            .iter()
+            .zip(fp)
+            .map(|(a, b)| ProjectivePoint::mul_by_generator(a) + h * b)
+            .collect();
+        for (o, p) in out.iter_mut().zip(Affine::batch_from_projective(&pts)) {
+            *o = p;
+        }
+    }
+
+    fn ct_mul_g_batch(s: &[Scalar], out: &mut [Affine]) {
+        let pts: Vec<ProjectivePoint> = s.iter().map(ProjectivePoint::mul_by_generator).collect();
+        for (o, p) in out.iter_mut().zip(Affine::batch_from_projective(&pts)) {
+            *o = p;
+        }
+    }
+
+    fn ct_mul_h_batch(s: &[Scalar], out: &mut [Affine]) {
+        let h = Self::h();
+        let pts: Vec<ProjectivePoint> = s.iter().map(|x| h * x).collect();
+        for (o, p) in out.iter_mut().zip(Affine::batch_from_projective(&pts)) {
+            *o = p;
+        }
+    }
+
+    fn vartime_msm(points: &[Affine], scalars: &[Scalar]) -> ProjectivePoint {
+        points
+            .iter()
+            .zip(scalars)
+            .map(|(p, s)| p.to_projective() * s)
+            .fold(ProjectivePoint::IDENTITY, |a, b| a + b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha3::{Digest, Keccak256};
+
+    /// H from the spec's definition: x = keccak256(Gx) as an integer; while x^3+7 is
+    /// not a square, x += 1; y = (x^3+7)^((p+1)/4) (k256's sqrt is that power).
+    #[test]
+    fn h_matches_spec_definition() {
+        let g = Affine::from_projective(&ProjectivePoint::GENERATOR);
+        let digest: [u8; 32] = Keccak256::digest(g.x_bytes()).into();
+        let mut x = FieldElement::from_bytes(&digest.into()).unwrap();
+        let y = loop {
+            if let Some(y) = Option::<FieldElement>::from(curve_rhs(&x).sqrt()) {
+                break y.normalize();
+            }
+            x = (x + FieldElement::ONE).normalize();
+        };
+        let h = Secp256k1::h_affine();
+        assert_eq!(<[u8; 32]>::from(x.to_bytes()), Secp256k1::H_X);
+        assert_eq!(<[u8; 32]>::from(y.to_bytes()), Secp256k1::H_Y);
+        assert_eq!(h, Affine::new_unchecked(x, y));
+    }
+}
