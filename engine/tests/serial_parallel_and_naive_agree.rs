@@ -25,7 +25,7 @@ fn secp256k1_kernels_match_naive() {
 
 #[test]
 fn bls12_381_kernels_match_naive() {
-    for len in [0usize, 1, 2, 3, 5, 130] {
+    for len in [0usize, 1, 2, 3, 5, 130, 2100] {
         check_kernels::<Bls12381>(&Engine::reference(), len);
         check_kernels::<Bls12381>(&Engine::parallel(), len);
     }

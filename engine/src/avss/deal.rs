@@ -11,6 +11,12 @@ use crate::poly::powers;
 use crate::secret::SecretVec;
 use crate::Engine;
 
+/// Per-key secrets `(s, s')` a reshare dealer fixes as `f[0][0]` and `f'[0][0]`.
+pub type SecretPair<'a, S> = (&'a [Scalar<S>], &'a [Scalar<S>]);
+
+type MutPair<'a, S> = (&'a mut [Scalar<S>], &'a mut [Scalar<S>]);
+type MutQuad<'a, S> = (MutPair<'a, S>, MutPair<'a, S>);
+
 /// One dealer's sharing of a batch of keys: secret polynomials plus public commitments.
 pub struct Dealing<S: Suite> {
     /// The dealer's 1-based index.
@@ -45,7 +51,7 @@ pub fn deal<S: Suite>(
     params: Params,
     dealer: u32,
     keys: usize,
-    secrets: Option<(&[Scalar<S>], &[Scalar<S>])>,
+    secrets: Option<SecretPair<'_, S>>,
     seed: [u8; 32],
 ) -> Result<Dealing<S>> {
     params.check_index(dealer)?;
@@ -85,7 +91,7 @@ pub fn deal<S: Suite>(
     {
         // Sample f and f' key by key (in parallel), each key from its own stream.
         let fps = fp.as_mut_slice();
-        let mut pairs: Vec<(&mut [Scalar<S>], &mut [Scalar<S>])> = f
+        let mut pairs: Vec<MutPair<'_, S>> = f
             .as_mut_slice()
             .chunks_mut(kk)
             .zip(fps.chunks_mut(kk))
@@ -165,12 +171,7 @@ impl<S: Suite> Dealing<S> {
         };
         let (f, fp) = (self.f.as_slice(), self.fp.as_slice());
         // One work item per key fills the four k-long vectors of that key.
-        let mut rows: Vec<(
-            &mut [Scalar<S>],
-            &mut [Scalar<S>],
-            &mut [Scalar<S>],
-            &mut [Scalar<S>],
-        )> = out
+        let mut rows: Vec<MutQuad<'_, S>> = out
             .a
             .as_mut_slice()
             .chunks_mut(k)
@@ -181,10 +182,9 @@ impl<S: Suite> Dealing<S> {
                     .chunks_mut(k)
                     .zip(out.bp.as_mut_slice().chunks_mut(k)),
             )
-            .map(|((a, ap), (b, bp))| (a, ap, b, bp))
             .collect();
         engine.chunks_mut(&mut rows, 64, |ci, chunk| {
-            for (off, (a, ap, b, bp)) in chunk.iter_mut().enumerate() {
+            for (off, ((a, ap), (b, bp))) in chunk.iter_mut().enumerate() {
                 let key = ci * 64 + off;
                 let (Some(fm), Some(fpm)) = (
                     f.get(key * kk..(key + 1) * kk),

@@ -12,7 +12,7 @@ mod deal;
 mod points;
 mod verify;
 
-pub use deal::{deal, deal_with_coefficients, Dealing};
+pub use deal::{deal, deal_with_coefficients, Dealing, SecretPair};
 pub use points::{check_points_with_slice, echo_points, recover_slice, verify_points, PointMsg};
 pub use verify::{check_send_structure, verify_sends, SendRef};
 

@@ -151,19 +151,24 @@ pub(crate) fn blst_msm(points: &[G1Affine], scalars: &[Scalar]) -> G1Projective 
         return G1Projective::identity();
     }
     let affine: Vec<blst::blst_p1_affine> = points.iter().take(n).map(|p| *p.as_ref()).collect();
-    let mut bytes = Vec::with_capacity(n * 32);
-    let mut nbits = 1usize;
-    for s in scalars.iter().take(n) {
-        let le = s.to_bytes_le();
-        let top = le
-            .iter()
-            .rposition(|b| *b != 0)
-            .map_or(0, |i| i * 8 + 8 - le[i].leading_zeros() as usize);
-        nbits = nbits.max(top);
-        bytes.extend_from_slice(&le);
-    }
-    if bytes.iter().all(|b| *b == 0) {
+    let le: Vec<[u8; 32]> = scalars.iter().take(n).map(Scalar::to_bytes_le).collect();
+    let nbits = le
+        .iter()
+        .map(|b| {
+            b.iter().rposition(|x| *x != 0).map_or(0, |i| {
+                i * 8 + 8 - b.get(i).map_or(8, |x| x.leading_zeros() as usize)
+            })
+        })
+        .max()
+        .unwrap_or(0);
+    if nbits == 0 {
         return G1Projective::identity();
+    }
+    // blst reads each scalar with a stride of ceil(nbits / 8) bytes.
+    let nbytes = nbits.div_ceil(8);
+    let mut bytes = Vec::with_capacity(n * nbytes);
+    for b in &le {
+        bytes.extend_from_slice(b.get(..nbytes).unwrap_or(b));
     }
     let r = affine.as_slice().mult(&bytes, nbits);
     blst_to_projective(&r)
@@ -198,7 +203,7 @@ mod tests {
 
     #[test]
     fn blst_msm_matches_naive() {
-        for n in [1usize, 2, 3, 17, 300] {
+        for n in [1usize, 2, 3, 17, 300, 4096] {
             let pts: Vec<G1Affine> = (0..n)
                 .map(|_| G1Projective::random(OsRng).to_affine())
                 .collect();
@@ -210,6 +215,18 @@ mod tests {
             if n > 2 {
                 sc[2] = Scalar::from(5u64);
             }
+            // Short scalars (the folded verification MSM's shape).
+            let short: Vec<Scalar> = sc
+                .iter()
+                .map(|s| Scalar::from(s.to_bytes_le()[0] as u64) * Scalar::from(u64::MAX))
+                .collect();
+            let naive_short = pts
+                .iter()
+                .zip(&short)
+                .fold(G1Projective::identity(), |a, (p, s)| {
+                    a + G1Projective::from(p) * s
+                });
+            assert_eq!(blst_msm(&pts, &short), naive_short, "short n={n}");
             let naive = pts
                 .iter()
                 .zip(&sc)

@@ -1,10 +1,11 @@
 //! secp256k1 (k256) implementation of [`Suite`].
 
-use k256::elliptic_curve::ops::{MulByGenerator, Reduce};
+use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::PrimeField;
 use k256::{FieldBytes, FieldElement, ProjectivePoint, Scalar, U256};
 
 use super::Suite;
+use crate::backend::secp256k1::fixed_base;
 use crate::backend::secp256k1::point::Affine;
 use crate::error::DecodeError;
 
@@ -154,30 +155,15 @@ impl Suite for Secp256k1 {
     }
 
     fn ct_commit_batch(f: &[Scalar], fp: &[Scalar], out: &mut [Affine]) {
-        let h = Self::h();
-        let pts: Vec<ProjectivePoint> = f
-            .iter()
-            .zip(fp)
-            .map(|(a, b)| ProjectivePoint::mul_by_generator(a) + h * b)
-            .collect();
-        for (o, p) in out.iter_mut().zip(Affine::batch_from_projective(&pts)) {
-            *o = p;
-        }
+        fixed_base::ct_commit_batch(f, fp, out);
     }
 
     fn ct_mul_g_batch(s: &[Scalar], out: &mut [Affine]) {
-        let pts: Vec<ProjectivePoint> = s.iter().map(ProjectivePoint::mul_by_generator).collect();
-        for (o, p) in out.iter_mut().zip(Affine::batch_from_projective(&pts)) {
-            *o = p;
-        }
+        fixed_base::ct_mul_g_batch(s, out);
     }
 
     fn ct_mul_h_batch(s: &[Scalar], out: &mut [Affine]) {
-        let h = Self::h();
-        let pts: Vec<ProjectivePoint> = s.iter().map(|x| h * x).collect();
-        for (o, p) in out.iter_mut().zip(Affine::batch_from_projective(&pts)) {
-            *o = p;
-        }
+        fixed_base::ct_mul_h_batch(s, out);
     }
 
     fn vartime_msm(points: &[Affine], scalars: &[Scalar]) -> ProjectivePoint {

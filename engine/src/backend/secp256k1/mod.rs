@@ -5,4 +5,5 @@
 //! - `fixed_base`: constant-time fixed-base multiplication of secret scalars by G and H.
 
 pub mod fixed_base;
+pub mod pippenger;
 pub mod point;

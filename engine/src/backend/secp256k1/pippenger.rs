@@ -1,0 +1,1217 @@
+//! Variable-time multi-scalar multiplication (MSM) on secp256k1 for **public data**.
+//!
+//! Computes `sum_i scalars[i] * points[i]` with Pippenger's bucket method. Every
+//! branch and memory access depends on the (public) inputs; never use this with
+//! secret scalars or points.
+//!
+//! # Algorithm
+//!
+//! 1. **Scalar length.** The cost is proportional to the bit length `b` of the
+//!    largest scalar (random-weight batch verification produces ~128-150-bit
+//!    scalars), so only `ceil((b + 1) / c)` windows of `c` bits are processed.
+//! 2. **GLV endomorphism** (optional, chosen by a cost model): for long scalars,
+//!    each `k` is split as `k = k1 + k2 * lambda (mod n)` with `|k1|, |k2| < 2^128`
+//!    and `lambda * (x, y) = (beta * x, y)`, turning `N` points of 256 bits into
+//!    `2N` points of 128 bits (signs folded into the points by negating `y`).
+//! 3. **Signed digits.** Each window value `v` in `[0, 2^c)` becomes a digit in
+//!    `[-2^(c-1), 2^(c-1)]` (carry = top bit of the previous window, which makes
+//!    each digit computable independently of the others), so a window needs only
+//!    `2^(c-1)` buckets; a negative digit adds the negated point.
+//! 4. **Bucket accumulation in batch-affine form.** Buckets are affine points,
+//!    small enough (`2^(c-1)` of them) to stay in L2. Points are streamed in input
+//!    order; an addition `bucket += +-P` is queued into a batch (an empty bucket is
+//!    simply assigned). When the batch holds `nb / 4` additions (at most 1024), all
+//!    of them are performed with affine formulas sharing one field inversion
+//!    (Montgomery's trick): about `5M + 1S` per addition plus `270M / batch`, versus
+//!    `~11M` for a mixed Jacobian addition. A bucket appears at most once per batch:
+//!    a point whose bucket is already pending is deferred to a small queue and
+//!    rescheduled after the next flush; if that queue is full (degenerate inputs,
+//!    e.g. many equal digits) the point goes to a Jacobian "overflow" bucket
+//!    instead, so the work stays linear. Exceptional pairs are handled exactly: the
+//!    fast path checks the product of all denominators once; if it is zero, the
+//!    batch is redone classifying each pair (`P + P` uses the tangent slope,
+//!    `P + (-P)` empties the bucket).
+//! 5. **Bucket reduction** `sum_j (j + 1) * B_j` by running sums in Jacobian
+//!    coordinates (mixed addition of the affine bucket into the running sum, full
+//!    addition of the running sum into the total), then Horner over the windows
+//!    (`c` doublings per window). Affine buckets and overflow buckets are summed.
+//! 6. **Parallelism** ([`vartime_msm_par`]): windows are independent and are spread
+//!    over rayon's pool, each task with its own preallocated scratch buffers; the
+//!    GLV split is parallel over chunks of points.
+//!
+//! The window width `c` and the GLV decision come from a simple operation-count
+//! model (see [`msm_plan`]) calibrated by benchmarks against arkworks.
+//!
+//! Field arithmetic uses k256's exposed 5x52 `FieldElement`. Its magnitude rules
+//! (multiplication inputs of magnitude <= 8; `negate(m)` requires magnitude <= m
+//! and returns `m + 1`) are tracked in comments; internal coordinates are kept
+//! weakly normalized (magnitude 1). Debug builds of k256 check the magnitudes.
+
+#![allow(clippy::op_ref)] // `a * &b` hits k256's #[inline(always)] impls; by-value ops are not marked inline.
+
+use super::point::Affine;
+use k256::{FieldBytes, FieldElement as Fe, ProjectivePoint, Scalar};
+
+#[cfg(feature = "parallel")]
+use rayon::prelude::*;
+
+// ---------------------------------------------------------------------------
+// Field helpers
+// ---------------------------------------------------------------------------
+
+/// `a - b` where `b` has magnitude at most `mb`; result magnitude `mag(a) + mb + 1`.
+#[inline(always)]
+fn fsub(a: &Fe, b: &Fe, mb: u32) -> Fe {
+    *a + &b.negate(mb)
+}
+
+/// True if `a == b` as field elements (both of magnitude <= 1).
+#[inline(always)]
+fn feq(a: &Fe, b: &Fe) -> bool {
+    bool::from(fsub(a, b, 1).normalizes_to_zero())
+}
+
+/// `beta`, the cube root of unity in the base field with `(beta * x, y) = lambda * (x, y)`.
+fn beta() -> Fe {
+    const BETA: [u8; 32] = [
+        0x7a, 0xe9, 0x6a, 0x2b, 0x65, 0x7c, 0x07, 0x10, 0x6e, 0x64, 0x47, 0x9e, 0xac, 0x34, 0x34,
+        0xe9, 0x9c, 0xf0, 0x49, 0x75, 0x12, 0xf5, 0x89, 0x95, 0xc1, 0x39, 0x6c, 0x28, 0x71, 0x95,
+        0x01, 0xee,
+    ];
+    Fe::from_bytes(&FieldBytes::from(BETA)).unwrap_or(Fe::ZERO)
+}
+
+// ---------------------------------------------------------------------------
+// Jacobian points (variable time), used for bucket reduction and window sums
+// ---------------------------------------------------------------------------
+
+/// Jacobian point `(X / Z^2, Y / Z^3)`; coordinates weakly normalized (magnitude 1).
+#[derive(Clone, Copy, Debug)]
+struct Jac {
+    x: Fe,
+    y: Fe,
+    z: Fe,
+    inf: bool,
+}
+
+impl Jac {
+    const INF: Jac = Jac {
+        x: Fe::ZERO,
+        y: Fe::ZERO,
+        z: Fe::ONE,
+        inf: true,
+    };
+
+    #[inline(always)]
+    fn from_affine(p: &Affine) -> Jac {
+        Jac {
+            x: p.x,
+            y: p.y,
+            z: Fe::ONE,
+            inf: p.infinity,
+        }
+    }
+
+    /// Doubling, `dbl-2009-l` (a = 0): 2M + 5S.
+    #[inline]
+    fn double(&self) -> Jac {
+        if self.inf {
+            return *self;
+        }
+        let a = self.x.square(); // 1
+        let b = self.y.square(); // 1
+        let c = b.square(); // 1
+                            // d = 2 * ((x + b)^2 - a - c)
+        let t = (self.x + &b).square(); // 1
+        let d = (t + &a.negate(1) + &c.negate(1)).normalize_weak().double(); // 2
+        let e = a.mul_single(3); // 3
+        let f = e.square(); // 1
+        let x3 = (f + &d.double().negate(4)).normalize_weak(); // 1 + 5 -> 1
+        let y3 = (e * &(d + &x3.negate(1)) + &c.mul_single(8).negate(8)).normalize_weak();
+        let z3 = (self.y * &self.z).double().normalize_weak();
+        Jac {
+            x: x3,
+            y: y3,
+            z: z3,
+            inf: false,
+        }
+    }
+
+    /// Mixed addition `self + q` with `q` affine (magnitude 1): 8M + 3S.
+    #[inline]
+    fn add_affine(&self, q: &Affine) -> Jac {
+        if q.infinity {
+            return *self;
+        }
+        if self.inf {
+            return Jac::from_affine(q);
+        }
+        let z1z1 = self.z.square();
+        let u2 = q.x * &z1z1;
+        let s2 = q.y * &(self.z * &z1z1);
+        let h = fsub(&u2, &self.x, 1); // 3
+        let r = fsub(&s2, &self.y, 1); // 3
+        if bool::from(h.normalizes_to_zero()) {
+            if bool::from(r.normalizes_to_zero()) {
+                return self.double();
+            }
+            return Jac::INF;
+        }
+        let h2 = h.square();
+        let h3 = h * &h2;
+        let v = self.x * &h2;
+        // x3 = r^2 - h3 - 2v: 1 + 2 + 3 = 6
+        let x3 = (r.square() + &h3.negate(1) + &v.double().negate(2)).normalize_weak();
+        // y3 = r (v - x3) - y h3: 1 + 2 = 3
+        let y3 = (r * &fsub(&v, &x3, 1) + &(self.y * &h3).negate(1)).normalize_weak();
+        let z3 = self.z * &h;
+        Jac {
+            x: x3,
+            y: y3,
+            z: z3,
+            inf: false,
+        }
+    }
+
+    /// Full addition, `add-1998-cmo-2`: 12M + 4S.
+    #[inline]
+    fn add(&self, q: &Jac) -> Jac {
+        if q.inf {
+            return *self;
+        }
+        if self.inf {
+            return *q;
+        }
+        let z1z1 = self.z.square();
+        let z2z2 = q.z.square();
+        let u1 = self.x * &z2z2;
+        let u2 = q.x * &z1z1;
+        let s1 = self.y * &(q.z * &z2z2);
+        let s2 = q.y * &(self.z * &z1z1);
+        let h = fsub(&u2, &u1, 1); // 3
+        let r = fsub(&s2, &s1, 1); // 3
+        if bool::from(h.normalizes_to_zero()) {
+            if bool::from(r.normalizes_to_zero()) {
+                return self.double();
+            }
+            return Jac::INF;
+        }
+        let h2 = h.square();
+        let h3 = h * &h2;
+        let v = u1 * &h2;
+        let x3 = (r.square() + &h3.negate(1) + &v.double().negate(2)).normalize_weak();
+        let y3 = (r * &fsub(&v, &x3, 1) + &(s1 * &h3).negate(1)).normalize_weak();
+        let z3 = (self.z * &q.z) * &h;
+        Jac {
+            x: x3,
+            y: y3,
+            z: z3,
+            inf: false,
+        }
+    }
+
+    /// Converts to k256's projective type (one inversion, then a byte round trip).
+    fn to_projective(self) -> ProjectivePoint {
+        if self.inf {
+            return ProjectivePoint::IDENTITY;
+        }
+        // z != 0 for finite Jacobian points produced above.
+        let zi = self.z.invert().unwrap_or(Fe::ZERO);
+        let zi2 = zi.square();
+        let x = self.x * &zi2;
+        let y = self.y * &(zi2 * &zi);
+        Affine::new_unchecked(x, y).to_projective()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Batch-affine bucket accumulation (Montgomery's trick)
+// ---------------------------------------------------------------------------
+
+const KIND_ADD: u8 = 0;
+const KIND_DBL: u8 = 1;
+const KIND_INF: u8 = 2;
+
+/// Sign flag in a scheduled point reference (`index | NEG`).
+const NEG: u32 = 1 << 31;
+/// "No digit" marker.
+const NONE: u32 = u32::MAX;
+
+/// `y` of `points[e]` with the sign of the reference `e` applied (magnitude 1).
+#[inline(always)]
+fn signed_y(p: &Affine, e: u32) -> Fe {
+    if e & NEG != 0 {
+        p.y.negate(1).normalize_weak()
+    } else {
+        p.y
+    }
+}
+
+/// For every `(b, e)` in `items` (distinct buckets `b`, all non-empty), sets
+/// `buckets[b] += +-points[e & !NEG]` with affine formulas sharing one inversion.
+/// `pre` and `kind` are scratch.
+///
+/// Fast path: assume every pair is a generic addition (`x` coordinates differ),
+/// which is checked once on the product of all denominators; if that product is
+/// zero (some pair is `P + P` or `P + (-P)`), nothing has been modified yet and
+/// the careful path classifies every pair.
+fn batch_add(
+    points: &[Affine],
+    items: &[(u32, u32)],
+    buckets: &mut [Affine],
+    pre: &mut Vec<Fe>,
+    kind: &mut Vec<u8>,
+) {
+    if !batch_add_generic(points, items, buckets, pre) {
+        batch_add_careful(points, items, buckets, pre, kind);
+    }
+}
+
+/// Batch addition assuming no exceptional pair; returns false (and modifies
+/// nothing) if some denominator is zero.
+#[allow(clippy::indexing_slicing)] // b < buckets.len() and e & !NEG < points.len() by construction.
+fn batch_add_generic(
+    points: &[Affine],
+    items: &[(u32, u32)],
+    buckets: &mut [Affine],
+    pre: &mut Vec<Fe>,
+) -> bool {
+    pre.clear();
+    let mut acc = Fe::ONE;
+    for &(b, e) in items {
+        let a = &buckets[b as usize];
+        let p = &points[(e & !NEG) as usize];
+        pre.push(acc);
+        acc *= &fsub(&p.x, &a.x, 1); // 3
+    }
+    if bool::from(acc.normalizes_to_zero()) {
+        return false;
+    }
+    let mut inv = acc.invert().unwrap_or(Fe::ZERO);
+    for (&(b, e), pre_i) in items.iter().zip(pre.iter()).rev() {
+        let p = &points[(e & !NEG) as usize];
+        let a = &mut buckets[b as usize];
+        let dx = fsub(&p.x, &a.x, 1); // 3
+        let di = inv * pre_i;
+        inv *= &dx;
+        let l = fsub(&signed_y(p, e), &a.y, 1) * &di;
+        let x3 = (l.square() + &(a.x + &p.x).negate(2)).normalize_weak();
+        let y3 = (l * &fsub(&a.x, &x3, 1) + &a.y.negate(1)).normalize_weak();
+        a.x = x3;
+        a.y = y3;
+    }
+    true
+}
+
+/// Batch addition handling the exceptional pairs (`P + P`, `P + (-P)`).
+#[allow(clippy::indexing_slicing)] // b < buckets.len() and e & !NEG < points.len() by construction.
+fn batch_add_careful(
+    points: &[Affine],
+    items: &[(u32, u32)],
+    buckets: &mut [Affine],
+    pre: &mut Vec<Fe>,
+    kind: &mut Vec<u8>,
+) {
+    pre.clear();
+    kind.clear();
+    let mut acc = Fe::ONE;
+    for &(b, e) in items {
+        let a = &buckets[b as usize];
+        let p = &points[(e & !NEG) as usize];
+        pre.push(acc);
+        let dx = fsub(&p.x, &a.x, 1); // 3
+        let k = if bool::from(dx.normalizes_to_zero()) {
+            if feq(&a.y, &signed_y(p, e)) {
+                acc *= &a.y.double(); // y != 0: the curve has no 2-torsion
+                KIND_DBL
+            } else {
+                KIND_INF
+            }
+        } else {
+            acc *= dx;
+            KIND_ADD
+        };
+        kind.push(k);
+    }
+    // `acc` is a product of non-zero elements, so it is invertible.
+    let mut inv = acc.invert().unwrap_or(Fe::ZERO);
+    for (i, &(b, e)) in items.iter().enumerate().rev() {
+        let p = &points[(e & !NEG) as usize];
+        let a = &mut buckets[b as usize];
+        match kind[i] {
+            KIND_ADD => {
+                let dx = fsub(&p.x, &a.x, 1); // 3
+                let di = inv * &pre[i];
+                inv *= &dx;
+                let l = fsub(&signed_y(p, e), &a.y, 1) * &di;
+                let x3 = (l.square() + &(a.x + &p.x).negate(2)).normalize_weak();
+                let y3 = (l * &fsub(&a.x, &x3, 1) + &a.y.negate(1)).normalize_weak();
+                a.x = x3;
+                a.y = y3;
+            }
+            KIND_DBL => {
+                let den = a.y.double(); // 2
+                let di = inv * &pre[i];
+                inv *= &den;
+                let l = a.x.square().mul_single(3) * &di;
+                let x3 = (l.square() + &a.x.double().negate(2)).normalize_weak();
+                let y3 = (l * &fsub(&a.x, &x3, 1) + &a.y.negate(1)).normalize_weak();
+                a.x = x3;
+                a.y = y3;
+            }
+            _ => *a = Affine::IDENTITY,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Per-window bucket accumulation
+// ---------------------------------------------------------------------------
+
+/// Batch size = reachable buckets / BATCH_DIV (bounded by MAX_BATCH): a new
+/// point hits a bucket that is already pending with probability < 1/BATCH_DIV.
+const BATCH_DIV: usize = 4;
+const MAX_BATCH: usize = 1024;
+
+/// Reusable buffers for one window computation; sized by the bucket count, not by
+/// the number of points (no per-point allocation, cache-resident buckets).
+struct Scratch {
+    /// Affine buckets (the batch-affine accumulators).
+    buckets: Vec<Affine>,
+    /// `busy[b] == epoch` while bucket `b` has a pending addition in the batch.
+    busy: Vec<u32>,
+    epoch: u32,
+    /// Jacobian overflow buckets for additions that could not be batched.
+    ovf: Vec<Jac>,
+    ovf_used: Vec<u32>,
+    /// Pending additions `(bucket, point | NEG)`.
+    batch: Vec<(u32, u32)>,
+    /// Additions deferred because their bucket was busy.
+    queue: Vec<(u32, u32)>,
+    requeue: Vec<(u32, u32)>,
+    pre: Vec<Fe>,
+    kind: Vec<u8>,
+    /// Target batch size and queue capacity.
+    batch_size: usize,
+}
+
+impl Scratch {
+    fn new(nb: usize) -> Scratch {
+        let batch_size = (nb / BATCH_DIV).clamp(8, MAX_BATCH);
+        Scratch {
+            buckets: vec![Affine::IDENTITY; nb],
+            busy: vec![0; nb],
+            epoch: 0,
+            ovf: vec![Jac::INF; nb],
+            ovf_used: Vec::new(),
+            batch: Vec::with_capacity(2 * MAX_BATCH),
+            queue: Vec::with_capacity(MAX_BATCH),
+            requeue: Vec::with_capacity(MAX_BATCH),
+            pre: Vec::with_capacity(2 * MAX_BATCH),
+            kind: Vec::with_capacity(2 * MAX_BATCH),
+            batch_size,
+        }
+    }
+
+    /// Starts a new window: all buckets empty, nothing pending.
+    #[allow(clippy::indexing_slicing)] // ovf_used holds bucket ids < nb.
+    fn reset(&mut self) {
+        self.buckets.fill(Affine::IDENTITY);
+        for &b in &self.ovf_used {
+            self.ovf[b as usize] = Jac::INF;
+        }
+        self.ovf_used.clear();
+        self.batch.clear();
+        self.queue.clear();
+        self.next_epoch();
+    }
+
+    fn next_epoch(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.busy.fill(0);
+            self.epoch = 1;
+        }
+    }
+
+    /// Adds `+-points[e]` to bucket `b` now (empty bucket) or in the next batch.
+    /// The caller has checked that `b` is not busy.
+    #[inline(always)]
+    #[allow(clippy::indexing_slicing)] // b < nb, e & !NEG < points.len().
+    fn schedule(&mut self, points: &[Affine], b: u32, e: u32) {
+        let bucket = &mut self.buckets[b as usize];
+        if bucket.infinity {
+            let p = &points[(e & !NEG) as usize];
+            *bucket = Affine {
+                x: p.x,
+                y: signed_y(p, e),
+                infinity: false,
+            };
+        } else {
+            self.busy[b as usize] = self.epoch;
+            self.batch.push((b, e));
+        }
+    }
+
+    /// Adds `+-points[e]` to the Jacobian overflow bucket `b` (rare path).
+    #[allow(clippy::indexing_slicing)] // b < nb, e & !NEG < points.len().
+    fn overflow(&mut self, points: &[Affine], b: u32, e: u32) {
+        let p = &points[(e & !NEG) as usize];
+        let q = Affine {
+            x: p.x,
+            y: signed_y(p, e),
+            infinity: false,
+        };
+        let o = &mut self.ovf[b as usize];
+        if o.inf {
+            self.ovf_used.push(b);
+        }
+        *o = o.add_affine(&q);
+    }
+
+    /// Performs the pending batch, then reschedules the deferred additions.
+    #[allow(clippy::indexing_slicing)] // bucket ids < nb.
+    fn flush(&mut self, points: &[Affine]) {
+        batch_add(
+            points,
+            &self.batch,
+            &mut self.buckets,
+            &mut self.pre,
+            &mut self.kind,
+        );
+        self.batch.clear();
+        self.next_epoch();
+        core::mem::swap(&mut self.queue, &mut self.requeue);
+        let mut i = 0;
+        while i < self.requeue.len() {
+            let (b, e) = self.requeue[i];
+            if self.busy[b as usize] == self.epoch {
+                self.queue.push((b, e));
+            } else {
+                self.schedule(points, b, e);
+            }
+            i += 1;
+        }
+        self.requeue.clear();
+    }
+}
+
+/// Extracts `c <= 16` bits of `k` starting at bit `off` (bits beyond the limbs are 0).
+#[inline(always)]
+#[allow(clippy::indexing_slicing)] // limb indices are checked against L.
+fn bits<const L: usize>(k: &[u64; L], off: usize, c: usize) -> u32 {
+    let limb = off / 64;
+    let sh = off % 64;
+    if limb >= L {
+        return 0;
+    }
+    let mut v = k[limb] >> sh;
+    if sh + c > 64 && limb + 1 < L {
+        v |= k[limb + 1] << (64 - sh);
+    }
+    (v & ((1u64 << c) - 1)) as u32
+}
+
+/// Signed digit of window `w` (width `c`), encoded as `bucket | NEG` or `NONE`.
+///
+/// With `v` the window's bits and `cin` the top bit of the previous window, the
+/// digit is `v + cin - 2^c * [v >= 2^(c-1)]`, in `[-2^(c-1), 2^(c-1)]`; summing
+/// `digit_w * 2^(c w)` telescopes back to the scalar.
+#[inline(always)]
+fn digit<const L: usize>(k: &[u64; L], w: usize, c: usize) -> u32 {
+    let off = w * c;
+    let v = bits(k, off, c);
+    let cin = if off == 0 { 0 } else { bits(k, off - 1, 1) };
+    let neg = v >> (c - 1); // 1 iff v >= 2^(c-1)
+                            // Signed digit v + cin - neg * 2^c, as (magnitude, sign), branch-free.
+    let sd = (v + cin) as i32 - ((neg as i32) << c);
+    let m = sd.unsigned_abs();
+    if m == 0 {
+        NONE
+    } else {
+        (m - 1) | (neg << 31)
+    }
+}
+
+/// `sum_i digit_w(k_i) * P_i` for window `w`, in Jacobian coordinates.
+#[allow(clippy::indexing_slicing)] // bucket ids < nb = buckets.len().
+fn window_sum<const L: usize>(
+    points: &[Affine],
+    scalars: &[[u64; L]],
+    w: usize,
+    c: usize,
+    bits_total: usize,
+    s: &mut Scratch,
+) -> Jac {
+    s.reset();
+    // Buckets reachable in this window (the top window may be narrower).
+    let width = (bits_total + 1).saturating_sub(w * c).min(c);
+    let nb_eff = 1usize << width.saturating_sub(1);
+    let bsz = (nb_eff / BATCH_DIV).clamp(8, MAX_BATCH);
+    s.batch_size = bsz;
+    for (i, (p, k)) in points.iter().zip(scalars).enumerate() {
+        let d = digit(k, w, c);
+        if d == NONE || p.infinity {
+            continue;
+        }
+        let b = d & !NEG;
+        let e = (i as u32) | (d & NEG);
+        if s.busy[b as usize] == s.epoch {
+            if s.queue.len() < bsz {
+                s.queue.push((b, e));
+            } else {
+                s.overflow(points, b, e);
+            }
+            continue;
+        }
+        s.schedule(points, b, e);
+        if s.batch.len() >= bsz {
+            s.flush(points);
+        }
+    }
+    // Drain: keep batching while batches stay worthwhile, then finish in Jacobian.
+    while !s.batch.is_empty() || !s.queue.is_empty() {
+        if s.batch.len() < 8 {
+            let mut pending = core::mem::take(&mut s.batch);
+            pending.append(&mut s.queue);
+            for &(b, e) in &pending {
+                s.overflow(points, b, e);
+            }
+            pending.clear();
+            s.batch = pending;
+            break;
+        }
+        s.flush(points);
+    }
+    // Running-sum reduction: sum_b (b + 1) * (B_b + O_b).
+    let mut running = Jac::INF;
+    let mut sum = Jac::INF;
+    let top = s
+        .buckets
+        .iter()
+        .zip(&s.ovf)
+        .rposition(|(a, o)| !a.infinity || !o.inf)
+        .map_or(0, |t| t + 1);
+    for (bucket, o) in s.buckets[..top].iter().zip(&s.ovf[..top]).rev() {
+        running = running.add_affine(bucket);
+        if !o.inf {
+            running = running.add(o);
+        }
+        sum = sum.add(&running);
+    }
+    sum
+}
+
+// ---------------------------------------------------------------------------
+// Planning: window width and GLV decision
+// ---------------------------------------------------------------------------
+
+/// Relative cost of one bucket (running-sum) step vs one batch-affine addition.
+const BUCKET_COST: f64 = 4.0;
+/// Relative cost of one field inversion vs one batch-affine addition (~270M vs ~6M).
+const INV_COST: f64 = 45.0;
+/// Relative per-point cost of the GLV split (decomposition + point copies), in additions.
+const GLV_COST: f64 = 2.0;
+
+/// Best window width and modelled cost for `n` points of `bits` bits.
+fn best_window(n: usize, bits: usize) -> (usize, f64) {
+    let mut best = (2usize, f64::INFINITY);
+    for c in 2..=16usize {
+        let nw = (bits + 1).div_ceil(c) as f64;
+        let nb = 1usize << (c - 1);
+        // One shared inversion per batch: amortized INV_COST / batch per addition.
+        let batch = (nb / BATCH_DIV).clamp(8, MAX_BATCH) as f64;
+        let per_add = 1.0 + INV_COST / batch;
+        let cost = nw * (n as f64 * per_add + BUCKET_COST * nb as f64);
+        if cost < best.1 {
+            best = (c, cost);
+        }
+    }
+    best
+}
+
+/// The plan: `(use_glv, window width)`.
+fn plan(n: usize, bits: usize) -> (bool, usize) {
+    let (c_plain, cost_plain) = best_window(n, bits);
+    if bits <= 128 {
+        return (false, c_plain);
+    }
+    let (c_glv, cost_glv) = best_window(2 * n, 128);
+    if cost_glv + GLV_COST * (n as f64) < cost_plain {
+        (true, c_glv)
+    } else {
+        (false, c_plain)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Scalars and GLV decomposition
+// ---------------------------------------------------------------------------
+
+/// Little-endian 64-bit limbs of a scalar.
+fn limbs(s: &Scalar) -> [u64; 4] {
+    let b = s.to_bytes();
+    let mut out = [0u64; 4];
+    for (i, chunk) in b.chunks_exact(8).enumerate() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        // big-endian bytes: chunk 0 is the most significant limb
+        out[3 - i] = u64::from_be_bytes(w);
+    }
+    out
+}
+
+fn bit_len<const L: usize>(k: &[u64; L]) -> usize {
+    for i in (0..L).rev() {
+        if k[i] != 0 {
+            return 64 * i + 64 - k[i].leading_zeros() as usize;
+        }
+    }
+    0
+}
+
+/// `g1 = round(2^384 * b2 / n)` (little-endian limbs).
+const G1: [u64; 4] = [
+    0xe893209a45dbb031,
+    0x3daa8a1471e8ca7f,
+    0xe86c90e49284eb15,
+    0x3086d221a7d46bcd,
+];
+/// `g2 = round(2^384 * (-b1) / n)`.
+const G2: [u64; 4] = [
+    0x1571b4ae8ac47f71,
+    0x221208ac9df506c6,
+    0x6f547fa90abfe4c4,
+    0xe4437ed6010e8828,
+];
+/// `-b1`.
+const MINUS_B1: [u64; 3] = [0x6f547fa90abfe4c3, 0xe4437ed6010e8828, 0];
+/// `b2 = a1`.
+const B2: [u64; 3] = [0xe86c90e49284eb15, 0x3086d221a7d46bcd, 0];
+/// `a2`.
+const A2: [u64; 3] = [0x57c1108d9d44cfd8, 0x14ca50f7a8e2f3f6, 0x1];
+
+/// `round(k * g / 2^384)` as 192-bit limbs.
+fn mul_shift_384(k: &[u64; 4], g: &[u64; 4]) -> [u64; 3] {
+    let mut t = [0u64; 8];
+    for i in 0..4 {
+        let mut carry = 0u128;
+        for j in 0..4 {
+            let v = (k[i] as u128) * (g[j] as u128) + t[i + j] as u128 + carry;
+            t[i + j] = v as u64;
+            carry = v >> 64;
+        }
+        t[i + 4] = carry as u64;
+    }
+    let round = t[5] >> 63;
+    let (lo, c0) = t[6].overflowing_add(round);
+    let (hi, c1) = t[7].overflowing_add(c0 as u64);
+    [lo, hi, c1 as u64]
+}
+
+/// `a * b mod 2^192`.
+fn mul_lo3(a: &[u64; 3], b: &[u64; 3]) -> [u64; 3] {
+    let mut t = [0u64; 3];
+    for i in 0..3 {
+        let mut carry = 0u128;
+        for j in 0..(3 - i) {
+            let v = (a[i] as u128) * (b[j] as u128) + t[i + j] as u128 + carry;
+            t[i + j] = v as u64;
+            carry = v >> 64;
+        }
+    }
+    t
+}
+
+fn sub3(a: &[u64; 3], b: &[u64; 3]) -> [u64; 3] {
+    let (r0, b0) = a[0].overflowing_sub(b[0]);
+    let (r1, b1a) = a[1].overflowing_sub(b[1]);
+    let (r1, b1b) = r1.overflowing_sub(b0 as u64);
+    let r2 = a[2].wrapping_sub(b[2]).wrapping_sub((b1a || b1b) as u64);
+    [r0, r1, r2]
+}
+
+/// Splits a 192-bit two's-complement value with `|v| < 2^128` into (negative, |v|).
+fn sign_abs(v: &[u64; 3]) -> (bool, [u64; 2]) {
+    if v[2] >> 63 == 1 {
+        let n = sub3(&[0, 0, 0], v);
+        (true, [n[0], n[1]])
+    } else {
+        (false, [v[0], v[1]])
+    }
+}
+
+/// GLV split `k = k1 + k2 * lambda (mod n)` with `|k1|, |k2| < 2^128`, returned as
+/// (sign, magnitude) pairs.
+fn glv_decompose(k: &[u64; 4]) -> ((bool, [u64; 2]), (bool, [u64; 2])) {
+    let c1 = mul_shift_384(k, &G1);
+    let c2 = mul_shift_384(k, &G2);
+    // k2 = c1 * (-b1) - c2 * b2 ; k1 = k - c1 * a1 - c2 * a2 (a1 = b2), all mod 2^192.
+    let k2 = sub3(&mul_lo3(&c1, &MINUS_B1), &mul_lo3(&c2, &B2));
+    let klo = [k[0], k[1], k[2]];
+    let k1 = sub3(&sub3(&klo, &mul_lo3(&c1, &B2)), &mul_lo3(&c2, &A2));
+    (sign_abs(&k1), sign_abs(&k2))
+}
+
+/// GLV expansion of `(p, k)`: `[(+-p, |k1|), (+-phi(p), |k2|)]` with
+/// `phi(x, y) = (beta x, y) = lambda p`.
+#[inline]
+fn glv_expand(p: &Affine, k: &[u64; 4], beta: &Fe) -> ([Affine; 2], [[u64; 2]; 2]) {
+    let ((n1, k1), (n2, k2)) = glv_decompose(k);
+    let neg_y = p.y.negate(1).normalize_weak();
+    let p0 = Affine {
+        x: p.x,
+        y: if n1 { neg_y } else { p.y },
+        infinity: p.infinity,
+    };
+    let p1 = Affine {
+        x: (p.x * beta).normalize_weak(),
+        y: if n2 { neg_y } else { p.y },
+        infinity: p.infinity,
+    };
+    ([p0, p1], [k1, k2])
+}
+
+// ---------------------------------------------------------------------------
+// Drivers
+// ---------------------------------------------------------------------------
+
+/// Horner combination of window sums: `sum_w 2^(c w) * sums[w]`.
+fn combine(sums: &[Jac], c: usize) -> ProjectivePoint {
+    let mut acc = Jac::INF;
+    for s in sums.iter().rev() {
+        for _ in 0..c {
+            acc = acc.double();
+        }
+        acc = acc.add(s);
+    }
+    acc.to_projective()
+}
+
+fn prepare(points: &[Affine], scalars: &[Scalar]) -> (Vec<[u64; 4]>, usize) {
+    let ks: Vec<[u64; 4]> = scalars.iter().map(limbs).collect();
+    let bits = points
+        .iter()
+        .zip(&ks)
+        .filter(|(p, _)| !p.infinity)
+        .map(|(_, k)| bit_len(k))
+        .max()
+        .unwrap_or(0);
+    (ks, bits)
+}
+
+/// GLV-expands all inputs: `2n` points and 128-bit scalars (interleaved pairs).
+fn glv_inputs(
+    points: &[Affine],
+    ks: &[[u64; 4]],
+    par: bool,
+) -> (Vec<[Affine; 2]>, Vec<[[u64; 2]; 2]>) {
+    let b = beta();
+    #[cfg(feature = "parallel")]
+    if par {
+        return points
+            .par_iter()
+            .zip(ks.par_iter())
+            .with_min_len(1024)
+            .map(|(p, k)| glv_expand(p, k, &b))
+            .unzip();
+    }
+    let _ = par;
+    points
+        .iter()
+        .zip(ks)
+        .map(|(p, k)| glv_expand(p, k, &b))
+        .unzip()
+}
+
+fn msm_limbs<const L: usize>(
+    points: &[Affine],
+    scalars: &[[u64; L]],
+    bits: usize,
+    c: usize,
+    par: bool,
+) -> ProjectivePoint {
+    let nw = (bits + 1).div_ceil(c);
+    #[cfg(feature = "parallel")]
+    if par {
+        let sums: Vec<Jac> = (0..nw)
+            .into_par_iter()
+            .map_init(
+                || Scratch::new(1 << (c - 1)),
+                |s, w| window_sum(points, scalars, w, c, bits, s),
+            )
+            .collect();
+        return combine(&sums, c);
+    }
+    let _ = par;
+    let mut s = Scratch::new(1 << (c - 1));
+    let sums: Vec<Jac> = (0..nw)
+        .map(|w| window_sum(points, scalars, w, c, bits, &mut s))
+        .collect();
+    combine(&sums, c)
+}
+
+/// Shared driver; `force` overrides the planner's `(use_glv, window)` (tests, benches).
+fn msm_impl(
+    points: &[Affine],
+    scalars: &[Scalar],
+    par: bool,
+    force: Option<(bool, usize)>,
+) -> ProjectivePoint {
+    debug_assert_eq!(points.len(), scalars.len());
+    let n = points.len().min(scalars.len());
+    let (Some(points), Some(scalars)) = (points.get(..n), scalars.get(..n)) else {
+        return ProjectivePoint::IDENTITY;
+    };
+    let (ks, bits) = prepare(points, scalars);
+    if bits == 0 {
+        return ProjectivePoint::IDENTITY;
+    }
+    let (glv, c) = force.unwrap_or_else(|| plan(n, bits));
+    let c = c.clamp(2, 16);
+    if glv {
+        let (gp, gk) = glv_inputs(points, &ks, par);
+        msm_limbs(gp.as_flattened(), gk.as_flattened(), 128, c, par)
+    } else {
+        msm_limbs(points, &ks, bits, c, par)
+    }
+}
+
+/// Serial variable-time MSM: `sum_i scalars[i] * points[i]`. Public data only.
+///
+/// Callers guarantee equal lengths (debug-asserted); otherwise the MSM over the
+/// common prefix is returned. Never panics.
+pub fn vartime_msm(points: &[Affine], scalars: &[Scalar]) -> ProjectivePoint {
+    msm_impl(points, scalars, false, None)
+}
+
+/// Parallel (rayon) variable-time MSM; returns the same group element as
+/// [`vartime_msm`]. Public data only. Without the `parallel` feature it is the
+/// serial algorithm.
+pub fn vartime_msm_par(points: &[Affine], scalars: &[Scalar]) -> ProjectivePoint {
+    msm_impl(points, scalars, true, None)
+}
+
+/// [`vartime_msm`] / [`vartime_msm_par`] with an explicit `(use_glv, window_bits)`
+/// plan instead of the cost model (for tuning and tests).
+pub fn vartime_msm_with_plan(
+    points: &[Affine],
+    scalars: &[Scalar],
+    par: bool,
+    use_glv: bool,
+    window_bits: usize,
+) -> ProjectivePoint {
+    msm_impl(points, scalars, par, Some((use_glv, window_bits)))
+}
+
+/// The `(use_glv, window_bits)` plan chosen for `n` points with `bits`-bit scalars.
+pub fn msm_plan(n: usize, bits: usize) -> (bool, usize) {
+    plan(n, bits)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use k256::elliptic_curve::{Field, PrimeField};
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn rng(seed: u64) -> ChaCha20Rng {
+        ChaCha20Rng::seed_from_u64(seed)
+    }
+
+    fn random_points(n: usize, r: &mut ChaCha20Rng) -> Vec<Affine> {
+        if n == 0 {
+            return Vec::new(); // k256's batch_normalize panics on an empty slice
+        }
+        // A random start and random small steps keep generation cheap.
+        let step = ProjectivePoint::GENERATOR * Scalar::random(&mut *r);
+        let mut acc = ProjectivePoint::GENERATOR * &Scalar::random(&mut *r);
+        let mut proj = Vec::with_capacity(n);
+        for _ in 0..n {
+            proj.push(acc);
+            acc += step;
+        }
+        Affine::batch_from_projective(&proj)
+    }
+
+    fn random_scalars(n: usize, r: &mut ChaCha20Rng) -> Vec<Scalar> {
+        (0..n).map(|_| Scalar::random(&mut *r)).collect()
+    }
+
+    /// A uniformly random scalar below 2^bits.
+    fn short_scalar(bits: usize, r: &mut ChaCha20Rng) -> Scalar {
+        let s = Scalar::random(&mut *r);
+        let mut b = s.to_bytes();
+        let clear = 256 - bits;
+        for (i, byte) in b.iter_mut().enumerate() {
+            let lo = i * 8; // bits [lo, lo + 8) from the top
+            if lo + 8 <= clear {
+                *byte = 0;
+            } else if lo < clear {
+                *byte &= 0xff >> (clear - lo);
+            }
+        }
+        Option::from(Scalar::from_repr(b)).unwrap()
+    }
+
+    fn naive(points: &[Affine], scalars: &[Scalar]) -> ProjectivePoint {
+        points
+            .iter()
+            .zip(scalars)
+            .fold(ProjectivePoint::IDENTITY, |acc, (p, s)| {
+                acc + p.to_projective() * s
+            })
+    }
+
+    fn check(points: &[Affine], scalars: &[Scalar]) {
+        let want = naive(points, scalars);
+        assert_eq!(
+            vartime_msm(points, scalars),
+            want,
+            "serial, n={}",
+            points.len()
+        );
+        assert_eq!(
+            vartime_msm_par(points, scalars),
+            want,
+            "par, n={}",
+            points.len()
+        );
+    }
+
+    fn check_all_plans(points: &[Affine], scalars: &[Scalar]) {
+        let want = naive(points, scalars);
+        for glv in [false, true] {
+            for c in [2, 3, 5, 8, 11, 13, 16] {
+                for par in [false, true] {
+                    let got = vartime_msm_with_plan(points, scalars, par, glv, c);
+                    assert_eq!(got, want, "glv={glv} c={c} par={par} n={}", points.len());
+                }
+            }
+        }
+    }
+
+    fn minus_one() -> Scalar {
+        -Scalar::ONE
+    }
+
+    #[test]
+    fn random_sizes() {
+        let mut r = rng(1);
+        for n in [0usize, 1, 2, 3, 100, 1000, 5000] {
+            let p = random_points(n, &mut r);
+            let s = random_scalars(n, &mut r);
+            check(&p, &s);
+        }
+    }
+
+    #[test]
+    fn short_scalars() {
+        let mut r = rng(2);
+        for n in [1usize, 3, 100, 1000, 5000] {
+            let p = random_points(n, &mut r);
+            let s: Vec<Scalar> = (0..n).map(|_| short_scalar(141, &mut r)).collect();
+            check(&p, &s);
+        }
+        let p = random_points(300, &mut r);
+        for bits in [1usize, 7, 64, 127, 128, 129, 200] {
+            let s: Vec<Scalar> = (0..300).map(|_| short_scalar(bits, &mut r)).collect();
+            check(&p, &s);
+        }
+    }
+
+    #[test]
+    fn all_plans_small() {
+        let mut r = rng(3);
+        let p = random_points(200, &mut r);
+        let s = random_scalars(200, &mut r);
+        check_all_plans(&p, &s);
+        let s: Vec<Scalar> = (0..200).map(|_| short_scalar(141, &mut r)).collect();
+        check_all_plans(&p, &s);
+    }
+
+    #[test]
+    fn special_scalars() {
+        let mut r = rng(4);
+        let p = random_points(64, &mut r);
+        // zero, one, q - 1
+        for s in [Scalar::ZERO, Scalar::ONE, minus_one()] {
+            let sc = vec![s; 64];
+            check(&p, &sc);
+            check_all_plans(&p[..5], &sc[..5]);
+        }
+        // mixture incl. 2^255-ish and small values
+        let mut sc = random_scalars(64, &mut r);
+        sc[0] = Scalar::ZERO;
+        sc[1] = Scalar::ONE;
+        sc[2] = minus_one();
+        sc[3] = Scalar::from(2u64);
+        sc[4] = -Scalar::from(2u64);
+        sc[5] = Scalar::from(u64::MAX);
+        check(&p, &sc);
+        check_all_plans(&p, &sc);
+        // all scalars equal (random)
+        let s = Scalar::random(&mut r);
+        check(&p, &vec![s; 64]);
+    }
+
+    #[test]
+    fn identity_points() {
+        let mut r = rng(5);
+        let mut p = random_points(100, &mut r);
+        let s = random_scalars(100, &mut r);
+        for i in (0..100).step_by(3) {
+            p[i] = Affine::IDENTITY;
+        }
+        check(&p, &s);
+        check_all_plans(&p, &s);
+        let all_inf = vec![Affine::IDENTITY; 50];
+        check(&all_inf, &s[..50]);
+    }
+
+    #[test]
+    fn repeated_and_negated_points() {
+        let mut r = rng(6);
+        let base = random_points(3, &mut r);
+        // Same point many times with equal scalars: P == Q in every bucket (doubling path).
+        let p = vec![base[0]; 300];
+        let s = vec![Scalar::random(&mut r); 300];
+        check(&p, &s);
+        check_all_plans(&p[..40], &s[..40]);
+        // Same point, random scalars.
+        let s2 = random_scalars(300, &mut r);
+        check(&p, &s2);
+        // P and -P with equal scalars: P == -Q inside buckets; total is zero.
+        let mut pn = Vec::new();
+        for _ in 0..100 {
+            pn.push(base[1]);
+            pn.push(base[1].neg());
+        }
+        let s3 = vec![Scalar::random(&mut r); 200];
+        assert_eq!(vartime_msm(&pn, &s3), ProjectivePoint::IDENTITY);
+        check(&pn, &s3);
+        check_all_plans(&pn[..30], &s3[..30]);
+        // Mixed: P, -P, P, P, Q ... with small scalars.
+        let mix: Vec<Affine> = (0..500)
+            .map(|i| match i % 5 {
+                0 | 2 | 3 => base[2],
+                1 => base[2].neg(),
+                _ => base[0],
+            })
+            .collect();
+        let small: Vec<Scalar> = (0..500).map(|i| Scalar::from((i % 7) as u64)).collect();
+        check(&mix, &small);
+        check_all_plans(&mix[..60], &small[..60]);
+    }
+
+    #[test]
+    fn few_distinct_digits_use_overflow_path() {
+        // Tiny scalars: only a handful of buckets, so most additions conflict and
+        // take the deferred-queue and Jacobian-overflow paths.
+        let mut r = rng(11);
+        let p = random_points(2000, &mut r);
+        let s: Vec<Scalar> = (0..2000u64).map(|i| Scalar::from(i % 5)).collect();
+        check(&p, &s);
+        let s: Vec<Scalar> = (0..2000u64).map(|i| -Scalar::from(1 + i % 3)).collect();
+        check(&p, &s);
+    }
+
+    #[test]
+    fn serial_equals_parallel_large() {
+        let mut r = rng(7);
+        let p = random_points(3000, &mut r);
+        let s = random_scalars(3000, &mut r);
+        assert_eq!(vartime_msm(&p, &s), vartime_msm_par(&p, &s));
+    }
+
+    #[test]
+    fn mismatched_lengths_use_prefix() {
+        if cfg!(debug_assertions) {
+            return; // debug_assert_eq fires by design
+        }
+        let mut r = rng(8);
+        let p = random_points(10, &mut r);
+        let s = random_scalars(7, &mut r);
+        assert_eq!(vartime_msm(&p, &s), naive(&p[..7], &s));
+    }
+
+    fn lambda() -> Scalar {
+        const L: [u8; 32] = [
+            0x53, 0x63, 0xad, 0x4c, 0xc0, 0x5c, 0x30, 0xe0, 0xa5, 0x26, 0x1c, 0x02, 0x88, 0x12,
+            0x64, 0x5a, 0x12, 0x2e, 0x22, 0xea, 0x20, 0x81, 0x66, 0x78, 0xdf, 0x02, 0x96, 0x7c,
+            0x1b, 0x23, 0xbd, 0x72,
+        ];
+        Option::from(Scalar::from_repr(L.into())).unwrap()
+    }
+
+    fn from_mag(neg: bool, m: &[u64; 2]) -> Scalar {
+        let mut b = [0u8; 32];
+        b[16..24].copy_from_slice(&m[1].to_be_bytes());
+        b[24..32].copy_from_slice(&m[0].to_be_bytes());
+        let s: Scalar = Option::from(Scalar::from_repr(b.into())).unwrap();
+        if neg {
+            -s
+        } else {
+            s
+        }
+    }
+
+    #[test]
+    fn glv_decomposition() {
+        let mut r = rng(9);
+        let lam = lambda();
+        let half = Scalar::from_repr(
+            [
+                0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                0xff, 0xff, 0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46,
+                0x68, 0x1b, 0x20, 0xa0,
+            ]
+            .into(),
+        )
+        .unwrap();
+        let mut ks = vec![
+            Scalar::ZERO,
+            Scalar::ONE,
+            minus_one(),
+            half,
+            half + Scalar::ONE,
+            lam,
+            -lam,
+        ];
+        ks.extend(random_scalars(2000, &mut r));
+        for k in ks {
+            let ((n1, k1), (n2, k2)) = glv_decompose(&limbs(&k));
+            assert_eq!(from_mag(n1, &k1) + from_mag(n2, &k2) * lam, k);
+        }
+        // beta corresponds to lambda.
+        let g = Affine::from_projective(&ProjectivePoint::GENERATOR);
+        let phi = Affine::new_unchecked(g.x * &beta(), g.y);
+        assert_eq!(phi.to_projective(), ProjectivePoint::GENERATOR * lam);
+    }
+
+    #[test]
+    fn signed_digits_reconstruct() {
+        let mut r = rng(10);
+        for _ in 0..50 {
+            let k = Scalar::random(&mut r);
+            let kl = limbs(&k);
+            for c in 2..=16usize {
+                let nw = (256 + 1usize).div_ceil(c);
+                let mut acc = Scalar::ZERO;
+                for w in (0..nw).rev() {
+                    for _ in 0..c {
+                        acc = acc.double();
+                    }
+                    let d = digit(&kl, w, c);
+                    if d != NONE {
+                        let m = Scalar::from(((d & !NEG) + 1) as u64);
+                        acc += if d & NEG != 0 { -m } else { m };
+                    }
+                }
+                assert_eq!(acc, k, "c={c}");
+            }
+        }
+    }
+}
