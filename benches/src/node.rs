@@ -115,9 +115,11 @@ pub fn run_node<S: Suite>(engine: &Engine, inputs: &Inputs<S>) -> (Phases, KeySh
     t.insert("verify_sends", s);
     let (r, s) = timed(|| {
         // Echo and ready points: 2n messages per dealer, checked against our slices.
+        let senders: Vec<u32> = (1..=p.n).collect();
         for (send, msgs) in sends.iter().zip(&inputs.points_to_me) {
-            avss::check_points_with_slice(&p, send.slice, msgs)?;
-            avss::check_points_with_slice(&p, send.slice, msgs)?;
+            let expected = avss::ExpectedPoints::new(engine, send.slice, &senders);
+            expected.check(&p, msgs)?; // echoes
+            expected.check(&p, msgs)?; // readies
         }
         Ok::<(), torus_engine::Error>(())
     });
@@ -128,8 +130,9 @@ pub fn run_node<S: Suite>(engine: &Engine, inputs: &Inputs<S>) -> (Phases, KeySh
     let (mine_pub, s) =
         timed(|| dkg::public_shares(engine, &shares, seed(2, 1)).expect("public shares"));
     t.insert("public_shares", s);
+    // A node needs k verified public key shares (spec §1): its own and k-1 others'.
     let all_pub: Vec<&PublicShares<S>> = std::iter::once(&mine_pub)
-        .chain(&inputs.public_others)
+        .chain(inputs.public_others.iter().take(p.ku() - 1))
         .collect();
     let (r, s) = timed(|| dkg::verify_public_shares(engine, &p, &shares.commitments, &all_pub));
     r.expect("proofs verify");

@@ -189,9 +189,15 @@ pub fn check_kernels<S: Suite>(engine: &Engine, len: usize) {
         assert_eq!(S::from_affine(&h[i]), S::h() * fp[i]);
     }
     // MSM over points including the identity and repeats.
+    // Edge points: the identity, a repeated point, a point and its negation.
     let mut pts = c.clone();
     if len > 3 {
         pts[3] = pts[4 % len];
+    }
+    if len > 5 {
+        pts[5] = Affine::<S>::default();
+        assert!(S::is_identity(&pts[5]));
+        pts[6 % len] = S::to_affine(&-S::from_affine(&pts[7 % len]));
     }
     let m = engine.vartime_msm::<S>(&pts, &f).unwrap();
     assert_eq!(m, naive::msm::<S>(&pts, &f));

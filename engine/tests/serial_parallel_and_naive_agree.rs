@@ -17,7 +17,7 @@ fn bls12_381_dkg_backends_agree() {
 
 #[test]
 fn secp256k1_kernels_match_naive() {
-    for len in [0usize, 1, 2, 3, 5, 64, 1025] {
+    for len in [0usize, 1, 2, 3, 5, 8, 64, 1025] {
         check_kernels::<Secp256k1>(&Engine::reference(), len);
         check_kernels::<Secp256k1>(&Engine::parallel(), len);
     }
@@ -25,7 +25,7 @@ fn secp256k1_kernels_match_naive() {
 
 #[test]
 fn bls12_381_kernels_match_naive() {
-    for len in [0usize, 1, 2, 3, 5, 130, 2100] {
+    for len in [0usize, 1, 2, 3, 5, 8, 130, 2100] {
         check_kernels::<Bls12381>(&Engine::reference(), len);
         check_kernels::<Bls12381>(&Engine::parallel(), len);
     }

@@ -13,7 +13,9 @@ mod points;
 mod verify;
 
 pub use deal::{deal, deal_with_coefficients, Dealing, SecretPair};
-pub use points::{check_points_with_slice, echo_points, recover_slice, verify_points, PointMsg};
+pub use points::{
+    check_points_with_slice, echo_points, recover_slice, verify_points, ExpectedPoints, PointMsg,
+};
 pub use verify::{check_send_structure, verify_sends, SendRef};
 
 use ff::PrimeField;

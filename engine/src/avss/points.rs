@@ -98,43 +98,105 @@ fn check_senders<S: Suite>(params: &Params, keys: usize, msgs: &[PointMsg<S>]) -
     Ok(())
 }
 
+/// Our own polynomials evaluated at every sender's index, per key:
+/// what an honest sender's echo and ready must carry. Computed once per dealer
+/// and reused for the echo and the ready of every sender.
+pub struct ExpectedPoints<S: Suite> {
+    keys: usize,
+    /// `values[(sender_pos * keys + key) * 4 ..][..4]` = `b(s), b'(s), a(s), a'(s)`.
+    senders: Vec<u32>,
+    values: SecretVec<Scalar<S>>,
+}
+
+impl<S: Suite> core::fmt::Debug for ExpectedPoints<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "ExpectedPoints(<redacted>; {} senders, {} keys)",
+            self.senders.len(),
+            self.keys
+        )
+    }
+}
+
+impl<S: Suite> ExpectedPoints<S> {
+    /// Evaluates `slice` at every index in `senders` (in parallel over keys).
+    pub fn new(engine: &Engine, slice: &Slice<S>, senders: &[u32]) -> Self {
+        let keys = slice.keys();
+        let xs: Vec<Scalar<S>> = senders
+            .iter()
+            .map(|&s| Scalar::<S>::from(u64::from(s)))
+            .collect();
+        let mut values = SecretVec::zeros(senders.len() * keys * 4);
+        let per_sender = keys * 4;
+        engine.chunks_mut(values.as_mut_slice(), per_sender.max(1), |si, chunk| {
+            let Some(x) = xs.get(si) else { return };
+            for (key, out) in chunk.chunks_mut(4).enumerate() {
+                let (a, ap) = slice.row(key);
+                let (b, bp) = slice.column(key);
+                if let [o0, o1, o2, o3] = out {
+                    *o0 = horner(b, *x);
+                    *o1 = horner(bp, *x);
+                    *o2 = horner(a, *x);
+                    *o3 = horner(ap, *x);
+                }
+            }
+        });
+        ExpectedPoints {
+            keys,
+            senders: senders.to_vec(),
+            values,
+        }
+    }
+
+    /// Compares messages with the expected values, in constant time per
+    /// comparison, naming every (sender, key) that differs.
+    pub fn check(&self, params: &Params, msgs: &[PointMsg<S>]) -> Result<()> {
+        check_senders(params, self.keys, msgs)?;
+        let mut bad = Vec::new();
+        for m in msgs {
+            let Some(pos) = self.senders.iter().position(|s| *s == m.sender) else {
+                return Err(Error::UnknownDealer(m.sender));
+            };
+            let base = pos * self.keys * 4;
+            for key in 0..self.keys {
+                let (Some(al), Some(alp), Some(be), Some(bep)) = (
+                    m.alpha.get(key),
+                    m.alpha_p.get(key),
+                    m.beta.get(key),
+                    m.beta_p.get(key),
+                ) else {
+                    continue;
+                };
+                let Some([e0, e1, e2, e3]) = self.values.get(base + key * 4..base + key * 4 + 4)
+                else {
+                    continue;
+                };
+                let ok = e0.ct_eq(al) & e1.ct_eq(alp) & e2.ct_eq(be) & e3.ct_eq(bep);
+                if !bool::from(ok) {
+                    bad.push((m.sender, key));
+                }
+            }
+        }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidPoints(culprits_from(&bad)))
+        }
+    }
+}
+
 /// Checks echo/ready points against our own verified slice, in the scalar field
 /// and in constant time per comparison. Names every (sender, key) that differs.
+/// For both the echo and the ready of many senders, build [`ExpectedPoints`] once.
 pub fn check_points_with_slice<S: Suite>(
     params: &Params,
     slice: &Slice<S>,
     msgs: &[PointMsg<S>],
 ) -> Result<()> {
-    let keys = slice.keys();
-    check_senders(params, keys, msgs)?;
-    let mut bad = Vec::new();
-    for m in msgs {
-        let x = Scalar::<S>::from(u64::from(m.sender));
-        for key in 0..keys {
-            let (a, ap) = slice.row(key);
-            let (b, bp) = slice.column(key);
-            let (Some(al), Some(alp), Some(be), Some(bep)) = (
-                m.alpha.get(key),
-                m.alpha_p.get(key),
-                m.beta.get(key),
-                m.beta_p.get(key),
-            ) else {
-                continue;
-            };
-            let ok = horner(b, x).ct_eq(al)
-                & horner(bp, x).ct_eq(alp)
-                & horner(a, x).ct_eq(be)
-                & horner(ap, x).ct_eq(bep);
-            if !bool::from(ok) {
-                bad.push((m.sender, key));
-            }
-        }
-    }
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::InvalidPoints(culprits_from(&bad)))
-    }
+    check_senders(params, slice.keys(), msgs)?;
+    let senders: Vec<u32> = msgs.iter().map(|m| m.sender).collect();
+    ExpectedPoints::new(&Engine::reference(), slice, &senders).check(params, msgs)
 }
 
 /// Checks echo/ready points against the dealer's commitments, all senders and

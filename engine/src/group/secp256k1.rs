@@ -5,8 +5,8 @@ use k256::elliptic_curve::PrimeField;
 use k256::{FieldBytes, FieldElement, ProjectivePoint, Scalar, U256};
 
 use super::Suite;
-use crate::backend::secp256k1::fixed_base;
 use crate::backend::secp256k1::point::Affine;
+use crate::backend::secp256k1::{fixed_base, pippenger};
 use crate::error::DecodeError;
 
 /// Marker type for secp256k1, the curve of Torus user keys (Ethereum keys).
@@ -167,11 +167,11 @@ impl Suite for Secp256k1 {
     }
 
     fn vartime_msm(points: &[Affine], scalars: &[Scalar]) -> ProjectivePoint {
-        points
-            .iter()
-            .zip(scalars)
-            .map(|(p, s)| p.to_projective() * s)
-            .fold(ProjectivePoint::IDENTITY, |a, b| a + b)
+        pippenger::vartime_msm(points, scalars)
+    }
+
+    fn vartime_msm_par(points: &[Affine], scalars: &[Scalar]) -> ProjectivePoint {
+        pippenger::vartime_msm_par(points, scalars)
     }
 }
 

@@ -294,7 +294,13 @@ fn batch_add_generic(
         let dx = fsub(&p.x, &a.x, 1); // 3
         let di = inv * pre_i;
         inv *= &dx;
-        let l = fsub(&signed_y(p, e), &a.y, 1) * &di;
+        // dy = (+-p.y) - a.y; for a negated point, -(p.y + a.y). Magnitude 3.
+        let dy = if e & NEG != 0 {
+            (p.y + &a.y).negate(2)
+        } else {
+            fsub(&p.y, &a.y, 1)
+        };
+        let l = dy * &di;
         let x3 = (l.square() + &(a.x + &p.x).negate(2)).normalize_weak();
         let y3 = (l * &fsub(&a.x, &x3, 1) + &a.y.negate(1)).normalize_weak();
         a.x = x3;
@@ -391,6 +397,9 @@ struct Scratch {
     requeue: Vec<(u32, u32)>,
     pre: Vec<Fe>,
     kind: Vec<u8>,
+    /// Segment running sums / weighted sums of the bucket reduction.
+    seg_r: Vec<Affine>,
+    seg_t: Vec<Affine>,
     /// Target batch size and queue capacity.
     batch_size: usize,
 }
@@ -408,6 +417,8 @@ impl Scratch {
             queue: Vec::with_capacity(MAX_BATCH),
             requeue: Vec::with_capacity(MAX_BATCH),
             pre: Vec::with_capacity(2 * MAX_BATCH),
+            seg_r: Vec::with_capacity(nb / SEG_LEN),
+            seg_t: Vec::with_capacity(nb / SEG_LEN),
             kind: Vec::with_capacity(2 * MAX_BATCH),
             batch_size,
         }
@@ -583,15 +594,24 @@ fn window_sum<const L: usize>(
         }
         s.flush(points);
     }
+    let top = s
+        .buckets
+        .iter()
+        .rposition(|a| !a.infinity)
+        .map_or(0, |t| t + 1);
+    let span = top.next_power_of_two();
+    if s.ovf_used.is_empty() && span >= SEG_MIN_BUCKETS {
+        return reduce_segmented(s, span);
+    }
     // Running-sum reduction: sum_b (b + 1) * (B_b + O_b).
-    let mut running = Jac::INF;
-    let mut sum = Jac::INF;
     let top = s
         .buckets
         .iter()
         .zip(&s.ovf)
         .rposition(|(a, o)| !a.infinity || !o.inf)
         .map_or(0, |t| t + 1);
+    let mut running = Jac::INF;
+    let mut sum = Jac::INF;
     for (bucket, o) in s.buckets[..top].iter().zip(&s.ovf[..top]).rev() {
         running = running.add_affine(bucket);
         if !o.inf {
@@ -600,6 +620,125 @@ fn window_sum<const L: usize>(
         sum = sum.add(&running);
     }
     sum
+}
+
+/// Segment length of the batch-affine bucket reduction (a power of two).
+const SEG_LEN: usize = 16;
+/// Smallest bucket span reduced with [`reduce_segmented`].
+const SEG_MIN_BUCKETS: usize = 256;
+
+/// `acc[s] += src[off + s * stride]` for every `s`, in affine coordinates with one
+/// shared inversion, handling all exceptional cases (either operand the
+/// identity, equal or opposite points).
+#[allow(clippy::indexing_slicing)] // off + s * stride < src.len() by the callers' construction.
+fn batch_acc(
+    acc: &mut [Affine],
+    src: &[Affine],
+    off: usize,
+    stride: usize,
+    pre: &mut Vec<Fe>,
+    kind: &mut Vec<u8>,
+) {
+    const KEEP: u8 = 3;
+    const COPY: u8 = 4;
+    pre.clear();
+    kind.clear();
+    let mut prod = Fe::ONE;
+    for (i, a) in acc.iter().enumerate() {
+        let p = &src[off + i * stride];
+        pre.push(prod);
+        let k = if p.infinity {
+            KEEP
+        } else if a.infinity {
+            COPY
+        } else {
+            let dx = fsub(&p.x, &a.x, 1); // 3
+            if bool::from(dx.normalizes_to_zero()) {
+                if feq(&a.y, &p.y) {
+                    prod *= &a.y.double(); // y != 0: no 2-torsion
+                    KIND_DBL
+                } else {
+                    KIND_INF
+                }
+            } else {
+                prod *= &dx;
+                KIND_ADD
+            }
+        };
+        kind.push(k);
+    }
+    // `prod` is a product of non-zero elements.
+    let mut inv = prod.invert().unwrap_or(Fe::ZERO);
+    for (i, a) in acc.iter_mut().enumerate().rev() {
+        let p = &src[off + i * stride];
+        match kind[i] {
+            KIND_ADD => {
+                let dx = fsub(&p.x, &a.x, 1);
+                let di = inv * &pre[i];
+                inv *= &dx;
+                let l = fsub(&p.y, &a.y, 1) * &di;
+                let x3 = (l.square() + &(a.x + &p.x).negate(2)).normalize_weak();
+                let y3 = (l * &fsub(&a.x, &x3, 1) + &a.y.negate(1)).normalize_weak();
+                a.x = x3;
+                a.y = y3;
+            }
+            KIND_DBL => {
+                let den = a.y.double();
+                let di = inv * &pre[i];
+                inv *= &den;
+                let l = a.x.square().mul_single(3) * &di;
+                let x3 = (l.square() + &a.x.double().negate(2)).normalize_weak();
+                let y3 = (l * &fsub(&a.x, &x3, 1) + &a.y.negate(1)).normalize_weak();
+                a.x = x3;
+                a.y = y3;
+            }
+            KIND_INF => *a = Affine::IDENTITY,
+            COPY => *a = *p,
+            _ => {}
+        }
+    }
+}
+
+/// Bucket reduction `sum_{b < span} (b + 1) * B_b` in batch-affine form.
+///
+/// The buckets are cut into `S = span / SEG_LEN` segments that run their
+/// running sums in lockstep, so every step is a batch of `S` affine additions
+/// sharing one inversion: `R_s += B_{s L + j}`, then `T_s += R_s`, for
+/// `j = L-1 .. 0`. Segment `s` contributes `T_s + s L R_s`, and
+/// `sum_s s R_s` is a short Jacobian running sum over the segments.
+#[allow(clippy::indexing_slicing)] // span <= buckets.len(); segment indices < S.
+fn reduce_segmented(s: &mut Scratch, span: usize) -> Jac {
+    let segs = span / SEG_LEN;
+    s.seg_r.clear();
+    s.seg_r.resize(segs, Affine::IDENTITY);
+    s.seg_t.clear();
+    s.seg_t.resize(segs, Affine::IDENTITY);
+    for j in (0..SEG_LEN).rev() {
+        batch_acc(
+            &mut s.seg_r,
+            &s.buckets,
+            j,
+            SEG_LEN,
+            &mut s.pre,
+            &mut s.kind,
+        );
+        batch_acc(&mut s.seg_t, &s.seg_r, 0, 1, &mut s.pre, &mut s.kind);
+    }
+    let mut tot = Jac::INF;
+    for t in &s.seg_t {
+        tot = tot.add_affine(t);
+    }
+    // sum_s s * R_s by running sums over the segments.
+    let mut running = Jac::INF;
+    let mut weighted = Jac::INF;
+    for r in s.seg_r[1..].iter().rev() {
+        running = running.add_affine(r);
+        weighted = weighted.add(&running);
+    }
+    for _ in 0..SEG_LEN.trailing_zeros() {
+        weighted = weighted.double();
+    }
+    tot.add(&weighted)
 }
 
 // ---------------------------------------------------------------------------
@@ -649,6 +788,7 @@ fn plan(n: usize, bits: usize) -> (bool, usize) {
 // ---------------------------------------------------------------------------
 
 /// Little-endian 64-bit limbs of a scalar.
+#[allow(clippy::indexing_slicing)] // fixed-size arrays; loop bounds are their lengths.
 fn limbs(s: &Scalar) -> [u64; 4] {
     let b = s.to_bytes();
     let mut out = [0u64; 4];
@@ -661,6 +801,7 @@ fn limbs(s: &Scalar) -> [u64; 4] {
     out
 }
 
+#[allow(clippy::indexing_slicing)] // fixed-size arrays; loop bounds are their lengths.
 fn bit_len<const L: usize>(k: &[u64; L]) -> usize {
     for i in (0..L).rev() {
         if k[i] != 0 {
@@ -692,6 +833,7 @@ const B2: [u64; 3] = [0xe86c90e49284eb15, 0x3086d221a7d46bcd, 0];
 const A2: [u64; 3] = [0x57c1108d9d44cfd8, 0x14ca50f7a8e2f3f6, 0x1];
 
 /// `round(k * g / 2^384)` as 192-bit limbs.
+#[allow(clippy::indexing_slicing)] // fixed-size arrays; loop bounds are their lengths.
 fn mul_shift_384(k: &[u64; 4], g: &[u64; 4]) -> [u64; 3] {
     let mut t = [0u64; 8];
     for i in 0..4 {
@@ -710,6 +852,7 @@ fn mul_shift_384(k: &[u64; 4], g: &[u64; 4]) -> [u64; 3] {
 }
 
 /// `a * b mod 2^192`.
+#[allow(clippy::indexing_slicing)] // fixed-size arrays; loop bounds are their lengths.
 fn mul_lo3(a: &[u64; 3], b: &[u64; 3]) -> [u64; 3] {
     let mut t = [0u64; 3];
     for i in 0..3 {
@@ -788,7 +931,22 @@ fn combine(sums: &[Jac], c: usize) -> ProjectivePoint {
     acc.to_projective()
 }
 
-fn prepare(points: &[Affine], scalars: &[Scalar]) -> (Vec<[u64; 4]>, usize) {
+/// Scalars as limbs, and the bit length of the largest one (identity points ignored).
+fn prepare(points: &[Affine], scalars: &[Scalar], par: bool) -> (Vec<[u64; 4]>, usize) {
+    #[cfg(feature = "parallel")]
+    if par {
+        let ks: Vec<[u64; 4]> = scalars.par_iter().with_min_len(4096).map(limbs).collect();
+        let bits = points
+            .par_iter()
+            .zip(ks.par_iter())
+            .with_min_len(4096)
+            .filter(|(p, _)| !p.infinity)
+            .map(|(_, k)| bit_len(k))
+            .max()
+            .unwrap_or(0);
+        return (ks, bits);
+    }
+    let _ = par;
     let ks: Vec<[u64; 4]> = scalars.iter().map(limbs).collect();
     let bits = points
         .iter()
@@ -851,6 +1009,10 @@ fn msm_limbs<const L: usize>(
     combine(&sums, c)
 }
 
+/// Largest input handled in one piece: `2 * MAX_POINTS` GLV points must be
+/// addressable by 31-bit indices.
+const MAX_POINTS: usize = 1 << 29;
+
 /// Shared driver; `force` overrides the planner's `(use_glv, window)` (tests, benches).
 fn msm_impl(
     points: &[Affine],
@@ -863,7 +1025,17 @@ fn msm_impl(
     let (Some(points), Some(scalars)) = (points.get(..n), scalars.get(..n)) else {
         return ProjectivePoint::IDENTITY;
     };
-    let (ks, bits) = prepare(points, scalars);
+    if n > MAX_POINTS {
+        // Point references are `u32` with a sign bit (and GLV doubles the count):
+        // split absurdly large inputs.
+        return points
+            .chunks(MAX_POINTS)
+            .zip(scalars.chunks(MAX_POINTS))
+            .fold(ProjectivePoint::IDENTITY, |acc, (p, k)| {
+                acc + msm_impl(p, k, par, force)
+            });
+    }
+    let (ks, bits) = prepare(points, scalars, par);
     if bits == 0 {
         return ProjectivePoint::IDENTITY;
     }
@@ -1080,9 +1252,15 @@ mod tests {
         let s = vec![Scalar::random(&mut r); 300];
         check(&p, &s);
         check_all_plans(&p[..40], &s[..40]);
-        // Same point, random scalars.
+        // Same point, random scalars (and +-P alternating): equal and opposite
+        // partial sums inside the segmented bucket reduction.
         let s2 = random_scalars(300, &mut r);
         check(&p, &s2);
+        check_all_plans(&p[..120], &s2[..120]);
+        let alt: Vec<Affine> = (0..120)
+            .map(|i| if i % 2 == 0 { base[0] } else { base[0].neg() })
+            .collect();
+        check_all_plans(&alt, &s2[..120]);
         // P and -P with equal scalars: P == -Q inside buckets; total is zero.
         let mut pn = Vec::new();
         for _ in 0..100 {

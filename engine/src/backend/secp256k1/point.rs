@@ -99,6 +99,9 @@ impl Affine {
     pub fn batch_from_projective(points: &[ProjectivePoint]) -> Vec<Affine> {
         use group::Group;
         use k256::elliptic_curve::BatchNormalize;
+        if points.is_empty() {
+            return Vec::new();
+        }
         // k256's batch normalisation inverts every z and panics on the identity
         // (z = 0): substitute G for identities and restore them afterwards.
         let is_id: Vec<bool> = points.iter().map(|p| bool::from(p.is_identity())).collect();
@@ -179,6 +182,7 @@ mod tests {
             assert_eq!(a.neg().to_projective(), -*p);
         }
         assert!(Affine::from_projective(&ProjectivePoint::IDENTITY).infinity);
+        assert!(Affine::batch_from_projective(&[]).is_empty());
         let mixed = [ProjectivePoint::IDENTITY, g, ProjectivePoint::IDENTITY];
         let aff = Affine::batch_from_projective(&mixed);
         assert!(aff[0].infinity && aff[2].infinity && aff[1] == Affine::from_projective(&g));
