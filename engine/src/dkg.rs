@@ -329,7 +329,9 @@ pub fn verify_public_shares<S: Suite>(
         .collect();
     let check = |subset: &[(usize, usize)]| {
         let seed = fresh_seed();
-        let mut fold = Fold::<S>::with_capacity(subset.len() * 5 + keys * k);
+        // Short scalars (128-bit weights): t1, t2, D. Full width (c * weight): gs, gshr.
+        let mut fold = Fold::<S>::with_capacity(subset.len() * 2 + keys * k);
+        let mut long = Fold::<S>::with_capacity(subset.len() * 2);
         let mut dcoef: std::collections::BTreeMap<usize, Vec<Scalar<S>>> =
             std::collections::BTreeMap::new();
         let mut w = [Scalar::<S>::ZERO; 3];
@@ -347,9 +349,11 @@ pub fn verify_public_shares<S: Suite>(
             // w1 (u1 G + c gs - t1) + w2 (u2 H + c (gshr - gs) - t2) + w3 (gshr - sum_j i^j D[j]) = 0
             fold.g -= w1 * pr.u1;
             fold.h -= w2 * pr.u2;
-            fold.points.extend_from_slice(&[*gs, *gshr, pr.t1, pr.t2]);
-            fold.scalars
-                .extend_from_slice(&[*c * (w1 - w2), *c * w2 + w3, -w1, -w2]);
+            long.points.extend_from_slice(&[*gs, *gshr]);
+            long.scalars
+                .extend_from_slice(&[*c * (w1 - w2), *c * w2 + w3]);
+            fold.points.extend_from_slice(&[pr.t1, pr.t2]);
+            fold.scalars.extend_from_slice(&[-w1, -w2]);
             let ip = powers(Scalar::<S>::from(u64::from(p.node)), k);
             let e = dcoef
                 .entry(key)
@@ -364,7 +368,7 @@ pub fn verify_public_shares<S: Suite>(
                 fold.scalars.extend_from_slice(&coefs);
             }
         }
-        fold.holds(engine)
+        fold.holds_with_long(engine, long)
     };
     let bad = bisect(&items, &check);
     if bad.is_empty() {

@@ -226,6 +226,29 @@ impl<S: Suite> Fold<S> {
         self.h += other.h;
     }
 
+    /// Whether the folded equation plus `long` (points whose scalars are full
+    /// width) holds. Two MSMs, so that the short scalars of `self` keep their
+    /// shorter Pippenger (its cost follows the longest scalar of a call).
+    pub fn holds_with_long(self, engine: &crate::Engine, long: Fold<S>) -> bool {
+        use group::Group;
+        if long.points.is_empty() {
+            return self.holds(engine);
+        }
+        let Ok(l) = engine.vartime_msm::<S>(&long.points, &long.scalars) else {
+            return false;
+        };
+        let neg = -l;
+        let mut short = self;
+        short.g += long.g;
+        short.h += long.h;
+        // Move the long part's result into the short MSM as one more point.
+        if !bool::from(neg.is_identity()) {
+            short.points.push(S::to_affine(&neg));
+            short.scalars.push(-Scalar::<S>::from(1u64));
+        }
+        short.holds(engine)
+    }
+
     /// Whether the folded equation holds (one MSM).
     pub fn holds(mut self, engine: &crate::Engine) -> bool {
         use ff::Field;
