@@ -2,9 +2,10 @@
 
 use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::PrimeField;
-use k256::{FieldBytes, FieldElement, ProjectivePoint, Scalar, U256};
+use k256::{FieldBytes, ProjectivePoint, Scalar, U256};
 
 use super::Suite;
+use crate::backend::secp256k1::field::Fe;
 use crate::backend::secp256k1::point::Affine;
 use crate::backend::secp256k1::{fixed_base, pippenger};
 use crate::error::DecodeError;
@@ -25,10 +26,8 @@ impl Secp256k1 {
 
     /// H as an affine point.
     pub fn h_affine() -> Affine {
-        let x =
-            FieldElement::from_bytes(&FieldBytes::from(Self::H_X)).unwrap_or(FieldElement::ZERO);
-        let y =
-            FieldElement::from_bytes(&FieldBytes::from(Self::H_Y)).unwrap_or(FieldElement::ZERO);
+        let x = Fe::from_bytes(&Self::H_X).unwrap_or(Fe::ZERO);
+        let y = Fe::from_bytes(&Self::H_Y).unwrap_or(Fe::ZERO);
         Affine::new_unchecked(x, y)
     }
 }
@@ -56,8 +55,8 @@ const fn hex32(s: &str) -> [u8; 32] {
 }
 
 /// `x^3 + 7`.
-fn curve_rhs(x: &FieldElement) -> FieldElement {
-    (x.square().mul(x) + FieldElement::from_u64(7)).normalize()
+fn curve_rhs(x: &Fe) -> Fe {
+    x.square().mul(x).add(&Fe::from_u64(7))
 }
 
 impl Suite for Secp256k1 {
@@ -119,15 +118,12 @@ impl Suite for Secp256k1 {
         let xb: [u8; 32] = xb
             .try_into()
             .map_err(|_| DecodeError::NonCanonical("secp256k1 x"))?;
-        let x = Option::<FieldElement>::from(FieldElement::from_bytes(&FieldBytes::from(xb)))
-            .ok_or(DecodeError::NonCanonical("secp256k1 x >= p"))?;
-        let y =
-            Option::<FieldElement>::from(curve_rhs(&x).sqrt()).ok_or(DecodeError::NotOnCurve)?;
-        let y = y.normalize();
+        let x = Fe::from_bytes(&xb).ok_or(DecodeError::NonCanonical("secp256k1 x >= p"))?;
+        let y = Option::<Fe>::from(curve_rhs(&x).sqrt()).ok_or(DecodeError::NotOnCurve)?;
         let y = if bool::from(y.is_odd()) == odd {
             y
         } else {
-            y.negate(1).normalize()
+            y.neg()
         };
         Ok(Affine::new_unchecked(x, y))
     }
@@ -188,16 +184,16 @@ mod tests {
     fn h_matches_spec_definition() {
         let g = Affine::from_projective(&ProjectivePoint::GENERATOR);
         let digest: [u8; 32] = Keccak256::digest(g.x_bytes()).into();
-        let mut x = FieldElement::from_bytes(&digest.into()).unwrap();
+        let mut x = Fe::from_bytes(&digest).unwrap();
         let y = loop {
-            if let Some(y) = Option::<FieldElement>::from(curve_rhs(&x).sqrt()) {
-                break y.normalize();
+            if let Some(y) = Option::<Fe>::from(curve_rhs(&x).sqrt()) {
+                break y;
             }
-            x = (x + FieldElement::ONE).normalize();
+            x = x.add(&Fe::ONE).normalize();
         };
         let h = Secp256k1::h_affine();
-        assert_eq!(<[u8; 32]>::from(x.to_bytes()), Secp256k1::H_X);
-        assert_eq!(<[u8; 32]>::from(y.to_bytes()), Secp256k1::H_Y);
+        assert_eq!(x.to_bytes(), Secp256k1::H_X);
+        assert_eq!(y.to_bytes(), Secp256k1::H_Y);
         assert_eq!(h, Affine::new_unchecked(x, y));
     }
 }

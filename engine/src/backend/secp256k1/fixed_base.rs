@@ -20,7 +20,7 @@
 //! *Tables.* For each base `P` in `{G, H}` and window `i`, `T_P[i][j] = (2j+1) 2^(W i) P`
 //! (affine, normalized). There are no doublings at run time: a scalar costs `M`
 //! additions of table points. With `W = 6` ([`WINDOW`]): `M = 43` windows of 32 points,
-//! 64 bytes each (x and y as raw big-endian words), 176 KiB for `G` and `H` together,
+//! 64 bytes each (x and y as canonical little-endian limbs of [`Fe`]), 176 KiB for `G` and `H` together,
 //! built once on first use (`OnceLock`, a few milliseconds; see [`init_tables`]).
 //! `W = 6` measured best: `W = 5` needs 20% more additions, `W = 7` doubles the scan.
 //!
@@ -51,11 +51,11 @@
 //! * Each lookup reads every entry of the window table and accumulates
 //!   `entry & mask` with `mask = 0 - (j == idx)` computed arithmetically and passed
 //!   through `core::hint::black_box` (so the compiler cannot turn the masking into
-//!   branches); the selected words are decoded with `FieldElement::from_bytes` and
+//!   branches); the selected words are the limbs of [`Fe`] values (no decoding) and
 //!   the sign is applied with `conditional_select`. No secret-dependent index or branch.
-//! * The field arithmetic (k256 `FieldElement` mul/square/add/negate/normalize and the
-//!   Fermat inversion `invert`) is constant time; the batch-inversion data flow is
-//!   independent of the values.
+//! * The field arithmetic is our [`Fe`] (`field.rs`): mul/square/add/sub/neg/normalize
+//!   use masked carries only, and `invert` is a fixed Fermat addition chain; all are
+//!   constant time. The batch-inversion data flow is independent of the values.
 //! * The digit arrays and the accumulators are zeroized after use.
 //!
 //! # Exceptional cases
@@ -91,11 +91,12 @@
 use std::sync::OnceLock;
 
 use k256::elliptic_curve::ops::MulByGenerator;
-use k256::{FieldElement, ProjectivePoint, Scalar};
+use k256::{ProjectivePoint, Scalar};
 use sha3::{Digest, Sha3_256};
 use subtle::{Choice, ConditionallySelectable};
 use zeroize::Zeroize;
 
+use super::field::Fe;
 use super::point::Affine;
 
 /// Window width in bits (digits are odd, in `[-(2^W - 1), 2^W - 1]`).
@@ -134,22 +135,22 @@ const fn hex32(s: &str) -> [u8; 32] {
 
 /// The second generator H as an Affine point.
 pub fn h_affine() -> Affine {
-    let x = FieldElement::from_bytes(&H_X.into()).unwrap_or(FieldElement::ZERO);
-    let y = FieldElement::from_bytes(&H_Y.into()).unwrap_or(FieldElement::ZERO);
+    let x = Fe::from_bytes(&H_X).unwrap_or(Fe::ZERO);
+    let y = Fe::from_bytes(&H_Y).unwrap_or(Fe::ZERO);
     Affine::new_unchecked(x, y)
 }
 
 /// A table point in normalized affine coordinates (never the identity).
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    x: FieldElement,
-    y: FieldElement,
+    x: Fe,
+    y: Fe,
 }
 
 impl Entry {
     const ZERO: Entry = Entry {
-        x: FieldElement::ZERO,
-        y: FieldElement::ZERO,
+        x: Fe::ZERO,
+        y: Fe::ZERO,
     };
 }
 
@@ -162,9 +163,8 @@ impl Zeroize for Entry {
 
 /// Per-window tables of odd multiples of one base.
 struct BaseTable {
-    /// `windows * 2^(W-1)` points, window-major, as raw words: x then y, each the
-    /// 32-byte big-endian encoding read as four native-endian `u64` (compact and
-    /// cheap to scan with plain masking).
+    /// `windows * 2^(W-1)` points, window-major, as raw words: the canonical limbs
+    /// of x then y (compact and cheap to scan with plain masking).
     raw: Vec<RawEntry>,
 }
 
@@ -172,16 +172,9 @@ struct BaseTable {
 type RawEntry = [u64; 8];
 
 fn raw_entry(e: &Entry) -> RawEntry {
-    let mut out = [0u64; 8];
-    let xb = e.x.normalize().to_bytes();
-    let yb = e.y.normalize().to_bytes();
-    let bytes = xb.iter().chain(yb.iter()).copied().collect::<Vec<u8>>();
-    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(8)) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        *o = u64::from_ne_bytes(w);
-    }
-    out
+    let [x0, x1, x2, x3] = e.x.normalize().0;
+    let [y0, y1, y2, y3] = e.y.normalize().0;
+    [x0, x1, x2, x3, y0, y1, y2, y3]
 }
 
 /// Precomputed data for window width `W`.
@@ -213,7 +206,7 @@ impl<const W: usize> Tables<W> {
         let offset = offset_point();
         let neg_offset = Entry {
             x: offset.x,
-            y: offset.y.negate(1).normalize(),
+            y: offset.y.neg(),
         };
         let n_bits = W * Self::WINDOWS;
         let mut p2 = Scalar::ONE;
@@ -276,14 +269,14 @@ fn offset_point() -> Entry {
         hasher.update(OFFSET_DOMAIN);
         hasher.update(ctr.to_be_bytes());
         let digest = hasher.finalize();
-        let x: Option<FieldElement> = FieldElement::from_bytes(&digest).into();
+        let x = Fe::from_bytes(&digest.into());
         if let Some(x) = x {
-            let rhs = (x.square().mul(&x) + FieldElement::from_u64(7)).normalize();
-            let y: Option<FieldElement> = rhs.sqrt().into();
+            let rhs = x.square().mul(&x).add(&Fe::from_u64(7));
+            let y: Option<Fe> = rhs.sqrt().into();
             if let Some(y) = y {
                 let y = y.normalize();
                 let y = if bool::from(y.is_odd()) {
-                    y.negate(1).normalize()
+                    y.neg().normalize()
                 } else {
                     y
                 };
@@ -366,33 +359,25 @@ fn lookup_raw(table: &[RawEntry], code: u8) -> Entry {
             *a |= w & mask;
         }
     }
-    let mut xb = [0u8; 32];
-    let mut yb = [0u8; 32];
-    for (k, w) in acc.iter().enumerate() {
-        let dst = if k < 4 { &mut xb } else { &mut yb };
-        if let Some(c) = dst.get_mut((k % 4) * 8..(k % 4) * 8 + 8) {
-            c.copy_from_slice(&w.to_ne_bytes());
-        }
-    }
-    let x = FieldElement::from_bytes(&xb.into()).unwrap_or(FieldElement::ZERO);
-    let y = FieldElement::from_bytes(&yb.into()).unwrap_or(FieldElement::ZERO);
-    let yn = y.negate(1);
+    let [x0, x1, x2, x3, y0, y1, y2, y3] = acc;
+    let x = Fe([x0, x1, x2, x3]);
+    let y = Fe([y0, y1, y2, y3]);
     Entry {
         x,
-        y: FieldElement::conditional_select(&y, &yn, neg),
+        y: Fe::conditional_select(&y, &y.neg(), neg),
     }
 }
 
 /// Scratch space for one chunk.
 struct Work {
-    /// accumulators (magnitude 1, weakly normalized)
+    /// accumulators (weakly reduced `Fe`)
     acc: Vec<Entry>,
     /// the points being added this round
     tsel: Vec<Entry>,
     /// prefix products of the denominators
-    prefix: Vec<FieldElement>,
+    prefix: Vec<Fe>,
     /// the denominators (zero ones replaced by one in careful mode)
-    den: Vec<FieldElement>,
+    den: Vec<Fe>,
     /// 1 where an exceptional case was met (see module docs)
     flags: Vec<u8>,
 }
@@ -402,8 +387,8 @@ impl Work {
         Work {
             acc: vec![start; n],
             tsel: vec![Entry::ZERO; n],
-            prefix: vec![FieldElement::ZERO; n],
-            den: vec![FieldElement::ZERO; n],
+            prefix: vec![Fe::ZERO; n],
+            den: vec![Fe::ZERO; n],
             flags: vec![0u8; n],
         }
     }
@@ -428,16 +413,16 @@ impl Work {
     /// denominators are replaced by one (in constant time) and flagged. Returns
     /// false iff the total product is zero.
     fn prefix_products(&mut self, careful: bool, inf: &mut [u8]) -> bool {
-        let mut run = FieldElement::ONE;
+        let mut run = Fe::ONE;
         #[allow(clippy::indexing_slicing)] // all slices have length n
         for i in 0..self.acc.len() {
             let a = &self.acc[i];
             let t = &self.tsel[i];
-            let mut dx = t.x + a.x.negate(1);
+            let mut dx = t.x.sub(&a.x);
             if careful {
-                let z = dx.normalizes_to_zero();
-                let dy_zero = (t.y + a.y.negate(1)).normalizes_to_zero();
-                dx = FieldElement::conditional_select(&dx, &FieldElement::ONE, z);
+                let z = dx.is_zero();
+                let dy_zero = t.y.sub(&a.y).is_zero();
+                dx = Fe::conditional_select(&dx, &Fe::ONE, z);
                 if let Some(f) = inf.get_mut(i) {
                     // last round: x equal, y different => the sum is the identity
                     *f = (z & !dy_zero).unwrap_u8();
@@ -450,7 +435,7 @@ impl Work {
             self.prefix[i] = run;
             self.den[i] = dx;
         }
-        !bool::from(run.normalizes_to_zero())
+        !bool::from(run.is_zero())
     }
 
     fn finish_round(&mut self) {
@@ -458,7 +443,7 @@ impl Work {
         let Some(last) = self.prefix.last() else {
             return;
         };
-        let mut inv = last.invert().unwrap_or(FieldElement::ZERO);
+        let mut inv = last.invert();
         #[allow(clippy::indexing_slicing)] // i < n, i - 1 < n for i > 0
         for i in (0..n).rev() {
             let a = self.acc[i];
@@ -470,10 +455,10 @@ impl Work {
                 inv
             };
             inv = inv.mul(&dx);
-            let dy = t.y + a.y.negate(1);
+            let dy = t.y.sub(&a.y);
             let lambda = dy.mul(&inv_i);
-            let x3 = (lambda.square() + a.x.negate(1) + t.x.negate(1)).normalize_weak();
-            let y3 = (lambda.mul(&(a.x + x3.negate(1))) + a.y.negate(1)).normalize_weak();
+            let x3 = lambda.square().sub(&a.x.add(&t.x));
+            let y3 = lambda.mul(&a.x.sub(&x3)).sub(&a.y);
             self.acc[i] = Entry { x: x3, y: y3 };
         }
     }
@@ -552,8 +537,8 @@ fn run_chunk<const W: usize>(
     for ((o, acc), &z) in out.iter_mut().zip(&work.acc).zip(&inf) {
         let zc = Choice::from(z);
         *o = Affine {
-            x: FieldElement::conditional_select(&acc.x.normalize(), &FieldElement::ZERO, zc),
-            y: FieldElement::conditional_select(&acc.y.normalize(), &FieldElement::ZERO, zc),
+            x: Fe::conditional_select(&acc.x.normalize(), &Fe::ZERO, zc),
+            y: Fe::conditional_select(&acc.y.normalize(), &Fe::ZERO, zc),
             infinity: bool::from(zc),
         };
     }
@@ -828,7 +813,7 @@ mod tests {
     #[test]
     fn zero_scalars_give_identity() {
         let z = vec![Scalar::ZERO; 3];
-        let mut out = vec![Affine::new_unchecked(FieldElement::ONE, FieldElement::ONE); 3];
+        let mut out = vec![Affine::new_unchecked(Fe::ONE, Fe::ONE); 3];
         ct_commit_batch(&z, &z, &mut out);
         assert!(out.iter().all(|p| p.infinity && *p == Affine::IDENTITY));
         assert!(out
@@ -878,7 +863,7 @@ mod tests {
         t.offset = Entry { x: r3.x, y: r3.y };
         t.neg_offset = Entry {
             x: r3.x,
-            y: r3.y.negate(1).normalize(),
+            y: r3.y.neg(),
         };
         let mut r = rng();
         // scalars whose lowest digit is -3 or +3 (A = R = 3G meets T = -+3G in round 0),

@@ -42,15 +42,13 @@
 //! The window width `c` and the GLV decision come from a simple operation-count
 //! model (see [`msm_plan`]) calibrated by benchmarks against arkworks.
 //!
-//! Field arithmetic uses k256's exposed 5x52 `FieldElement`. Its magnitude rules
-//! (multiplication inputs of magnitude <= 8; `negate(m)` requires magnitude <= m
-//! and returns `m + 1`) are tracked in comments; internal coordinates are kept
-//! weakly normalized (magnitude 1). Debug builds of k256 check the magnitudes.
+//! Field arithmetic uses our 4x64-limb [`Fe`] (weakly reduced values in
+//! `[0, 2^256)`, no magnitudes to track); comparisons with zero or between
+//! elements normalize.
 
-#![allow(clippy::op_ref)] // `a * &b` hits k256's #[inline(always)] impls; by-value ops are not marked inline.
-
+use super::field::Fe;
 use super::point::Affine;
-use k256::{FieldBytes, FieldElement as Fe, ProjectivePoint, Scalar};
+use k256::{ProjectivePoint, Scalar};
 
 #[cfg(feature = "parallel")]
 use rayon::prelude::*;
@@ -59,16 +57,10 @@ use rayon::prelude::*;
 // Field helpers
 // ---------------------------------------------------------------------------
 
-/// `a - b` where `b` has magnitude at most `mb`; result magnitude `mag(a) + mb + 1`.
-#[inline(always)]
-fn fsub(a: &Fe, b: &Fe, mb: u32) -> Fe {
-    *a + &b.negate(mb)
-}
-
-/// True if `a == b` as field elements (both of magnitude <= 1).
+/// True if `a == b` as field elements.
 #[inline(always)]
 fn feq(a: &Fe, b: &Fe) -> bool {
-    bool::from(fsub(a, b, 1).normalizes_to_zero())
+    a == b
 }
 
 /// `beta`, the cube root of unity in the base field with `(beta * x, y) = lambda * (x, y)`.
@@ -78,14 +70,14 @@ fn beta() -> Fe {
         0xe9, 0x9c, 0xf0, 0x49, 0x75, 0x12, 0xf5, 0x89, 0x95, 0xc1, 0x39, 0x6c, 0x28, 0x71, 0x95,
         0x01, 0xee,
     ];
-    Fe::from_bytes(&FieldBytes::from(BETA)).unwrap_or(Fe::ZERO)
+    Fe::from_bytes(&BETA).unwrap_or(Fe::ZERO)
 }
 
 // ---------------------------------------------------------------------------
 // Jacobian points (variable time), used for bucket reduction and window sums
 // ---------------------------------------------------------------------------
 
-/// Jacobian point `(X / Z^2, Y / Z^3)`; coordinates weakly normalized (magnitude 1).
+/// Jacobian point `(X / Z^2, Y / Z^3)`; coordinates weakly reduced.
 #[derive(Clone, Copy, Debug)]
 struct Jac {
     x: Fe,
@@ -118,17 +110,17 @@ impl Jac {
         if self.inf {
             return *self;
         }
-        let a = self.x.square(); // 1
-        let b = self.y.square(); // 1
-        let c = b.square(); // 1
-                            // d = 2 * ((x + b)^2 - a - c)
-        let t = (self.x + &b).square(); // 1
-        let d = (t + &a.negate(1) + &c.negate(1)).normalize_weak().double(); // 2
-        let e = a.mul_single(3); // 3
-        let f = e.square(); // 1
-        let x3 = (f + &d.double().negate(4)).normalize_weak(); // 1 + 5 -> 1
-        let y3 = (e * &(d + &x3.negate(1)) + &c.mul_single(8).negate(8)).normalize_weak();
-        let z3 = (self.y * &self.z).double().normalize_weak();
+        let a = self.x.square();
+        let b = self.y.square();
+        let c = b.square();
+        // d = 2 * ((x + b)^2 - a - c)
+        let t = self.x.add(&b).square();
+        let d = t.sub(&a).sub(&c).double();
+        let e = a.mul_small(3);
+        let f = e.square();
+        let x3 = f.sub(&d.double());
+        let y3 = e.mul(&d.sub(&x3)).sub(&c.mul_small(8));
+        let z3 = self.y.mul(&self.z).double();
         Jac {
             x: x3,
             y: y3,
@@ -137,7 +129,7 @@ impl Jac {
         }
     }
 
-    /// Mixed addition `self + q` with `q` affine (magnitude 1): 8M + 3S.
+    /// Mixed addition `self + q` with `q` affine: 8M + 3S.
     #[inline]
     fn add_affine(&self, q: &Affine) -> Jac {
         if q.infinity {
@@ -147,24 +139,24 @@ impl Jac {
             return Jac::from_affine(q);
         }
         let z1z1 = self.z.square();
-        let u2 = q.x * &z1z1;
-        let s2 = q.y * &(self.z * &z1z1);
-        let h = fsub(&u2, &self.x, 1); // 3
-        let r = fsub(&s2, &self.y, 1); // 3
-        if bool::from(h.normalizes_to_zero()) {
-            if bool::from(r.normalizes_to_zero()) {
+        let u2 = q.x.mul(&z1z1);
+        let s2 = q.y.mul(&self.z.mul(&z1z1));
+        let h = u2.sub(&self.x);
+        let r = s2.sub(&self.y);
+        if bool::from(h.is_zero()) {
+            if bool::from(r.is_zero()) {
                 return self.double();
             }
             return Jac::INF;
         }
         let h2 = h.square();
-        let h3 = h * &h2;
-        let v = self.x * &h2;
-        // x3 = r^2 - h3 - 2v: 1 + 2 + 3 = 6
-        let x3 = (r.square() + &h3.negate(1) + &v.double().negate(2)).normalize_weak();
-        // y3 = r (v - x3) - y h3: 1 + 2 = 3
-        let y3 = (r * &fsub(&v, &x3, 1) + &(self.y * &h3).negate(1)).normalize_weak();
-        let z3 = self.z * &h;
+        let h3 = h.mul(&h2);
+        let v = self.x.mul(&h2);
+        // x3 = r^2 - h3 - 2v
+        let x3 = r.square().sub(&h3).sub(&v.double());
+        // y3 = r (v - x3) - y h3
+        let y3 = r.mul(&v.sub(&x3)).sub(&self.y.mul(&h3));
+        let z3 = self.z.mul(&h);
         Jac {
             x: x3,
             y: y3,
@@ -184,24 +176,24 @@ impl Jac {
         }
         let z1z1 = self.z.square();
         let z2z2 = q.z.square();
-        let u1 = self.x * &z2z2;
-        let u2 = q.x * &z1z1;
-        let s1 = self.y * &(q.z * &z2z2);
-        let s2 = q.y * &(self.z * &z1z1);
-        let h = fsub(&u2, &u1, 1); // 3
-        let r = fsub(&s2, &s1, 1); // 3
-        if bool::from(h.normalizes_to_zero()) {
-            if bool::from(r.normalizes_to_zero()) {
+        let u1 = self.x.mul(&z2z2);
+        let u2 = q.x.mul(&z1z1);
+        let s1 = self.y.mul(&q.z.mul(&z2z2));
+        let s2 = q.y.mul(&self.z.mul(&z1z1));
+        let h = u2.sub(&u1);
+        let r = s2.sub(&s1);
+        if bool::from(h.is_zero()) {
+            if bool::from(r.is_zero()) {
                 return self.double();
             }
             return Jac::INF;
         }
         let h2 = h.square();
-        let h3 = h * &h2;
-        let v = u1 * &h2;
-        let x3 = (r.square() + &h3.negate(1) + &v.double().negate(2)).normalize_weak();
-        let y3 = (r * &fsub(&v, &x3, 1) + &(s1 * &h3).negate(1)).normalize_weak();
-        let z3 = (self.z * &q.z) * &h;
+        let h3 = h.mul(&h2);
+        let v = u1.mul(&h2);
+        let x3 = r.square().sub(&h3).sub(&v.double());
+        let y3 = r.mul(&v.sub(&x3)).sub(&s1.mul(&h3));
+        let z3 = self.z.mul(&q.z).mul(&h);
         Jac {
             x: x3,
             y: y3,
@@ -216,10 +208,10 @@ impl Jac {
             return ProjectivePoint::IDENTITY;
         }
         // z != 0 for finite Jacobian points produced above.
-        let zi = self.z.invert().unwrap_or(Fe::ZERO);
+        let zi = self.z.invert();
         let zi2 = zi.square();
-        let x = self.x * &zi2;
-        let y = self.y * &(zi2 * &zi);
+        let x = self.x.mul(&zi2);
+        let y = self.y.mul(&zi2.mul(&zi));
         Affine::new_unchecked(x, y).to_projective()
     }
 }
@@ -237,11 +229,11 @@ const NEG: u32 = 1 << 31;
 /// "No digit" marker.
 const NONE: u32 = u32::MAX;
 
-/// `y` of `points[e]` with the sign of the reference `e` applied (magnitude 1).
+/// `y` of `points[e]` with the sign of the reference `e` applied.
 #[inline(always)]
 fn signed_y(p: &Affine, e: u32) -> Fe {
     if e & NEG != 0 {
-        p.y.negate(1).normalize_weak()
+        p.y.neg()
     } else {
         p.y
     }
@@ -282,27 +274,27 @@ fn batch_add_generic(
         let a = &buckets[b as usize];
         let p = &points[(e & !NEG) as usize];
         pre.push(acc);
-        acc *= &fsub(&p.x, &a.x, 1); // 3
+        acc = acc.mul(&p.x.sub(&a.x));
     }
-    if bool::from(acc.normalizes_to_zero()) {
+    if bool::from(acc.is_zero()) {
         return false;
     }
-    let mut inv = acc.invert().unwrap_or(Fe::ZERO);
+    let mut inv = acc.invert();
     for (&(b, e), pre_i) in items.iter().zip(pre.iter()).rev() {
         let p = &points[(e & !NEG) as usize];
         let a = &mut buckets[b as usize];
-        let dx = fsub(&p.x, &a.x, 1); // 3
-        let di = inv * pre_i;
-        inv *= &dx;
-        // dy = (+-p.y) - a.y; for a negated point, -(p.y + a.y). Magnitude 3.
+        let dx = p.x.sub(&a.x);
+        let di = inv.mul(pre_i);
+        inv = inv.mul(&dx);
+        // dy = (+-p.y) - a.y; for a negated point, -(p.y + a.y).
         let dy = if e & NEG != 0 {
-            (p.y + &a.y).negate(2)
+            p.y.add(&a.y).neg()
         } else {
-            fsub(&p.y, &a.y, 1)
+            p.y.sub(&a.y)
         };
-        let l = dy * &di;
-        let x3 = (l.square() + &(a.x + &p.x).negate(2)).normalize_weak();
-        let y3 = (l * &fsub(&a.x, &x3, 1) + &a.y.negate(1)).normalize_weak();
+        let l = dy.mul(&di);
+        let x3 = l.square().sub(&a.x.add(&p.x));
+        let y3 = l.mul(&a.x.sub(&x3)).sub(&a.y);
         a.x = x3;
         a.y = y3;
     }
@@ -325,43 +317,43 @@ fn batch_add_careful(
         let a = &buckets[b as usize];
         let p = &points[(e & !NEG) as usize];
         pre.push(acc);
-        let dx = fsub(&p.x, &a.x, 1); // 3
-        let k = if bool::from(dx.normalizes_to_zero()) {
+        let dx = p.x.sub(&a.x);
+        let k = if bool::from(dx.is_zero()) {
             if feq(&a.y, &signed_y(p, e)) {
-                acc *= &a.y.double(); // y != 0: the curve has no 2-torsion
+                acc = acc.mul(&a.y.double()); // y != 0: the curve has no 2-torsion
                 KIND_DBL
             } else {
                 KIND_INF
             }
         } else {
-            acc *= dx;
+            acc = acc.mul(&dx);
             KIND_ADD
         };
         kind.push(k);
     }
     // `acc` is a product of non-zero elements, so it is invertible.
-    let mut inv = acc.invert().unwrap_or(Fe::ZERO);
+    let mut inv = acc.invert();
     for (i, &(b, e)) in items.iter().enumerate().rev() {
         let p = &points[(e & !NEG) as usize];
         let a = &mut buckets[b as usize];
         match kind[i] {
             KIND_ADD => {
-                let dx = fsub(&p.x, &a.x, 1); // 3
-                let di = inv * &pre[i];
-                inv *= &dx;
-                let l = fsub(&signed_y(p, e), &a.y, 1) * &di;
-                let x3 = (l.square() + &(a.x + &p.x).negate(2)).normalize_weak();
-                let y3 = (l * &fsub(&a.x, &x3, 1) + &a.y.negate(1)).normalize_weak();
+                let dx = p.x.sub(&a.x);
+                let di = inv.mul(&pre[i]);
+                inv = inv.mul(&dx);
+                let l = signed_y(p, e).sub(&a.y).mul(&di);
+                let x3 = l.square().sub(&a.x.add(&p.x));
+                let y3 = l.mul(&a.x.sub(&x3)).sub(&a.y);
                 a.x = x3;
                 a.y = y3;
             }
             KIND_DBL => {
-                let den = a.y.double(); // 2
-                let di = inv * &pre[i];
-                inv *= &den;
-                let l = a.x.square().mul_single(3) * &di;
-                let x3 = (l.square() + &a.x.double().negate(2)).normalize_weak();
-                let y3 = (l * &fsub(&a.x, &x3, 1) + &a.y.negate(1)).normalize_weak();
+                let den = a.y.double();
+                let di = inv.mul(&pre[i]);
+                inv = inv.mul(&den);
+                let l = a.x.square().mul_small(3).mul(&di);
+                let x3 = l.square().sub(&a.x.double());
+                let y3 = l.mul(&a.x.sub(&x3)).sub(&a.y);
                 a.x = x3;
                 a.y = y3;
             }
@@ -652,43 +644,43 @@ fn batch_acc(
         } else if a.infinity {
             COPY
         } else {
-            let dx = fsub(&p.x, &a.x, 1); // 3
-            if bool::from(dx.normalizes_to_zero()) {
+            let dx = p.x.sub(&a.x);
+            if bool::from(dx.is_zero()) {
                 if feq(&a.y, &p.y) {
-                    prod *= &a.y.double(); // y != 0: no 2-torsion
+                    prod = prod.mul(&a.y.double()); // y != 0: no 2-torsion
                     KIND_DBL
                 } else {
                     KIND_INF
                 }
             } else {
-                prod *= &dx;
+                prod = prod.mul(&dx);
                 KIND_ADD
             }
         };
         kind.push(k);
     }
     // `prod` is a product of non-zero elements.
-    let mut inv = prod.invert().unwrap_or(Fe::ZERO);
+    let mut inv = prod.invert();
     for (i, a) in acc.iter_mut().enumerate().rev() {
         let p = &src[off + i * stride];
         match kind[i] {
             KIND_ADD => {
-                let dx = fsub(&p.x, &a.x, 1);
-                let di = inv * &pre[i];
-                inv *= &dx;
-                let l = fsub(&p.y, &a.y, 1) * &di;
-                let x3 = (l.square() + &(a.x + &p.x).negate(2)).normalize_weak();
-                let y3 = (l * &fsub(&a.x, &x3, 1) + &a.y.negate(1)).normalize_weak();
+                let dx = p.x.sub(&a.x);
+                let di = inv.mul(&pre[i]);
+                inv = inv.mul(&dx);
+                let l = p.y.sub(&a.y).mul(&di);
+                let x3 = l.square().sub(&a.x.add(&p.x));
+                let y3 = l.mul(&a.x.sub(&x3)).sub(&a.y);
                 a.x = x3;
                 a.y = y3;
             }
             KIND_DBL => {
                 let den = a.y.double();
-                let di = inv * &pre[i];
-                inv *= &den;
-                let l = a.x.square().mul_single(3) * &di;
-                let x3 = (l.square() + &a.x.double().negate(2)).normalize_weak();
-                let y3 = (l * &fsub(&a.x, &x3, 1) + &a.y.negate(1)).normalize_weak();
+                let di = inv.mul(&pre[i]);
+                inv = inv.mul(&den);
+                let l = a.x.square().mul_small(3).mul(&di);
+                let x3 = l.square().sub(&a.x.double());
+                let y3 = l.mul(&a.x.sub(&x3)).sub(&a.y);
                 a.x = x3;
                 a.y = y3;
             }
@@ -901,14 +893,14 @@ fn glv_decompose(k: &[u64; 4]) -> ((bool, [u64; 2]), (bool, [u64; 2])) {
 #[inline]
 fn glv_expand(p: &Affine, k: &[u64; 4], beta: &Fe) -> ([Affine; 2], [[u64; 2]; 2]) {
     let ((n1, k1), (n2, k2)) = glv_decompose(k);
-    let neg_y = p.y.negate(1).normalize_weak();
+    let neg_y = p.y.neg();
     let p0 = Affine {
         x: p.x,
         y: if n1 { neg_y } else { p.y },
         infinity: p.infinity,
     };
     let p1 = Affine {
-        x: (p.x * beta).normalize_weak(),
+        x: p.x.mul(beta),
         y: if n2 { neg_y } else { p.y },
         infinity: p.infinity,
     };
@@ -1099,7 +1091,7 @@ mod tests {
         }
         // A random start and random small steps keep generation cheap.
         let step = ProjectivePoint::GENERATOR * Scalar::random(&mut *r);
-        let mut acc = ProjectivePoint::GENERATOR * &Scalar::random(&mut *r);
+        let mut acc = ProjectivePoint::GENERATOR * Scalar::random(&mut *r);
         let mut proj = Vec::with_capacity(n);
         for _ in 0..n {
             proj.push(acc);
@@ -1365,7 +1357,7 @@ mod tests {
         }
         // beta corresponds to lambda.
         let g = Affine::from_projective(&ProjectivePoint::GENERATOR);
-        let phi = Affine::new_unchecked(g.x * &beta(), g.y);
+        let phi = Affine::new_unchecked(g.x.mul(&beta()), g.y);
         assert_eq!(phi.to_projective(), ProjectivePoint::GENERATOR * lam);
     }
 

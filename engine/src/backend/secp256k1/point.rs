@@ -1,23 +1,28 @@
-//! Affine secp256k1 points over k256's exposed field, the representation every
+//! Affine secp256k1 points over our 4x64 field [`Fe`], the representation every
 //! hot secp256k1 path (fixed-base tables, Pippenger buckets, batch normalisation)
 //! works in. Conversions to and from k256's own types go through bytes and are
 //! meant for boundaries, not inner loops.
 
 use k256::elliptic_curve::point::AffineCoordinates;
 use k256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
-use k256::{AffinePoint, EncodedPoint, FieldBytes, FieldElement, ProjectivePoint};
+use k256::{AffinePoint, EncodedPoint, FieldBytes, ProjectivePoint};
 use subtle::{Choice, ConditionallySelectable};
 
-/// An affine point `(x, y)` with normalized coordinates, or the identity.
+use super::field::Fe;
+
+/// An affine point `(x, y)`, or the identity.
 ///
-/// Invariant: `x` and `y` are fully normalized (magnitude 1, canonical) so that
-/// they can be compared and serialized directly.
+/// Invariant: `x` and `y` are [`Fe`] values, weakly reduced (any 256-bit value,
+/// representing it mod p; see [`Fe`]). Points built by the constructors here are
+/// canonical (`< p`); internal arithmetic may leave weakly reduced coordinates.
+/// Comparison ([`PartialEq`]) and serialization ([`Affine::x_bytes`],
+/// [`Affine::y_is_odd`], [`Affine::to_k256`]) normalize.
 #[derive(Clone, Copy, Debug)]
 pub struct Affine {
-    /// x-coordinate (normalized).
-    pub x: FieldElement,
-    /// y-coordinate (normalized).
-    pub y: FieldElement,
+    /// x-coordinate.
+    pub x: Fe,
+    /// y-coordinate.
+    pub y: Fe,
     /// True for the point at infinity (then `x` and `y` are zero).
     pub infinity: bool,
 }
@@ -27,7 +32,7 @@ impl PartialEq for Affine {
         if self.infinity || other.infinity {
             return self.infinity == other.infinity;
         }
-        self.x.normalize() == other.x.normalize() && self.y.normalize() == other.y.normalize()
+        self.x == other.x && self.y == other.y
     }
 }
 impl Eq for Affine {}
@@ -41,13 +46,13 @@ impl Default for Affine {
 impl Affine {
     /// The point at infinity.
     pub const IDENTITY: Affine = Affine {
-        x: FieldElement::ZERO,
-        y: FieldElement::ZERO,
+        x: Fe::ZERO,
+        y: Fe::ZERO,
         infinity: true,
     };
 
     /// Build from coordinates that the caller knows are on the curve; normalizes them.
-    pub fn new_unchecked(x: FieldElement, y: FieldElement) -> Self {
+    pub fn new_unchecked(x: Fe, y: Fe) -> Self {
         Affine {
             x: x.normalize(),
             y: y.normalize(),
@@ -60,8 +65,9 @@ impl Affine {
         let enc = p.to_encoded_point(false);
         match (enc.x(), enc.y()) {
             (Some(x), Some(y)) => {
-                let x = FieldElement::from_bytes(x).unwrap_or(FieldElement::ZERO);
-                let y = FieldElement::from_bytes(y).unwrap_or(FieldElement::ZERO);
+                // SEC1 coordinates from k256 are canonical 32-byte encodings.
+                let x = Fe::from_bytes_wide(&(*x).into());
+                let y = Fe::from_bytes_wide(&(*y).into());
                 Affine {
                     x,
                     y,
@@ -77,8 +83,11 @@ impl Affine {
         if self.infinity {
             return AffinePoint::IDENTITY;
         }
-        let enc =
-            EncodedPoint::from_affine_coordinates(&self.x.to_bytes(), &self.y.to_bytes(), false);
+        let enc = EncodedPoint::from_affine_coordinates(
+            &self.x.to_bytes().into(),
+            &self.y.to_bytes().into(),
+            false,
+        );
         // Coordinates produced by our own arithmetic are on the curve; an off-curve
         // value here is a bug, mapped to the identity so callers see a wrong result
         // in tests rather than a panic in production.
@@ -132,19 +141,19 @@ impl Affine {
         }
         Affine {
             x: self.x,
-            y: self.y.negate(1).normalize(),
+            y: self.y.neg(),
             infinity: false,
         }
     }
 
     /// x-coordinate as 32 big-endian bytes.
     pub fn x_bytes(&self) -> FieldBytes {
-        self.x.to_bytes()
+        self.x.to_bytes().into()
     }
 
     /// Whether y is odd (for SEC1 compression).
     pub fn y_is_odd(&self) -> bool {
-        bool::from(self.y.normalize().is_odd())
+        bool::from(self.y.is_odd())
     }
 }
 
@@ -154,8 +163,8 @@ impl ConditionallySelectable for Affine {
     fn conditional_select(a: &Self, b: &Self, choice: Choice) -> Self {
         let inf = u8::conditional_select(&(a.infinity as u8), &(b.infinity as u8), choice);
         Affine {
-            x: FieldElement::conditional_select(&a.x, &b.x, choice),
-            y: FieldElement::conditional_select(&a.y, &b.y, choice),
+            x: Fe::conditional_select(&a.x, &b.x, choice),
+            y: Fe::conditional_select(&a.y, &b.y, choice),
             infinity: inf == 1,
         }
     }
