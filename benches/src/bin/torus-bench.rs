@@ -86,7 +86,8 @@ fn main() -> Result<()> {
             };
             if let Some(path) = json {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
                 }
                 std::fs::write(&path, serde_json::to_string_pretty(&out)?)
                     .with_context(|| format!("writing {}", path.display()))?;
