@@ -127,22 +127,8 @@ pub fn aggregate<S: Suite>(
         crate::avss::check_send_structure(params, node, keys, d)?;
     }
     let k = params.ku();
-    let mut s = SecretVec::zeros(keys);
-    let mut sp = SecretVec::zeros(keys);
-    for d in decided {
-        for key in 0..keys {
-            let (a, ap) = d.slice.row(key);
-            if let (Some(x), Some(y), Some(a0), Some(ap0)) = (
-                s.as_mut_slice().get_mut(key),
-                sp.as_mut_slice().get_mut(key),
-                a.first(),
-                ap.first(),
-            ) {
-                *x += a0;
-                *y += ap0;
-            }
-        }
-    }
+    let ones = vec![Scalar::<S>::ONE; decided.len()];
+    let (s, sp) = combine_shares(decided, keys, &ones);
     let sums: Vec<Point<S>> = engine.map(keys * k, |e| {
         let (key, j) = (e / k, e % k);
         let mut acc = Point::<S>::identity();
@@ -160,6 +146,33 @@ pub fn aggregate<S: Suite>(
         sp,
         commitments: S::batch_to_affine(&sums),
     })
+}
+
+/// `sum_d coeffs[d] * f_d(i, 0)` and the same for f', per key: the constant
+/// terms of the received rows, weighted (1 for DKG aggregation, Lagrange
+/// coefficients for resharing).
+pub(crate) fn combine_shares<S: Suite>(
+    decided: &[SendRef<'_, S>],
+    keys: usize,
+    coeffs: &[Scalar<S>],
+) -> (SecretVec<Scalar<S>>, SecretVec<Scalar<S>>) {
+    let mut s = SecretVec::zeros(keys);
+    let mut sp = SecretVec::zeros(keys);
+    for (d, c) in decided.iter().zip(coeffs) {
+        for key in 0..keys {
+            let (a, ap) = d.slice.row(key);
+            if let (Some(x), Some(y), Some(a0), Some(ap0)) = (
+                s.as_mut_slice().get_mut(key),
+                sp.as_mut_slice().get_mut(key),
+                a.first(),
+                ap.first(),
+            ) {
+                *x += *a0 * c;
+                *y += *ap0 * c;
+            }
+        }
+    }
+    (s, sp)
 }
 
 /// A proof of knowledge of `(s, s')` behind `gs` and `gshr` (see the module docs).

@@ -14,12 +14,11 @@
 use crate::avss::{
     bisect, culprits_from, deal, fresh_seed, weights, Commitments, Dealing, Fold, SendRef,
 };
-use crate::dkg::KeyShares;
+use crate::dkg::{combine_shares, KeyShares};
 use crate::error::{Error, Result};
 use crate::group::{Affine, Scalar, Suite};
 use crate::params::Params;
 use crate::poly::{lagrange_at_zero, powers};
-use crate::secret::SecretVec;
 use crate::Engine;
 
 /// Old node `old.node` deals its shares of every key to the new committee.
@@ -147,22 +146,7 @@ pub fn reshare_combine<S: Suite>(
     }
     let idx: Vec<u32> = decided.iter().map(|d| d.dealer).collect();
     let lambda = lagrange_at_zero::<Scalar<S>>(&idx)?;
-    let mut s = SecretVec::zeros(keys);
-    let mut sp = SecretVec::zeros(keys);
-    for (d, l) in decided.iter().zip(&lambda) {
-        for key in 0..keys {
-            let (a, ap) = d.slice.row(key);
-            if let (Some(x), Some(y), Some(a0), Some(ap0)) = (
-                s.as_mut_slice().get_mut(key),
-                sp.as_mut_slice().get_mut(key),
-                a.first(),
-                ap.first(),
-            ) {
-                *x += *a0 * l;
-                *y += *ap0 * l;
-            }
-        }
-    }
+    let (s, sp) = combine_shares(decided, keys, &lambda);
     let cols: Vec<Vec<Affine<S>>> = decided.iter().map(|d| d.commitments.column0()).collect();
     let col_refs: Vec<&[Affine<S>]> = cols.iter().map(Vec::as_slice).collect();
     let v = engine.vartime_lincomb::<S>(&lambda, &col_refs)?;

@@ -127,6 +127,20 @@ impl<'a> Reader<'a> {
         }
         Ok(c as usize)
     }
+    /// A polynomial length k in `1..=MAX_K`.
+    fn k(&mut self) -> Result<usize> {
+        let k = self.u16("k")?;
+        if k == 0 || u64::from(k) > MAX_K {
+            return Err(DecodeError::TooLarge {
+                what: "k",
+                got: u64::from(k),
+                limit: MAX_K,
+            }
+            .into());
+        }
+        Ok(usize::from(k))
+    }
+
     fn header<S: Suite>(&mut self, tag: Tag) -> Result<()> {
         let v = self.u8("version")?;
         if v != VERSION {
@@ -197,15 +211,7 @@ impl<S: Suite> Wire for Commitments<S> {
     }
     fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
         r.header::<S>(Tag::Commitments)?;
-        let k = r.u16("k")? as usize;
-        if k == 0 || k as u64 > MAX_K {
-            return Err(DecodeError::TooLarge {
-                what: "k",
-                got: k as u64,
-                limit: MAX_K,
-            }
-            .into());
-        }
+        let k = r.k()?;
         let keys = r.count("keys", MAX_KEYS, k * k * S::POINT_LEN)?;
         let points = r.points::<S>(keys * k * k)?;
         Commitments::from_points(0, k, points).map_err(|e| match e {
@@ -228,15 +234,7 @@ impl<S: Suite> Wire for Slice<S> {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
         r.header::<S>(Tag::Slice)?;
         let receiver = r.u32("receiver")?;
-        let k = r.u16("k")? as usize;
-        if k == 0 || k as u64 > MAX_K {
-            return Err(DecodeError::TooLarge {
-                what: "k",
-                got: k as u64,
-                limit: MAX_K,
-            }
-            .into());
-        }
+        let k = r.k()?;
         let keys = r.count("keys", MAX_KEYS, 4 * k * 32)?;
         let a = r.scalars::<S>(keys * k)?;
         let ap = r.scalars::<S>(keys * k)?;
