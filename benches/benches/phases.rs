@@ -61,11 +61,7 @@ fn verify<S: Suite>(c: &mut Criterion) {
         let sends: Vec<SendRef<'_, S>> = dealings
             .iter()
             .zip(&slices)
-            .map(|(d, s)| SendRef {
-                dealer: d.dealer,
-                commitments: &d.commitments,
-                slice: s,
-            })
+            .map(|(d, s)| SendRef::new(d, s))
             .collect();
         g.throughput(Throughput::Elements(keys as u64));
         g.bench_with_input(BenchmarkId::new("n9", keys), &keys, |b, _| {

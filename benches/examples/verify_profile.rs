@@ -16,11 +16,7 @@ fn main() {
     let sends: Vec<SendRef<'_, Secp256k1>> = dealings
         .iter()
         .zip(&slices)
-        .map(|(d, s)| SendRef {
-            dealer: d.dealer,
-            commitments: &d.commitments,
-            slice: s,
-        })
+        .map(|(d, s)| SendRef::new(d, s))
         .collect();
     for _ in 0..3 {
         let t = std::time::Instant::now();

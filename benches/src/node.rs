@@ -60,11 +60,7 @@ pub fn prepare<S: Suite>(
         let sends: Vec<SendRef<'_, S>> = all
             .iter()
             .zip(&slices)
-            .map(|(d, s)| SendRef {
-                dealer: d.dealer,
-                commitments: &d.commitments,
-                slice: &s[(i - 1) as usize],
-            })
+            .map(|(d, s)| SendRef::new(d, &s[(i - 1) as usize]))
             .collect();
         let sh = dkg::aggregate(engine, &params, i, &sends).expect("aggregate");
         public_others
@@ -103,11 +99,7 @@ pub fn run_node<S: Suite>(engine: &Engine, inputs: &Inputs<S>) -> (Phases, KeySh
             .others
             .iter()
             .zip(&inputs.slices_to_me)
-            .map(|(d, s)| SendRef {
-                dealer: d.dealer,
-                commitments: &d.commitments,
-                slice: s,
-            }),
+            .map(|(d, s)| SendRef::new(d, s)),
     )
     .collect();
     let (r, s) = timed(|| avss::verify_sends(engine, &p, 1, &sends));

@@ -49,11 +49,7 @@ pub fn run_dkg<S: Suite>(engine: &Engine, params: Params, keys: usize, run: u64)
         let sends: Vec<SendRef<'_, S>> = dealings
             .iter()
             .zip(&slices)
-            .map(|(d, s)| SendRef {
-                dealer: d.dealer,
-                commitments: &d.commitments,
-                slice: &s[(i - 1) as usize],
-            })
+            .map(|(d, s)| SendRef::new(d, &s[(i - 1) as usize]))
             .collect();
         avss::verify_sends(engine, &params, i, &sends).unwrap();
         shares.push(dkg::aggregate(engine, &params, i, &sends).unwrap());
@@ -222,11 +218,7 @@ pub fn check_bad_sends<S: Suite>(engine: &Engine, params: Params, keys: usize) {
         dealings
             .iter()
             .zip(my)
-            .map(|(d, s)| SendRef {
-                dealer: d.dealer,
-                commitments: &d.commitments,
-                slice: s,
-            })
+            .map(|(d, s)| SendRef::new(d, s))
             .collect()
     }
     // Corrupted row of dealer 2, key keys-1; corrupted column of dealer 3, key 0.

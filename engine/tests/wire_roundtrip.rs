@@ -93,11 +93,7 @@ fn dkg_outputs<S: Suite>(
             let sends: Vec<SendRef<'_, S>> = dealings
                 .iter()
                 .zip(&slices)
-                .map(|(d, s)| SendRef {
-                    dealer: d.dealer,
-                    commitments: &d.commitments,
-                    slice: &s[(i - 1) as usize],
-                })
+                .map(|(d, s)| SendRef::new(d, &s[(i - 1) as usize]))
                 .collect();
             dkg::aggregate(&engine, &params, i, &sends).unwrap()
         })

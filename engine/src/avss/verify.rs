@@ -29,6 +29,17 @@ pub struct SendRef<'a, S: Suite> {
     pub slice: &'a Slice<S>,
 }
 
+impl<'a, S: Suite> SendRef<'a, S> {
+    /// The send of `dealing`'s dealer carrying `slice`.
+    pub fn new(dealing: &'a super::Dealing<S>, slice: &'a Slice<S>) -> Self {
+        SendRef {
+            dealer: dealing.dealer,
+            commitments: &dealing.commitments,
+            slice,
+        }
+    }
+}
+
 /// Structural checks of one send before any arithmetic: the dealer is in the
 /// committee, every matrix is exactly k x k with no identity entry, the slice is
 /// addressed to `receiver`, and lengths agree with the batch size `keys`.
