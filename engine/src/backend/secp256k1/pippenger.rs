@@ -57,6 +57,17 @@ use rayon::prelude::*;
 // Field helpers
 // ---------------------------------------------------------------------------
 
+/// Completes an affine addition or doubling once its slope `l` is known:
+/// `x3 = l^2 - (x1 + x2)`, `y3 = l (x1 - x3) - y1`, written into `a`
+/// (`sum_x` is `x1 + x2`, or `2 x1` for a doubling).
+#[inline(always)]
+fn apply_slope(a: &mut Affine, sum_x: &Fe, l: &Fe) {
+    let x3 = l.square().sub(sum_x);
+    let y3 = l.mul(&a.x.sub(&x3)).sub(&a.y);
+    a.x = x3;
+    a.y = y3;
+}
+
 /// True if `a == b` as field elements.
 #[inline(always)]
 fn feq(a: &Fe, b: &Fe) -> bool {
@@ -293,10 +304,7 @@ fn batch_add_generic(
             p.y.sub(&a.y)
         };
         let l = dy.mul(&di);
-        let x3 = l.square().sub(&a.x.add(&p.x));
-        let y3 = l.mul(&a.x.sub(&x3)).sub(&a.y);
-        a.x = x3;
-        a.y = y3;
+        apply_slope(a, &a.x.add(&p.x), &l);
     }
     true
 }
@@ -342,20 +350,14 @@ fn batch_add_careful(
                 let di = inv.mul(&pre[i]);
                 inv = inv.mul(&dx);
                 let l = signed_y(p, e).sub(&a.y).mul(&di);
-                let x3 = l.square().sub(&a.x.add(&p.x));
-                let y3 = l.mul(&a.x.sub(&x3)).sub(&a.y);
-                a.x = x3;
-                a.y = y3;
+                apply_slope(a, &a.x.add(&p.x), &l);
             }
             KIND_DBL => {
                 let den = a.y.double();
                 let di = inv.mul(&pre[i]);
                 inv = inv.mul(&den);
                 let l = a.x.square().mul_small(3).mul(&di);
-                let x3 = l.square().sub(&a.x.double());
-                let y3 = l.mul(&a.x.sub(&x3)).sub(&a.y);
-                a.x = x3;
-                a.y = y3;
+                apply_slope(a, &a.x.double(), &l);
             }
             _ => *a = Affine::IDENTITY,
         }
@@ -669,20 +671,14 @@ fn batch_acc(
                 let di = inv.mul(&pre[i]);
                 inv = inv.mul(&dx);
                 let l = p.y.sub(&a.y).mul(&di);
-                let x3 = l.square().sub(&a.x.add(&p.x));
-                let y3 = l.mul(&a.x.sub(&x3)).sub(&a.y);
-                a.x = x3;
-                a.y = y3;
+                apply_slope(a, &a.x.add(&p.x), &l);
             }
             KIND_DBL => {
                 let den = a.y.double();
                 let di = inv.mul(&pre[i]);
                 inv = inv.mul(&den);
                 let l = a.x.square().mul_small(3).mul(&di);
-                let x3 = l.square().sub(&a.x.double());
-                let y3 = l.mul(&a.x.sub(&x3)).sub(&a.y);
-                a.x = x3;
-                a.y = y3;
+                apply_slope(a, &a.x.double(), &l);
             }
             KIND_INF => *a = Affine::IDENTITY,
             COPY => *a = *p,
