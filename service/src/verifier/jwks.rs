@@ -1,0 +1,393 @@
+//! The issuer key set (JWKS): parsing, HTTP fetching and the per-verifier cache with rate-limited
+//! refetching.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rsa::traits::PublicKeyParts as _;
+use serde_json::Value;
+
+use super::{VerifierConfigError, VerifierOptions};
+
+/// Smallest RSA modulus accepted from a JWKS, in bits; smaller keys are skipped.
+pub(crate) const MIN_RSA_BITS: usize = 2048;
+
+/// A JWS algorithm the verifiers accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Alg {
+    Rs256,
+    Es256,
+}
+
+impl Alg {
+    pub(crate) fn parse(alg: &str) -> Option<Alg> {
+        match alg {
+            "RS256" => Some(Alg::Rs256),
+            "ES256" => Some(Alg::Es256),
+            _ => None,
+        }
+    }
+}
+
+/// A usable public key of the JWKS.
+#[derive(Clone, Debug)]
+pub(crate) enum PublicKey {
+    Rsa(rsa::RsaPublicKey),
+    P256(p256::ecdsa::VerifyingKey),
+}
+
+impl PublicKey {
+    pub(crate) fn alg(&self) -> Alg {
+        match self {
+            PublicKey::Rsa(_) => Alg::Rs256,
+            PublicKey::P256(_) => Alg::Es256,
+        }
+    }
+
+    /// Verifies a JWS signature over `message` (the `header.payload` bytes).
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        use sha2::Digest as _;
+        match self {
+            PublicKey::Rsa(key) => {
+                if signature.len() != key.size() {
+                    return false;
+                }
+                let digest = sha2::Sha256::digest(message);
+                key.verify(rs256_scheme(), &digest, signature).is_ok()
+            }
+            PublicKey::P256(key) => {
+                use p256::ecdsa::signature::Verifier as _;
+                let Ok(sig) = p256::ecdsa::Signature::from_slice(signature) else {
+                    return false;
+                };
+                signature.len() == 64 && key.verify(message, &sig).is_ok()
+            }
+        }
+    }
+}
+
+/// DER prefix of the PKCS#1 v1.5 DigestInfo for SHA-256 (RFC 8017, section 9.2, note 1).
+const SHA256_DIGEST_INFO_PREFIX: [u8; 19] = [
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
+
+/// The RSASSA-PKCS1-v1_5 with SHA-256 scheme of RS256.
+pub(crate) fn rs256_scheme() -> rsa::Pkcs1v15Sign {
+    rsa::Pkcs1v15Sign {
+        hash_len: Some(32),
+        prefix: SHA256_DIGEST_INFO_PREFIX.to_vec().into_boxed_slice(),
+    }
+}
+
+/// One key of the set, with its `kid`.
+#[derive(Clone, Debug)]
+pub(crate) struct Key {
+    pub(crate) kid: Option<String>,
+    pub(crate) key: PublicKey,
+}
+
+/// The usable keys of one JWKS document (unsupported entries are skipped).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KeySet {
+    pub(crate) keys: Vec<Key>,
+}
+
+/// The result of looking a token's key up in a key set.
+pub(crate) enum Lookup<'a> {
+    Found(&'a PublicKey),
+    /// Keys with that `kid` exist, but none for the token's algorithm.
+    WrongAlg,
+    /// No `kid` in the header and the set has more than one key.
+    KidRequired,
+    NotFound,
+}
+
+impl KeySet {
+    pub(crate) fn lookup(&self, kid: Option<&str>, alg: Alg) -> Lookup<'_> {
+        match kid {
+            Some(kid) => {
+                let mut with_kid = self
+                    .keys
+                    .iter()
+                    .filter(|k| k.kid.as_deref() == Some(kid))
+                    .peekable();
+                if with_kid.peek().is_none() {
+                    return Lookup::NotFound;
+                }
+                match with_kid.find(|k| k.key.alg() == alg) {
+                    Some(k) => Lookup::Found(&k.key),
+                    None => Lookup::WrongAlg,
+                }
+            }
+            None => match self.keys.as_slice() {
+                [] => Lookup::NotFound,
+                [only] if only.key.alg() == alg => Lookup::Found(&only.key),
+                [_] => Lookup::WrongAlg,
+                _ => Lookup::KidRequired,
+            },
+        }
+    }
+
+    /// Parses a JWKS document. Entries that are not usable signature keys (other `kty`, other
+    /// curves, `use` other than `sig`, an `alg` other than RS256/ES256, bad or too small key
+    /// material) are skipped with a debug log; only a document that is not `{"keys": [...]}` is
+    /// an error.
+    pub(crate) fn parse(body: &[u8]) -> Result<KeySet, &'static str> {
+        let doc: Value =
+            serde_json::from_slice(body).map_err(|_| "the key set is not valid JSON")?;
+        let entries = doc
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or("the key set has no \"keys\" array")?;
+        let mut keys = Vec::new();
+        for entry in entries {
+            match parse_jwk(entry) {
+                Ok(key) => keys.push(key),
+                Err(why) => {
+                    let kid = entry.get("kid").and_then(Value::as_str).unwrap_or("");
+                    tracing::debug!(kid, why, "skipping JWKS entry");
+                }
+            }
+        }
+        Ok(KeySet { keys })
+    }
+}
+
+fn b64_field(entry: &Value, name: &str) -> Result<Vec<u8>, &'static str> {
+    let s = entry
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or("a key parameter is missing")?;
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| "a key parameter is not base64url")
+}
+
+fn parse_jwk(entry: &Value) -> Result<Key, &'static str> {
+    let str_field = |name: &str| entry.get(name).and_then(Value::as_str);
+    if let Some(usage) = str_field("use") {
+        if usage != "sig" {
+            return Err("not a signature key");
+        }
+    }
+    if let Some(ops) = entry.get("key_ops").and_then(Value::as_array) {
+        if !ops.iter().any(|op| op.as_str() == Some("verify")) {
+            return Err("key_ops does not allow verify");
+        }
+    }
+    let kid = match entry.get("kid") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(kid)) => Some(kid.clone()),
+        Some(_) => return Err("kid is not a string"),
+    };
+    let key = match str_field("kty") {
+        Some("RSA") => {
+            if str_field("alg").is_some_and(|a| a != "RS256") {
+                return Err("unsupported alg");
+            }
+            let n = b64_field(entry, "n")?;
+            let e = b64_field(entry, "e")?;
+            let key = rsa::RsaPublicKey::new(
+                rsa::BigUint::from_bytes_be(&n),
+                rsa::BigUint::from_bytes_be(&e),
+            )
+            .map_err(|_| "invalid RSA key")?;
+            if key.n().bits() < MIN_RSA_BITS {
+                return Err("RSA key too small");
+            }
+            PublicKey::Rsa(key)
+        }
+        Some("EC") => {
+            if str_field("crv") != Some("P-256") {
+                return Err("unsupported curve");
+            }
+            if str_field("alg").is_some_and(|a| a != "ES256") {
+                return Err("unsupported alg");
+            }
+            let x = b64_field(entry, "x")?;
+            let y = b64_field(entry, "y")?;
+            if x.len() != 32 || y.len() != 32 {
+                return Err("invalid P-256 coordinates");
+            }
+            let mut sec1 = Vec::with_capacity(65);
+            sec1.push(0x04);
+            sec1.extend_from_slice(&x);
+            sec1.extend_from_slice(&y);
+            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+                .map_err(|_| "invalid P-256 point")?;
+            PublicKey::P256(key)
+        }
+        _ => return Err("unsupported kty"),
+    };
+    Ok(Key { kid, key })
+}
+
+/// The HTTP client shared by all JWKS caches.
+pub(crate) fn http_client(
+    options: &VerifierOptions,
+) -> Result<reqwest::Client, VerifierConfigError> {
+    reqwest::Client::builder()
+        .timeout(options.http_timeout)
+        .connect_timeout(options.http_timeout)
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .user_agent(concat!("torus-node/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| VerifierConfigError::HttpClient(e.to_string()))
+}
+
+/// Fetches and parses a JWKS. The error is a deterministic reason for
+/// [`super::VerifyError::JwksUnavailable`]; details go to the log.
+async fn fetch(client: &reqwest::Client, url: &str, max_bytes: usize) -> Result<KeySet, String> {
+    let request_error = |e: reqwest::Error| {
+        tracing::warn!(url, error = %e, "JWKS fetch failed");
+        if e.is_timeout() {
+            "request timed out".to_owned()
+        } else if e.is_connect() {
+            "connection failed".to_owned()
+        } else {
+            "request failed".to_owned()
+        }
+    };
+    let mut response = client.get(url).send().await.map_err(request_error)?;
+    let status = response.status();
+    if !status.is_success() {
+        tracing::warn!(url, %status, "JWKS fetch: HTTP error");
+        return Err(format!("HTTP status {}", status.as_u16()));
+    }
+    let too_large = || format!("response larger than {max_bytes} bytes");
+    if response
+        .content_length()
+        .is_some_and(|len| len > max_bytes as u64)
+    {
+        tracing::warn!(url, "JWKS fetch: body too large");
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(request_error)? {
+        if body.len() + chunk.len() > max_bytes {
+            tracing::warn!(url, "JWKS fetch: body too large");
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let set = KeySet::parse(&body).map_err(|why| {
+        tracing::warn!(url, why, "JWKS fetch: bad document");
+        why.to_owned()
+    })?;
+    tracing::info!(url, keys = set.keys.len(), "fetched JWKS");
+    Ok(set)
+}
+
+#[derive(Default)]
+struct State {
+    keys: Option<Arc<KeySet>>,
+    /// When `keys` was fetched.
+    fetched_at: Option<Instant>,
+    /// When the last fetch attempt (successful or not) finished.
+    last_attempt: Option<Instant>,
+    /// Why the last attempt failed; `None` after a success.
+    last_error: Option<String>,
+    /// Counts fetch attempts; a waiter that sees it changed does not fetch again.
+    generation: u64,
+}
+
+/// What the cache has after a (possible) refresh.
+pub(crate) struct Snapshot {
+    pub(crate) keys: Option<Arc<KeySet>>,
+    /// Set when the most recent fetch attempt failed.
+    pub(crate) last_error: Option<String>,
+    pub(crate) generation: u64,
+}
+
+/// The JWKS cache of one verifier. At most one fetch runs at a time (a tokio mutex around the
+/// refresh; concurrent callers wait for it and share its result), and fetch attempts are at least
+/// `refetch_interval` apart, except the very first.
+pub(crate) struct JwksCache {
+    url: String,
+    client: reqwest::Client,
+    max_bytes: usize,
+    refetch_interval: Duration,
+    max_age: Duration,
+    state: RwLock<State>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl JwksCache {
+    pub(crate) fn new(url: String, client: reqwest::Client, options: &VerifierOptions) -> Self {
+        JwksCache {
+            url,
+            client,
+            max_bytes: options.max_jwks_bytes,
+            refetch_interval: options.jwks_refetch_interval,
+            max_age: options.jwks_max_age,
+            state: RwLock::new(State::default()),
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+        Snapshot {
+            keys: st.keys.clone(),
+            last_error: st.last_error.clone(),
+            generation: st.generation,
+        }
+    }
+
+    /// The key set to verify with: the cached one while it is younger than the maximum age,
+    /// otherwise a fresh fetch (falling back to the old set when it fails).
+    pub(crate) async fn current(&self) -> Snapshot {
+        let (fresh, generation) = {
+            let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+            let fresh =
+                st.keys.is_some() && st.fetched_at.is_some_and(|t| t.elapsed() < self.max_age);
+            (fresh, st.generation)
+        };
+        if fresh {
+            return self.snapshot();
+        }
+        self.refresh(generation).await
+    }
+
+    /// Fetches the key set again unless another caller did since `seen_generation`, or the last
+    /// attempt is less than the refetch interval ago (then the current state is returned).
+    pub(crate) async fn refresh(&self, seen_generation: u64) -> Snapshot {
+        let _guard = self.refresh.lock().await;
+        {
+            let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+            if st.generation != seen_generation {
+                drop(st);
+                return self.snapshot();
+            }
+            if st
+                .last_attempt
+                .is_some_and(|t| t.elapsed() < self.refetch_interval)
+            {
+                tracing::debug!(url = %self.url, "JWKS refetch rate limited");
+                drop(st);
+                return self.snapshot();
+            }
+        }
+        let result = fetch(&self.client, &self.url, self.max_bytes).await;
+        let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        st.last_attempt = Some(now);
+        st.generation += 1;
+        match result {
+            Ok(set) => {
+                st.keys = Some(Arc::new(set));
+                st.fetched_at = Some(now);
+                st.last_error = None;
+            }
+            Err(reason) => st.last_error = Some(reason),
+        }
+        Snapshot {
+            keys: st.keys.clone(),
+            last_error: st.last_error.clone(),
+            generation: st.generation,
+        }
+    }
+}
