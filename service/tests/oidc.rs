@@ -71,7 +71,7 @@ fn item(token: &str, verifier_id: &str) -> Map<String, Value> {
 }
 
 fn claims(now: u64) -> DevClaims {
-    DevClaims::new(AUD, now).email(EMAIL).sub("1234567890")
+    DevClaims::new(AUD, now).email(EMAIL).subject("1234567890")
 }
 
 async fn ok(v: &Verifiers, token: &str, verifier_id: &str, now: u64) {
@@ -616,7 +616,7 @@ async fn verifier_id_claim_checks() {
         VerifyError::VerifierIdMismatch,
     )
     .await;
-    let no_email = iss.mint(&DevClaims::new(AUD, now).sub("42"));
+    let no_email = iss.mint(&DevClaims::new(AUD, now).subject("42"));
     refused(
         &v,
         &no_email,
@@ -636,7 +636,7 @@ async fn verifier_id_claim_checks() {
         ..oidc_config(&iss.issuer(), &iss.jwks_url())
     };
     let by_sub = Verifiers::with_options(&[config], false, options()).unwrap();
-    let token = iss.mint(&DevClaims::new(AUD, now).sub("User-42"));
+    let token = iss.mint(&DevClaims::new(AUD, now).subject("User-42"));
     ok(&by_sub, &token, "User-42", now).await;
     refused(
         &by_sub,

@@ -222,7 +222,7 @@ impl DevClaims {
     }
 
     /// Sets `sub`.
-    pub fn sub(mut self, sub: impl Into<String>) -> Self {
+    pub fn subject(mut self, sub: impl Into<String>) -> Self {
         self.sub = Some(sub.into());
         self
     }

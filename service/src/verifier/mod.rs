@@ -172,12 +172,14 @@ impl VerifierConfig {
         ];
         match self.kind {
             VerifierKind::Test => {
-                if let Some((field, _)) = fields.iter().find(|(_, set)| *set) {
-                    return Err(VerifierConfigError::UnexpectedField {
-                        verifier: verifier(),
-                        kind: self.kind,
-                        field: *field,
-                    });
+                for (field, set) in fields {
+                    if set {
+                        return Err(VerifierConfigError::UnexpectedField {
+                            verifier: verifier(),
+                            kind: self.kind,
+                            field,
+                        });
+                    }
                 }
                 if !dev_mode {
                     return Err(VerifierConfigError::TestVerifierOutsideDevMode {
@@ -261,7 +263,7 @@ impl Default for VerifierOptions {
 }
 
 enum Verifier {
-    Oidc(OidcVerifier),
+    Oidc(Box<OidcVerifier>),
     Test,
 }
 
@@ -317,9 +319,11 @@ impl Verifiers {
             }
             let verifier = match config.kind {
                 VerifierKind::Test => Verifier::Test,
-                VerifierKind::Oidc => {
-                    Verifier::Oidc(OidcVerifier::new(config, client.clone(), &options))
-                }
+                VerifierKind::Oidc => Verifier::Oidc(Box::new(OidcVerifier::new(
+                    config,
+                    client.clone(),
+                    &options,
+                ))),
             };
             verifiers.insert(config.name.clone(), verifier);
         }
