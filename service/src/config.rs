@@ -1,0 +1,499 @@
+//! Node configuration: one TOML file per node, then `TORUS_*` environment
+//! overrides, validated at start with errors that name the field.
+//!
+//! ```toml
+//! data_dir = "/var/lib/torus"       # TORUS_DATA_DIR
+//! dev_mode = false                  # TORUS_DEV_MODE (enables the `test` verifier)
+//! key_file = "node.key"             # TORUS_KEY_FILE (relative to data_dir; created 0600)
+//! genesis = "genesis.toml"          # TORUS_GENESIS (relative to the config file)
+//! hw_profile = "hw-profiles/cpu-2core.toml"   # TORUS_HW_PROFILE (optional)
+//!
+//! [rpc]
+//! listen = "127.0.0.1:8000"         # TORUS_RPC_LISTEN
+//! max_body_bytes = 1048576
+//! request_timeout_ms = 15000
+//! key_assign_timeout_ms = 10000
+//! key_assign_auth_pubkey = "04..."  # optional: the KeyAssign signer's key (spec §10.5)
+//!
+//! [grpc]
+//! listen = "127.0.0.1:9000"         # TORUS_GRPC_LISTEN
+//!
+//! [[verifiers]]
+//! name = "google"
+//! kind = "oidc"
+//! issuer = "https://accounts.google.com"
+//! jwks_url = "https://www.googleapis.com/oauth2/v3/certs"
+//! audience = "client-id"
+//! verifier_id_claim = "email"
+//! max_token_age_s = 3600
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::NodePub;
+use crate::tx::{EpochInfo, NodeEntry};
+use crate::verifier::VerifierConfig;
+
+/// A configuration error, naming the field and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {err}")]
+    Read {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        err: std::io::Error,
+    },
+    /// TOML syntax or an unknown/mistyped field.
+    #[error("{path}: {err}")]
+    Parse {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        err: String,
+    },
+    /// A field's value is invalid.
+    #[error("config field `{field}`: {problem}")]
+    Invalid {
+        /// Field name.
+        field: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+fn invalid(field: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_string(),
+        problem: problem.into(),
+    }
+}
+
+/// `[rpc]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcConfig {
+    /// Listen address of the client JSON-RPC (and /healthz, /metrics).
+    pub listen: String,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Per-request time limit.
+    pub request_timeout_ms: u64,
+    /// How long KeyAssign waits for its transaction to commit.
+    pub key_assign_timeout_ms: u64,
+    /// If set, KeyAssign requires the signer's signature (hex SEC1 public key).
+    pub key_assign_auth_pubkey: Option<String>,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig {
+            listen: "127.0.0.1:8000".into(),
+            max_body_bytes: 1 << 20,
+            request_timeout_ms: 15_000,
+            key_assign_timeout_ms: 10_000,
+            key_assign_auth_pubkey: None,
+        }
+    }
+}
+
+/// `[grpc]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    /// Listen address of the operator gRPC API; empty disables it.
+    pub listen: String,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            listen: "127.0.0.1:9000".into(),
+        }
+    }
+}
+
+/// `[abci]`: serve the consensus app to CometBFT instead of the embedded engine.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AbciConfig {
+    /// Listen address for CometBFT's ABCI connections; empty = embedded engine.
+    pub listen: String,
+}
+
+/// The whole node configuration.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Data directory (LMDB, key file).
+    pub data_dir: PathBuf,
+    /// Development mode (allows the `test` verifier).
+    #[serde(default)]
+    pub dev_mode: bool,
+    /// Key file, relative to `data_dir` unless absolute.
+    #[serde(default = "default_key_file")]
+    pub key_file: PathBuf,
+    /// Genesis file, relative to the config file unless absolute.
+    pub genesis: PathBuf,
+    /// Hardware profile (optional).
+    #[serde(default)]
+    pub hw_profile: Option<PathBuf>,
+    /// Client JSON-RPC.
+    #[serde(default)]
+    pub rpc: RpcConfig,
+    /// Operator gRPC.
+    #[serde(default)]
+    pub grpc: GrpcConfig,
+    /// ABCI server.
+    #[serde(default)]
+    pub abci: AbciConfig,
+    /// OIDC verifiers.
+    #[serde(default)]
+    pub verifiers: Vec<VerifierConfig>,
+}
+
+fn default_key_file() -> PathBuf {
+    PathBuf::from("node.key")
+}
+
+/// One node of the genesis file.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisNode {
+    /// 1-based index.
+    pub index: u32,
+    /// Compressed or uncompressed SEC1 public key, hex.
+    pub pubkey: String,
+    /// libp2p address.
+    #[serde(default)]
+    pub p2p: String,
+    /// JSON-RPC endpoint (`http://host:port/jrpc`).
+    #[serde(default)]
+    pub rpc: String,
+}
+
+/// The genesis file: the first committee.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    /// Chain id (distinguishes networks).
+    pub chain_id: String,
+    /// First epoch number.
+    pub epoch: u64,
+    /// Committee size.
+    pub n: u32,
+    /// Threshold.
+    pub k: u32,
+    /// Tolerated faults.
+    pub t: u32,
+    /// Members.
+    pub nodes: Vec<GenesisNode>,
+}
+
+impl Genesis {
+    /// Reads and validates a genesis file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+            path: path.to_path_buf(),
+            err,
+        })?;
+        let g: Genesis = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            err: e.to_string(),
+        })?;
+        g.epoch_info()?;
+        Ok(g)
+    }
+
+    /// The consensus view of it.
+    pub fn epoch_info(&self) -> Result<EpochInfo, ConfigError> {
+        let mut nodes = Vec::with_capacity(self.nodes.len());
+        let mut sorted = self.nodes.clone();
+        sorted.sort_by_key(|n| n.index);
+        for n in &sorted {
+            let raw = hex::decode(n.pubkey.trim_start_matches("0x"))
+                .map_err(|_| invalid(&format!("nodes[{}].pubkey", n.index), "not hex"))?;
+            let pk = NodePub::from_sec1(&raw).map_err(|_| {
+                invalid(
+                    &format!("nodes[{}].pubkey", n.index),
+                    "not a secp256k1 point",
+                )
+            })?;
+            nodes.push(NodeEntry {
+                index: n.index,
+                pubkey: pk.compressed(),
+            });
+        }
+        let e = EpochInfo {
+            epoch: self.epoch,
+            n: self.n,
+            k: self.k,
+            t: self.t,
+            nodes,
+        };
+        e.validate().map_err(|p| invalid("genesis", p))?;
+        Ok(e)
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn parse_bool(field: &str, v: &str) -> Result<bool, ConfigError> {
+    match v {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(invalid(field, format!("expected true/false, got {v:?}"))),
+    }
+}
+
+fn check_listen(field: &str, v: &str) -> Result<(), ConfigError> {
+    v.parse::<SocketAddr>().map(|_| ()).map_err(|_| {
+        invalid(
+            field,
+            format!("{v:?} is not HOST:PORT (an IP address and a port 0-65535)"),
+        )
+    })
+}
+
+impl NodeConfig {
+    /// Reads `path`, applies `TORUS_*` overrides, resolves relative paths and validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+            path: path.to_path_buf(),
+            err,
+        })?;
+        let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            err: e.to_string(),
+        })?;
+        cfg.apply_env()?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if cfg.genesis.is_relative() {
+            cfg.genesis = base.join(&cfg.genesis);
+        }
+        if let Some(p) = &cfg.hw_profile {
+            if p.is_relative() {
+                cfg.hw_profile = Some(base.join(p));
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Applies `TORUS_DATA_DIR`, `TORUS_DEV_MODE`, `TORUS_KEY_FILE`, `TORUS_GENESIS`,
+    /// `TORUS_HW_PROFILE`, `TORUS_RPC_LISTEN`, `TORUS_GRPC_LISTEN`, `TORUS_ABCI_LISTEN`.
+    pub fn apply_env(&mut self) -> Result<(), ConfigError> {
+        if let Some(v) = env("TORUS_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = env("TORUS_DEV_MODE") {
+            self.dev_mode = parse_bool("TORUS_DEV_MODE", &v)?;
+        }
+        if let Some(v) = env("TORUS_KEY_FILE") {
+            self.key_file = v.into();
+        }
+        if let Some(v) = env("TORUS_GENESIS") {
+            self.genesis = v.into();
+        }
+        if let Some(v) = env("TORUS_HW_PROFILE") {
+            self.hw_profile = Some(v.into());
+        }
+        if let Some(v) = env("TORUS_RPC_LISTEN") {
+            self.rpc.listen = v;
+        }
+        if let Some(v) = env("TORUS_GRPC_LISTEN") {
+            self.grpc.listen = v;
+        }
+        if let Some(v) = env("TORUS_ABCI_LISTEN") {
+            self.abci.listen = v;
+        }
+        Ok(())
+    }
+
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "missing"));
+        }
+        check_listen("rpc.listen", &self.rpc.listen)?;
+        if !self.grpc.listen.is_empty() {
+            check_listen("grpc.listen", &self.grpc.listen)?;
+        }
+        if !self.abci.listen.is_empty() {
+            check_listen("abci.listen", &self.abci.listen)?;
+        }
+        if self.rpc.max_body_bytes < 1024 || self.rpc.max_body_bytes > 64 << 20 {
+            return Err(invalid(
+                "rpc.max_body_bytes",
+                "must be between 1 KiB and 64 MiB",
+            ));
+        }
+        if self.rpc.request_timeout_ms == 0 || self.rpc.key_assign_timeout_ms == 0 {
+            return Err(invalid("rpc.*_timeout_ms", "must be positive"));
+        }
+        if let Some(pk) = &self.rpc.key_assign_auth_pubkey {
+            let raw = hex::decode(pk.trim_start_matches("0x"))
+                .map_err(|_| invalid("rpc.key_assign_auth_pubkey", "not hex"))?;
+            NodePub::from_sec1(&raw)
+                .map_err(|_| invalid("rpc.key_assign_auth_pubkey", "not a secp256k1 point"))?;
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, v) in self.verifiers.iter().enumerate() {
+            v.validate(self.dev_mode)
+                .map_err(|e| invalid(&format!("verifiers[{i}]"), e.to_string()))?;
+            if !names.insert(v.name.clone()) {
+                return Err(invalid(
+                    &format!("verifiers[{i}].name"),
+                    format!("duplicate verifier {:?}", v.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The key file's absolute path.
+    pub fn key_path(&self) -> PathBuf {
+        if self.key_file.is_absolute() {
+            self.key_file.clone()
+        } else {
+            self.data_dir.join(&self.key_file)
+        }
+    }
+}
+
+/// Loads the node key from `path`, or creates it (mode 0600) on first start.
+/// The file holds the 32-byte secret as 64 hex characters.
+pub fn load_or_create_key(path: &Path) -> Result<crate::crypto::NodeKey, ConfigError> {
+    use crate::crypto::NodeKey;
+    use zeroize::Zeroizing;
+    if path.exists() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(path) {
+                if m.permissions().mode() & 0o077 != 0 {
+                    return Err(invalid(
+                        "key_file",
+                        format!("{} is readable by others; chmod 600 it", path.display()),
+                    ));
+                }
+            }
+        }
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    err,
+                })?,
+            );
+        let raw = Zeroizing::new(
+            hex::decode(text.trim()).map_err(|_| invalid("key_file", "not 64 hex characters"))?,
+        );
+        let arr: [u8; 32] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| invalid("key_file", "not 64 hex characters"))?;
+        let arr = Zeroizing::new(arr);
+        return NodeKey::from_bytes(&arr)
+            .map_err(|_| invalid("key_file", "not a valid secret key"));
+    }
+    let key = NodeKey::random();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|err| ConfigError::Read {
+            path: dir.to_path_buf(),
+            err,
+        })?;
+    }
+    let text = Zeroizing::new(hex::encode(*key.to_bytes()));
+    write_private(path, text.as_bytes()).map_err(|err| ConfigError::Read {
+        path: path.to_path_buf(),
+        err,
+    })?;
+    Ok(key)
+}
+
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let d = tempfile::tempdir().unwrap();
+        let base = "data_dir = \"/tmp/x\"\ngenesis = \"g.toml\"\n";
+        let p = write(
+            d.path(),
+            "a.toml",
+            &format!("{base}[rpc]\nlisten = \"127.0.0.1:99999\"\n"),
+        );
+        let e = NodeConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("rpc.listen"), "{e}");
+        let p = write(d.path(), "b.toml", "genesis = \"g.toml\"\n");
+        let e = NodeConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("data_dir"), "{e}");
+        let p = write(
+            d.path(),
+            "c.toml",
+            &format!("{base}[[verifiers]]\nname = \"x\"\nkind = \"saml\"\n"),
+        );
+        let e = NodeConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("saml") || e.contains("kind"), "{e}");
+        let p = write(d.path(), "d.toml", &format!("{base}bogus = 1\n"));
+        let e = NodeConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let p = write(d.path(), "e.toml", base);
+        let c = NodeConfig::load(&p).unwrap();
+        assert_eq!(c.genesis, d.path().join("g.toml"));
+    }
+
+    #[test]
+    fn key_file_is_created_private_and_reloaded() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("k/node.key");
+        let k1 = load_or_create_key(&p).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let k2 = load_or_create_key(&p).unwrap();
+        assert_eq!(k1.public(), k2.public());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(load_or_create_key(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("chmod"));
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! `torus-node`: a Torus-style threshold key node.
+//!
+//! * [`app`]: the consensus state machine (dealer sets, public keys, key
+//!   assignment, epoch hand-over), independent of the engine that orders it.
+//! * [`tx`], [`records`], [`codec`]: compact versioned encodings (fuzzed).
+//! * [`crypto`], [`hexfmt`]: the spec's signatures, ECIES and text encodings.
+//! * With the `server` feature (default): [`store`] (LMDB), [`rpc`] (client
+//!   JSON-RPC), [`verifier`] (OIDC), [`abci`], [`grpc`], [`metrics`], [`node`].
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
+
+pub mod app;
+pub mod codec;
+#[cfg(feature = "server")]
+pub mod config;
+pub mod crypto;
+pub mod hexfmt;
+pub mod jrpc;
+#[cfg(feature = "server")]
+pub mod metrics;
+#[cfg(feature = "server")]
+pub mod node;
+pub mod records;
+#[cfg(feature = "server")]
+pub mod rpc;
+#[cfg(feature = "server")]
+pub mod store;
+pub mod tx;
+
+#[cfg(feature = "server")]
+pub mod verifier;

@@ -1,0 +1,135 @@
+//! Prometheus metrics, served as text at `GET /metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of RPC metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    /// JSON-RPC method (or "invalid").
+    pub method: String,
+    /// "ok" or the error code.
+    pub outcome: String,
+}
+
+/// Labels of per-method latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    /// JSON-RPC method.
+    pub method: String,
+}
+
+/// Labels of transaction outcomes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TxLabels {
+    /// Transaction kind.
+    pub kind: String,
+    /// Result code name.
+    pub code: String,
+}
+
+/// Every metric of a node.
+pub struct Metrics {
+    registry: Registry,
+    /// RPC requests by method and outcome.
+    pub rpc_requests: Family<RpcLabels, Counter>,
+    /// RPC latency by method, seconds.
+    pub rpc_latency: Family<MethodLabels, Histogram>,
+    /// Executed transactions by kind and code.
+    pub txs: Family<TxLabels, Counter>,
+    /// Committed height.
+    pub height: Gauge,
+    /// Keys with decided public keys.
+    pub keys_created: Gauge,
+    /// Keys assigned to users.
+    pub keys_assigned: Gauge,
+    /// Created keys not yet assigned.
+    pub keys_free: Gauge,
+    /// Token verification failures by reason.
+    pub verify_failures: Family<MethodLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers everything under the `torus` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("torus");
+        let rpc_requests = Family::<RpcLabels, Counter>::default();
+        let rpc_latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let txs = Family::<TxLabels, Counter>::default();
+        let height = Gauge::default();
+        let keys_created = Gauge::default();
+        let keys_assigned = Gauge::default();
+        let keys_free = Gauge::default();
+        let verify_failures = Family::<MethodLabels, Counter>::default();
+        registry.register(
+            "rpc_requests",
+            "Client JSON-RPC requests",
+            rpc_requests.clone(),
+        );
+        registry.register(
+            "rpc_latency_seconds",
+            "Client JSON-RPC latency",
+            rpc_latency.clone(),
+        );
+        registry.register("txs", "Executed consensus transactions", txs.clone());
+        registry.register("height", "Committed consensus height", height.clone());
+        registry.register(
+            "keys_created",
+            "Keys with decided public keys",
+            keys_created.clone(),
+        );
+        registry.register(
+            "keys_assigned",
+            "Keys assigned to users",
+            keys_assigned.clone(),
+        );
+        registry.register(
+            "keys_free",
+            "Created keys not yet assigned",
+            keys_free.clone(),
+        );
+        registry.register(
+            "token_verify_failures",
+            "Token verification failures by reason",
+            verify_failures.clone(),
+        );
+        Metrics {
+            registry,
+            rpc_requests,
+            rpc_latency,
+            txs,
+            height,
+            keys_created,
+            keys_assigned,
+            keys_free,
+            verify_failures,
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        if prometheus_client::encoding::text::encode(&mut s, &self.registry).is_err() {
+            s.clear();
+        }
+        s
+    }
+}

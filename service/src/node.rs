@@ -1,0 +1,517 @@
+//! A node's shared state and its interface to the consensus engine.
+//!
+//! The consensus engine (malachite embedded, CometBFT over ABCI, or in tests
+//! the [`LocalOrderer`]) calls [`NodeState::apply_block`] (or the two-phase
+//! [`NodeState::finalize`] + [`NodeState::commit`]) with each decided block; the
+//! node submits its own transactions through a [`Submitter`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use rand_core::RngCore;
+use tokio::sync::broadcast;
+
+use crate::app::{self, App, BlockOutcome, Event, TxCode, TxOutcome};
+use crate::config::{Genesis, NodeConfig};
+use crate::crypto::NodeKey;
+use crate::hexfmt::keccak256;
+use crate::metrics::{Metrics, TxLabels};
+use crate::store::{Store, StoreError};
+use crate::tx::{ready_digest, BatchId, EpochInfo, ReadySig, SignedTx, TxBody};
+use crate::verifier::Verifiers;
+
+/// Node failures.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Storage.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Verifier configuration.
+    #[error("verifiers: {0}")]
+    Verifiers(String),
+    /// The consensus app.
+    #[error(transparent)]
+    App(#[from] app::AppError),
+    /// This node is not a member of the current committee.
+    #[error("this node's key {0} is not in the current committee")]
+    NotMember(String),
+    /// No consensus engine attached.
+    #[error("no consensus engine attached")]
+    NoConsensus,
+    /// The engine refused the transaction.
+    #[error("unable to broadcast: {0}")]
+    Broadcast(String),
+    /// The transaction did not commit in time.
+    #[error("timed out")]
+    Timeout,
+}
+
+/// Where a node sends its own transactions (the consensus engine's mempool).
+pub trait Submitter: Send + Sync + 'static {
+    /// Queues `tx` for ordering.
+    fn submit(&self, tx: Vec<u8>) -> Result<(), String>;
+}
+
+/// A committed block as subscribers see it.
+#[derive(Clone, Debug)]
+pub struct CommittedBlock {
+    /// Height.
+    pub height: u64,
+    /// App hash after it.
+    pub app_hash: [u8; 32],
+    /// `(tx hash, outcome)` in block order.
+    pub txs: Vec<([u8; 32], TxOutcome)>,
+}
+
+/// A progress event for operators (gRPC stream, logs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgressEvent {
+    /// Height it happened at.
+    pub height: u64,
+    /// "block", "dealer_set", "public_keys", "key_assigned", "epoch".
+    pub kind: &'static str,
+    /// Detail.
+    pub detail: String,
+    /// Unix milliseconds.
+    pub unix_ms: u64,
+}
+
+/// Unix seconds now.
+pub fn unix_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Everything a running node shares between its servers and its consensus driver.
+pub struct NodeState {
+    /// Configuration.
+    pub config: NodeConfig,
+    /// Identity key.
+    pub key: NodeKey,
+    /// Genesis.
+    pub genesis: Genesis,
+    /// LMDB store.
+    pub store: Store,
+    /// The consensus state machine.
+    pub app: App,
+    /// Token verifiers.
+    pub verifiers: Verifiers,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Committed blocks.
+    pub blocks: broadcast::Sender<Arc<CommittedBlock>>,
+    /// Operator progress events.
+    pub progress: broadcast::Sender<ProgressEvent>,
+    /// When the node started.
+    pub started: Instant,
+    submitter: RwLock<Option<Arc<dyn Submitter>>>,
+    apply: Mutex<Option<BlockOutcome>>,
+}
+
+impl std::fmt::Debug for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeState")
+            .field("address", &self.key.public().address())
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeState {
+    /// Opens a node from its configuration: key file, genesis, LMDB, verifiers.
+    pub fn open(config: NodeConfig) -> Result<Arc<Self>, NodeError> {
+        let key = crate::config::load_or_create_key(&config.key_path())?;
+        let genesis = Genesis::load(&config.genesis)?;
+        Self::open_with(config, key, genesis)
+    }
+
+    /// Opens a node with an explicit key and genesis.
+    pub fn open_with(
+        config: NodeConfig,
+        key: NodeKey,
+        genesis: Genesis,
+    ) -> Result<Arc<Self>, NodeError> {
+        let store = Store::open(&config.data_dir, &key, crate::store::DEFAULT_MAP_SIZE)?;
+        store.init_genesis(&genesis.epoch_info()?)?;
+        let verifiers = Verifiers::new(&config.verifiers, config.dev_mode)
+            .map_err(|e| NodeError::Verifiers(e.to_string()))?;
+        let (blocks, _) = broadcast::channel(1024);
+        let (progress, _) = broadcast::channel(1024);
+        let node = Arc::new(NodeState {
+            config,
+            key,
+            genesis,
+            store,
+            app: App,
+            verifiers,
+            metrics: Metrics::new(),
+            blocks,
+            progress,
+            started: Instant::now(),
+            submitter: RwLock::new(None),
+            apply: Mutex::new(None),
+        });
+        node.refresh_gauges()?;
+        Ok(node)
+    }
+
+    /// Attaches the consensus engine's submit path.
+    pub fn set_submitter(&self, s: Arc<dyn Submitter>) {
+        if let Ok(mut g) = self.submitter.write() {
+            *g = Some(s);
+        }
+    }
+
+    /// The current committee.
+    pub fn epoch(&self) -> Result<EpochInfo, NodeError> {
+        Ok(app::current_epoch(&self.store.snapshot()?)?)
+    }
+
+    /// This node's index in the current committee.
+    pub fn index(&self) -> Result<u32, NodeError> {
+        let e = self.epoch()?;
+        e.index_of(&self.key.public().compressed())
+            .ok_or_else(|| NodeError::NotMember(self.key.public().address()))
+    }
+
+    /// CheckTx against the committed state.
+    pub fn check_tx(&self, bytes: &[u8]) -> Result<TxOutcome, NodeError> {
+        Ok(self.app.check_tx(&self.store.snapshot()?, bytes))
+    }
+
+    /// Executes a decided block without persisting it (ABCI FinalizeBlock).
+    pub fn finalize(&self, height: u64, txs: &[Vec<u8>]) -> Result<BlockOutcome, NodeError> {
+        let head = self.store.head()?;
+        let snap = self.store.snapshot()?;
+        let out = self
+            .app
+            .finalize_block(&snap, height, &head.app_hash, txs)?;
+        drop(snap);
+        if let Ok(mut g) = self.apply.lock() {
+            *g = Some(out.clone());
+        }
+        Ok(out)
+    }
+
+    /// Persists the block staged by [`Self::finalize`] (ABCI Commit) and notifies subscribers.
+    pub fn commit(&self, txs: &[Vec<u8>]) -> Result<Arc<CommittedBlock>, NodeError> {
+        let staged = self.apply.lock().ok().and_then(|mut g| g.take());
+        let Some(out) = staged else {
+            return Err(NodeError::App(app::AppError::Storage(
+                "commit without a finalized block".into(),
+            )));
+        };
+        self.persist(out, txs)
+    }
+
+    /// Executes and persists a decided block at `height` (must be head + 1; an
+    /// already-committed height is ignored and its stored result returned as empty).
+    pub fn apply_block(
+        &self,
+        height: u64,
+        txs: &[Vec<u8>],
+    ) -> Result<Arc<CommittedBlock>, NodeError> {
+        let head = self.store.head()?;
+        if height <= head.height {
+            return Ok(Arc::new(CommittedBlock {
+                height,
+                app_hash: head.app_hash,
+                txs: Vec::new(),
+            }));
+        }
+        let snap = self.store.snapshot()?;
+        let out = self
+            .app
+            .finalize_block(&snap, height, &head.app_hash, txs)?;
+        drop(snap);
+        self.persist(out, txs)
+    }
+
+    fn persist(
+        &self,
+        out: BlockOutcome,
+        txs: &[Vec<u8>],
+    ) -> Result<Arc<CommittedBlock>, NodeError> {
+        self.store.commit_block(&out)?;
+        let hashes: Vec<[u8; 32]> = txs.iter().map(|t| keccak256(t)).collect();
+        let now = unix_ms();
+        for (bytes, r) in txs.iter().zip(&out.results) {
+            let kind = SignedTx::decode(bytes)
+                .map(|t| t.body.kind())
+                .unwrap_or("undecodable");
+            self.metrics
+                .txs
+                .get_or_create(&TxLabels {
+                    kind: kind.to_string(),
+                    code: format!("{:?}", r.code),
+                })
+                .inc();
+            for e in &r.events {
+                let (kind, detail) = match e {
+                    Event::DealerSet { batch, dealers } => (
+                        "dealer_set",
+                        format!(
+                            "keys {}..{} dealers {:?}",
+                            batch.start,
+                            batch.end(),
+                            dealers
+                        ),
+                    ),
+                    Event::PublicKeys { batch } => (
+                        "public_keys",
+                        format!("keys {}..{} created", batch.start, batch.end()),
+                    ),
+                    Event::KeyAssigned { index, new } => (
+                        "key_assigned",
+                        format!("key {index} ({})", if *new { "new" } else { "existing" }),
+                    ),
+                    Event::HandoverDecided { epoch } => {
+                        ("epoch", format!("hand-over to epoch {epoch} decided"))
+                    }
+                    Event::EpochChanged { epoch } => ("epoch", format!("epoch {epoch} is current")),
+                };
+                tracing::info!(height = out.height, kind, %detail, "consensus event");
+                let _ = self.progress.send(ProgressEvent {
+                    height: out.height,
+                    kind,
+                    detail,
+                    unix_ms: now,
+                });
+            }
+            if r.code != TxCode::Ok && r.code != TxCode::Duplicate {
+                tracing::debug!(height = out.height, code = ?r.code, log = %r.log, "tx rejected");
+            }
+        }
+        let block = Arc::new(CommittedBlock {
+            height: out.height,
+            app_hash: out.app_hash,
+            txs: hashes.into_iter().zip(out.results).collect(),
+        });
+        self.refresh_gauges()?;
+        let _ = self.blocks.send(block.clone());
+        let _ = self.progress.send(ProgressEvent {
+            height: block.height,
+            kind: "block",
+            detail: hex::encode(block.app_hash),
+            unix_ms: now,
+        });
+        Ok(block)
+    }
+
+    fn refresh_gauges(&self) -> Result<(), NodeError> {
+        let snap = self.store.snapshot()?;
+        let c = app::counters(&snap)?;
+        drop(snap);
+        let head = self.store.head()?;
+        let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.metrics.height.set(g(head.height));
+        self.metrics.keys_created.set(g(c.last_created));
+        self.metrics.keys_assigned.set(g(c.last_unassigned));
+        self.metrics
+            .keys_free
+            .set(g(c.last_created - c.last_unassigned));
+        Ok(())
+    }
+
+    /// Builds and signs a transaction as this node in the current epoch.
+    pub fn sign_tx(&self, body: TxBody) -> Result<SignedTx, NodeError> {
+        let e = self.epoch()?;
+        let idx = e
+            .index_of(&self.key.public().compressed())
+            .ok_or_else(|| NodeError::NotMember(self.key.public().address()))?;
+        Ok(SignedTx::sign(
+            &self.key,
+            e.epoch,
+            idx,
+            rand_core::OsRng.next_u64(),
+            body,
+        ))
+    }
+
+    /// Submits a transaction and waits until a block containing it commits.
+    pub async fn submit_and_wait(
+        &self,
+        tx: &SignedTx,
+        timeout: Duration,
+    ) -> Result<TxOutcome, NodeError> {
+        let bytes = tx.encode();
+        let hash = keccak256(&bytes);
+        let mut rx = self.blocks.subscribe();
+        let sub = self
+            .submitter
+            .read()
+            .ok()
+            .and_then(|g| g.clone())
+            .ok_or(NodeError::NoConsensus)?;
+        sub.submit(bytes).map_err(NodeError::Broadcast)?;
+        let wait = async {
+            loop {
+                match rx.recv().await {
+                    Ok(b) => {
+                        if let Some((_, o)) = b.txs.iter().find(|(h, _)| *h == hash) {
+                            return Ok(o.clone());
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return Err(NodeError::Timeout),
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| NodeError::Timeout)?
+    }
+
+    /// Signs a `ready` for a dealer's batch sharing (the AVSS layer calls this).
+    pub fn sign_ready(
+        &self,
+        batch: &BatchId,
+        dealer: u32,
+        commitments: &[u8; 32],
+    ) -> Result<ReadySig, NodeError> {
+        Ok(ReadySig {
+            signer: self.index()?,
+            sig: self
+                .key
+                .sign_prehash(&ready_digest(batch, dealer, commitments)),
+        })
+    }
+}
+
+/// An in-process stand-in for a consensus engine, used by the test suite's
+/// multi-node harness: every node submits into one queue, and the orderer
+/// applies the same ordered blocks to every attached node and checks that the
+/// app hashes agree. Detached nodes (down, restarting) are caught up from the
+/// block log when they are attached again. It is not a BFT engine and is never
+/// used by `torus-node` itself.
+pub struct LocalOrderer {
+    queue: Mutex<Vec<Vec<u8>>>,
+    nodes: Mutex<BTreeMap<u32, Arc<NodeState>>>,
+    log: Mutex<Vec<Vec<Vec<u8>>>>,
+    notify: tokio::sync::Notify,
+    /// Largest number of transactions per block.
+    pub max_block_txs: usize,
+}
+
+impl std::fmt::Debug for LocalOrderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalOrderer")
+    }
+}
+
+/// A node's handle on a [`LocalOrderer`].
+#[derive(Clone, Debug)]
+pub struct OrdererHandle(pub Arc<LocalOrderer>);
+
+impl Submitter for OrdererHandle {
+    fn submit(&self, tx: Vec<u8>) -> Result<(), String> {
+        self.0
+            .queue
+            .lock()
+            .map_err(|_| "orderer poisoned".to_string())?
+            .push(tx);
+        self.0.notify.notify_one();
+        Ok(())
+    }
+}
+
+impl LocalOrderer {
+    /// A new orderer with no nodes.
+    pub fn new() -> Arc<Self> {
+        Arc::new(LocalOrderer {
+            queue: Mutex::new(Vec::new()),
+            nodes: Mutex::new(BTreeMap::new()),
+            log: Mutex::new(Vec::new()),
+            notify: tokio::sync::Notify::new(),
+            max_block_txs: 10_000,
+        })
+    }
+
+    /// Attaches a node under `id`, replaying the blocks it missed.
+    pub fn attach(self: &Arc<Self>, id: u32, node: Arc<NodeState>) -> Result<(), NodeError> {
+        node.set_submitter(Arc::new(OrdererHandle(self.clone())));
+        let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
+        let head = node.store.head()?.height;
+        for (i, txs) in log.iter().enumerate() {
+            let h = i as u64 + 1;
+            if h > head {
+                node.apply_block(h, txs)?;
+            }
+        }
+        if let Ok(mut n) = self.nodes.lock() {
+            n.insert(id, node);
+        }
+        Ok(())
+    }
+
+    /// Detaches a node (it stops receiving blocks).
+    pub fn detach(&self, id: u32) -> Option<Arc<NodeState>> {
+        self.nodes.lock().ok().and_then(|mut n| n.remove(&id))
+    }
+
+    /// Orders everything queued so far into one block and applies it to every
+    /// attached node. Returns the height, or None if nothing was queued.
+    pub fn step(&self) -> Result<Option<u64>, NodeError> {
+        let txs: Vec<Vec<u8>> = {
+            let mut q = self
+                .queue
+                .lock()
+                .map_err(|_| NodeError::Broadcast("orderer poisoned".into()))?;
+            let n = q.len().min(self.max_block_txs);
+            q.drain(..n).collect()
+        };
+        if txs.is_empty() {
+            return Ok(None);
+        }
+        let height = {
+            let mut log = self
+                .log
+                .lock()
+                .map_err(|_| NodeError::Broadcast("orderer poisoned".into()))?;
+            log.push(txs.clone());
+            log.len() as u64
+        };
+        let nodes: Vec<(u32, Arc<NodeState>)> = self
+            .nodes
+            .lock()
+            .map(|n| n.iter().map(|(k, v)| (*k, v.clone())).collect())
+            .unwrap_or_default();
+        let mut hash: Option<[u8; 32]> = None;
+        for (id, node) in nodes {
+            let b = node.apply_block(height, &txs)?;
+            match hash {
+                None => hash = Some(b.app_hash),
+                Some(h) if h != b.app_hash => {
+                    return Err(NodeError::App(app::AppError::Storage(format!(
+                        "app hash divergence at height {height} on node {id}"
+                    ))))
+                }
+                _ => {}
+            }
+        }
+        Ok(Some(height))
+    }
+
+    /// Runs [`Self::step`] whenever transactions arrive (or every `tick`).
+    pub async fn run(self: Arc<Self>, tick: Duration) {
+        loop {
+            let _ = tokio::time::timeout(tick, self.notify.notified()).await;
+            if let Err(e) = self.step() {
+                tracing::error!(error = %e, "local orderer");
+            }
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! The node's LMDB store (heed).
+//!
+//! Databases in one environment under `<data_dir>/lmdb`:
+//! * `state`: the replicated consensus state (see [`crate::app::keys`]);
+//! * `meta`: the head (height, app hash) and the genesis hash;
+//! * `shares`: this node's key shares, encrypted ([`ShareRecord`]);
+//! * `tokens`: token commitments and reveals ([`TokenCommitment`]);
+//! * `progress`: local DKG/PSS progress per batch.
+//!
+//! A block's state writes and its head go in one write transaction, so a crash
+//! leaves the node at the previous or the next height, never in between.
+//!
+//! Shares at rest: `s ‖ s'` is sealed with ChaCha20-Poly1305 under
+//! `keccak256("torus-node/share-at-rest/v1" ‖ node secret key)`, with a random
+//! 96-bit nonce and the record's key index and epoch as associated data. The
+//! LMDB file therefore holds no plaintext share, and a record moved to another
+//! index or node does not open.
+
+use std::path::Path;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::ChaCha20Poly1305;
+use ff::PrimeField;
+use heed::types::Bytes;
+use heed::{Database, Env, EnvOpenOptions, RoTxn, WithoutTls};
+use k256::elliptic_curve::rand_core::RngCore;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::app::{self, AppError, BlockOutcome, KvRead};
+use crate::crypto::NodeKey;
+use crate::hexfmt::keccak256;
+use crate::records::{Head, ShareRecord, TokenCommitment};
+use crate::tx::EpochInfo;
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// LMDB failed.
+    #[error("lmdb: {0}")]
+    Lmdb(#[from] heed::Error),
+    /// I/O on the data directory failed.
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// A record does not decode.
+    #[error("corrupt record {what}: {err}")]
+    Corrupt {
+        /// Which record.
+        what: &'static str,
+        /// Decoder error.
+        err: String,
+    },
+    /// A sealed share does not open (wrong node key or tampered record).
+    #[error("share record for key {0} does not decrypt")]
+    Seal(u64),
+    /// The store was created for another genesis.
+    #[error("data directory belongs to another network (genesis hash mismatch)")]
+    GenesisMismatch,
+    /// The consensus app failed.
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+type Db = Database<Bytes, Bytes>;
+
+/// One open LMDB environment. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    env: Env<WithoutTls>,
+    state: Db,
+    meta: Db,
+    shares: Db,
+    tokens: Db,
+    progress: Db,
+    seal_key: std::sync::Arc<Zeroizing<[u8; 32]>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.env.path())
+            .finish_non_exhaustive()
+    }
+}
+
+const HEAD: &[u8] = b"head";
+const GENESIS_HASH: &[u8] = b"genesis";
+/// Default LMDB map size (the file grows as needed up to this).
+pub const DEFAULT_MAP_SIZE: usize = 16 << 30;
+
+/// A consistent read view of the replicated state.
+pub struct Snapshot<'e> {
+    txn: RoTxn<'e, WithoutTls>,
+    db: Db,
+}
+
+impl KvRead for Snapshot<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, AppError> {
+        self.db
+            .get(&self.txn, key)
+            .map(|v| v.map(<[u8]>::to_vec))
+            .map_err(|e| AppError::Storage(e.to_string()))
+    }
+}
+
+/// Result of recording a token commitment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenInsert {
+    /// New commitment stored.
+    Inserted,
+    /// Already seen; the stored record.
+    Existing(TokenCommitment),
+}
+
+fn token_key(verifier: &str, commitment: &str) -> Vec<u8> {
+    let mut m = Vec::with_capacity(verifier.len() + commitment.len() + 1);
+    m.extend_from_slice(verifier.as_bytes());
+    m.push(0);
+    m.extend_from_slice(commitment.as_bytes());
+    keccak256(&m).to_vec()
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir/lmdb`.
+    pub fn open(dir: &Path, node_key: &NodeKey, map_size: usize) -> Result<Self, StoreError> {
+        let path = dir.join("lmdb");
+        std::fs::create_dir_all(&path)?;
+        let mut opts = EnvOpenOptions::new().read_txn_without_tls();
+        opts.map_size(map_size).max_dbs(8).max_readers(512);
+        // SAFETY: heed requires that the same LMDB file is not opened twice in one
+        // process without going through heed (which de-duplicates environments) and
+        // that the file is not modified by other processes outside LMDB's locking.
+        // The node owns its data directory; nothing else maps this file.
+        #[allow(unsafe_code)]
+        let env = unsafe { opts.open(&path)? };
+        let mut w = env.write_txn()?;
+        let state = env.create_database(&mut w, Some("state"))?;
+        let meta = env.create_database(&mut w, Some("meta"))?;
+        let shares = env.create_database(&mut w, Some("shares"))?;
+        let tokens = env.create_database(&mut w, Some("tokens"))?;
+        let progress = env.create_database(&mut w, Some("progress"))?;
+        w.commit()?;
+        Ok(Store {
+            env,
+            state,
+            meta,
+            shares,
+            tokens,
+            progress,
+            seal_key: std::sync::Arc::new(node_key.derive("torus-node/share-at-rest/v1")),
+        })
+    }
+
+    /// Closes the environment and waits until LMDB released it (so the same
+    /// directory can be reopened in this process, as a restart does).
+    pub fn close(self) {
+        let Store { env, .. } = self;
+        env.prepare_for_closing().wait();
+    }
+
+    /// Initialises the replicated state from `genesis` on first start; on later
+    /// starts checks that the directory belongs to the same genesis.
+    pub fn init_genesis(&self, genesis: &EpochInfo) -> Result<(), StoreError> {
+        let gh = genesis.hash();
+        let mut w = self.env.write_txn()?;
+        match self.meta.get(&w, GENESIS_HASH)? {
+            Some(h) if h == gh => return Ok(()),
+            Some(_) => return Err(StoreError::GenesisMismatch),
+            None => {}
+        }
+        let writes = app::genesis_writes(genesis).map_err(|e| StoreError::Corrupt {
+            what: "genesis",
+            err: e,
+        })?;
+        for (k, v) in &writes {
+            if let Some(v) = v {
+                self.state.put(&mut w, k, v)?;
+            }
+        }
+        let head = Head {
+            height: 0,
+            app_hash: app::chain_app_hash(&[0u8; 32], 0, &writes),
+        };
+        self.meta.put(&mut w, HEAD, &head.encode())?;
+        self.meta.put(&mut w, GENESIS_HASH, &gh)?;
+        w.commit()?;
+        Ok(())
+    }
+
+    /// The last committed height and app hash.
+    pub fn head(&self) -> Result<Head, StoreError> {
+        let r = self.env.read_txn()?;
+        match self.meta.get(&r, HEAD)? {
+            Some(b) => Head::decode(b).map_err(|e| StoreError::Corrupt {
+                what: "head",
+                err: e.to_string(),
+            }),
+            None => Ok(Head::default()),
+        }
+    }
+
+    /// A read view of the committed replicated state.
+    pub fn snapshot(&self) -> Result<Snapshot<'_>, StoreError> {
+        Ok(Snapshot {
+            txn: self.env.read_txn()?,
+            db: self.state,
+        })
+    }
+
+    /// Persists a block: its state writes and the new head, in one transaction.
+    /// Refuses a block that is not the next height.
+    pub fn commit_block(&self, block: &BlockOutcome) -> Result<(), StoreError> {
+        let mut w = self.env.write_txn()?;
+        let head = match self.meta.get(&w, HEAD)? {
+            Some(b) => Head::decode(b).map_err(|e| StoreError::Corrupt {
+                what: "head",
+                err: e.to_string(),
+            })?,
+            None => Head::default(),
+        };
+        if block.height != head.height + 1 {
+            return Err(StoreError::Corrupt {
+                what: "block height",
+                err: format!("committing {} on top of {}", block.height, head.height),
+            });
+        }
+        for (k, v) in &block.writes {
+            match v {
+                Some(v) => self.state.put(&mut w, k, v)?,
+                None => {
+                    self.state.delete(&mut w, k)?;
+                }
+            }
+        }
+        let new = Head {
+            height: block.height,
+            app_hash: block.app_hash,
+        };
+        self.meta.put(&mut w, HEAD, &new.encode())?;
+        w.commit()?;
+        Ok(())
+    }
+
+    fn cipher(&self) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::new((&**self.seal_key).into())
+    }
+
+    /// Stores this node's shares of keys `start..start+shares.keys()` (one transaction).
+    pub fn put_shares(
+        &self,
+        epoch: u64,
+        start: u64,
+        shares: &torus_engine::dkg::KeyShares<torus_engine::Secp256k1>,
+    ) -> Result<(), StoreError> {
+        use torus_engine::Suite;
+        let cipher = self.cipher();
+        let mut w = self.env.write_txn()?;
+        let mut rng = rand_core::OsRng;
+        for key in 0..shares.keys() {
+            let Some((s, sp)) = shares.share(key) else {
+                continue;
+            };
+            let index = start + key as u64;
+            let mut plain = Zeroizing::new([0u8; 64]);
+            plain[..32].copy_from_slice(&s.to_repr());
+            plain[32..].copy_from_slice(&sp.to_repr());
+            let mut nonce = [0u8; 12];
+            rng.fill_bytes(&mut nonce);
+            let aad = share_aad(index, epoch);
+            let sealed = cipher
+                .encrypt(
+                    (&nonce).into(),
+                    Payload {
+                        msg: &plain[..],
+                        aad: &aad,
+                    },
+                )
+                .map_err(|_| StoreError::Seal(index))?;
+            let commitments = shares
+                .commitment_vector(key)
+                .iter()
+                .map(|a| {
+                    let mut out = Vec::with_capacity(33);
+                    torus_engine::Secp256k1::encode_point(a, &mut out);
+                    let mut c = [0u8; 33];
+                    c.copy_from_slice(out.get(..33).unwrap_or(&[0u8; 33]));
+                    c
+                })
+                .collect();
+            let rec = ShareRecord {
+                index,
+                epoch,
+                nonce,
+                sealed,
+                commitments,
+            };
+            self.shares
+                .put(&mut w, &index.to_be_bytes(), &rec.encode())?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    /// This node's share of key `index`: `(s, s', commitment vector)`, decrypted.
+    #[allow(clippy::type_complexity)]
+    pub fn share(
+        &self,
+        index: u64,
+    ) -> Result<Option<(Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>, ShareRecord)>, StoreError> {
+        let r = self.env.read_txn()?;
+        let Some(b) = self.shares.get(&r, &index.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let rec = ShareRecord::decode(b).map_err(|e| StoreError::Corrupt {
+            what: "share",
+            err: e.to_string(),
+        })?;
+        if rec.index != index {
+            return Err(StoreError::Seal(index));
+        }
+        let aad = share_aad(index, rec.epoch);
+        let mut plain = self
+            .cipher()
+            .decrypt(
+                (&rec.nonce).into(),
+                Payload {
+                    msg: &rec.sealed,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| StoreError::Seal(index))?;
+        let mut s = Zeroizing::new([0u8; 32]);
+        let mut sp = Zeroizing::new([0u8; 32]);
+        if plain.len() != 64 {
+            plain.zeroize();
+            return Err(StoreError::Seal(index));
+        }
+        s.copy_from_slice(&plain[..32]);
+        sp.copy_from_slice(&plain[32..]);
+        plain.zeroize();
+        Ok(Some((s, sp, rec)))
+    }
+
+    /// Number of share records held.
+    pub fn share_count(&self) -> Result<u64, StoreError> {
+        let r = self.env.read_txn()?;
+        Ok(self.shares.len(&r)?)
+    }
+
+    /// Records a token commitment unless one exists for (verifier, commitment);
+    /// atomic (one write transaction).
+    pub fn put_token_if_absent(
+        &self,
+        verifier: &str,
+        commitment: &str,
+        rec: &TokenCommitment,
+    ) -> Result<TokenInsert, StoreError> {
+        let key = token_key(verifier, commitment);
+        let mut w = self.env.write_txn()?;
+        if let Some(b) = self.tokens.get(&w, &key)? {
+            let old = TokenCommitment::decode(b).map_err(|e| StoreError::Corrupt {
+                what: "token",
+                err: e.to_string(),
+            })?;
+            return Ok(TokenInsert::Existing(old));
+        }
+        self.tokens.put(&mut w, &key, &rec.encode())?;
+        w.commit()?;
+        Ok(TokenInsert::Inserted)
+    }
+
+    /// The token commitment for (verifier, commitment).
+    pub fn token(
+        &self,
+        verifier: &str,
+        commitment: &str,
+    ) -> Result<Option<TokenCommitment>, StoreError> {
+        let r = self.env.read_txn()?;
+        self.tokens
+            .get(&r, &token_key(verifier, commitment))?
+            .map(|b| {
+                TokenCommitment::decode(b).map_err(|e| StoreError::Corrupt {
+                    what: "token",
+                    err: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Marks a token as revealed (first successful ShareRequest) if not already.
+    pub fn mark_revealed(
+        &self,
+        verifier: &str,
+        commitment: &str,
+        now_s: u64,
+    ) -> Result<(), StoreError> {
+        let key = token_key(verifier, commitment);
+        let mut w = self.env.write_txn()?;
+        if let Some(b) = self.tokens.get(&w, &key)? {
+            let mut rec = TokenCommitment::decode(b).map_err(|e| StoreError::Corrupt {
+                what: "token",
+                err: e.to_string(),
+            })?;
+            if rec.revealed_s == 0 {
+                rec.revealed_s = now_s.max(1);
+                self.tokens.put(&mut w, &key, &rec.encode())?;
+                w.commit()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the local progress of a batch (`phase` is a short label).
+    pub fn set_progress(&self, start: u64, count: u32, phase: &str) -> Result<(), StoreError> {
+        let mut w = self.env.write_txn()?;
+        let mut v = Vec::with_capacity(4 + phase.len());
+        v.extend_from_slice(&count.to_be_bytes());
+        v.extend_from_slice(phase.as_bytes());
+        self.progress.put(&mut w, &start.to_be_bytes(), &v)?;
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Every batch's local progress: `(start, count, phase)`.
+    pub fn progress(&self) -> Result<Vec<(u64, u32, String)>, StoreError> {
+        let r = self.env.read_txn()?;
+        let mut out = Vec::new();
+        for item in self.progress.iter(&r)? {
+            let (k, v) = item?;
+            let (Ok(kb), Some((cb, phase))) = (<[u8; 8]>::try_from(k), v.split_first_chunk::<4>())
+            else {
+                continue;
+            };
+            out.push((
+                u64::from_be_bytes(kb),
+                u32::from_be_bytes(*cb),
+                String::from_utf8_lossy(phase).into_owned(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+fn share_aad(index: u64, epoch: u64) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    a[..8].copy_from_slice(&index.to_be_bytes());
+    a[8..].copy_from_slice(&epoch.to_be_bytes());
+    a
+}
