@@ -118,11 +118,22 @@ impl Default for GrpcConfig {
 }
 
 /// `[abci]`: serve the consensus app to CometBFT instead of the embedded engine.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AbciConfig {
     /// Listen address for CometBFT's ABCI connections; empty = embedded engine.
     pub listen: String,
+    /// CometBFT's RPC URL, where the node broadcasts its transactions.
+    pub cometbft_rpc: String,
+}
+
+impl Default for AbciConfig {
+    fn default() -> Self {
+        AbciConfig {
+            listen: String::new(),
+            cometbft_rpc: "http://127.0.0.1:26657".into(),
+        }
+    }
 }
 
 /// The whole node configuration.

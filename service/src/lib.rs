@@ -11,11 +11,19 @@
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
+#[cfg(feature = "server")]
+pub mod abci;
 pub mod app;
+#[cfg(feature = "server")]
+pub mod client;
 pub mod codec;
 #[cfg(feature = "server")]
 pub mod config;
 pub mod crypto;
+#[cfg(feature = "server")]
+pub mod devcluster;
+#[cfg(feature = "server")]
+pub mod grpc;
 pub mod hexfmt;
 pub mod jrpc;
 #[cfg(feature = "server")]

@@ -168,6 +168,13 @@ impl NodeState {
         Ok(node)
     }
 
+    /// Closes the node's LMDB environment (after everything else it holds is dropped).
+    pub fn close(self) {
+        let store = self.store.clone();
+        drop(self);
+        store.close();
+    }
+
     /// Attaches the consensus engine's submit path.
     pub fn set_submitter(&self, s: Arc<dyn Submitter>) {
         if let Ok(mut g) = self.submitter.write() {
