@@ -171,8 +171,10 @@ impl Application for AbciApp {
 }
 
 /// Serves `app` on `addr` (blocking; run it on its own thread).
-pub fn serve_blocking(app: AbciApp, addr: &str) -> Result<(), tendermint_abci::Error> {
-    let server = tendermint_abci::ServerBuilder::default().bind(addr, app)?;
+pub fn serve_blocking(app: AbciApp, addr: &str) -> Result<(), Box<tendermint_abci::Error>> {
+    let server = tendermint_abci::ServerBuilder::default()
+        .bind(addr, app)
+        .map_err(Box::new)?;
     tracing::info!(addr = %server.local_addr(), "ABCI server listening");
-    server.listen()
+    server.listen().map_err(Box::new)
 }

@@ -2,6 +2,8 @@
 //! socket, as CometBFT would drive it; its app hashes are compared with a node
 //! that applies the same blocks directly.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -58,7 +60,7 @@ fn abci_adapter_over_a_real_socket_matches_direct_application() {
         .bind("127.0.0.1:0", AbciApp::new(a.clone()))
         .unwrap();
     let addr = server.local_addr();
-    std::thread::spawn(move || server.listen());
+    std::thread::spawn(move || server.listen().map_err(Box::new));
     let mut client = ClientBuilder::default().connect(&addr).unwrap();
 
     let info = client.info(RequestInfo::default()).unwrap();

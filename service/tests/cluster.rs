@@ -2,6 +2,8 @@
 //! 127.0.0.1 (own LMDB and HTTP server each), keys from the engine's DKG, the
 //! consensus state machine driven by the mock orderer.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 
 use k256::elliptic_curve::sec1::ToEncodedPoint;
@@ -80,10 +82,9 @@ async fn legacy_flow_any_k_shares_reconstruct_the_key() {
             (ep.index, decrypt_share(&temp3, &v["keys"][0]).unwrap())
         })
         .collect();
-    let want = k256::Scalar::from(
+    let want =
         <k256::Scalar as k256::elliptic_curve::PrimeField>::from_repr((*login.private_key).into())
-            .unwrap(),
-    );
+            .unwrap();
     for a in 0..5 {
         for b in a + 1..5 {
             for d in b + 1..5 {

@@ -1,6 +1,8 @@
 //! The operator gRPC API over a real socket: status, epoch, key buffer, DKG
 //! progress, and the progress event stream.
 
+#![allow(clippy::unwrap_used)]
+
 use torus_node::devcluster::Cluster;
 use torus_node::grpc::pb::operator_client::OperatorClient;
 use torus_node::grpc::pb::{
