@@ -3,6 +3,7 @@
 
 pub mod baselines;
 pub mod node;
+pub mod rpc;
 
 use std::time::Instant;
 

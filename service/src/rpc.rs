@@ -64,8 +64,25 @@ pub fn router(node: Arc<NodeState>) -> Router {
 }
 
 /// Serves the router on `listener` until the future is dropped.
+/// Also flushes token commitments to disk every [`crate::store::SYNC_INTERVAL`].
 pub async fn serve(node: Arc<NodeState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router(node)).await
+    let store = node.store.clone();
+    let syncer = async move {
+        let mut tick = tokio::time::interval(crate::store::SYNC_INTERVAL);
+        loop {
+            tick.tick().await;
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || s.sync_if_dirty()).await {
+                Ok(Err(e)) => tracing::error!(error = %e, "LMDB sync failed"),
+                Err(e) => tracing::error!(error = %e, "LMDB sync task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+    };
+    tokio::select! {
+        r = axum::serve(listener, router(node)) => r,
+        () = syncer => Ok(()),
+    }
 }
 
 async fn metrics_handler(State(st): State<RpcState>) -> Response {
@@ -423,6 +440,7 @@ fn parse_commit_data(data: &str) -> Option<SignedCommit> {
 fn commit_quorum(
     epoch: &crate::tx::EpochInfo,
     item: &ShareItem,
+    k: usize,
 ) -> (usize, Option<(SignedCommit, usize)>) {
     let mut valid = 0usize;
     let mut seen_signers = std::collections::HashSet::new();
@@ -445,7 +463,13 @@ fn commit_quorum(
         }
         valid += 1;
         if let Some(sc) = parse_commit_data(&s.data) {
-            *groups.entry(sc).or_insert(0) += 1;
+            let c = groups.entry(sc.clone()).or_insert(0);
+            *c += 1;
+            // k = floor(n/2)+1 signatures on one value: no other value can also
+            // reach k, so the answer is already decided; skip the remaining checks.
+            if *c >= k {
+                return (valid, Some((sc, *c)));
+            }
         }
     }
     let mut best: Option<(SignedCommit, usize)> = None;
@@ -498,7 +522,7 @@ async fn share_request(st: &RpcState, p: &Map<String, Value>) -> Result<Value, R
                 )));
             }
         };
-        let (valid, best) = commit_quorum(&epoch, item);
+        let (valid, best) = commit_quorum(&epoch, item, k);
         if valid < k {
             return Err(RpcError::params_internal(format!(
                 "Not enough valid signatures. Only {valid}valid signatures found."

@@ -10,6 +10,15 @@
 //! A block's state writes and its head go in one write transaction, so a crash
 //! leaves the node at the previous or the next height, never in between.
 //!
+//! Durability: the environment is opened with `MDB_NOSYNC` and synced
+//! explicitly: after every consensus block and every batch of shares (before
+//! the call returns), and for token commitments at most [`SYNC_INTERVAL`] later
+//! (the RPC server runs [`Store::sync_if_dirty`] on that period). A killed
+//! process loses nothing (the OS page cache holds every committed
+//! transaction); a power loss can lose at most the last interval of token
+//! commitments, which clients then simply make again. Without this, every
+//! CommitmentRequest would wait for its own fsync.
+//!
 //! Shares at rest: `s ‖ s'` is sealed with ChaCha20-Poly1305 under
 //! `keccak256("torus-node/share-at-rest/v1" ‖ node secret key)`, with a random
 //! 96-bit nonce and the record's key index and epoch as associated data. The
@@ -22,8 +31,9 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
 use ff::PrimeField;
 use heed::types::Bytes;
-use heed::{Database, Env, EnvOpenOptions, RoTxn, WithoutTls};
+use heed::{Database, Env, EnvFlags, EnvOpenOptions, RoTxn, WithoutTls};
 use k256::elliptic_curve::rand_core::RngCore;
+use std::sync::atomic::{AtomicBool, Ordering};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::app::{self, AppError, BlockOutcome, KvRead};
@@ -72,7 +82,11 @@ pub struct Store {
     tokens: Db,
     progress: Db,
     seal_key: std::sync::Arc<Zeroizing<[u8; 32]>>,
+    dirty: std::sync::Arc<AtomicBool>,
 }
+
+/// How long a token commitment may stay unsynced.
+pub const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -126,6 +140,12 @@ impl Store {
         std::fs::create_dir_all(&path)?;
         let mut opts = EnvOpenOptions::new().read_txn_without_tls();
         opts.map_size(map_size).max_dbs(8).max_readers(512);
+        // SAFETY: MDB_NOSYNC only changes when LMDB flushes; integrity is kept and
+        // every durability point calls `force_sync` (see the module docs).
+        #[allow(unsafe_code)]
+        unsafe {
+            opts.flags(EnvFlags::NO_SYNC);
+        }
         // SAFETY: heed requires that the same LMDB file is not opened twice in one
         // process without going through heed (which de-duplicates environments) and
         // that the file is not modified by other processes outside LMDB's locking.
@@ -147,7 +167,23 @@ impl Store {
             tokens,
             progress,
             seal_key: std::sync::Arc::new(node_key.derive("torus-node/share-at-rest/v1")),
+            dirty: std::sync::Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Flushes LMDB to disk now.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.dirty.store(false, Ordering::SeqCst);
+        self.env.force_sync()?;
+        Ok(())
+    }
+
+    /// Flushes if a token write happened since the last flush.
+    pub fn sync_if_dirty(&self) -> Result<(), StoreError> {
+        if self.dirty.swap(false, Ordering::SeqCst) {
+            self.env.force_sync()?;
+        }
+        Ok(())
     }
 
     /// Closes the environment and waits until LMDB released it (so the same
@@ -183,7 +219,7 @@ impl Store {
         self.meta.put(&mut w, HEAD, &head.encode())?;
         self.meta.put(&mut w, GENESIS_HASH, &gh)?;
         w.commit()?;
-        Ok(())
+        self.sync()
     }
 
     /// The last committed height and app hash.
@@ -237,7 +273,7 @@ impl Store {
         };
         self.meta.put(&mut w, HEAD, &new.encode())?;
         w.commit()?;
-        Ok(())
+        self.sync()
     }
 
     fn cipher(&self) -> ChaCha20Poly1305 {
@@ -365,6 +401,7 @@ impl Store {
         }
         self.tokens.put(&mut w, &key, &rec.encode())?;
         w.commit()?;
+        self.dirty.store(true, Ordering::SeqCst);
         Ok(TokenInsert::Inserted)
     }
 
@@ -404,6 +441,7 @@ impl Store {
                 rec.revealed_s = now_s.max(1);
                 self.tokens.put(&mut w, &key, &rec.encode())?;
                 w.commit()?;
+                self.dirty.store(true, Ordering::SeqCst);
             }
         }
         Ok(())

@@ -51,10 +51,57 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// The node's commit + share path on loopback: requests/s and p50/p99 at node 1 of an
+    /// in-process 5-node cluster, open-loop load at a fixed rate.
+    Rpc {
+        /// Requests per second sent to node 1 (per phase).
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        /// Seconds of load per phase.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Distinct users (keys generated and assigned first).
+        #[arg(long, default_value_t = 50)]
+        users: usize,
+        /// Write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+fn write_json(path: Option<PathBuf>, out: &Value) -> Result<()> {
+    if let Some(path) = path {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&path, serde_json::to_string_pretty(out)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
+        Cmd::Rpc {
+            rate,
+            seconds,
+            users,
+            json,
+        } => {
+            if rate == 0 || seconds == 0 {
+                bail!("--rate and --seconds must be at least 1");
+            }
+            eprintln!("torus-bench rpc: rate {rate}/s, {seconds} s per phase, {users} users");
+            let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
+            let out = rt.block_on(torus_bench::rpc::run(torus_bench::rpc::RpcBench {
+                rate,
+                seconds,
+                users,
+            }))?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            write_json(json, &out)
+        }
         Cmd::Engine {
             curve,
             nodes,
