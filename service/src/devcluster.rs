@@ -68,7 +68,11 @@ pub struct Cluster {
     /// Verifier configuration every node has.
     pub verifiers: Vec<VerifierConfig>,
     engine: Engine,
+    tweak: ConfigTweak,
 }
+
+/// Adjusts each node's configuration before it starts (tests).
+pub type ConfigTweak = Arc<dyn Fn(&mut NodeConfig) + Send + Sync>;
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -100,6 +104,17 @@ fn node_config(dir: &Path, addr: SocketAddr, verifiers: &[VerifierConfig]) -> No
 impl Cluster {
     /// Starts `n` nodes with thresholds `k`, `t` under `base`.
     pub async fn start(base: &Path, n: u32, k: u32, t: u32) -> Result<Cluster, ClusterError> {
+        Self::start_with(base, n, k, t, Arc::new(|_: &mut NodeConfig| {})).await
+    }
+
+    /// As [`Self::start`], with `tweak` applied to every node's configuration.
+    pub async fn start_with(
+        base: &Path,
+        n: u32,
+        k: u32,
+        t: u32,
+        tweak: ConfigTweak,
+    ) -> Result<Cluster, ClusterError> {
         Params::new(n, k, t)?;
         let issuer = DevIssuer::start(
             "127.0.0.1:0"
@@ -167,6 +182,7 @@ impl Cluster {
             issuer,
             verifiers,
             engine: Engine::new(),
+            tweak,
         };
         for i in 1..=n {
             c.start_node(i).await?;
@@ -178,9 +194,11 @@ impl Cluster {
     pub async fn start_node(&mut self, i: u32) -> Result<(), ClusterError> {
         let verifiers = self.verifiers.clone();
         let genesis = self.genesis.clone();
+        let tweak = self.tweak.clone();
         let m = self.member_mut(i)?;
         std::fs::create_dir_all(&m.dir)?;
-        let cfg = node_config(&m.dir, m.addr, &verifiers);
+        let mut cfg = node_config(&m.dir, m.addr, &verifiers);
+        tweak(&mut cfg);
         let key = NodeKey::from_bytes(&m.key).map_err(|e| ClusterError::Other(e.to_string()))?;
         let state = NodeState::open_with(cfg, key, genesis)?;
         let listener = tokio::net::TcpListener::bind(m.addr).await?;
