@@ -14,8 +14,20 @@ use torus_node::hexfmt::keccak256;
 
 /// Fields whose values differ per run (keys, signatures, ciphertexts, timestamps).
 const DYNAMIC: &[&str] = &[
-    "pub_key_X", "pub_key_Y", "address", "X", "Y", "signature", "data", "nodepubx", "nodepuby",
-    "Share", "iv", "ephemPublicKey", "mac", "message",
+    "pub_key_X",
+    "pub_key_Y",
+    "address",
+    "X",
+    "Y",
+    "signature",
+    "data",
+    "nodepubx",
+    "nodepuby",
+    "Share",
+    "iv",
+    "ephemPublicKey",
+    "mac",
+    "message",
 ];
 
 fn mask(v: &Value) -> Value {
@@ -56,44 +68,92 @@ async fn rpc_json_is_pinned_and_identical_across_nodes() {
     let mut snap = Map::new();
 
     // Raw bodies of a call at every node; asserts they are byte-identical.
-    async fn same_everywhere(client: &torus_node::client::Client, method: &str, params: Value) -> Value {
+    async fn same_everywhere(
+        client: &torus_node::client::Client,
+        method: &str,
+        params: Value,
+    ) -> Value {
         let mut bodies = BTreeSet::new();
         for ep in client.endpoints() {
             let (status, body) = client.call_raw(ep, method, params.clone()).await.unwrap();
             assert_eq!(status, 200);
             bodies.insert(body);
         }
-        assert_eq!(bodies.len(), 1, "{method}: answers differ across nodes: {bodies:?}");
+        assert_eq!(
+            bodies.len(),
+            1,
+            "{method}: answers differ across nodes: {bodies:?}"
+        );
         serde_json::from_str(bodies.iter().next().unwrap()).unwrap()
     }
 
     let user = json!({"verifier": DEV_VERIFIER, "verifier_id": "grace@example.com"});
-    snap.insert("lookup_unassigned".into(), same_everywhere(&client, "VerifierLookupRequest", user.clone()).await);
+    snap.insert(
+        "lookup_unassigned".into(),
+        same_everywhere(&client, "VerifierLookupRequest", user.clone()).await,
+    );
     snap.insert(
         "lookup_empty_id".into(),
-        same_everywhere(&client, "VerifierLookupRequest", json!({"verifier": DEV_VERIFIER, "verifier_id": ""})).await,
+        same_everywhere(
+            &client,
+            "VerifierLookupRequest",
+            json!({"verifier": DEV_VERIFIER, "verifier_id": ""}),
+        )
+        .await,
     );
     snap.insert(
         "lookup_unknown_verifier".into(),
-        same_everywhere(&client, "VerifierLookupRequest", json!({"verifier": "nope", "verifier_id": "x"})).await,
+        same_everywhere(
+            &client,
+            "VerifierLookupRequest",
+            json!({"verifier": "nope", "verifier_id": "x"}),
+        )
+        .await,
     );
-    let (_, ka) = client.call_raw(&eps[2], "KeyAssign", user.clone()).await.unwrap();
-    snap.insert("key_assign".into(), mask(&serde_json::from_str(&ka).unwrap()));
+    let (_, ka) = client
+        .call_raw(&eps[2], "KeyAssign", user.clone())
+        .await
+        .unwrap();
+    snap.insert(
+        "key_assign".into(),
+        mask(&serde_json::from_str(&ka).unwrap()),
+    );
     let lk = same_everywhere(&client, "VerifierLookupRequest", user.clone()).await;
-    assert_eq!(lk, serde_json::from_str::<Value>(&ka).unwrap(), "KeyAssign and lookup differ");
+    assert_eq!(
+        lk,
+        serde_json::from_str::<Value>(&ka).unwrap(),
+        "KeyAssign and lookup differ"
+    );
     snap.insert("lookup_assigned".into(), mask(&lk));
     let key = lk["result"]["keys"][0].clone();
     snap.insert(
         "key_lookup".into(),
-        mask(&same_everywhere(&client, "KeyLookupRequest", json!({"pub_key_X": key["pub_key_X"], "pub_key_Y": key["pub_key_Y"]})).await),
+        mask(
+            &same_everywhere(
+                &client,
+                "KeyLookupRequest",
+                json!({"pub_key_X": key["pub_key_X"], "pub_key_Y": key["pub_key_Y"]}),
+            )
+            .await,
+        ),
     );
     snap.insert(
         "key_lookup_empty".into(),
-        same_everywhere(&client, "KeyLookupRequest", json!({"pub_key_X": "", "pub_key_Y": ""})).await,
+        same_everywhere(
+            &client,
+            "KeyLookupRequest",
+            json!({"pub_key_X": "", "pub_key_Y": ""}),
+        )
+        .await,
     );
     snap.insert(
         "key_lookup_unknown".into(),
-        same_everywhere(&client, "KeyLookupRequest", json!({"pub_key_X": "1", "pub_key_Y": "2"})).await,
+        same_everywhere(
+            &client,
+            "KeyLookupRequest",
+            json!({"pub_key_X": "1", "pub_key_Y": "2"}),
+        )
+        .await,
     );
 
     // Commit-reveal.
@@ -104,39 +164,75 @@ async fn rpc_json_is_pinned_and_identical_across_nodes() {
         "temppubx": hex::encode(p.x().unwrap()), "temppuby": hex::encode(p.y().unwrap()), "verifieridentifier": DEV_VERIFIER});
     let mut sigs = Vec::new();
     for ep in &eps {
-        let (_, b) = client.call_raw(ep, "CommitmentRequest", commit.clone()).await.unwrap();
+        let (_, b) = client
+            .call_raw(ep, "CommitmentRequest", commit.clone())
+            .await
+            .unwrap();
         let v: Value = serde_json::from_str(&b).unwrap();
         sigs.push(v["result"].clone());
         snap.insert("commitment".into(), mask(&v));
     }
     let mut bad = commit.clone();
     bad["messageprefix"] = json!("mug01");
-    snap.insert("commitment_bad_prefix".into(), same_everywhere(&client, "CommitmentRequest", bad).await);
+    snap.insert(
+        "commitment_bad_prefix".into(),
+        same_everywhere(&client, "CommitmentRequest", bad).await,
+    );
     let mut dup = commit.clone();
-    let q = k256::SecretKey::random(&mut rand_core::OsRng).public_key().to_encoded_point(false);
+    let q = k256::SecretKey::random(&mut rand_core::OsRng)
+        .public_key()
+        .to_encoded_point(false);
     dup["temppubx"] = json!(hex::encode(q.x().unwrap()));
     dup["temppuby"] = json!(hex::encode(q.y().unwrap()));
-    snap.insert("commitment_duplicate_token".into(), same_everywhere(&client, "CommitmentRequest", dup).await);
+    snap.insert(
+        "commitment_duplicate_token".into(),
+        same_everywhere(&client, "CommitmentRequest", dup).await,
+    );
     let mut badkey = commit.clone();
     badkey["temppuby"] = json!("1");
-    snap.insert("commitment_bad_temp_key".into(), same_everywhere(&client, "CommitmentRequest", badkey).await);
+    snap.insert(
+        "commitment_bad_temp_key".into(),
+        same_everywhere(&client, "CommitmentRequest", badkey).await,
+    );
 
-    let item = |tok: &str, sigs: Value| json!({"encrypted":"yes","item":[{"idtoken": tok, "nodesignatures": sigs,
-        "verifieridentifier": DEV_VERIFIER, "verifier_id": "grace@example.com"}]});
-    let (_, sr) = client.call_raw(&eps[0], "ShareRequest", item(&token, json!(sigs))).await.unwrap();
-    snap.insert("share_request".into(), mask(&serde_json::from_str(&sr).unwrap()));
+    let item = |tok: &str, sigs: Value| {
+        json!({"encrypted":"yes","item":[{"idtoken": tok, "nodesignatures": sigs,
+        "verifieridentifier": DEV_VERIFIER, "verifier_id": "grace@example.com"}]})
+    };
+    let (_, sr) = client
+        .call_raw(&eps[0], "ShareRequest", item(&token, json!(sigs)))
+        .await
+        .unwrap();
+    snap.insert(
+        "share_request".into(),
+        mask(&serde_json::from_str(&sr).unwrap()),
+    );
     snap.insert(
         "share_request_too_few_signatures".into(),
-        same_everywhere(&client, "ShareRequest", item(&token, json!([sigs[0], null]))).await,
+        same_everywhere(
+            &client,
+            "ShareRequest",
+            item(&token, json!([sigs[0], null])),
+        )
+        .await,
     );
     let other = c.mint("grace@example.com");
     snap.insert(
         "share_request_token_mismatch".into(),
         same_everywhere(&client, "ShareRequest", item(&other, json!(sigs))).await,
     );
-    snap.insert("share_request_no_items".into(), same_everywhere(&client, "ShareRequest", json!({"item": []})).await);
-    snap.insert("unknown_method".into(), same_everywhere(&client, "Nope", json!({})).await);
-    let (_, ping) = client.call_raw(&eps[0], "Ping", json!({"message": "hi"})).await.unwrap();
+    snap.insert(
+        "share_request_no_items".into(),
+        same_everywhere(&client, "ShareRequest", json!({"item": []})).await,
+    );
+    snap.insert(
+        "unknown_method".into(),
+        same_everywhere(&client, "Nope", json!({})).await,
+    );
+    let (_, ping) = client
+        .call_raw(&eps[0], "Ping", json!({"message": "hi"}))
+        .await
+        .unwrap();
     snap.insert("ping".into(), mask(&serde_json::from_str(&ping).unwrap()));
 
     // Raw framing errors (not through the client's framing).
@@ -144,7 +240,10 @@ async fn rpc_json_is_pinned_and_identical_across_nodes() {
     for (name, body) in [
         ("parse_error", "{".to_string()),
         ("not_an_object", "[1]".to_string()),
-        ("too_large", format!("{{\"x\":\"{}\"}}", "a".repeat(2 << 20))),
+        (
+            "too_large",
+            format!("{{\"x\":\"{}\"}}", "a".repeat(2 << 20)),
+        ),
     ] {
         let r = http.post(&eps[0].url).body(body).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200, "{name}");
@@ -164,6 +263,9 @@ async fn rpc_json_is_pinned_and_identical_across_nodes() {
     }
     let want = std::fs::read_to_string(&path)
         .expect("snapshot missing: run with TORUS_UPDATE_SNAPSHOTS=1 once and review it");
-    assert_eq!(got, want, "RPC JSON changed; review and update the snapshot deliberately");
+    assert_eq!(
+        got, want,
+        "RPC JSON changed; review and update the snapshot deliberately"
+    );
     c.shutdown().await;
 }
