@@ -265,12 +265,17 @@ fn shared_x(sk: &k256::NonZeroScalar, pk: &AffinePoint) -> Zeroizing<[u8; 32]> {
 /// Encrypts `plaintext` to `to` (eccrypto `encrypt` with padded x).
 pub fn ecies_encrypt(to: &PublicKey, plaintext: &[u8], rng: &mut impl CryptoRngCore) -> Ecies {
     let e = SecretKey::random(rng);
+    let mut iv = [0u8; 16];
+    rng.fill_bytes(&mut iv);
+    ecies_encrypt_with(to, plaintext, &e, iv)
+}
+
+/// [`ecies_encrypt`] with a given ephemeral key and IV (known-answer tests).
+pub fn ecies_encrypt_with(to: &PublicKey, plaintext: &[u8], e: &SecretKey, iv: [u8; 16]) -> Ecies {
     let mut ephem = [0u8; 65];
     ephem.copy_from_slice(e.public_key().to_encoded_point(false).as_bytes());
     let x = shared_x(&e.to_nonzero_scalar(), to.as_affine());
     let k = kdf(&x);
-    let mut iv = [0u8; 16];
-    rng.fill_bytes(&mut iv);
     let ciphertext =
         Aes256CbcEnc::new(k[..32].into(), (&iv).into()).encrypt_padded_vec_mut::<Pkcs7>(plaintext);
     let mac = mac_of(&k[32..], &iv, &ephem, &ciphertext);
@@ -325,6 +330,48 @@ mod tests {
         let high = Signature::from_scalars(r.to_bytes(), (-*sv).to_bytes()).unwrap();
         k.public().verify(b"hello", &high.to_bytes()).unwrap();
         assert!(!format!("{k:?}").contains(&hex::encode(*k.to_bytes())));
+    }
+
+    /// Vectors from the real `@toruslabs/eccrypto` 4.x. The first is its `encrypt`
+    /// with fixed `iv` and `ephemPrivateKey`. In the second the shared x has a leading
+    /// zero byte: eccrypto's `encrypt` derives x unpadded there (the 1-in-256 pitfall of
+    /// spec §4), so the vector is the padded-x form computed with its `derivePadded`, and
+    /// its `decrypt` (unpadded, then padded) was checked to open it and return the
+    /// plaintext.
+    #[test]
+    fn ecies_matches_toruslabs_eccrypto() {
+        let mut priv_b = [0u8; 32];
+        priv_b[31] = 7;
+        priv_b[0] = 0x11;
+        let sk = SecretKey::from_bytes((&priv_b).into()).unwrap();
+        let cases = [
+            (
+                "2200000000000000000000000000000000000000000000000000000000000009",
+                "000102030405060708090a0b0c0d0e0f",
+                "00ff10203040506070",
+                "042188a7ca4952d38376674bc59a956da9d63a969f52ebc239d117accc5da4aea1184efbaf343fa2b8236600b0e3d47b1f02d9a40672431a47e2caa481681fe91e",
+                "bc91c58097e275d8186fed81a6b23f21",
+                "04e3dbffd42f7d4ee71760ae14a44f8f788877b3e9e24bc9116e4b8c803b5738",
+            ),
+            (
+                "33000000000000000000000000000000000000000000000000000000000000c5",
+                "f0e0d0c0b0a090807060504030201000",
+                "0a0b0c",
+                "04821fce7896337ece02b65fba3773c8ec6608c638ab806811e75e9d2b36372f4336ebc1a41706c533a13ad88f6a027b77955f15a4424c4bd8b2fd5aea7f9cdacd",
+                "d40d05817443b2ddf05846b45b20a37b",
+                "80bfcabea7859676eb4942e60652bbbe105ae914ee7db8fb06bd0a33d165d2ec",
+            ),
+        ];
+        for (eph, iv, msg, ephem_pub, ct, mac) in cases {
+            let e = SecretKey::from_slice(&hex::decode(eph).unwrap()).unwrap();
+            let iv: [u8; 16] = hex::decode(iv).unwrap().try_into().unwrap();
+            let msg = hex::decode(msg).unwrap();
+            let c = ecies_encrypt_with(&sk.public_key(), &msg, &e, iv);
+            assert_eq!(hex::encode(c.ephem_public_key), ephem_pub);
+            assert_eq!(hex::encode(&c.ciphertext), ct);
+            assert_eq!(hex::encode(c.mac), mac);
+            assert_eq!(&*ecies_decrypt(&sk, &c).unwrap(), &msg);
+        }
     }
 
     #[test]
