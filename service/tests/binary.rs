@@ -1,0 +1,139 @@
+//! The `torus-node` binary: keygen, check-config errors, and `run` serving
+//! `/healthz`, `Ping`, `/metrics` and the operator gRPC on real sockets.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_torus-node"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keygen_check_config_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // keygen creates a 0600 key and prints its public key.
+    let out = bin()
+        .args(["keygen", "--key-file"])
+        .arg(d.join("data/node.key"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let pubkey = text
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("pubkey")
+        .trim()
+        .to_string();
+    let address = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim_start_matches("address")
+        .trim()
+        .to_string();
+    let other = torus_node::crypto::NodeKey::random();
+    std::fs::write(
+        d.join("genesis.toml"),
+        format!(
+            "chain_id = \"bin-test\"\nepoch = 1\nn = 2\nk = 2\nt = 0\n\n[[nodes]]\nindex = 1\npubkey = \"{pubkey}\"\n\n[[nodes]]\nindex = 2\npubkey = \"{}\"\n",
+            hex::encode(other.public().compressed())
+        ),
+    )
+    .unwrap();
+    let (rpc, grpc) = (free_port(), free_port());
+    let cfg = format!(
+        "data_dir = {:?}\ngenesis = \"genesis.toml\"\n[rpc]\nlisten = \"127.0.0.1:{rpc}\"\n[grpc]\nlisten = \"127.0.0.1:{grpc}\"\n",
+        d.join("data").to_str().unwrap()
+    );
+    std::fs::write(d.join("node.toml"), &cfg).unwrap();
+    // A bad port is reported with the field name.
+    std::fs::write(
+        d.join("bad.toml"),
+        cfg.replace(&format!("127.0.0.1:{rpc}"), "127.0.0.1:70000"),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(d.join("bad.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rpc.listen"));
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(d.join("node.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut child = bin()
+        .args(["run", "--config"])
+        .arg(d.join("node.toml"))
+        .env("TORUS_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{rpc}");
+    let mut up = false;
+    for _ in 0..100 {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
+            up = r.status().is_success();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "node did not come up");
+    let ping: serde_json::Value = http
+        .post(format!("{base}/jrpc"))
+        .body(r#"{"jsonrpc":"2.0","method":"Ping","id":1,"params":{"message":"x"}}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ping["result"]["message"], serde_json::json!(address));
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("torus_rpc_requests_total"), "{metrics}");
+    let mut op = torus_node::grpc::pb::operator_client::OperatorClient::connect(format!(
+        "http://127.0.0.1:{grpc}"
+    ))
+    .await
+    .unwrap();
+    let st = op
+        .status(torus_node::grpc::pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((st.node_index, st.address), (1, address));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains("\"message\":\"node started\""), "{logs}");
+}
