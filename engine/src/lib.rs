@@ -14,6 +14,7 @@ pub mod msm;
 pub mod naive;
 pub mod params;
 pub mod poly;
+pub mod profile;
 pub mod pss;
 pub mod secret;
 #[cfg(feature = "test-impl")]
@@ -22,5 +23,6 @@ pub mod wire;
 
 pub use error::{Culprit, DecodeError, Error, Result};
 pub use group::{Affine, Bls12381, Point, Scalar, Secp256k1, Suite};
-pub use msm::Engine;
+pub use msm::{Engine, MsmRoute, VartimeMsmOffload};
 pub use params::Params;
+pub use profile::HwProfile;

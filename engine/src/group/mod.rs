@@ -17,6 +17,7 @@ use ff::PrimeField;
 use group::Group;
 
 use crate::error::DecodeError;
+use crate::msm::VartimeMsmOffload;
 
 mod bls12_381;
 mod secp256k1;
@@ -95,6 +96,33 @@ pub trait Suite: Copy + Clone + Debug + Default + PartialEq + Eq + Send + Sync +
     /// As [`Suite::vartime_msm`], using all threads of the current rayon pool.
     fn vartime_msm_par(points: &[Self::Affine], scalars: &[Self::Scalar]) -> Self::Point {
         Self::vartime_msm(points, scalars)
+    }
+    /// As [`Suite::vartime_msm`] (or `_par`) with a fixed Pippenger window of
+    /// `window` bits where the backend supports one (else the window is ignored).
+    fn vartime_msm_window(
+        points: &[Self::Affine],
+        scalars: &[Self::Scalar],
+        par: bool,
+        window: usize,
+    ) -> Self::Point {
+        let _ = window;
+        if par {
+            Self::vartime_msm_par(points, scalars)
+        } else {
+            Self::vartime_msm(points, scalars)
+        }
+    }
+
+    /// Whether [`Suite::vartime_msm_offload`] can use an offload backend.
+    const OFFLOAD_MSM: bool = false;
+    /// Hands a public-data MSM to `offload`; `None` when the suite has no offload path.
+    fn vartime_msm_offload(
+        offload: &dyn VartimeMsmOffload,
+        points: &[Self::Affine],
+        scalars: &[Self::Scalar],
+    ) -> Option<Result<Self::Point, String>> {
+        let _ = (offload, points, scalars);
+        None
     }
 }
 

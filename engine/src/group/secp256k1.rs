@@ -9,6 +9,7 @@ use crate::backend::secp256k1::field::Fe;
 use crate::backend::secp256k1::point::Affine;
 use crate::backend::secp256k1::{fixed_base, pippenger};
 use crate::error::DecodeError;
+use crate::msm::VartimeMsmOffload;
 
 /// Marker type for secp256k1, the curve of Torus user keys (Ethereum keys).
 ///
@@ -170,6 +171,25 @@ impl Suite for Secp256k1 {
 
     fn vartime_msm_par(points: &[Affine], scalars: &[Scalar]) -> ProjectivePoint {
         pippenger::vartime_msm_par(points, scalars)
+    }
+
+    fn vartime_msm_window(
+        points: &[Affine],
+        scalars: &[Scalar],
+        par: bool,
+        window: usize,
+    ) -> ProjectivePoint {
+        pippenger::vartime_msm_with_window(points, scalars, par, window)
+    }
+
+    const OFFLOAD_MSM: bool = true;
+
+    fn vartime_msm_offload(
+        offload: &dyn VartimeMsmOffload,
+        points: &[Affine],
+        scalars: &[Scalar],
+    ) -> Option<Result<ProjectivePoint, String>> {
+        Some(offload.vartime_msm_secp256k1(points, scalars))
     }
 }
 

@@ -4,13 +4,24 @@
 //! available and more than one thread? a hardware profile forcing serial?) and
 //! every kernel matches on it. Public types never name a backend; the chosen
 //! backend is reported by [`Engine::backend_name`] and logged by callers.
+//!
+//! Large public-data MSMs can be handed to an offload backend (the GPU kernels of
+//! the `torus-kernels` crate) through [`VartimeMsmOffload`]: see
+//! [`Engine::with_offload`]. The engine itself never depends on a GPU API; on any
+//! offload error it logs the reason and computes the same result on the CPU.
 
 pub(crate) mod generic;
 
+use core::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use group::Group;
 
+use crate::backend::secp256k1::point::Affine as Secp256k1Affine;
 use crate::error::{Error, Result};
 use crate::group::{Affine, Point, Scalar, Suite};
+use crate::profile::HwProfile;
 
 /// Default number of scalars per parallel work unit of the fixed-base kernels.
 pub const DEFAULT_CT_CHUNK: usize = 1024;
@@ -24,11 +35,52 @@ enum BackendKind {
     Parallel,
 }
 
-/// Entry point of the batch kernels. Cheap to copy.
-#[derive(Clone, Copy, Debug)]
+/// A backend outside the engine (a GPU) that computes variable-time MSMs over
+/// PUBLIC data: commitments and verification weights, never secrets.
+///
+/// Implementations must return exactly the group element the CPU path returns, or
+/// an error (the engine then falls back to the CPU and logs the reason).
+pub trait VartimeMsmOffload: Send + Sync {
+    /// Name for logs and diagnostics (e.g. `"gpu (NVIDIA H100)"`).
+    fn name(&self) -> &str;
+    /// `sum scalars[i] * points[i]` on secp256k1; the slices have equal lengths.
+    fn vartime_msm_secp256k1(
+        &self,
+        points: &[Secp256k1Affine],
+        scalars: &[k256::Scalar],
+    ) -> core::result::Result<k256::ProjectivePoint, String>;
+}
+
+/// Where [`Engine::vartime_msm`] sends an MSM of a given size (diagnostics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsmRoute {
+    /// The engine's CPU backend.
+    Cpu,
+    /// The attached offload backend (CPU again if it fails).
+    Offload,
+}
+
+/// Entry point of the batch kernels. Cheap to clone (the offload backend is shared).
+#[derive(Clone)]
 pub struct Engine {
     kind: BackendKind,
     ct_chunk: usize,
+    cpu_window: Option<usize>,
+    offload: Option<Arc<dyn VartimeMsmOffload>>,
+    crossover_points: usize,
+    fallbacks: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("backend", &self.backend_name())
+            .field("ct_chunk", &self.ct_chunk)
+            .field("cpu_window", &self.cpu_window)
+            .field("offload", &self.offload_name())
+            .field("crossover_points", &self.crossover_points)
+            .finish()
+    }
 }
 
 impl Default for Engine {
@@ -44,10 +96,7 @@ impl Engine {
         #[cfg(feature = "parallel")]
         {
             if rayon::current_num_threads() > 1 {
-                return Engine {
-                    kind: BackendKind::Parallel,
-                    ct_chunk: DEFAULT_CT_CHUNK,
-                };
+                return Self::with_kind(BackendKind::Parallel);
             }
         }
         Self::reference()
@@ -55,20 +104,39 @@ impl Engine {
 
     /// The single-threaded reference backend.
     pub fn reference() -> Self {
+        Self::with_kind(BackendKind::Serial)
+    }
+
+    fn with_kind(kind: BackendKind) -> Self {
         Engine {
-            kind: BackendKind::Serial,
+            kind,
             ct_chunk: DEFAULT_CT_CHUNK,
+            cpu_window: None,
+            offload: None,
+            crossover_points: usize::MAX,
+            fallbacks: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The CPU engine a hardware profile asks for: serial for `threads = 1`, else
+    /// the best available backend (the caller sizes the rayon pool from
+    /// `threads`), with the profile's CPU MSM window. A GPU backend is attached
+    /// separately with [`Engine::with_offload`] (see `torus-kernels`).
+    pub fn from_profile(profile: &HwProfile) -> Self {
+        let mut e = if profile.threads == 1 {
+            Self::reference()
+        } else {
+            Self::new()
+        };
+        e.cpu_window = profile.msm.cpu_window.bits();
+        e
     }
 
     /// The parallel backend if compiled in (even on one thread), else the reference.
     pub fn parallel() -> Self {
         #[cfg(feature = "parallel")]
         {
-            Engine {
-                kind: BackendKind::Parallel,
-                ct_chunk: DEFAULT_CT_CHUNK,
-            }
+            Self::with_kind(BackendKind::Parallel)
         }
         #[cfg(not(feature = "parallel"))]
         {
@@ -80,6 +148,43 @@ impl Engine {
     pub fn with_ct_chunk(mut self, chunk: usize) -> Self {
         self.ct_chunk = chunk.max(1);
         self
+    }
+
+    /// Fixes the CPU Pippenger window (`None`: the cost model decides).
+    pub fn with_cpu_window(mut self, window: Option<usize>) -> Self {
+        self.cpu_window = window.map(|w| w.clamp(2, 16));
+        self
+    }
+
+    /// Attaches an offload backend for public-data MSMs of at least
+    /// `crossover_points` points on the suites it supports (secp256k1).
+    pub fn with_offload(
+        mut self,
+        offload: Arc<dyn VartimeMsmOffload>,
+        crossover_points: usize,
+    ) -> Self {
+        self.offload = Some(offload);
+        self.crossover_points = crossover_points.max(1);
+        self
+    }
+
+    /// Name of the attached offload backend, if any.
+    pub fn offload_name(&self) -> Option<&str> {
+        self.offload.as_deref().map(|o| o.name())
+    }
+
+    /// How many offloaded MSMs failed and were recomputed on the CPU (shared by clones).
+    pub fn offload_fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
+    }
+
+    /// Where an MSM of `len` points on suite `S` goes first.
+    pub fn vartime_msm_route<S: Suite>(&self, len: usize) -> MsmRoute {
+        if self.offload.is_some() && S::OFFLOAD_MSM && len >= self.crossover_points {
+            MsmRoute::Offload
+        } else {
+            MsmRoute::Cpu
+        }
     }
 
     /// Name of the chosen backend, for logs and diagnostics.
@@ -142,11 +247,38 @@ impl Engine {
                 got: scalars.len(),
             });
         }
-        Ok(match self.kind {
-            BackendKind::Serial => S::vartime_msm(points, scalars),
+        if let (MsmRoute::Offload, Some(off)) =
+            (self.vartime_msm_route::<S>(points.len()), &self.offload)
+        {
+            match S::vartime_msm_offload(off.as_ref(), points, scalars) {
+                Some(Ok(p)) => return Ok(p),
+                Some(Err(reason)) => {
+                    self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        offload = off.name(),
+                        points = points.len(),
+                        %reason,
+                        "offloaded MSM failed; computing it on the CPU"
+                    );
+                }
+                None => {}
+            }
+        }
+        Ok(self.vartime_msm_cpu::<S>(points, scalars))
+    }
+
+    /// The CPU MSM of the chosen backend (equal lengths checked by the caller).
+    fn vartime_msm_cpu<S: Suite>(&self, points: &[Affine<S>], scalars: &[Scalar<S>]) -> Point<S> {
+        let par = match self.kind {
+            BackendKind::Serial => false,
             #[cfg(feature = "parallel")]
-            BackendKind::Parallel => S::vartime_msm_par(points, scalars),
-        })
+            BackendKind::Parallel => true,
+        };
+        match (self.cpu_window, par) {
+            (Some(c), _) => S::vartime_msm_window(points, scalars, par, c),
+            (None, false) => S::vartime_msm(points, scalars),
+            (None, true) => S::vartime_msm_par(points, scalars),
+        }
     }
 
     /// Constant-time `f[i]*G + fp[i]*H` for secret scalars, batch-normalized.

@@ -1064,6 +1064,25 @@ pub fn vartime_msm_with_plan(
     msm_impl(points, scalars, par, Some((use_glv, window_bits)))
 }
 
+/// [`vartime_msm`] / [`vartime_msm_par`] with a fixed window (hardware profiles);
+/// the GLV decision still comes from the cost model.
+pub fn vartime_msm_with_window(
+    points: &[Affine],
+    scalars: &[Scalar],
+    par: bool,
+    window_bits: usize,
+) -> ProjectivePoint {
+    let n = points.len().min(scalars.len());
+    let bits = scalars
+        .iter()
+        .take(n)
+        .map(|s| bit_len(&limbs(s)))
+        .max()
+        .unwrap_or(0);
+    let (glv, _) = plan(n, bits);
+    msm_impl(points, scalars, par, Some((glv, window_bits.clamp(2, 16))))
+}
+
 /// The `(use_glv, window_bits)` plan chosen for `n` points with `bits`-bit scalars.
 pub fn msm_plan(n: usize, bits: usize) -> (bool, usize) {
     plan(n, bits)

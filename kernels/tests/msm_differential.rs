@@ -1,0 +1,157 @@
+//! Differential tests of the GPU MSM against the engine's CPU Pippenger and the
+//! naive reference, on whatever adapter exists (llvmpipe in CI).
+
+mod common;
+
+use common::{gpu, random_points, random_scalars, rng, short_scalar};
+use k256::elliptic_curve::Field;
+use k256::{ProjectivePoint, Scalar};
+use torus_engine::backend::secp256k1::pippenger;
+use torus_engine::backend::secp256k1::point::Affine;
+use torus_engine::{naive, Secp256k1};
+
+/// Checks the GPU against the CPU Pippenger, and against the naive sum when small.
+fn check(label: &str, points: &[Affine], scalars: &[Scalar]) {
+    let Some(g) = gpu() else { return };
+    let got = g.vartime_msm(points, scalars).expect("gpu msm");
+    let cpu = pippenger::vartime_msm_par(points, scalars);
+    assert_eq!(
+        got,
+        cpu,
+        "{label}: gpu != cpu pippenger (n = {})",
+        points.len()
+    );
+    if points.len() <= 300 {
+        assert_eq!(
+            got,
+            naive::msm::<Secp256k1>(points, scalars),
+            "{label}: gpu != naive"
+        );
+    }
+    // Bit-identical encodings, not just equal group elements.
+    assert_eq!(
+        Affine::from_projective(&got),
+        Affine::from_projective(&cpu),
+        "{label}"
+    );
+}
+
+#[test]
+fn random_inputs_of_awkward_sizes() {
+    let mut r = rng(1);
+    // 1, 2, around the workgroup size (64), and non-multiples of it.
+    for n in [1usize, 2, 3, 63, 64, 65, 129, 1000] {
+        let p = random_points(n, &mut r);
+        let s = random_scalars(n, &mut r);
+        check(&format!("random n={n}"), &p, &s);
+    }
+}
+
+#[test]
+fn short_scalars_like_the_folded_check() {
+    let mut r = rng(2);
+    let p = random_points(500, &mut r);
+    for bits in [1u32, 8, 64, 128, 142] {
+        let s: Vec<Scalar> = (0..500).map(|_| short_scalar(bits, &mut r)).collect();
+        check(&format!("{bits}-bit scalars"), &p, &s);
+    }
+}
+
+#[test]
+fn zero_one_and_q_minus_one() {
+    let mut r = rng(3);
+    let p = random_points(70, &mut r);
+    for (label, s) in [
+        ("zero", Scalar::ZERO),
+        ("one", Scalar::ONE),
+        ("q-1", -Scalar::ONE),
+    ] {
+        check(label, &p, &vec![s; 70]);
+    }
+    let mut s = random_scalars(70, &mut r);
+    s[0] = Scalar::ZERO;
+    s[1] = -Scalar::ONE;
+    s[2] = Scalar::ONE;
+    s[3] = -Scalar::from(2u64);
+    s[69] = Scalar::ZERO;
+    check("mixed", &p, &s);
+    // All scalars zero: the identity, without touching the device.
+    let g = gpu();
+    if let Some(g) = g {
+        assert_eq!(
+            g.vartime_msm(&p, &vec![Scalar::ZERO; 70]).expect("msm"),
+            ProjectivePoint::IDENTITY
+        );
+        assert_eq!(
+            g.vartime_msm(&[], &[]).expect("empty"),
+            ProjectivePoint::IDENTITY
+        );
+    }
+}
+
+#[test]
+fn identity_points() {
+    let mut r = rng(4);
+    let mut p = random_points(100, &mut r);
+    let s = random_scalars(100, &mut r);
+    for i in (0..100).step_by(3) {
+        p[i] = Affine::IDENTITY;
+    }
+    check("some identities", &p, &s);
+    check("all identities", &vec![Affine::IDENTITY; 10], &s[..10]);
+}
+
+#[test]
+fn repeated_and_opposite_points() {
+    let mut r = rng(5);
+    let base = random_points(2, &mut r);
+    // Same point and scalar: every digit hits the same bucket (doubling path).
+    let s = Scalar::random(&mut r);
+    check(
+        "repeated P, equal scalars",
+        &vec![base[0]; 40],
+        &vec![s; 40],
+    );
+    // Same point, random scalars.
+    let p = vec![base[0]; 100];
+    check("repeated P", &p, &random_scalars(100, &mut r));
+    // P and -P with equal scalars: buckets cancel to the identity.
+    let pn: Vec<Affine> = (0..60)
+        .map(|i| if i % 2 == 0 { base[1] } else { base[1].neg() })
+        .collect();
+    let Some(g) = gpu() else { return };
+    assert_eq!(
+        g.vartime_msm(&pn, &vec![s; 60]).expect("msm"),
+        ProjectivePoint::IDENTITY
+    );
+    check("P, -P", &pn, &random_scalars(60, &mut r));
+}
+
+#[test]
+fn chunking_and_fixed_windows() {
+    let Some(g) = gpu() else { return };
+    let mut r = rng(6);
+    let p = random_points(333, &mut r);
+    let s = random_scalars(333, &mut r);
+    let want = pippenger::vartime_msm_par(&p, &s);
+    // 333 points in chunks of 100: four submissions, one readback.
+    assert_eq!(
+        g.vartime_msm_tuned(&p, &s, None, 100).expect("chunked"),
+        want
+    );
+    for c in [2usize, 3, 7, 13] {
+        let got = g.vartime_msm_tuned(&p, &s, Some(c), 200).expect("window");
+        assert_eq!(got, want, "c={c}");
+    }
+    // The shared instance agrees too.
+    assert_eq!(g.vartime_msm(&p, &s).expect("msm"), want);
+}
+
+#[test]
+fn length_mismatch_is_an_error() {
+    let Some(g) = gpu() else { return };
+    let mut r = rng(7);
+    let p = random_points(3, &mut r);
+    let s = random_scalars(2, &mut r);
+    assert!(g.vartime_msm(&p, &s).is_err());
+}
