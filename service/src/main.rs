@@ -84,6 +84,8 @@ async fn run(config: PathBuf) -> anyhow::Result<()> {
         index = ?index,
         data_dir = %cfg.data_dir.display(),
         verifiers = ?node.verifiers.names(),
+        hw_profile = %node.profile.name,
+        engine = node.engine.backend_name(),
         "node started"
     );
     let rpc = tokio::net::TcpListener::bind(&cfg.rpc.listen).await?;

@@ -111,6 +111,10 @@ pub struct NodeState {
     pub verifiers: Verifiers,
     /// Metrics.
     pub metrics: Metrics,
+    /// Hardware profile (from `hw_profile`, else the defaults).
+    pub profile: torus_engine::profile::HwProfile,
+    /// The batch engine configured from the profile.
+    pub engine: torus_engine::Engine,
     /// Committed blocks.
     pub blocks: broadcast::Sender<Arc<CommittedBlock>>,
     /// Operator progress events.
@@ -148,6 +152,16 @@ impl NodeState {
         store.init_genesis(&genesis.epoch_info()?)?;
         let verifiers = Verifiers::new(&config.verifiers, config.dev_mode)
             .map_err(|e| NodeError::Verifiers(e.to_string()))?;
+        let profile = match &config.hw_profile {
+            Some(p) => torus_engine::profile::HwProfile::load(p).map_err(|e| {
+                crate::config::ConfigError::Invalid {
+                    field: "hw_profile".into(),
+                    problem: format!("{}: {e}", p.display()),
+                }
+            })?,
+            None => torus_engine::profile::HwProfile::default(),
+        };
+        let engine = torus_engine::Engine::from_profile(&profile);
         let (blocks, _) = broadcast::channel(1024);
         let (progress, _) = broadcast::channel(1024);
         let node = Arc::new(NodeState {
@@ -158,6 +172,8 @@ impl NodeState {
             app: App,
             verifiers,
             metrics: Metrics::new(),
+            profile,
+            engine,
             blocks,
             progress,
             started: Instant::now(),

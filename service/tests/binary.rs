@@ -55,8 +55,9 @@ async fn keygen_check_config_and_run() {
     .unwrap();
     let (rpc, grpc) = (free_port(), free_port());
     let cfg = format!(
-        "data_dir = {:?}\ngenesis = \"genesis.toml\"\n[rpc]\nlisten = \"127.0.0.1:{rpc}\"\n[grpc]\nlisten = \"127.0.0.1:{grpc}\"\n",
-        d.join("data").to_str().unwrap()
+        "data_dir = {:?}\ngenesis = \"genesis.toml\"\nhw_profile = {:?}\n[rpc]\nlisten = \"127.0.0.1:{rpc}\"\n[grpc]\nlisten = \"127.0.0.1:{grpc}\"\n",
+        d.join("data").to_str().unwrap(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../hw-profiles/cpu-2core.toml")
     );
     std::fs::write(d.join("node.toml"), &cfg).unwrap();
     // A bad port is reported with the field name.
@@ -136,4 +137,5 @@ async fn keygen_check_config_and_run() {
     let out = child.wait_with_output().unwrap();
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(logs.contains("\"message\":\"node started\""), "{logs}");
+    assert!(logs.contains("\"hw_profile\":\"cpu-2core\""), "{logs}");
 }
