@@ -107,35 +107,3 @@ fn offload_errors_fall_back_to_the_cpu_result() {
         MsmRoute::Cpu
     );
 }
-
-#[test]
-fn software_adapter_only_when_the_profile_names_it() {
-    let adapters = torus_kernels::GpuContext::adapters();
-    let Some(sw) = adapters.iter().find(|a| a.software) else {
-        eprintln!("no software adapter here; nothing to check");
-        return;
-    };
-    if adapters.iter().all(|a| a.software) {
-        // An empty pattern never picks a software adapter for a node.
-        let (_, choice) = engine_from_profile(&profile(true, "", 1));
-        assert!(
-            matches!(choice, BackendChoice::CpuFallback { .. }),
-            "{choice}"
-        );
-    }
-    // Naming it selects it, and the attached GPU computes the same MSM as the CPU.
-    let first_word = sw.name.split_whitespace().next().unwrap_or("llvmpipe");
-    let (engine, choice) = engine_from_profile(&profile(true, first_word, 16));
-    assert!(matches!(choice, BackendChoice::Gpu { .. }), "{choice}");
-    let mut r = rng(3);
-    let p = random_points(40, &mut r);
-    let s = random_scalars(40, &mut r);
-    assert_eq!(engine.vartime_msm_route::<Secp256k1>(40), MsmRoute::Offload);
-    assert_eq!(
-        engine.vartime_msm::<Secp256k1>(&p, &s).expect("msm"),
-        Engine::reference()
-            .vartime_msm::<Secp256k1>(&p, &s)
-            .expect("cpu")
-    );
-    assert_eq!(engine.offload_fallbacks(), 0);
-}

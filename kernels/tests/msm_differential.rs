@@ -8,7 +8,9 @@ use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
 use torus_engine::backend::secp256k1::pippenger;
 use torus_engine::backend::secp256k1::point::Affine;
-use torus_engine::{naive, Secp256k1};
+use torus_engine::profile::HwProfile;
+use torus_engine::{naive, Engine, MsmRoute, Secp256k1};
+use torus_kernels::{engine_from_profile, BackendChoice};
 
 /// Checks the GPU against the CPU Pippenger, and against the naive sum when small.
 fn check(label: &str, points: &[Affine], scalars: &[Scalar]) {
@@ -154,4 +156,49 @@ fn length_mismatch_is_an_error() {
     let p = random_points(3, &mut r);
     let s = random_scalars(2, &mut r);
     assert!(g.vartime_msm(&p, &s).is_err());
+}
+
+fn profile(enabled: bool, pattern: &str, crossover: u64) -> HwProfile {
+    let mut p = HwProfile {
+        name: "test".into(),
+        ..HwProfile::default()
+    };
+    p.gpu.enabled = enabled;
+    p.gpu.adapter_pattern = pattern.into();
+    p.gpu.crossover_points = crossover;
+    p
+}
+
+/// Here rather than in `backend_selection.rs`: it compiles the MSM pipelines, which
+/// takes minutes on llvmpipe, so it runs beside the other GPU tests of this binary.
+#[test]
+fn software_adapter_only_when_the_profile_names_it() {
+    let adapters = torus_kernels::GpuContext::adapters();
+    let Some(sw) = adapters.iter().find(|a| a.software) else {
+        eprintln!("no software adapter here; nothing to check");
+        return;
+    };
+    if adapters.iter().all(|a| a.software) {
+        // An empty pattern never picks a software adapter for a node.
+        let (_, choice) = engine_from_profile(&profile(true, "", 1));
+        assert!(
+            matches!(choice, BackendChoice::CpuFallback { .. }),
+            "{choice}"
+        );
+    }
+    // Naming it selects it, and the attached GPU computes the same MSM as the CPU.
+    let first_word = sw.name.split_whitespace().next().unwrap_or("llvmpipe");
+    let (engine, choice) = engine_from_profile(&profile(true, first_word, 16));
+    assert!(matches!(choice, BackendChoice::Gpu { .. }), "{choice}");
+    let mut r = rng(3);
+    let p = random_points(40, &mut r);
+    let s = random_scalars(40, &mut r);
+    assert_eq!(engine.vartime_msm_route::<Secp256k1>(40), MsmRoute::Offload);
+    assert_eq!(
+        engine.vartime_msm::<Secp256k1>(&p, &s).expect("msm"),
+        Engine::reference()
+            .vartime_msm::<Secp256k1>(&p, &s)
+            .expect("cpu")
+    );
+    assert_eq!(engine.offload_fallbacks(), 0);
 }
