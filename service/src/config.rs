@@ -179,9 +179,12 @@ pub struct GenesisNode {
     pub index: u32,
     /// Compressed or uncompressed SEC1 public key, hex.
     pub pubkey: String,
-    /// libp2p address.
+    /// libp2p multiaddr of the node's AVSS/mempool network (`/ip4/.../tcp/PORT`).
     #[serde(default)]
     pub p2p: String,
+    /// libp2p multiaddr of the node's consensus (malachite) network.
+    #[serde(default)]
+    pub consensus: String,
     /// JSON-RPC endpoint (`http://host:port/jrpc`).
     #[serde(default)]
     pub rpc: String,

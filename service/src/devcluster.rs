@@ -154,6 +154,7 @@ impl Cluster {
                 index: i,
                 pubkey: hex::encode(key.public().compressed()),
                 p2p: String::new(),
+                consensus: String::new(),
                 rpc: format!("http://{addr}/jrpc"),
             });
             members.push(Member {

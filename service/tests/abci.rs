@@ -47,6 +47,7 @@ fn abci_adapter_over_a_real_socket_matches_direct_application() {
                 index: i as u32 + 1,
                 pubkey: hex::encode(k.public().compressed()),
                 p2p: String::new(),
+                consensus: String::new(),
                 rpc: String::new(),
             })
             .collect(),
