@@ -5,7 +5,7 @@
 //! data_dir = "/var/lib/torus"       # TORUS_DATA_DIR
 //! dev_mode = false                  # TORUS_DEV_MODE (enables the `test` verifier)
 //! key_file = "node.key"             # TORUS_KEY_FILE (relative to data_dir; created 0600)
-//! genesis = "genesis.toml"          # TORUS_GENESIS (relative to the config file)
+//! genesis = "genesis.toml"          # TORUS_GENESIS (relative to the config file), or [node_list]
 //! hw_profile = "hw-profiles/cpu-2core.toml"   # TORUS_HW_PROFILE (optional)
 //!
 //! [rpc]
@@ -17,6 +17,15 @@
 //!
 //! [grpc]
 //! listen = "127.0.0.1:9000"         # TORUS_GRPC_LISTEN
+//!
+//! # Instead of `genesis`: the committee of an epoch of the NodeList contract (`eth` feature).
+//! # Exactly one of the two must be given.
+//! # [node_list]
+//! # eth_rpc = "http://127.0.0.1:8545"
+//! # contract = "0x..."
+//! # epoch = 1
+//! # poll_s = 10                     # optional: seconds between polls while the epoch fills
+//! # wait_s = 600                    # optional: give up after this many seconds
 //!
 //! [[verifiers]]
 //! name = "google"
@@ -148,8 +157,13 @@ pub struct NodeConfig {
     /// Key file, relative to `data_dir` unless absolute.
     #[serde(default = "default_key_file")]
     pub key_file: PathBuf,
-    /// Genesis file, relative to the config file unless absolute.
+    /// Genesis file, relative to the config file unless absolute; empty when the genesis
+    /// comes from `[node_list]` (exactly one of the two is given).
+    #[serde(default)]
     pub genesis: PathBuf,
+    /// Read the genesis committee from the NodeList contract instead of a file.
+    #[serde(default)]
+    pub node_list: Option<NodeListConfig>,
     /// Hardware profile (optional).
     #[serde(default)]
     pub hw_profile: Option<PathBuf>,
@@ -169,6 +183,66 @@ pub struct NodeConfig {
 
 fn default_key_file() -> PathBuf {
     PathBuf::from("node.key")
+}
+
+/// `[node_list]`: the genesis is the committee of `epoch` in the NodeList contract at
+/// `contract` (see `chain::load_genesis`), read once all n nodes have listed themselves.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeListConfig {
+    /// Ethereum JSON-RPC URL (`http://` or `https://`).
+    pub eth_rpc: String,
+    /// The contract's address, `0x` and 40 hex digits.
+    pub contract: String,
+    /// The epoch whose committee is the genesis (1 or more).
+    pub epoch: u64,
+    /// Seconds between polls while the epoch fills (default 10).
+    #[serde(default)]
+    pub poll_s: Option<u64>,
+    /// Seconds to wait for the epoch to fill before the node gives up (default 600).
+    #[serde(default)]
+    pub wait_s: Option<u64>,
+}
+
+impl NodeListConfig {
+    /// Time between polls.
+    pub fn poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.poll_s.unwrap_or(10))
+    }
+
+    /// How long to wait for the epoch to fill.
+    pub fn wait_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.wait_s.unwrap_or(600))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !cfg!(feature = "eth") {
+            return Err(invalid(
+                "node_list",
+                "this build has no `eth` feature; give a `genesis` file",
+            ));
+        }
+        if !(self.eth_rpc.starts_with("http://") || self.eth_rpc.starts_with("https://")) {
+            return Err(invalid(
+                "node_list.eth_rpc",
+                format!("{:?} is not an http:// or https:// URL", self.eth_rpc),
+            ));
+        }
+        let hex = self.contract.strip_prefix("0x").unwrap_or("");
+        if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(
+                "node_list.contract",
+                format!("{:?} is not 0x and 40 hex digits", self.contract),
+            ));
+        }
+        if self.epoch == 0 {
+            return Err(invalid("node_list.epoch", "epochs start at 1"));
+        }
+        if self.poll_s == Some(0) {
+            return Err(invalid("node_list.poll_s", "must be positive"));
+        }
+        Ok(())
+    }
 }
 
 /// One node of the genesis file.
@@ -288,7 +362,7 @@ impl NodeConfig {
         })?;
         cfg.apply_env()?;
         let base = path.parent().unwrap_or(Path::new("."));
-        if cfg.genesis.is_relative() {
+        if !cfg.genesis.as_os_str().is_empty() && cfg.genesis.is_relative() {
             cfg.genesis = base.join(&cfg.genesis);
         }
         if let Some(p) = &cfg.hw_profile {
@@ -334,6 +408,22 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "missing"));
+        }
+        match (&self.node_list, self.genesis.as_os_str().is_empty()) {
+            (Some(_), false) => {
+                return Err(invalid(
+                    "genesis",
+                    "give either `genesis` (a file) or `[node_list]` (the contract), not both",
+                ))
+            }
+            (None, true) => {
+                return Err(invalid(
+                    "genesis",
+                    "missing: give `genesis` (a file) or a `[node_list]` table",
+                ))
+            }
+            (Some(nl), true) => nl.validate()?,
+            (None, false) => {}
         }
         check_listen("rpc.listen", &self.rpc.listen)?;
         if !self.grpc.listen.is_empty() {
@@ -483,6 +573,40 @@ mod tests {
         let p = write(d.path(), "e.toml", base);
         let c = NodeConfig::load(&p).unwrap();
         assert_eq!(c.genesis, d.path().join("g.toml"));
+    }
+
+    #[test]
+    fn genesis_comes_from_exactly_one_of_file_and_node_list() {
+        let d = tempfile::tempdir().unwrap();
+        let load = |name: &str, body: &str| {
+            NodeConfig::load(&write(
+                d.path(),
+                name,
+                &format!("data_dir = \"/tmp/x\"\n{body}"),
+            ))
+        };
+        let nl = "[node_list]\neth_rpc = \"http://127.0.0.1:8545\"\n\
+                  contract = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\nepoch = 1\n";
+        let c = load("nl.toml", nl).unwrap();
+        assert!(c.genesis.as_os_str().is_empty());
+        let n = c.node_list.unwrap();
+        assert_eq!((n.epoch, n.poll_interval().as_secs()), (1, 10));
+        let e = load("both.toml", &format!("genesis = \"g.toml\"\n{nl}")).unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
+        let e = load("none.toml", "").unwrap_err().to_string();
+        assert!(e.contains("`genesis`") && e.contains("missing"), "{e}");
+        for (bad, field) in [
+            (
+                nl.replace("0x5FbDB2315678afecb367f032d93F642f64180aa3", "0x5FbD"),
+                "contract",
+            ),
+            (nl.replace("epoch = 1", "epoch = 0"), "epoch"),
+            (nl.replace("http://", "ws://"), "eth_rpc"),
+            (format!("{nl}poll_s = 0\n"), "poll_s"),
+        ] {
+            let e = load("bad.toml", &bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("node_list.{field}")), "{e}");
+        }
     }
 
     #[test]

@@ -88,6 +88,7 @@ fn node_config(dir: &Path, addr: SocketAddr, verifiers: &[VerifierConfig]) -> No
         dev_mode: true,
         key_file: PathBuf::from("node.key"),
         genesis: dir.join("genesis.toml"),
+        node_list: None,
         hw_profile: None,
         rpc: RpcConfig {
             listen: addr.to_string(),
