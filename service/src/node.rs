@@ -17,7 +17,7 @@ use crate::config::{Genesis, NodeConfig};
 use crate::crypto::NodeKey;
 use crate::hexfmt::keccak256;
 use crate::metrics::{Metrics, TxLabels};
-use crate::store::{Store, StoreError};
+use crate::store::{DecidedRecord, Store, StoreError};
 use crate::tx::{ready_digest, BatchId, EpochInfo, ReadySig, SignedTx, TxBody};
 use crate::verifier::Verifiers;
 
@@ -237,7 +237,7 @@ impl NodeState {
                 "commit without a finalized block".into(),
             )));
         };
-        self.persist(out, txs)
+        self.persist(out, txs, None)
     }
 
     /// Executes and persists a decided block at `height` (must be head + 1; an
@@ -246,6 +246,18 @@ impl NodeState {
         &self,
         height: u64,
         txs: &[Vec<u8>],
+    ) -> Result<Arc<CommittedBlock>, NodeError> {
+        self.apply_block_with(height, txs, None)
+    }
+
+    /// As [`Self::apply_block`], also storing the block's decided record (its
+    /// encoding and commit certificate, for value sync) in the same LMDB
+    /// transaction as its state writes and head.
+    pub fn apply_block_with(
+        &self,
+        height: u64,
+        txs: &[Vec<u8>],
+        decided: Option<&DecidedRecord>,
     ) -> Result<Arc<CommittedBlock>, NodeError> {
         let head = self.store.head()?;
         if height <= head.height {
@@ -260,15 +272,16 @@ impl NodeState {
             .app
             .finalize_block(&snap, height, &head.app_hash, txs)?;
         drop(snap);
-        self.persist(out, txs)
+        self.persist(out, txs, decided)
     }
 
     fn persist(
         &self,
         out: BlockOutcome,
         txs: &[Vec<u8>],
+        decided: Option<&DecidedRecord>,
     ) -> Result<Arc<CommittedBlock>, NodeError> {
-        self.store.commit_block(&out)?;
+        self.store.commit_block_with(&out, decided)?;
         let hashes: Vec<[u8; 32]> = txs.iter().map(|t| keccak256(t)).collect();
         let now = unix_ms();
         for (bytes, r) in txs.iter().zip(&out.results) {

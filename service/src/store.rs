@@ -5,7 +5,9 @@
 //! * `meta`: the head (height, app hash) and the genesis hash;
 //! * `shares`: this node's key shares, encrypted ([`ShareRecord`]);
 //! * `tokens`: token commitments and reveals ([`TokenCommitment`]);
-//! * `progress`: local DKG/PSS progress per batch.
+//! * `progress`: local DKG/PSS progress per batch;
+//! * `blocks`: decided blocks and their commit certificates, for the embedded
+//!   engine's value sync (see [`Store::commit_block_with`]).
 //!
 //! A block's state writes and its head go in one write transaction, so a crash
 //! leaves the node at the previous or the next height, never in between.
@@ -81,6 +83,7 @@ pub struct Store {
     shares: Db,
     tokens: Db,
     progress: Db,
+    blocks: Db,
     seal_key: std::sync::Arc<Zeroizing<[u8; 32]>>,
     dirty: std::sync::Arc<AtomicBool>,
 }
@@ -139,7 +142,7 @@ impl Store {
         let path = dir.join("lmdb");
         std::fs::create_dir_all(&path)?;
         let mut opts = EnvOpenOptions::new().read_txn_without_tls();
-        opts.map_size(map_size).max_dbs(8).max_readers(512);
+        opts.map_size(map_size).max_dbs(16).max_readers(512);
         // SAFETY: MDB_NOSYNC only changes when LMDB flushes; integrity is kept and
         // every durability point calls `force_sync` (see the module docs).
         #[allow(unsafe_code)]
@@ -158,6 +161,7 @@ impl Store {
         let shares = env.create_database(&mut w, Some("shares"))?;
         let tokens = env.create_database(&mut w, Some("tokens"))?;
         let progress = env.create_database(&mut w, Some("progress"))?;
+        let blocks = env.create_database(&mut w, Some("blocks"))?;
         w.commit()?;
         Ok(Store {
             env,
@@ -166,6 +170,7 @@ impl Store {
             shares,
             tokens,
             progress,
+            blocks,
             seal_key: std::sync::Arc::new(node_key.derive("torus-node/share-at-rest/v1")),
             dirty: std::sync::Arc::new(AtomicBool::new(false)),
         })
@@ -245,35 +250,7 @@ impl Store {
     /// Persists a block: its state writes and the new head, in one transaction.
     /// Refuses a block that is not the next height.
     pub fn commit_block(&self, block: &BlockOutcome) -> Result<(), StoreError> {
-        let mut w = self.env.write_txn()?;
-        let head = match self.meta.get(&w, HEAD)? {
-            Some(b) => Head::decode(b).map_err(|e| StoreError::Corrupt {
-                what: "head",
-                err: e.to_string(),
-            })?,
-            None => Head::default(),
-        };
-        if block.height != head.height + 1 {
-            return Err(StoreError::Corrupt {
-                what: "block height",
-                err: format!("committing {} on top of {}", block.height, head.height),
-            });
-        }
-        for (k, v) in &block.writes {
-            match v {
-                Some(v) => self.state.put(&mut w, k, v)?,
-                None => {
-                    self.state.delete(&mut w, k)?;
-                }
-            }
-        }
-        let new = Head {
-            height: block.height,
-            app_hash: block.app_hash,
-        };
-        self.meta.put(&mut w, HEAD, &new.encode())?;
-        w.commit()?;
-        self.sync()
+        self.commit_block_with(block, None)
     }
 
     fn cipher(&self) -> ChaCha20Poly1305 {
@@ -483,4 +460,131 @@ fn share_aad(index: u64, epoch: u64) -> [u8; 16] {
     a[..8].copy_from_slice(&index.to_be_bytes());
     a[8..].copy_from_slice(&epoch.to_be_bytes());
     a
+}
+
+// ---------------------------------------------------------------------------
+// Decided blocks (the embedded BFT engine, `crate::bft`).
+//
+// `blocks` maps a height (u64 big-endian) to `version ‖ bytes(value) ‖
+// bytes(certificate)`: the decided block's encoding and its commit
+// certificate, as the engine encodes them. They serve value sync (peers
+// catching up ask for them) and are written in the same LMDB transaction as
+// the block's state writes and head (`commit_block_with`), so a crash never
+// leaves a committed app state without its block, or a block without its state.
+// ---------------------------------------------------------------------------
+
+const DECIDED_VERSION: u8 = 1;
+
+/// A decided block as stored: its encoding and its commit certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecidedRecord {
+    /// The block's encoding.
+    pub value: Vec<u8>,
+    /// The commit certificate's encoding.
+    pub certificate: Vec<u8>,
+}
+
+impl DecidedRecord {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = crate::codec::Writer::new();
+        w.u8(DECIDED_VERSION)
+            .bytes(&self.value)
+            .bytes(&self.certificate);
+        w.finish()
+    }
+
+    fn decode(b: &[u8]) -> Result<Self, crate::codec::CodecError> {
+        let mut r = crate::codec::Reader::new(b);
+        r.version("decided block", DECIDED_VERSION)?;
+        let value = r.bytes("decided value", u64::from(u32::MAX))?.to_vec();
+        let certificate = r.bytes("certificate", u64::from(u32::MAX))?.to_vec();
+        r.end()?;
+        Ok(DecidedRecord { value, certificate })
+    }
+}
+
+impl Store {
+    /// As [`Store::commit_block`], also storing the block's decided record
+    /// (when given) in the same write transaction.
+    pub fn commit_block_with(
+        &self,
+        block: &BlockOutcome,
+        decided: Option<&DecidedRecord>,
+    ) -> Result<(), StoreError> {
+        let mut w = self.env.write_txn()?;
+        let head = match self.meta.get(&w, HEAD)? {
+            Some(b) => Head::decode(b).map_err(|e| StoreError::Corrupt {
+                what: "head",
+                err: e.to_string(),
+            })?,
+            None => Head::default(),
+        };
+        if block.height != head.height + 1 {
+            return Err(StoreError::Corrupt {
+                what: "block height",
+                err: format!("committing {} on top of {}", block.height, head.height),
+            });
+        }
+        for (k, v) in &block.writes {
+            match v {
+                Some(v) => self.state.put(&mut w, k, v)?,
+                None => {
+                    self.state.delete(&mut w, k)?;
+                }
+            }
+        }
+        let new = Head {
+            height: block.height,
+            app_hash: block.app_hash,
+        };
+        self.meta.put(&mut w, HEAD, &new.encode())?;
+        if let Some(d) = decided {
+            self.blocks
+                .put(&mut w, &block.height.to_be_bytes(), &d.encode())?;
+        }
+        w.commit()?;
+        self.sync()
+    }
+
+    /// Stores a decided record on its own (a block whose state is already committed).
+    pub fn put_decided(
+        &self,
+        height: u64,
+        value: &[u8],
+        certificate: &[u8],
+    ) -> Result<(), StoreError> {
+        let rec = DecidedRecord {
+            value: value.to_vec(),
+            certificate: certificate.to_vec(),
+        };
+        let mut w = self.env.write_txn()?;
+        self.blocks
+            .put(&mut w, &height.to_be_bytes(), &rec.encode())?;
+        w.commit()?;
+        self.sync()
+    }
+
+    /// The decided record of `height`, if stored.
+    pub fn decided(&self, height: u64) -> Result<Option<DecidedRecord>, StoreError> {
+        let r = self.env.read_txn()?;
+        self.blocks
+            .get(&r, &height.to_be_bytes())?
+            .map(|b| {
+                DecidedRecord::decode(b).map_err(|e| StoreError::Corrupt {
+                    what: "decided block",
+                    err: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// The lowest height with a decided record.
+    pub fn min_decided_height(&self) -> Result<Option<u64>, StoreError> {
+        let r = self.env.read_txn()?;
+        let Some(first) = self.blocks.first(&r)? else {
+            return Ok(None);
+        };
+        let (k, _) = first;
+        Ok(<[u8; 8]>::try_from(k).ok().map(u64::from_be_bytes))
+    }
 }
