@@ -30,6 +30,8 @@ pub mod grpc;
 pub mod hexfmt;
 pub mod jrpc;
 #[cfg(feature = "server")]
+pub mod mempool;
+#[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]
 pub mod node;
