@@ -6,6 +6,7 @@
 //! * [`crypto`], [`hexfmt`]: the spec's signatures, ECIES and text encodings.
 //! * With the `server` feature (default): [`store`] (LMDB), [`rpc`] (client
 //!   JSON-RPC), [`verifier`] (OIDC), [`abci`], [`grpc`], [`metrics`], [`node`].
+//! * With `server`: [`bft`] (the embedded malachite engine) and [`mempool`].
 //! * With the `eth` feature (default): [`chain`], the NodeList contract on Ethereum.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -15,6 +16,8 @@
 #[cfg(feature = "server")]
 pub mod abci;
 pub mod app;
+#[cfg(feature = "server")]
+pub mod bft;
 #[cfg(feature = "eth")]
 pub mod chain;
 #[cfg(feature = "server")]

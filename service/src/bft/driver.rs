@@ -1,0 +1,512 @@
+//! The application loop: answers malachite's requests from the node's state.
+//!
+//! One task owns a [`Driver`] and handles [`AppMsg`]s in order:
+//!
+//! * `ConsensusReady`: start at `head + 1` with the current epoch's set.
+//! * `StartedRound`: note the height and round; hand back any values already
+//!   seen for it (complete streams that arrived early for this height).
+//! * `GetValue`: re-use the block built for this height and round, else wait
+//!   up to `idle_block` for a transaction, reap the mempool (skipping what
+//!   `check_tx` calls undecodable, unauthorized or duplicate), and stream it.
+//! * `ReceivedProposalPart`: reassemble; check the stream is from the
+//!   round's proposer and its `Fin` signature; check the block's limits;
+//!   answer Valid or Invalid.
+//! * `Decided`: execute and persist the block with its commit certificate in
+//!   one LMDB transaction, drop its transactions from the mempool, start the
+//!   next height. A failure here would fork this node from the others, so
+//!   the driver stops ([`BftError::Halted`]) instead of going on.
+//! * `GetDecidedValue` / `GetHistoryMinHeight` / `ProcessSyncedValue`: value
+//!   sync from the decided-block store, both ways.
+//! * `RestreamProposal`: our own value is re-signed for the new round; a
+//!   value proposed by another validator is re-sent with its original parts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use malachitebft_app_channel::app::engine::host::Next;
+use malachitebft_app_channel::app::types::core::{
+    CommitCertificate, Round, ValidatorSet as _, Validity,
+};
+use malachitebft_app_channel::app::types::sync::RawDecidedValue;
+use malachitebft_app_channel::app::types::{LocallyProposedValue, ProposedValue};
+use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
+
+use super::codec::{decode_certificate, encode_certificate};
+use super::context::{Address, Block, Height, ProposalPart, TorusContext, ValidatorSet, ValueId};
+use super::signing::Signer;
+use super::streaming::{build_parts, stream_id, stream_messages, Assembled, PartStreams};
+use super::{BftConfig, BftError};
+use crate::app::TxCode;
+use crate::hexfmt::keccak256;
+use crate::mempool::Mempool;
+use crate::node::NodeState;
+use crate::store::DecidedRecord;
+use crate::tx::SignedTx;
+
+/// Most values kept per height (a byzantine proposer may equivocate).
+const MAX_VALUES_PER_HEIGHT: usize = 256;
+/// Most early (future-height) proposals kept.
+const MAX_PENDING: usize = 64;
+/// How far ahead an early proposal may be.
+const MAX_HEIGHTS_AHEAD: u64 = 4;
+
+type Key = (u64, i64, ValueId);
+
+/// The application side of the engine.
+pub(crate) struct Driver {
+    node: Arc<NodeState>,
+    mempool: Arc<Mempool>,
+    signer: Signer,
+    cfg: BftConfig,
+    address: Address,
+    height: Height,
+    round: Round,
+    vs: ValidatorSet,
+    /// Blocks this node built, by (height, round).
+    built: BTreeMap<(u64, i64), Block>,
+    /// Values seen (proposed by anyone, or synced), by (height, round, id).
+    values: BTreeMap<Key, ProposedValue<TorusContext>>,
+    /// Original parts of values received from others, for re-streaming.
+    parts: BTreeMap<Key, Vec<ProposalPart>>,
+    /// Complete streams for heights not started yet.
+    pending: Vec<Assembled>,
+    streams: PartStreams,
+    stream_counter: u32,
+}
+
+fn round_key(r: Round) -> i64 {
+    r.as_i64()
+}
+
+impl Driver {
+    pub(crate) fn new(
+        node: Arc<NodeState>,
+        mempool: Arc<Mempool>,
+        signer: Signer,
+        cfg: BftConfig,
+        vs: ValidatorSet,
+    ) -> Self {
+        let stream_bytes = cfg.max_block_bytes.saturating_add(1 << 20);
+        Driver {
+            address: signer.address(),
+            node,
+            mempool,
+            signer,
+            cfg,
+            height: Height(0),
+            round: Round::Nil,
+            vs,
+            built: BTreeMap::new(),
+            values: BTreeMap::new(),
+            parts: BTreeMap::new(),
+            pending: Vec::new(),
+            streams: PartStreams::new(stream_bytes),
+            stream_counter: 0,
+        }
+    }
+
+    fn current_set(&self) -> Result<ValidatorSet, BftError> {
+        let e = self.node.epoch()?;
+        ValidatorSet::from_epoch(&e).map_err(BftError::Config)
+    }
+
+    /// Handles messages until the engine goes away (Ok) or a consensus-path
+    /// failure makes it unsafe to go on (Err).
+    pub(crate) async fn run(mut self, mut ch: Channels<TorusContext>) -> Result<(), BftError> {
+        while let Some(msg) = ch.consensus.recv().await {
+            self.handle(msg, &ch).await?;
+        }
+        tracing::info!("consensus engine stopped; driver exits");
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        msg: AppMsg<TorusContext>,
+        ch: &Channels<TorusContext>,
+    ) -> Result<(), BftError> {
+        match msg {
+            AppMsg::ConsensusReady { reply } => {
+                let head = self.node.store.head()?;
+                self.height = Height(head.height + 1);
+                self.vs = self.current_set()?;
+                tracing::info!(
+                    height = self.height.0,
+                    validators = self.vs.count(),
+                    "consensus ready"
+                );
+                let _ = reply.send((self.height, self.vs.clone()));
+            }
+            AppMsg::StartedRound {
+                height,
+                round,
+                proposer,
+                role,
+                reply_value,
+            } => {
+                tracing::debug!(height = height.0, %round, %proposer, ?role, "started round");
+                if height != self.height {
+                    self.prune_below(height);
+                }
+                self.height = height;
+                self.round = round;
+                let mut out: Vec<_> = self
+                    .values
+                    .range((height.0, round_key(round), ValueId([0; 32]))..)
+                    .take_while(|((h, r, _), _)| *h == height.0 && *r == round_key(round))
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                let early = std::mem::take(&mut self.pending);
+                for a in early {
+                    if a.init.height == height && a.init.round == round {
+                        if let Some(v) = self.accept(a) {
+                            out.push(v);
+                        }
+                    } else if a.init.height >= height {
+                        self.pending.push(a);
+                    }
+                }
+                let _ = reply_value.send(out);
+            }
+            AppMsg::GetValue {
+                height,
+                round,
+                timeout,
+                reply,
+            } => {
+                let block = match self.built.get(&(height.0, round_key(round))) {
+                    Some(b) => b.clone(),
+                    None => {
+                        let b = self.build_block(height, timeout).await?;
+                        self.built.insert((height.0, round_key(round)), b.clone());
+                        b
+                    }
+                };
+                tracing::info!(height = height.0, %round, txs = block.txs().len(), id = %block.id(), "proposing");
+                self.remember(ProposedValue {
+                    height,
+                    round,
+                    valid_round: Round::Nil,
+                    proposer: self.address,
+                    value: block.clone(),
+                    validity: Validity::Valid,
+                });
+                let _ = reply.send(LocallyProposedValue::new(height, round, block.clone()));
+                let parts = build_parts(&self.signer, &block, round, Round::Nil);
+                self.publish(ch, height, round, &parts).await;
+            }
+            AppMsg::ExtendVote { reply, .. } => {
+                let _ = reply.send(None);
+            }
+            AppMsg::VerifyVoteExtension { reply, .. } => {
+                let _ = reply.send(Ok(()));
+            }
+            AppMsg::RestreamProposal {
+                height,
+                round,
+                valid_round,
+                address,
+                value_id,
+            } => {
+                self.restream(ch, height, round, valid_round, address, value_id)
+                    .await
+            }
+            AppMsg::GetHistoryMinHeight { reply } => {
+                let min = match self.node.store.min_decided_height()? {
+                    Some(h) => h,
+                    None => self.node.store.head()?.height + 1,
+                };
+                let _ = reply.send(Height(min));
+            }
+            AppMsg::ReceivedProposalPart { from, part, reply } => {
+                let value = self.streams.insert(from, part).and_then(|parts| {
+                    match Assembled::from_parts(parts) {
+                        Ok(a) => self.received(a),
+                        Err(e) => {
+                            tracing::debug!(peer = %from, error = %e, "unusable proposal stream");
+                            None
+                        }
+                    }
+                });
+                let _ = reply.send(value);
+            }
+            AppMsg::GetValidatorSet { height, reply } => {
+                // Only the current epoch is known; heights behind the head are
+                // never asked for (sync starts at head + 1).
+                tracing::trace!(height = height.0, "validator set requested");
+                let _ = reply.send(Some(self.vs.clone()));
+            }
+            AppMsg::Decided {
+                certificate,
+                extensions: _,
+                reply,
+            } => {
+                let next = self.decided(certificate)?;
+                let _ = reply.send(next);
+            }
+            AppMsg::GetDecidedValue { height, reply } => {
+                let _ = reply.send(self.decided_value(height)?);
+            }
+            AppMsg::ProcessSyncedValue {
+                height,
+                round,
+                proposer,
+                value_bytes,
+                reply,
+            } => {
+                let value = match Block::decode(&value_bytes) {
+                    Ok(b) if b.height() == height.0 => {
+                        let v: ProposedValue<TorusContext> = ProposedValue {
+                            height,
+                            round,
+                            valid_round: Round::Nil,
+                            proposer,
+                            validity: self.validity(&b),
+                            value: b,
+                        };
+                        self.remember(v.clone());
+                        Some(v)
+                    }
+                    Ok(b) => {
+                        tracing::warn!(
+                            height = height.0,
+                            got = b.height(),
+                            "synced block for another height"
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!(height = height.0, error = %e, "synced block does not decode");
+                        None
+                    }
+                };
+                let _ = reply.send(value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reaps a block for `height`: waits for a transaction up to `idle_block`
+    /// (never more than half the propose timeout), then filters with check_tx.
+    async fn build_block(&mut self, height: Height, timeout: Duration) -> Result<Block, BftError> {
+        let wait = self.cfg.idle_block.min(timeout / 2);
+        self.mempool.wait_nonempty(wait).await;
+        let candidates = self
+            .mempool
+            .reap(self.cfg.max_block_bytes.saturating_sub(64));
+        let mut txs = Vec::with_capacity(candidates.len());
+        let mut evict = Vec::new();
+        for tx in candidates {
+            let o = self.node.check_tx(&tx)?;
+            match o.code {
+                TxCode::Decode | TxCode::Unauthorized | TxCode::Duplicate => {
+                    tracing::debug!(code = ?o.code, log = %o.log, "dropping tx from the mempool");
+                    evict.push(keccak256(&tx));
+                }
+                _ => txs.push(tx),
+            }
+        }
+        if !evict.is_empty() {
+            self.mempool.evict(&evict);
+        }
+        Ok(Block::new(height.0, txs))
+    }
+
+    async fn publish(
+        &mut self,
+        ch: &Channels<TorusContext>,
+        height: Height,
+        round: Round,
+        parts: &[ProposalPart],
+    ) {
+        self.stream_counter = self.stream_counter.wrapping_add(1);
+        let id = stream_id(height, round, self.stream_counter);
+        for m in stream_messages(id, parts) {
+            if ch
+                .network
+                .send(NetworkMsg::PublishProposalPart(m))
+                .await
+                .is_err()
+            {
+                tracing::warn!(height = height.0, "network gone while streaming a proposal");
+                return;
+            }
+        }
+    }
+
+    async fn restream(
+        &mut self,
+        ch: &Channels<TorusContext>,
+        height: Height,
+        round: Round,
+        valid_round: Round,
+        address: Address,
+        value_id: ValueId,
+    ) {
+        let key = (height.0, round_key(round), value_id);
+        if let Some(parts) = self.parts.get(&key).cloned() {
+            // Someone else's proposal: re-send it exactly as they signed it.
+            self.publish(ch, height, round, &parts).await;
+            return;
+        }
+        if address != self.address {
+            tracing::debug!(height = height.0, %round, %address, "no parts to re-stream");
+            return;
+        }
+        let block = self
+            .values
+            .range((height.0, i64::MIN, ValueId([0; 32]))..)
+            .take_while(|((h, _, _), _)| *h == height.0)
+            .find(|((_, _, id), _)| *id == value_id)
+            .map(|(_, v)| v.value.clone());
+        let Some(block) = block else {
+            tracing::debug!(height = height.0, %round, "value to re-propose not found");
+            return;
+        };
+        tracing::info!(height = height.0, %round, %valid_round, id = %value_id, "re-proposing");
+        let parts = build_parts(&self.signer, &block, round, valid_round);
+        self.publish(ch, height, round, &parts).await;
+    }
+
+    fn received(&mut self, a: Assembled) -> Option<ProposedValue<TorusContext>> {
+        let h = a.init.height;
+        if h < self.height {
+            return None;
+        }
+        if h > self.height {
+            if h.0 <= self.height.0 + MAX_HEIGHTS_AHEAD && self.pending.len() < MAX_PENDING {
+                self.pending.push(a);
+            }
+            return None;
+        }
+        self.accept(a)
+    }
+
+    /// Verifies a stream for the current height and records its value.
+    fn accept(&mut self, a: Assembled) -> Option<ProposedValue<TorusContext>> {
+        let expected = self.vs.proposer(a.init.height, a.init.round);
+        if expected.address != a.init.proposer {
+            tracing::debug!(height = a.init.height.0, round = %a.init.round, proposer = %a.init.proposer,
+                "proposal from a validator that is not the round's proposer");
+            return None;
+        }
+        if !a.verify(self.signer.chain(), &expected.public_key) {
+            tracing::warn!(height = a.init.height.0, round = %a.init.round, proposer = %a.init.proposer,
+                "proposal with a bad signature");
+            return None;
+        }
+        let validity = self.validity(&a.block);
+        let v: ProposedValue<TorusContext> = ProposedValue {
+            height: a.init.height,
+            round: a.init.round,
+            valid_round: a.init.pol_round,
+            proposer: a.init.proposer,
+            value: a.block.clone(),
+            validity,
+        };
+        tracing::debug!(height = v.height.0, round = %v.round, id = %v.value.id(), ?validity, "received proposal");
+        if self.remember(v.clone()) {
+            self.parts
+                .insert((v.height.0, round_key(v.round), v.value.id()), a.parts);
+        }
+        Some(v)
+    }
+
+    /// Stateless validity: size limits and every transaction decodes.
+    fn validity(&self, b: &Block) -> Validity {
+        let ok = b.size() <= self.cfg.max_block_bytes
+            && b.txs().iter().all(|t| SignedTx::decode(t).is_ok());
+        Validity::from_bool(ok)
+    }
+
+    /// Records a value; false if the height already holds too many.
+    fn remember(&mut self, v: ProposedValue<TorusContext>) -> bool {
+        let h = v.height.0;
+        let n = self
+            .values
+            .range((h, i64::MIN, ValueId([0; 32]))..)
+            .take_while(|((vh, _, _), _)| *vh == h)
+            .count();
+        let key = (h, round_key(v.round), v.value.id());
+        if n >= MAX_VALUES_PER_HEIGHT && !self.values.contains_key(&key) {
+            return false;
+        }
+        self.values.insert(key, v);
+        true
+    }
+
+    fn prune_below(&mut self, height: Height) {
+        let h = height.0;
+        self.values = self.values.split_off(&(h, i64::MIN, ValueId([0; 32])));
+        self.parts = self.parts.split_off(&(h, i64::MIN, ValueId([0; 32])));
+        self.built = self.built.split_off(&(h, i64::MIN));
+        self.pending.retain(|a| a.init.height >= height);
+    }
+
+    /// Commits a decided block; `Err` halts the node.
+    fn decided(
+        &mut self,
+        cert: CommitCertificate<TorusContext>,
+    ) -> Result<Next<TorusContext>, BftError> {
+        let h = cert.height;
+        let block = self
+            .values
+            .range((h.0, i64::MIN, ValueId([0; 32]))..)
+            .take_while(|((vh, _, _), _)| *vh == h.0)
+            .find(|((_, _, id), _)| *id == cert.value_id)
+            .map(|(_, v)| v.value.clone());
+        let Some(block) = block else {
+            // Decided without the value here (lost in a restart): run the
+            // height again; value sync fetches it from the others.
+            tracing::error!(height = h.0, id = %cert.value_id, "decided a value this node does not have; restarting the height");
+            return Ok(Next::Restart(h, self.vs.clone()));
+        };
+        let rec = DecidedRecord {
+            value: block.encode(),
+            certificate: encode_certificate(&cert),
+        };
+        let committed = self
+            .node
+            .apply_block_with(h.0, block.txs(), Some(&rec))
+            .map_err(|e| {
+                tracing::error!(height = h.0, error = %e, "HALT: the decided block failed to apply; stopping consensus");
+                BftError::Halted(format!("height {}: {e}", h.0))
+            })?;
+        let hashes: Vec<[u8; 32]> = block.txs().iter().map(|t| keccak256(t)).collect();
+        self.mempool.remove(&hashes);
+        tracing::info!(
+            height = h.0,
+            round = %cert.round,
+            txs = block.txs().len(),
+            app_hash = %hex::encode(committed.app_hash),
+            signatures = cert.commit_signatures.len(),
+            "committed block"
+        );
+        let next = Height(h.0 + 1);
+        self.prune_below(next);
+        self.vs = self.current_set().map_err(|e| {
+            tracing::error!(height = h.0, error = %e, "HALT: no validator set after the block");
+            BftError::Halted(format!("validator set after height {}: {e}", h.0))
+        })?;
+        self.height = next;
+        self.round = Round::Nil;
+        Ok(Next::Start(next, self.vs.clone()))
+    }
+
+    fn decided_value(
+        &self,
+        height: Height,
+    ) -> Result<Option<RawDecidedValue<TorusContext>>, BftError> {
+        let Some(rec) = self.node.store.decided(height.0)? else {
+            return Ok(None);
+        };
+        match decode_certificate(&rec.certificate) {
+            Ok(certificate) => Ok(Some(RawDecidedValue::new(rec.value.into(), certificate))),
+            Err(e) => {
+                tracing::error!(height = height.0, error = %e, "stored certificate does not decode");
+                Ok(None)
+            }
+        }
+    }
+}
