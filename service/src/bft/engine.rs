@@ -140,6 +140,7 @@ pub struct BftHandle {
     driver: Mutex<Option<tokio::task::JoinHandle<()>>>,
     events: TxEvent<TorusContext>,
     state: watch::Receiver<EngineState>,
+    state_tx: Arc<watch::Sender<EngineState>>,
     address: Address,
 }
 
@@ -196,11 +197,39 @@ impl BftHandle {
             }
         }
         let driver = self.driver.lock().ok().and_then(|mut g| g.take());
-        if let Some(task) = driver {
-            task.abort();
-            let _ = task.await;
+        if let Some(mut task) = driver {
+            // With the engine gone its channel closes and the driver returns;
+            // one stuck on a slow call is aborted.
+            if tokio::time::timeout(Duration::from_secs(10), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+                let _ = task.await;
+            }
         }
+        self.state_tx.send_if_modified(|s| {
+            let running = *s == EngineState::Running;
+            if running {
+                *s = EngineState::Stopped;
+            }
+            running
+        });
         tracing::info!(address = %self.address, "consensus engine shut down");
+    }
+}
+
+impl Drop for BftHandle {
+    /// A handle dropped without [`BftHandle::shutdown`] still stops the
+    /// engine (without waiting for it).
+    fn drop(&mut self) {
+        if let Some(e) = self.engine.get_mut().ok().and_then(|g| g.take()) {
+            e.actor.stop_children(Some("handle dropped".into()));
+            e.actor.stop(Some("handle dropped".into()));
+        }
+        if let Some(t) = self.driver.get_mut().ok().and_then(|g| g.take()) {
+            t.abort();
+        }
     }
 }
 
@@ -265,6 +294,8 @@ impl mnode::Node for BftNode {
             self.validators.clone(),
         );
         let (tx, rx) = watch::channel(EngineState::Running);
+        let tx = Arc::new(tx);
+        let state_tx = tx.clone();
         let actor = engine.actor.clone();
         let task = tokio::spawn(async move {
             match driver.run(channels).await {
@@ -285,6 +316,7 @@ impl mnode::Node for BftNode {
             driver: Mutex::new(Some(task)),
             events,
             state: rx,
+            state_tx,
             address,
         })
     }
