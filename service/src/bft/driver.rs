@@ -510,3 +510,133 @@ impl Driver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bft::context::Vote;
+    use crate::bft::signing::chain_hash;
+    use crate::config::{Genesis, GenesisNode, NodeConfig};
+    use crate::crypto::NodeKey;
+    use crate::tx::TxBody;
+    use malachitebft_app_channel::app::types::core::{
+        CommitSignature, NilOrVal, SigningProvider, VoteType,
+    };
+
+    fn one_node(dir: &std::path::Path) -> (Arc<NodeState>, Driver) {
+        let key = NodeKey::random();
+        let genesis = Genesis {
+            chain_id: "driver-test".into(),
+            epoch: 1,
+            n: 1,
+            k: 1,
+            t: 0,
+            nodes: vec![GenesisNode {
+                index: 1,
+                pubkey: hex::encode(key.public().compressed()),
+                p2p: String::new(),
+                consensus: "/ip4/127.0.0.1/tcp/1".into(),
+                rpc: String::new(),
+            }],
+        };
+        let text = format!(
+            "data_dir = {:?}\ngenesis = \"g.toml\"\ndev_mode = true\n",
+            dir.display().to_string()
+        );
+        let cfg: NodeConfig = toml::from_str(&text).unwrap();
+        let signer = Signer::new(
+            Arc::new(NodeKey::from_bytes(&key.to_bytes()).unwrap()),
+            chain_hash("driver-test", b"g"),
+        );
+        let node = NodeState::open_with(cfg, key, genesis).unwrap();
+        let vs = ValidatorSet::from_epoch(&node.epoch().unwrap()).unwrap();
+        let d = Driver::new(
+            node.clone(),
+            Mempool::with_defaults(),
+            signer,
+            BftConfig::default(),
+            vs,
+        );
+        (node, d)
+    }
+
+    fn certificate(d: &Driver, height: u64, block: &Block) -> CommitCertificate<TorusContext> {
+        let vote = d.signer.sign_vote(Vote {
+            vote_type: VoteType::Precommit,
+            height: Height(height),
+            round: Round::new(0),
+            value_id: NilOrVal::Val(block.id()),
+            validator_address: d.address,
+            extension: None,
+        });
+        CommitCertificate {
+            height: Height(height),
+            round: Round::new(0),
+            value_id: block.id(),
+            commit_signatures: vec![CommitSignature::new(d.address, vote.signature)],
+        }
+    }
+
+    fn value(d: &Driver, block: &Block) -> ProposedValue<TorusContext> {
+        ProposedValue {
+            height: Height(block.height()),
+            round: Round::new(0),
+            valid_round: Round::Nil,
+            proposer: d.address,
+            value: block.clone(),
+            validity: Validity::Valid,
+        }
+    }
+
+    #[tokio::test]
+    async fn proposals_skip_bad_txs_and_decisions_commit_with_their_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, mut d) = one_node(dir.path());
+        let tx = node
+            .sign_tx(TxBody::KeyAssign {
+                verifier: "test".into(),
+                verifier_id: "a@b".into(),
+            })
+            .unwrap()
+            .encode();
+        d.mempool.insert(b"not a transaction".to_vec());
+        d.mempool.insert(tx.clone());
+        let block = d
+            .build_block(Height(1), Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(block.txs(), &[tx.clone()][..]);
+        assert_eq!(d.mempool.len(), 1, "the undecodable tx was dropped");
+
+        d.remember(value(&d, &block));
+        let cert = certificate(&d, 1, &block);
+        match d.decided(cert.clone()).unwrap() {
+            Next::Start(h, _) => assert_eq!(h, Height(2)),
+            Next::Restart(..) => panic!("restarted"),
+        }
+        assert_eq!(node.store.head().unwrap().height, 1);
+        assert!(d.mempool.is_empty(), "committed txs leave the mempool");
+        let raw = d.decided_value(Height(1)).unwrap().unwrap();
+        assert_eq!(Block::decode(&raw.value_bytes).unwrap(), block);
+        assert_eq!(raw.certificate, cert);
+        assert_eq!(node.store.min_decided_height().unwrap(), Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_decision_that_cannot_apply_halts_and_an_unknown_one_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, mut d) = one_node(dir.path());
+        // Height 3 on top of head 0: the store refuses it, so the driver halts.
+        let block = Block::new(3, Vec::new());
+        d.remember(value(&d, &block));
+        let err = d.decided(certificate(&d, 3, &block)).unwrap_err();
+        assert!(matches!(err, BftError::Halted(_)), "{err}");
+        assert_eq!(node.store.head().unwrap().height, 0);
+        // A decided value the driver never saw restarts the height.
+        let unseen = Block::new(1, vec![b"x".to_vec()]);
+        assert!(matches!(
+            d.decided(certificate(&d, 1, &unseen)).unwrap(),
+            Next::Restart(h, _) if h == Height(1)
+        ));
+    }
+}
