@@ -52,6 +52,14 @@
 //! proposer is voted against. A decision whose block this node never saw
 //! (possible right after a restart) restarts the height, and value sync
 //! fetches the block from the others.
+//!
+//! # Known limit
+//! Values seen for the height in progress are kept in memory only. Malachite's
+//! WAL restores this node's votes after a restart, but not the block bodies,
+//! so a node restarted mid-height relies on the restart-and-sync path above;
+//! if 2f+1 validators crashed mid-height at once, restarting the height drops
+//! their locks. Persisting undecided values (a small LMDB table read back at
+//! `ConsensusReady`) closes this.
 
 use std::path::PathBuf;
 use std::sync::Arc;
