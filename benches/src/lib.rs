@@ -2,6 +2,8 @@
 //! baseline and the external baselines, run side by side in one process.
 
 pub mod baselines;
+pub mod calibrate;
+pub mod msm;
 pub mod node;
 pub mod rpc;
 

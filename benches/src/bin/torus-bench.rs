@@ -2,12 +2,13 @@
 //! same process. See `benches/RESULTS.md` for recorded runs.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Map, Value};
-use torus_bench::{baselines, node, peak_rss_mib};
-use torus_engine::{Bls12381, Engine, Params, Secp256k1, Suite};
+use torus_bench::{baselines, calibrate, msm, node, peak_rss_mib};
+use torus_engine::{Bls12381, Engine, HwProfile, Params, Secp256k1, Suite, VartimeMsmOffload};
 
 #[derive(Parser)]
 #[command(
@@ -35,9 +36,9 @@ enum Cmd {
         /// Committee size n (k = floor(n/2)+1, t = floor((n-1)/4)).
         #[arg(long, default_value_t = 9)]
         nodes: u32,
-        /// Keys per batch K.
-        #[arg(long, default_value_t = 2000)]
-        keys: usize,
+        /// Keys per batch K (default: the profile's batch_keys, else 2000).
+        #[arg(long)]
+        keys: Option<usize>,
         /// Keys for the naive path (it is slow; compared per key).
         #[arg(long, default_value_t = 4)]
         naive_keys: usize,
@@ -50,6 +51,55 @@ enum Cmd {
         /// Write the results as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Hardware profile (hw-profiles/*.toml): engine backend (GPU included),
+        /// rayon threads and the default --keys.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+    },
+    /// `Engine::vartime_msm` at a range of sizes on the CPU and GPU backends
+    /// (GPU results checked equal to the CPU's), as JSON and a PNG plot.
+    Msm {
+        #[arg(long, value_enum, default_value = "secp256k1")]
+        curve: Curve,
+        /// Sizes: `2^a..2^b` (powers of two), `2^a`, numbers, or a comma list.
+        #[arg(long, default_value = "2^10..2^16")]
+        sizes: String,
+        /// Backends: cpu, gpu or cpu,gpu.
+        #[arg(long, default_value = "cpu,gpu")]
+        backend: String,
+        /// Bits of the random scalars: 256 (full width), or e.g. 142 for the
+        /// folded verification check at n = 9.
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=256))]
+        bits: u32,
+        /// Minimum repetitions per size (the median is reported); fewer only
+        /// when a single run takes more than a 20 s budget.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Draw ns/point against size (log-log) as a PNG here (default: the
+        /// --json path with the extension .png).
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+    /// Measure this machine (under a minute) and write a hardware profile.
+    Calibrate {
+        /// Where to write the profile, e.g. hw-profiles/mybox.toml.
+        #[arg(long)]
+        out: PathBuf,
+        /// Profile name (default: the file stem of --out).
+        #[arg(long)]
+        name: Option<String>,
+        /// Tiny sizes and batch, CPU only (seconds; for tests).
+        #[arg(long)]
+        quick: bool,
+        /// Do not look for a GPU.
+        #[arg(long)]
+        no_gpu: bool,
+        /// Seconds of engine work one batch should take (sets batch_keys).
+        #[arg(long, default_value_t = 1.0)]
+        batch_seconds: f64,
     },
     /// The node's commit + share path on loopback: requests/s and p50/p99 at node 1 of an
     /// in-process 5-node cluster, open-loop load at a fixed rate.
@@ -83,6 +133,60 @@ fn write_json(path: Option<PathBuf>, out: &Value) -> Result<()> {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
+        Cmd::Msm {
+            curve,
+            sizes,
+            backend,
+            bits,
+            reps,
+            json,
+            plot,
+        } => {
+            let plot = plot.or_else(|| json.as_deref().map(msm::default_plot_path));
+            msm_cmd(curve, &sizes, &backend, bits, reps, json, plot)
+        }
+        Cmd::Calibrate {
+            out,
+            name,
+            quick,
+            no_gpu,
+            batch_seconds,
+        } => {
+            let name = match name {
+                Some(n) => n,
+                None => out
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("calibrated")
+                    .to_string(),
+            };
+            if !(f64::MIN_POSITIVE..=3600.0).contains(&batch_seconds) {
+                bail!("--batch-seconds must be in (0, 3600]");
+            }
+            let cfg = calibrate::Calibrate {
+                name,
+                quick,
+                no_gpu,
+                batch_seconds,
+            };
+            let log = |s: &str| eprintln!("  [calibrate] {s}");
+            let c = calibrate::calibrate(&cfg, &log)?;
+            calibrate::write_profile(&c.profile, &out)?;
+            println!("{}", c.profile.to_toml()?);
+            eprintln!(
+                "wrote {} ({:.0} keys/s, batch_keys {}, gpu {})",
+                out.display(),
+                c.keys_per_s,
+                c.profile.batch_keys,
+                if c.profile.gpu.enabled {
+                    format!("on from {} points", c.profile.gpu.crossover_points)
+                } else {
+                    "off".into()
+                }
+            );
+            Ok(())
+        }
         Cmd::Rpc {
             rate,
             seconds,
@@ -110,13 +214,44 @@ fn main() -> Result<()> {
             msm_log2,
             no_baselines,
             json,
+            profile,
         } => {
             let params = Params::torus(nodes).context("committee parameters")?;
+            let (engine, keys, chosen) = match profile {
+                None => (Engine::new(), keys.unwrap_or(2000), None),
+                Some(path) => {
+                    let p = HwProfile::load(&path)?;
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(p.threads)
+                        .build_global()
+                        .context("sizing the rayon pool from the profile")?;
+                    let (engine, choice) = torus_kernels::engine_from_profile(&p);
+                    eprintln!(
+                        "torus-bench engine: profile {} ({}): threads {} ({} in the pool), backend: {choice}",
+                        p.name,
+                        path.display(),
+                        p.threads,
+                        rayon::current_num_threads()
+                    );
+                    let chosen = json!({
+                        "name": p.name,
+                        "path": path.display().to_string(),
+                        "threads": p.threads,
+                        "batch_keys": p.batch_keys,
+                        "gpu_enabled": p.gpu.enabled,
+                        "gpu_crossover_points": p.gpu.crossover_points,
+                        "backend_choice": choice.to_string(),
+                        "gpu_attached": matches!(choice, torus_kernels::BackendChoice::Gpu { .. }),
+                    });
+                    (engine, keys.unwrap_or(p.batch_keys), Some(chosen))
+                }
+            };
             if keys == 0 {
                 bail!("--keys must be at least 1");
             }
-            let out = match curve {
+            let mut out = match curve {
                 Curve::Secp256k1 => engine_bench::<Secp256k1>(
+                    &engine,
                     params,
                     keys,
                     naive_keys.min(keys),
@@ -124,6 +259,7 @@ fn main() -> Result<()> {
                     !no_baselines,
                 ),
                 Curve::Bls12381 => engine_bench::<Bls12381>(
+                    &engine,
                     params,
                     keys,
                     naive_keys.min(keys),
@@ -131,6 +267,15 @@ fn main() -> Result<()> {
                     !no_baselines,
                 ),
             };
+            if let (Some(chosen), Value::Object(m)) = (chosen, &mut out) {
+                m.insert("profile".into(), chosen);
+                m.insert("offload".into(), json!(engine.offload_name()));
+                // MSMs sent to the GPU that failed and ran on the CPU instead.
+                m.insert(
+                    "offload_fallbacks".into(),
+                    json!(engine.offload_fallbacks()),
+                );
+            }
             if let Some(path) = json {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)
@@ -145,14 +290,130 @@ fn main() -> Result<()> {
     }
 }
 
+fn msm_cmd(
+    curve: Curve,
+    sizes: &str,
+    backend: &str,
+    bits: u32,
+    reps: usize,
+    json: Option<PathBuf>,
+    plot: Option<PathBuf>,
+) -> Result<()> {
+    let sizes = msm::parse_sizes(sizes)?;
+    let (cpu, want_gpu) = msm::parse_backends(backend)?;
+    let log = |s: &str| eprintln!("  [msm] {s}");
+    let mut gpu: Option<Arc<dyn VartimeMsmOffload>> = None;
+    let mut adapter = None;
+    let mut software = false;
+    let mut skipped = None;
+    let mut setup_s = None;
+    let offload_supported = match curve {
+        Curve::Secp256k1 => Secp256k1::OFFLOAD_MSM,
+        Curve::Bls12381 => Bls12381::OFFLOAD_MSM,
+    };
+    if want_gpu && !offload_supported {
+        // Do not compile the pipelines (minutes on llvmpipe) for nothing.
+        let why = "the GPU MSM supports secp256k1 only".to_string();
+        eprintln!("torus-bench msm: {why}; running the CPU backend only");
+        skipped = Some(why);
+    } else if want_gpu {
+        log("opening a GPU adapter (pipeline compilation takes minutes on llvmpipe)");
+        let (res, s) = torus_bench::timed(msm::open_gpu);
+        match res {
+            Ok(g) => {
+                let a = g.context().adapter().clone();
+                log(&format!(
+                    "GPU: {} ({}, {}){} ready in {s:.1} s",
+                    a.name,
+                    a.backend,
+                    a.device_type,
+                    if a.software { ", software" } else { "" }
+                ));
+                software = a.software;
+                adapter = Some(a.name);
+                setup_s = Some(s);
+                gpu = Some(Arc::new(g));
+            }
+            Err(reason) => {
+                eprintln!("torus-bench msm: no GPU ({reason}); running the CPU backend only");
+                skipped = Some(reason);
+            }
+        }
+    }
+    let mut run = match curve {
+        Curve::Secp256k1 => msm::run::<Secp256k1>(&sizes, cpu, gpu, bits, reps, &log)?,
+        Curve::Bls12381 => msm::run::<Bls12381>(&sizes, cpu, gpu, bits, reps, &log)?,
+    };
+    run.adapter = adapter;
+    run.adapter_software = software;
+    run.gpu_setup_s = setup_s;
+    if run.gpu_skipped.is_none() {
+        run.gpu_skipped = skipped;
+    }
+    let name = match curve {
+        Curve::Secp256k1 => Secp256k1::NAME,
+        Curve::Bls12381 => Bls12381::NAME,
+    };
+    println!(
+        "{:>10} {:>8} {:>14} {:>12}",
+        "points", "backend", "ns/point", "ms"
+    );
+    for s in &run.samples {
+        println!(
+            "{:>10} {:>8} {:>14.1} {:>12.3}",
+            s.points,
+            s.backend,
+            s.ns_per_point(),
+            s.seconds * 1e3
+        );
+    }
+    if run.gpu_checked > 0 {
+        println!(
+            "GPU results equal to the CPU's at {} sizes",
+            run.gpu_checked
+        );
+    }
+    for (n, why) in &run.gpu_failures {
+        println!("GPU FAILED at {n} points: {why}");
+    }
+    let out = msm::to_json(name, &run);
+    write_json(json, &out)?;
+    if let Some(path) = plot {
+        // The adapter's name up to its first parenthesis ("llvmpipe (LLVM ...)").
+        let short = run
+            .adapter
+            .as_deref()
+            .map(|a| a.split(" (").next().unwrap_or(a).to_string());
+        let title = format!(
+            "{name} MSM, {}-bit scalars: {}{}",
+            run.scalar_bits,
+            short.map_or("cpu".to_string(), |a| format!("cpu vs {a}")),
+            if run.adapter_software {
+                " (software: not GPU speed)"
+            } else {
+                ""
+            }
+        );
+        msm::plot(&path, &title, &run)?;
+    }
+    if !run.gpu_failures.is_empty() {
+        bail!(
+            "the GPU MSM failed at {} of {} sizes (recorded in the output)",
+            run.gpu_failures.len(),
+            sizes.len()
+        );
+    }
+    Ok(())
+}
+
 fn engine_bench<S: Suite>(
+    engine: &Engine,
     params: Params,
     keys: usize,
     naive_keys: usize,
     msm_log2: u32,
     baselines_on: bool,
 ) -> Value {
-    let engine = Engine::new();
     let threads = rayon::current_num_threads();
     eprintln!(
         "torus-bench engine: curve {} n={} k={} t={} K={keys} backend={} threads={threads}",
@@ -163,9 +424,9 @@ fn engine_bench<S: Suite>(
         engine.backend_name()
     );
     let progress = |s: &str| eprintln!("  [setup] {s}");
-    let inputs = node::prepare::<S>(&engine, params, keys, &progress);
+    let inputs = node::prepare::<S>(engine, params, keys, &progress);
     eprintln!("  [run] node work");
-    let (phases, shares) = node::run_node::<S>(&engine, &inputs);
+    let (phases, shares) = node::run_node::<S>(engine, &inputs);
     let total: f64 = phases.values().sum();
     let node_keys_per_s = keys as f64 / total;
     eprintln!("  [run] naive node on {naive_keys} keys");
