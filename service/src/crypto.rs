@@ -11,7 +11,12 @@
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use hmac::{Hmac, Mac};
 use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
+use k256::elliptic_curve::group::{Curve as _, Group as _};
+use k256::elliptic_curve::ops::MulByGenerator as _;
+use k256::elliptic_curve::ops::{Invert, Reduce};
+use k256::elliptic_curve::point::AffineCoordinates as _;
 use k256::elliptic_curve::sec1::ToEncodedPoint;
+use k256::elliptic_curve::{CurveArithmetic, Field as _, FieldBytes, PrimeField as _};
 use k256::{AffinePoint, ProjectivePoint, PublicKey, SecretKey};
 use rand_core::{CryptoRngCore, OsRng};
 use sha2::{Digest, Sha512};
@@ -204,6 +209,145 @@ impl NodePub {
     }
 }
 
+/// Precomputed multiples of one fixed point, for fast variable-time
+/// multiplication by PUBLIC scalars (signature verification only: the bytes
+/// of the scalar choose table entries, so the time depends on the scalar).
+///
+/// Window `i` holds `j * 256^i * P` for `j = 1..=255`, so `k*P` costs one point
+/// addition per non-zero byte of `k` (at most 32 for a 256-bit scalar) and no
+/// doublings. The entries stay in projective form: p256 offers no batched
+/// conversion to affine, and the complete addition formulas of both curves
+/// cost about the same with a projective or an affine second operand. A table
+/// takes about 1 MiB and 8,000 point additions to build (a few milliseconds),
+/// so tables are kept for long-lived keys only: the generator, the committee's
+/// node keys and the OIDC issuers' keys.
+pub struct FixedBaseTable<C: CurveArithmetic> {
+    points: Vec<C::ProjectivePoint>,
+}
+
+impl<C: CurveArithmetic> std::fmt::Debug for FixedBaseTable<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FixedBaseTable")
+            .field("points", &self.points.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Non-zero digits per window (one byte of the scalar).
+const TABLE_DIGITS: usize = 255;
+
+impl<C: CurveArithmetic> FixedBaseTable<C> {
+    /// The table of `p`.
+    pub fn new(p: C::ProjectivePoint) -> Self {
+        let windows = FieldBytes::<C>::default().len();
+        let mut points = Vec::with_capacity(windows * TABLE_DIGITS);
+        let mut base = p;
+        for _ in 0..windows {
+            let mut acc = base;
+            points.push(acc);
+            for _ in 1..TABLE_DIGITS {
+                acc += base;
+                points.push(acc);
+            }
+            // acc = 255 * base; the next window's base is 256 * base.
+            base = acc + base;
+        }
+        FixedBaseTable { points }
+    }
+
+    /// `k * P`, variable time. PUBLIC scalars only.
+    pub fn mul_vartime(&self, k: &C::Scalar) -> C::ProjectivePoint {
+        let bytes: FieldBytes<C> = k.to_repr();
+        let mut acc = C::ProjectivePoint::identity();
+        // Big-endian bytes: the last byte is window 0.
+        for (w, &digit) in bytes.iter().rev().enumerate() {
+            if digit != 0 {
+                if let Some(pt) = self.points.get(w * TABLE_DIGITS + usize::from(digit) - 1) {
+                    acc += *pt;
+                }
+            }
+        }
+        acc
+    }
+}
+
+/// ECDSA verification against one public key with precomputed tables for the
+/// generator and the key: the same check as the `ecdsa` crate's
+/// `verify_prehashed` (`x(u1*G + u2*Q) mod n == r`), about three times faster
+/// for keys that verify many signatures. Like [`NodePub::verify`], high-s
+/// signatures are accepted.
+pub struct TableVerifier<C: CurveArithmetic> {
+    g: std::sync::Arc<FixedBaseTable<C>>,
+    q: FixedBaseTable<C>,
+}
+
+impl<C: CurveArithmetic> std::fmt::Debug for TableVerifier<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableVerifier").finish_non_exhaustive()
+    }
+}
+
+impl<C: CurveArithmetic> TableVerifier<C> {
+    /// A verifier for the key `q`; `g` must be the table of the curve's generator.
+    pub fn new(g: std::sync::Arc<FixedBaseTable<C>>, q: &C::AffinePoint) -> Self {
+        TableVerifier {
+            g,
+            q: FixedBaseTable::new(C::ProjectivePoint::from(*q)),
+        }
+    }
+
+    /// Verifies `r ‖ s` (big-endian, field size each; anything after them, such
+    /// as a recovery byte, is ignored) over a digest of the field size.
+    pub fn verify_prehash(&self, digest: &[u8], sig: &[u8]) -> bool {
+        let n = FieldBytes::<C>::default().len();
+        let (Some(rb), Some(sb)) = (sig.get(..n), sig.get(n..2 * n)) else {
+            return false;
+        };
+        if digest.len() != n {
+            return false;
+        }
+        let field_bytes = |b: &[u8]| {
+            let mut out = FieldBytes::<C>::default();
+            out.copy_from_slice(b);
+            out
+        };
+        // r and s must be in [1, n-1] (no reduction), as `Signature::from_slice` requires.
+        let scalar = |b: &[u8]| -> Option<C::Scalar> {
+            Option::<C::Scalar>::from(C::Scalar::from_repr(field_bytes(b)))
+                .filter(|x| !bool::from(x.is_zero()))
+        };
+        let (Some(r), Some(s)) = (scalar(rb), scalar(sb)) else {
+            return false;
+        };
+        let z = <C::Scalar as Reduce<C::Uint>>::reduce_bytes(&field_bytes(digest));
+        let Some(s_inv) = Option::<C::Scalar>::from(Invert::invert_vartime(&s)) else {
+            return false;
+        };
+        let sum = self.g.mul_vartime(&(z * s_inv)) + self.q.mul_vartime(&(r * s_inv));
+        if bool::from(sum.is_identity()) {
+            return false;
+        }
+        let x = sum.to_affine().x();
+        <C::Scalar as Reduce<C::Uint>>::reduce_bytes(&x) == r
+    }
+}
+
+fn secp256k1_g_table() -> std::sync::Arc<FixedBaseTable<k256::Secp256k1>> {
+    static G: std::sync::OnceLock<std::sync::Arc<FixedBaseTable<k256::Secp256k1>>> =
+        std::sync::OnceLock::new();
+    G.get_or_init(|| std::sync::Arc::new(FixedBaseTable::new(ProjectivePoint::GENERATOR)))
+        .clone()
+}
+
+impl NodePub {
+    /// A [`TableVerifier`] for this key: the same answers as [`NodePub::verify`],
+    /// faster once built (about a millisecond). For keys that verify many
+    /// signatures, such as the committee's node keys.
+    pub fn table_verifier(&self) -> TableVerifier<k256::Secp256k1> {
+        TableVerifier::new(secp256k1_g_table(), self.0.as_affine())
+    }
+}
+
 /// `SigToHex`: hex(r)‖hex(s)‖hex(v+27), 130 characters.
 pub fn sig_to_hex(sig: &[u8; 65]) -> String {
     let mut b = *sig;
@@ -273,7 +417,10 @@ pub fn ecies_encrypt(to: &PublicKey, plaintext: &[u8], rng: &mut impl CryptoRngC
 /// [`ecies_encrypt`] with a given ephemeral key and IV (known-answer tests).
 pub fn ecies_encrypt_with(to: &PublicKey, plaintext: &[u8], e: &SecretKey, iv: [u8; 16]) -> Ecies {
     let mut ephem = [0u8; 65];
-    ephem.copy_from_slice(e.public_key().to_encoded_point(false).as_bytes());
+    // e*G with k256's precomputed generator tables (constant time; the generic
+    // `SecretKey::public_key` does a full variable-base-style multiplication).
+    let ephem_point = ProjectivePoint::mul_by_generator(&*e.to_nonzero_scalar()).to_affine();
+    ephem.copy_from_slice(ephem_point.to_encoded_point(false).as_bytes());
     let x = shared_x(&e.to_nonzero_scalar(), to.as_affine());
     let k = kdf(&x);
     let ciphertext =
@@ -371,6 +518,80 @@ mod tests {
             assert_eq!(hex::encode(&c.ciphertext), ct);
             assert_eq!(hex::encode(c.mac), mac);
             assert_eq!(&*ecies_decrypt(&sk, &c).unwrap(), &msg);
+        }
+    }
+
+    #[test]
+    fn fixed_base_table_multiplies_like_the_curve() {
+        use k256::elliptic_curve::Field;
+        let p = ProjectivePoint::GENERATOR * k256::Scalar::random(&mut OsRng);
+        let t = FixedBaseTable::<k256::Secp256k1>::new(p);
+        let mut ks = vec![
+            k256::Scalar::ZERO,
+            k256::Scalar::ONE,
+            k256::Scalar::from(255u64),
+            k256::Scalar::from(256u64),
+            k256::Scalar::from(0x00ff_00ff_0001u64),
+            k256::Scalar::from(u64::MAX),
+            -k256::Scalar::ONE,
+        ];
+        ks.extend((0..20).map(|_| k256::Scalar::random(&mut OsRng)));
+        for k in ks {
+            assert_eq!(t.mul_vartime(&k), p * k, "k = {k:?}");
+        }
+        // The identity's table gives the identity.
+        let id = FixedBaseTable::<k256::Secp256k1>::new(ProjectivePoint::IDENTITY);
+        assert_eq!(
+            id.mul_vartime(&k256::Scalar::from(7u64)),
+            ProjectivePoint::IDENTITY
+        );
+    }
+
+    /// The table verifier answers exactly as `NodePub::verify` (k256 with high-s
+    /// accepted) on valid, tampered, high-s, malformed and foreign signatures.
+    #[test]
+    fn table_verifier_agrees_with_k256() {
+        let n_minus_1 = (-k256::Scalar::ONE).to_bytes();
+        for i in 0..64u32 {
+            let k = NodeKey::random();
+            let pk = k.public();
+            let tv = pk.table_verifier();
+            let msg = format!("commitment {i}");
+            let digest = keccak256(msg.as_bytes());
+            let sig = k.sign(msg.as_bytes());
+            let check = |d: &[u8; 32], s: &[u8]| {
+                let want = pk.verify_prehash(d, s).is_ok();
+                assert_eq!(tv.verify_prehash(d, s), want, "sig {}", hex::encode(s));
+                want
+            };
+            assert!(check(&digest, &sig));
+            assert!(check(&digest, &sig[..64]));
+            // Another message, another key's signature, a flipped bit.
+            assert!(!check(&keccak256(b"other"), &sig));
+            assert!(!check(&digest, &NodeKey::random().sign(msg.as_bytes())));
+            let mut bad = sig;
+            bad[(i as usize) % 64] ^= 1 << (i % 8);
+            assert!(!check(&digest, &bad));
+            // High s: (r, n - s) verifies too.
+            let s = Signature::from_slice(&sig[..64]).unwrap();
+            let (r, sv) = s.split_scalars();
+            let high = Signature::from_scalars(r.to_bytes(), (-*sv).to_bytes()).unwrap();
+            assert!(check(&digest, &high.to_bytes()));
+            // r or s zero or >= n, short signatures: refused.
+            let mut zero_r = sig;
+            zero_r[..32].fill(0);
+            assert!(!check(&digest, &zero_r));
+            let mut zero_s = sig;
+            zero_s[32..64].fill(0);
+            assert!(!check(&digest, &zero_s));
+            let mut big_s = sig;
+            big_s[32..64].fill(0xff);
+            assert!(!check(&digest, &big_s));
+            let mut max_r = sig;
+            max_r[..32].copy_from_slice(&n_minus_1);
+            assert!(!check(&digest, &max_r));
+            assert!(!tv.verify_prehash(&digest, &sig[..63]));
+            assert!(!tv.verify_prehash(&digest[..31], &sig));
         }
     }
 

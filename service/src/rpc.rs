@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::app::{self, KvRead, TxCode};
-use crate::crypto::{ecies_encrypt, sig_from_hex, sig_to_hex, NodePub};
+use crate::crypto::{ecies_encrypt, sig_from_hex, sig_to_hex, NodePub, TableVerifier};
 use crate::hexfmt::{checksum_address, eth_address, hex_min, hex_u64, keccak256, parse_hex32};
 use crate::jrpc::{self, msg, CommitParams, RpcError, ShareItem, UserParams};
 use crate::metrics::{MethodLabels, RpcLabels};
@@ -36,10 +36,47 @@ use crate::verifier::token_is_canonical;
 pub struct RpcState {
     node: Arc<NodeState>,
     auth: Option<Arc<KeyAssignAuth>>,
+    sig_keys: Arc<SignerTables>,
+}
+
+/// Precomputed verification tables of the committee's node keys, which sign
+/// every commitment a ShareRequest carries (`k` verifications per request).
+/// Filled on first use; only keys of the current committee are added, and the
+/// map is cleared when it outgrows a few committees (epoch changes).
+#[derive(Default)]
+struct SignerTables {
+    keys: std::sync::RwLock<HashMap<[u8; 33], Arc<TableVerifier<k256::Secp256k1>>>>,
+}
+
+/// More entries than this and [`SignerTables`] starts again (a committee has
+/// at most a few dozen nodes; a table takes about 1 MiB).
+const MAX_SIGNER_TABLES: usize = 64;
+
+impl SignerTables {
+    fn get(&self, compressed: &[u8; 33], pk: &NodePub) -> Arc<TableVerifier<k256::Secp256k1>> {
+        if let Some(v) = self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(compressed)
+        {
+            return v.clone();
+        }
+        let v = Arc::new(pk.table_verifier());
+        let mut map = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_SIGNER_TABLES {
+            map.clear();
+        }
+        map.entry(*compressed).or_insert(v).clone()
+    }
 }
 
 /// Builds the HTTP router for `node`.
 pub fn router(node: Arc<NodeState>) -> Router {
+    router_with(node, Arc::new(SignerTables::default()))
+}
+
+fn router_with(node: Arc<NodeState>, sig_keys: Arc<SignerTables>) -> Router {
     let auth = node
         .config
         .rpc
@@ -48,7 +85,11 @@ pub fn router(node: Arc<NodeState>) -> Router {
         .and_then(|h| hex::decode(h.trim_start_matches("0x")).ok())
         .and_then(|raw| NodePub::from_sec1(&raw).ok())
         .map(|pk| Arc::new(KeyAssignAuth::new(pk)));
-    let st = RpcState { node, auth };
+    let st = RpcState {
+        node,
+        auth,
+        sig_keys,
+    };
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
@@ -67,6 +108,19 @@ pub fn router(node: Arc<NodeState>) -> Router {
 /// Also flushes token commitments to disk every [`crate::store::SYNC_INTERVAL`].
 pub async fn serve(node: Arc<NodeState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let store = node.store.clone();
+    // Build the committee's signature tables off the request path (a few
+    // milliseconds per key); requests that come first build what they need.
+    let sig_keys = Arc::new(SignerTables::default());
+    if let Ok(epoch) = node.epoch() {
+        let tables = sig_keys.clone();
+        tokio::task::spawn_blocking(move || {
+            for n in &epoch.nodes {
+                if let Ok(pk) = NodePub::from_sec1(&n.pubkey) {
+                    tables.get(&n.pubkey, &pk);
+                }
+            }
+        });
+    }
     let syncer = async move {
         let mut tick = tokio::time::interval(crate::store::SYNC_INTERVAL);
         loop {
@@ -80,7 +134,7 @@ pub async fn serve(node: Arc<NodeState>, listener: tokio::net::TcpListener) -> s
         }
     };
     tokio::select! {
-        r = axum::serve(listener, router(node)) => r,
+        r = axum::serve(listener, router_with(node, sig_keys)) => r,
         () = syncer => Ok(()),
     }
 }
@@ -439,6 +493,7 @@ fn parse_commit_data(data: &str) -> Option<SignedCommit> {
 /// signatures (ties broken by the smallest value, so every node picks the same).
 fn commit_quorum(
     epoch: &crate::tx::EpochInfo,
+    tables: &SignerTables,
     item: &ShareItem,
     k: usize,
 ) -> (usize, Option<(SignedCommit, usize)>) {
@@ -452,15 +507,22 @@ fn commit_quorum(
         let Ok(pk) = NodePub::from_xy(&x, &y) else {
             continue;
         };
-        let Some(idx) = epoch.index_of(&pk.compressed()) else {
+        let compressed = pk.compressed();
+        let Some(idx) = epoch.index_of(&compressed) else {
             continue;
         };
         let Some(sig) = sig_from_hex(&s.signature) else {
             continue;
         };
-        if pk.verify(s.data.as_bytes(), &sig).is_err() || !seen_signers.insert(idx) {
+        // A signer already counted is skipped before any curve arithmetic.
+        if seen_signers.contains(&idx) {
             continue;
         }
+        let verifier = tables.get(&compressed, &pk);
+        if !verifier.verify_prehash(&keccak256(s.data.as_bytes()), &sig) {
+            continue;
+        }
+        seen_signers.insert(idx);
         valid += 1;
         if let Some(sc) = parse_commit_data(&s.data) {
             let c = groups.entry(sc.clone()).or_insert(0);
@@ -522,7 +584,7 @@ async fn share_request(st: &RpcState, p: &Map<String, Value>) -> Result<Value, R
                 )));
             }
         };
-        let (valid, best) = commit_quorum(&epoch, item, k);
+        let (valid, best) = commit_quorum(&epoch, &st.sig_keys, item, k);
         if valid < k {
             return Err(RpcError::params_internal(format!(
                 "Not enough valid signatures. Only {valid}valid signatures found."

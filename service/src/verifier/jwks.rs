@@ -10,6 +10,7 @@ use rsa::traits::PublicKeyParts as _;
 use serde_json::Value;
 
 use super::{VerifierConfigError, VerifierOptions};
+use crate::crypto::{FixedBaseTable, TableVerifier};
 
 /// Smallest RSA modulus accepted from a JWKS, in bits; smaller keys are skipped.
 pub(crate) const MIN_RSA_BITS: usize = 2048;
@@ -31,18 +32,35 @@ impl Alg {
     }
 }
 
-/// A usable public key of the JWKS.
+/// A usable public key of the JWKS. P-256 keys carry precomputed verification
+/// tables (built once per fetched key set): an ES256 check is on the path of
+/// every ShareRequest.
 #[derive(Clone, Debug)]
 pub(crate) enum PublicKey {
     Rsa(rsa::RsaPublicKey),
-    P256(p256::ecdsa::VerifyingKey),
+    P256 {
+        key: p256::ecdsa::VerifyingKey,
+        tables: Arc<TableVerifier<p256::NistP256>>,
+    },
+}
+
+/// The P-256 generator's table, shared by every ES256 key.
+fn p256_generator_table() -> Arc<FixedBaseTable<p256::NistP256>> {
+    static G: std::sync::OnceLock<Arc<FixedBaseTable<p256::NistP256>>> = std::sync::OnceLock::new();
+    G.get_or_init(|| Arc::new(FixedBaseTable::new(p256::ProjectivePoint::GENERATOR)))
+        .clone()
+}
+
+/// The ES256 verifier of a P-256 key.
+pub(crate) fn es256_verifier(key: &p256::ecdsa::VerifyingKey) -> TableVerifier<p256::NistP256> {
+    TableVerifier::new(p256_generator_table(), key.as_affine())
 }
 
 impl PublicKey {
     pub(crate) fn alg(&self) -> Alg {
         match self {
             PublicKey::Rsa(_) => Alg::Rs256,
-            PublicKey::P256(_) => Alg::Es256,
+            PublicKey::P256 { .. } => Alg::Es256,
         }
     }
 
@@ -57,12 +75,10 @@ impl PublicKey {
                 let digest = sha2::Sha256::digest(message);
                 key.verify(rs256_scheme(), &digest, signature).is_ok()
             }
-            PublicKey::P256(key) => {
-                use p256::ecdsa::signature::Verifier as _;
-                let Ok(sig) = p256::ecdsa::Signature::from_slice(signature) else {
-                    return false;
-                };
-                signature.len() == 64 && key.verify(message, &sig).is_ok()
+            PublicKey::P256 { tables, .. } => {
+                // JWS ES256: raw r ‖ s (64 bytes) over SHA-256 of the message.
+                signature.len() == 64
+                    && tables.verify_prehash(&sha2::Sha256::digest(message), signature)
             }
         }
     }
@@ -134,8 +150,9 @@ impl KeySet {
     /// Parses a JWKS document. Entries that are not usable signature keys (other `kty`, other
     /// curves, `use` other than `sig`, an `alg` other than RS256/ES256, bad or too small key
     /// material) are skipped with a debug log; only a document that is not `{"keys": [...]}` is
-    /// an error.
-    pub(crate) fn parse(body: &[u8]) -> Result<KeySet, &'static str> {
+    /// an error. P-256 keys that `previous` (the key set being replaced) already has keep its
+    /// verification tables instead of building them again.
+    pub(crate) fn parse(body: &[u8], previous: Option<&KeySet>) -> Result<KeySet, &'static str> {
         let doc: Value =
             serde_json::from_slice(body).map_err(|_| "the key set is not valid JSON")?;
         let entries = doc
@@ -144,7 +161,7 @@ impl KeySet {
             .ok_or("the key set has no \"keys\" array")?;
         let mut keys = Vec::new();
         for entry in entries {
-            match parse_jwk(entry) {
+            match parse_jwk(entry, previous) {
                 Ok(key) => keys.push(key),
                 Err(why) => {
                     let kid = entry.get("kid").and_then(Value::as_str).unwrap_or("");
@@ -166,7 +183,7 @@ fn b64_field(entry: &Value, name: &str) -> Result<Vec<u8>, &'static str> {
         .map_err(|_| "a key parameter is not base64url")
 }
 
-fn parse_jwk(entry: &Value) -> Result<Key, &'static str> {
+fn parse_jwk(entry: &Value, previous: Option<&KeySet>) -> Result<Key, &'static str> {
     let str_field = |name: &str| entry.get(name).and_then(Value::as_str);
     if let Some(usage) = str_field("use") {
         if usage != "sig" {
@@ -218,7 +235,14 @@ fn parse_jwk(entry: &Value) -> Result<Key, &'static str> {
             sec1.extend_from_slice(&y);
             let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
                 .map_err(|_| "invalid P-256 point")?;
-            PublicKey::P256(key)
+            let known = previous.and_then(|set| {
+                set.keys.iter().find_map(|k| match &k.key {
+                    PublicKey::P256 { key: old, tables } if *old == key => Some(tables.clone()),
+                    _ => None,
+                })
+            });
+            let tables = known.unwrap_or_else(|| Arc::new(es256_verifier(&key)));
+            PublicKey::P256 { key, tables }
         }
         _ => return Err("unsupported kty"),
     };
@@ -240,7 +264,12 @@ pub(crate) fn http_client(
 
 /// Fetches and parses a JWKS. The error is a deterministic reason for
 /// [`super::VerifyError::JwksUnavailable`]; details go to the log.
-async fn fetch(client: &reqwest::Client, url: &str, max_bytes: usize) -> Result<KeySet, String> {
+async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    max_bytes: usize,
+    previous: Option<&KeySet>,
+) -> Result<KeySet, String> {
     let request_error = |e: reqwest::Error| {
         tracing::warn!(url, error = %e, "JWKS fetch failed");
         if e.is_timeout() {
@@ -273,7 +302,7 @@ async fn fetch(client: &reqwest::Client, url: &str, max_bytes: usize) -> Result<
         }
         body.extend_from_slice(&chunk);
     }
-    let set = KeySet::parse(&body).map_err(|why| {
+    let set = KeySet::parse(&body, previous).map_err(|why| {
         tracing::warn!(url, why, "JWKS fetch: bad document");
         why.to_owned()
     })?;
@@ -371,7 +400,13 @@ impl JwksCache {
                 return self.snapshot();
             }
         }
-        let result = fetch(&self.client, &self.url, self.max_bytes).await;
+        let previous = self
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys
+            .clone();
+        let result = fetch(&self.client, &self.url, self.max_bytes, previous.as_deref()).await;
         let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         st.last_attempt = Some(now);
@@ -388,6 +423,103 @@ impl JwksCache {
             keys: st.keys.clone(),
             last_error: st.last_error.clone(),
             generation: st.generation,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::signature::{Signer as _, Verifier as _};
+    use sha2::Digest as _;
+
+    /// The ES256 table verifier gives the same answers as p256's own `verify`
+    /// (which accepts high-s) on valid, tampered, high-s and malformed signatures.
+    #[test]
+    fn refetched_p256_keys_keep_their_tables() {
+        let jwk = |sk: &p256::ecdsa::SigningKey, kid: &str| {
+            let p = sk.verifying_key().to_encoded_point(false);
+            serde_json::json!({"kty": "EC", "crv": "P-256", "kid": kid,
+                "x": URL_SAFE_NO_PAD.encode(p.x().unwrap()), "y": URL_SAFE_NO_PAD.encode(p.y().unwrap())})
+        };
+        let (a, b) = (
+            p256::ecdsa::SigningKey::random(&mut rand_core::OsRng),
+            p256::ecdsa::SigningKey::random(&mut rand_core::OsRng),
+        );
+        let tables =
+            |set: &KeySet, kid: &str| match set.keys.iter().find(|k| k.kid.as_deref() == Some(kid))
+            {
+                Some(Key {
+                    key: PublicKey::P256 { tables, .. },
+                    ..
+                }) => tables.clone(),
+                _ => panic!("no P-256 key {kid}"),
+            };
+        let first = KeySet::parse(
+            serde_json::json!({"keys": [jwk(&a, "a")]})
+                .to_string()
+                .as_bytes(),
+            None,
+        )
+        .unwrap();
+        // Rotation: key a stays (under another kid, too), key b is new.
+        let second = KeySet::parse(
+            serde_json::json!({"keys": [jwk(&a, "a2"), jwk(&b, "b")]})
+                .to_string()
+                .as_bytes(),
+            Some(&first),
+        )
+        .unwrap();
+        assert!(Arc::ptr_eq(&tables(&first, "a"), &tables(&second, "a2")));
+        assert!(!Arc::ptr_eq(&tables(&first, "a"), &tables(&second, "b")));
+        // The reused and the new tables verify their own keys' signatures only.
+        let msg = b"header.payload";
+        let sig_a: p256::ecdsa::Signature = a.sign(msg);
+        let sig_b: p256::ecdsa::Signature = b.sign(msg);
+        let digest = sha2::Sha256::digest(msg);
+        assert!(tables(&second, "a2").verify_prehash(&digest, &sig_a.to_bytes()));
+        assert!(!tables(&second, "a2").verify_prehash(&digest, &sig_b.to_bytes()));
+        assert!(tables(&second, "b").verify_prehash(&digest, &sig_b.to_bytes()));
+    }
+
+    #[test]
+    fn es256_table_verifier_agrees_with_p256() {
+        for i in 0..48u32 {
+            let sk = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+            let vk = *sk.verifying_key();
+            let key = PublicKey::P256 {
+                key: vk,
+                tables: Arc::new(es256_verifier(&vk)),
+            };
+            let msg = format!("eyJhbGciOiJFUzI1NiJ9.payload{i}");
+            let sig: p256::ecdsa::Signature = sk.sign(msg.as_bytes());
+            let check = |m: &[u8], s: &[u8]| {
+                let want = p256::ecdsa::Signature::from_slice(s)
+                    .map(|sig| s.len() == 64 && vk.verify(m, &sig).is_ok())
+                    .unwrap_or(false);
+                assert_eq!(key.verify(m, s), want, "sig {}", hex::encode(s));
+                want
+            };
+            let raw = sig.to_bytes();
+            assert!(check(msg.as_bytes(), &raw));
+            assert!(!check(b"another message", &raw));
+            let mut bad = raw;
+            bad[(i as usize * 7) % 64] ^= 1 << (i % 8);
+            assert!(!check(msg.as_bytes(), &bad));
+            let other: p256::ecdsa::Signature =
+                p256::ecdsa::SigningKey::random(&mut rand_core::OsRng).sign(msg.as_bytes());
+            assert!(!check(msg.as_bytes(), &other.to_bytes()));
+            let (r, s) = sig.split_scalars();
+            let high =
+                p256::ecdsa::Signature::from_scalars(r.to_bytes(), (-*s).to_bytes()).unwrap();
+            assert!(check(msg.as_bytes(), &high.to_bytes()));
+            let mut zero_s = raw;
+            zero_s[32..].fill(0);
+            assert!(!check(msg.as_bytes(), &zero_s));
+            let mut big_r = raw;
+            big_r[..32].fill(0xff);
+            assert!(!check(msg.as_bytes(), &big_r));
+            assert!(!key.verify(msg.as_bytes(), &raw[..63]));
         }
     }
 }
