@@ -44,6 +44,19 @@ pub mod keys {
     pub const COUNT: u8 = b'n';
     /// `p ‖ hash` → proposed value (keys list or epoch).
     pub const PROPOSAL: u8 = b'p';
+    /// The batch opened for dealing (at most one at a time).
+    pub const OPEN_BATCH: &[u8] = b"ob";
+    /// `z ‖ epoch ‖ node` → blame record (a guilty dealer or a false accuser).
+    pub const BLAME: u8 = b'z';
+
+    /// The blame key of `node` in `epoch`.
+    pub fn blame(epoch: u64, node: u32) -> Vec<u8> {
+        let mut k = Vec::with_capacity(13);
+        k.push(BLAME);
+        k.extend_from_slice(&epoch.to_be_bytes());
+        k.extend_from_slice(&node.to_be_bytes());
+        k
+    }
 
     /// `prefix ‖ u64 BE`.
     pub fn with_u64(prefix: u8, v: u64) -> Vec<u8> {
@@ -176,6 +189,23 @@ pub enum Event {
         /// New current epoch.
         epoch: u64,
     },
+    /// A batch was opened for dealing.
+    BatchOpened {
+        /// Batch.
+        batch: BatchId,
+    },
+    /// A node was blamed (a dealer with valid evidence against it, or an accuser
+    /// whose complaint the evidence refuted).
+    Blamed {
+        /// Batch of the complaint.
+        batch: BatchId,
+        /// The blamed node.
+        node: u32,
+        /// Whether it was blamed as a dealer (else as a false accuser).
+        as_dealer: bool,
+        /// The evidence's verdict.
+        reason: String,
+    },
 }
 
 /// A block's effect: per-transaction outcomes, writes, and the app hash after it.
@@ -273,6 +303,18 @@ pub fn batch_record(
     s.get(&keys::with_u64(keys::BATCH, start))?
         .map(|b| BatchRecord::decode(&b).map_err(storage))
         .transpose()
+}
+
+/// The batch opened for dealing, if any.
+pub fn open_batch(s: &(impl KvRead + ?Sized)) -> Result<Option<BatchId>, AppError> {
+    s.get(keys::OPEN_BATCH)?
+        .map(|b| records::decode_batch_id(&b).map_err(storage))
+        .transpose()
+}
+
+/// Whether `node` was blamed in `epoch`.
+pub fn is_blamed(s: &(impl KvRead + ?Sized), epoch: u64, node: u32) -> Result<bool, AppError> {
+    Ok(s.get(&keys::blame(epoch, node))?.is_some())
 }
 
 /// The writes that initialise the state from a genesis epoch.
@@ -493,7 +535,104 @@ impl App {
             TxBody::ReshareComplete { epoch, keys } => {
                 self.reshare_complete(st, tx.signer, *epoch, *keys)
             }
+            TxBody::OpenBatch { batch } => self.open_batch(st, batch),
+            TxBody::Complaint {
+                batch,
+                dealer,
+                evidence,
+            } => self.complaint(st, tx.signer, batch, *dealer, evidence),
         }
+    }
+
+    fn open_batch<R: KvRead + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, R>,
+        batch: &BatchId,
+    ) -> Result<TxOutcome, AppError> {
+        let cur = current_epoch(st)?;
+        let c = counters(st)?;
+        if let Some(open) = open_batch(st)? {
+            let code = if open == *batch {
+                TxCode::Duplicate
+            } else {
+                TxCode::Invalid
+            };
+            return Ok(TxOutcome::err(
+                code,
+                format!("batch {}..{} is already open", open.start, open.end()),
+            ));
+        }
+        if c.frozen {
+            return Ok(TxOutcome::err(
+                TxCode::Frozen,
+                "epoch hand-over in progress",
+            ));
+        }
+        if batch.epoch != cur.epoch {
+            return Ok(TxOutcome::err(TxCode::Invalid, "batch of another epoch"));
+        }
+        if batch.start != c.next_batch_start {
+            let code = if batch.start < c.next_batch_start {
+                TxCode::Duplicate
+            } else {
+                TxCode::Invalid
+            };
+            return Ok(TxOutcome::err(
+                code,
+                format!("batch must start at {}", c.next_batch_start),
+            ));
+        }
+        st.put(keys::OPEN_BATCH.to_vec(), records::encode_batch_id(batch));
+        Ok(TxOutcome::ok(vec![Event::BatchOpened { batch: *batch }]))
+    }
+
+    fn complaint<R: KvRead + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, R>,
+        accuser: u32,
+        batch: &BatchId,
+        dealer: u32,
+        evidence: &crate::tx::Evidence,
+    ) -> Result<TxOutcome, AppError> {
+        let cur = current_epoch(st)?;
+        if batch.epoch != cur.epoch {
+            return Ok(TxOutcome::err(TxCode::Invalid, "batch of another epoch"));
+        }
+        if dealer == accuser {
+            return Ok(TxOutcome::err(
+                TxCode::Invalid,
+                "a node cannot accuse itself",
+            ));
+        }
+        let verdict = match crate::evidence::check(&cur, batch, dealer, accuser, evidence) {
+            Ok(v) => v,
+            Err(e) => {
+                return Ok(TxOutcome::err(
+                    TxCode::Invalid,
+                    format!("evidence proves nothing: {e}"),
+                ))
+            }
+        };
+        let (node, as_dealer, reason) = match verdict {
+            crate::evidence::Verdict::DealerGuilty(r) => (dealer, true, r),
+            crate::evidence::Verdict::FalseComplaint(r) => (accuser, false, r),
+        };
+        let key = keys::blame(cur.epoch, node);
+        if st.get(&key)?.is_some() {
+            return Ok(TxOutcome::err(TxCode::Duplicate, "already blamed"));
+        }
+        let mut w = Writer::new();
+        w.u8(1)
+            .u8(u8::from(as_dealer))
+            .u64(batch.start)
+            .str(evidence.kind());
+        st.put(key, w.finish());
+        Ok(TxOutcome::ok(vec![Event::Blamed {
+            batch: *batch,
+            node,
+            as_dealer,
+            reason,
+        }]))
     }
 
     fn dealer_set<R: KvRead + ?Sized>(
@@ -516,10 +655,10 @@ impl App {
                 "epoch hand-over in progress",
             ));
         }
-        if batch.start != c.next_batch_start {
+        if open_batch(st)? != Some(*batch) {
             return Ok(TxOutcome::err(
                 TxCode::Invalid,
-                format!("batch must start at {}", c.next_batch_start),
+                "batch is not the open batch",
             ));
         }
         let need_dealers = cur.k as usize;
@@ -539,6 +678,12 @@ impl App {
                 ));
             }
             prev = d.dealer;
+            if is_blamed(st, cur.epoch, d.dealer)? {
+                return Ok(TxOutcome::err(
+                    TxCode::Invalid,
+                    format!("dealer {} is blamed in this epoch", d.dealer),
+                ));
+            }
             let digest = ready_digest(batch, d.dealer, &d.commitments);
             let mut signers = std::collections::BTreeSet::new();
             for r in &d.readies {
@@ -569,6 +714,7 @@ impl App {
             keys_hash: None,
         };
         st.put(keys::with_u64(keys::BATCH, batch.start), rec.encode());
+        st.delete(keys::OPEN_BATCH.to_vec());
         c.next_batch_start = batch.end();
         st.put(keys::COUNTERS.to_vec(), c.encode());
         Ok(TxOutcome::ok(vec![Event::DealerSet {
@@ -780,6 +926,7 @@ impl App {
         }
         c.next_batch_start = c.last_created;
         st.put(keys::COUNTERS.to_vec(), c.encode());
+        st.delete(keys::OPEN_BATCH.to_vec());
         Ok(TxOutcome::ok(vec![Event::EpochChanged { epoch }]))
     }
 }

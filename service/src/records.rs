@@ -125,6 +125,22 @@ impl BatchRecord {
     }
 }
 
+/// Encodes a batch id (the open batch).
+pub fn encode_batch_id(b: &BatchId) -> Vec<u8> {
+    let mut w = Writer::new();
+    header(&mut w);
+    b.encode(&mut w);
+    w.finish()
+}
+
+/// Decodes a batch id.
+pub fn decode_batch_id(b: &[u8]) -> Result<BatchId, CodecError> {
+    let mut r = open(b, "batch id")?;
+    let id = BatchId::decode(&mut r)?;
+    r.end()?;
+    Ok(id)
+}
+
 /// A created key: its public key and, once assigned, its owner.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyRecord {
@@ -359,8 +375,9 @@ impl Head {
 
 /// Every decoder, by name (the fuzz target drives them all from one input).
 pub fn decode_any(tag: u8, b: &[u8]) -> bool {
-    match tag % 9 {
+    match tag % 10 {
         0 => Counters::decode(b).is_ok(),
+        9 => decode_batch_id(b).is_ok(),
         1 => BatchRecord::decode(b).is_ok(),
         2 => KeyRecord::decode(b).is_ok(),
         3 => decode_epoch(b).is_ok(),

@@ -22,6 +22,9 @@ pub const MAX_TX_BYTES: usize = 64 << 20;
 
 const TX_DOMAIN: &[u8] = b"torus-node/tx/v1";
 const READY_DOMAIN: &[u8] = b"torus-node/ready/v1";
+const DEAL_DOMAIN: &[u8] = b"torus-node/deal/v1";
+const COMMITMENTS_DOMAIN: &[u8] = b"torus-node/commitments/v1";
+const SLICE_DOMAIN: &[u8] = b"torus-node/slice/v1";
 
 /// A batch of consecutive key indexes generated together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,10 +38,12 @@ pub struct BatchId {
 }
 
 impl BatchId {
-    fn encode(&self, w: &mut Writer) {
+    /// Encodes.
+    pub fn encode(&self, w: &mut Writer) {
         w.u64(self.epoch).u64(self.start).u32(self.count);
     }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+    /// Decodes (count 1..=[`MAX_BATCH_KEYS`]).
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
         let b = BatchId {
             epoch: r.u64("batch epoch")?,
             start: r.u64("batch start")?,
@@ -88,6 +93,262 @@ pub struct DealerEvidence {
     /// At least k + t ready signatures from distinct nodes.
     pub readies: Vec<ReadySig>,
 }
+
+/// What a dealer signs for each receiver's `send`: the batch, the shape of the
+/// sharing and digests of the commitments and of the receiver's slice. Receivers
+/// keep it as evidence: two headers with different commitment digests for one
+/// batch prove equivocation; a header with the wrong shape, or one whose slice
+/// does not fit its commitments, proves a bad dealing (see [`Evidence`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DealHeader {
+    /// The batch.
+    pub batch: BatchId,
+    /// Dealer index.
+    pub dealer: u32,
+    /// Receiver index.
+    pub receiver: u32,
+    /// Matrix size the dealer used (must be the epoch's k).
+    pub k: u32,
+    /// Keys the dealer covered (must be the batch count).
+    pub keys: u32,
+    /// Commitments digest ([`commitments_digest`]).
+    pub commitments: [u8; 32],
+    /// Slice digest ([`slice_digest`]).
+    pub slice: [u8; 32],
+    /// The dealer's signature over [`DealHeader::digest`].
+    pub sig: [u8; 65],
+}
+
+/// Encoded size of a [`DealHeader`].
+pub const DEAL_HEADER_LEN: usize = 20 + 4 * 4 + 32 + 32 + 65;
+
+impl DealHeader {
+    /// The digest the dealer signs.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut w = Writer::new();
+        w.raw(DEAL_DOMAIN);
+        self.batch.encode(&mut w);
+        w.u32(self.dealer)
+            .u32(self.receiver)
+            .u32(self.k)
+            .u32(self.keys)
+            .raw(&self.commitments)
+            .raw(&self.slice);
+        keccak256(&w.buf)
+    }
+    /// Signs a header with the dealer's key.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sign(
+        key: &NodeKey,
+        batch: BatchId,
+        dealer: u32,
+        receiver: u32,
+        k: u32,
+        keys: u32,
+        commitments: [u8; 32],
+        slice: [u8; 32],
+    ) -> Self {
+        let mut h = DealHeader {
+            batch,
+            dealer,
+            receiver,
+            k,
+            keys,
+            commitments,
+            slice,
+            sig: [0u8; 65],
+        };
+        h.sig = key.sign_prehash(&h.digest());
+        h
+    }
+    /// Whether `pubkey` (SEC1) signed this header.
+    pub fn verify(&self, pubkey: &[u8]) -> bool {
+        NodePub::from_sec1(pubkey)
+            .and_then(|pk| pk.verify_prehash(&self.digest(), &self.sig))
+            .is_ok()
+    }
+    /// Encodes.
+    pub fn encode(&self, w: &mut Writer) {
+        self.batch.encode(w);
+        w.u32(self.dealer)
+            .u32(self.receiver)
+            .u32(self.k)
+            .u32(self.keys)
+            .raw(&self.commitments)
+            .raw(&self.slice)
+            .raw(&self.sig);
+    }
+    /// Decodes.
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(DealHeader {
+            batch: BatchId::decode(r)?,
+            dealer: r.u32("dealer")?,
+            receiver: r.u32("receiver")?,
+            k: r.u32("k")?,
+            keys: r.u32("keys")?,
+            commitments: r.array("commitments digest")?,
+            slice: r.array("slice digest")?,
+            sig: r.array("dealer signature")?,
+        })
+    }
+}
+
+/// Digest of per-key item hashes: `keccak(domain ‖ batch ‖ dealer ‖ k ‖ count ‖ h_0 ‖ … )`.
+fn list_digest(
+    domain: &[u8],
+    batch: &BatchId,
+    dealer: u32,
+    k: u32,
+    hashes: &[[u8; 32]],
+) -> [u8; 32] {
+    let mut w = Writer::new();
+    w.raw(domain);
+    batch.encode(&mut w);
+    w.u32(dealer).u32(k).count(hashes.len());
+    for h in hashes {
+        w.raw(h);
+    }
+    keccak256(&w.buf)
+}
+
+/// The commitments digest of a dealing: binds the batch, the dealer, k and the
+/// keccak256 of every key's encoded k x k matrix (`key_hashes`, in key order),
+/// so that one key's matrix can be shown against it without the others.
+pub fn commitments_digest(
+    batch: &BatchId,
+    dealer: u32,
+    k: u32,
+    key_hashes: &[[u8; 32]],
+) -> [u8; 32] {
+    list_digest(COMMITMENTS_DOMAIN, batch, dealer, k, key_hashes)
+}
+
+/// The slice digest of one receiver's send, over the keccak256 of every key's
+/// encoded row and column (`a ‖ a' ‖ b ‖ b'`, 4k scalars).
+pub fn slice_digest(batch: &BatchId, dealer: u32, k: u32, key_hashes: &[[u8; 32]]) -> [u8; 32] {
+    list_digest(SLICE_DOMAIN, batch, dealer, k, key_hashes)
+}
+
+/// Proof that a dealer misbehaved, checkable by every node from the transaction alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    /// The dealer signed a header whose shape is not the batch's (matrix size
+    /// other than k, or another key count): the threshold-raising attack.
+    Malformed {
+        /// The signed header.
+        header: DealHeader,
+    },
+    /// The dealer signed two different commitment digests for one batch.
+    Equivocation {
+        /// One header.
+        a: DealHeader,
+        /// Another, with a different commitments digest.
+        b: DealHeader,
+    },
+    /// One key's row or column does not fit its commitment matrix (or the
+    /// matrix holds an invalid or identity point). Reveals the accuser's slice
+    /// of that key from that dealer only, which is excluded anyway.
+    BadSlice {
+        /// The signed header of the accuser's send.
+        header: DealHeader,
+        /// The key within the batch.
+        key: u32,
+        /// keccak256 of every key's encoded matrix (binds `matrix` to the header).
+        commitment_hashes: Vec<[u8; 32]>,
+        /// keccak256 of every key's encoded slice (binds `slice` to the header).
+        slice_hashes: Vec<[u8; 32]>,
+        /// The key's matrix as sent: k*k 33-byte compressed points.
+        matrix: Vec<u8>,
+        /// The key's slice as sent: `a ‖ a' ‖ b ‖ b'`, 4k 32-byte scalars.
+        slice: Vec<u8>,
+    },
+}
+
+impl Evidence {
+    /// Short name (logs, metrics).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Evidence::Malformed { .. } => "malformed",
+            Evidence::Equivocation { .. } => "equivocation",
+            Evidence::BadSlice { .. } => "bad_slice",
+        }
+    }
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            Evidence::Malformed { header } => {
+                w.u8(1);
+                header.encode(w);
+            }
+            Evidence::Equivocation { a, b } => {
+                w.u8(2);
+                a.encode(w);
+                b.encode(w);
+            }
+            Evidence::BadSlice {
+                header,
+                key,
+                commitment_hashes,
+                slice_hashes,
+                matrix,
+                slice,
+            } => {
+                w.u8(3);
+                header.encode(w);
+                w.u32(*key).count(commitment_hashes.len());
+                for h in commitment_hashes {
+                    w.raw(h);
+                }
+                w.count(slice_hashes.len());
+                for h in slice_hashes {
+                    w.raw(h);
+                }
+                w.bytes(matrix).bytes(slice);
+            }
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(match r.u8("evidence kind")? {
+            1 => Evidence::Malformed {
+                header: DealHeader::decode(r)?,
+            },
+            2 => Evidence::Equivocation {
+                a: DealHeader::decode(r)?,
+                b: DealHeader::decode(r)?,
+            },
+            3 => {
+                let header = DealHeader::decode(r)?;
+                let key = r.u32("key")?;
+                let c = r.count("commitment hashes", MAX_BATCH_KEYS, 32)?;
+                let mut commitment_hashes = Vec::with_capacity(c);
+                for _ in 0..c {
+                    commitment_hashes.push(r.array("commitment hash")?);
+                }
+                let c = r.count("slice hashes", MAX_BATCH_KEYS, 32)?;
+                let mut slice_hashes = Vec::with_capacity(c);
+                for _ in 0..c {
+                    slice_hashes.push(r.array("slice hash")?);
+                }
+                Evidence::BadSlice {
+                    header,
+                    key,
+                    commitment_hashes,
+                    slice_hashes,
+                    matrix: r.bytes("matrix", MAX_EVIDENCE_ITEM)?.to_vec(),
+                    slice: r.bytes("slice", MAX_EVIDENCE_ITEM)?.to_vec(),
+                }
+            }
+            got => {
+                return Err(CodecError::Tag {
+                    what: "evidence",
+                    got,
+                })
+            }
+        })
+    }
+}
+
+/// Largest matrix or slice of one key in evidence.
+const MAX_EVIDENCE_ITEM: u64 = 1 << 20;
 
 /// A member of a committee.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -232,6 +493,23 @@ pub enum TxBody {
         /// Key indexes covered: `0..keys`.
         keys: u64,
     },
+    /// Open the next batch of key indexes for dealing (first valid one wins; one
+    /// batch deals at a time). `batch.start` must be the next unopened index.
+    OpenBatch {
+        /// The batch.
+        batch: BatchId,
+    },
+    /// A complaint against a dealer, with evidence every node checks. A valid one
+    /// blames the dealer for the rest of the epoch (it deals in no later dealer
+    /// set); an invalid one blames the accuser instead.
+    Complaint {
+        /// The batch.
+        batch: BatchId,
+        /// The accused dealer.
+        dealer: u32,
+        /// The proof.
+        evidence: Box<Evidence>,
+    },
 }
 
 impl TxBody {
@@ -243,6 +521,8 @@ impl TxBody {
             TxBody::KeyAssign { .. } => "key_assign",
             TxBody::EpochHandover { .. } => "epoch_handover",
             TxBody::ReshareComplete { .. } => "reshare_complete",
+            TxBody::OpenBatch { .. } => "open_batch",
+            TxBody::Complaint { .. } => "complaint",
         }
     }
 
@@ -283,6 +563,20 @@ impl TxBody {
             }
             TxBody::ReshareComplete { epoch, keys } => {
                 w.u8(5).u64(*epoch).u64(*keys);
+            }
+            TxBody::OpenBatch { batch } => {
+                w.u8(6);
+                batch.encode(w);
+            }
+            TxBody::Complaint {
+                batch,
+                dealer,
+                evidence,
+            } => {
+                w.u8(7);
+                batch.encode(w);
+                w.u32(*dealer);
+                evidence.encode(w);
             }
         }
     }
@@ -336,6 +630,14 @@ impl TxBody {
             5 => TxBody::ReshareComplete {
                 epoch: r.u64("epoch")?,
                 keys: r.u64("keys")?,
+            },
+            6 => TxBody::OpenBatch {
+                batch: BatchId::decode(r)?,
+            },
+            7 => TxBody::Complaint {
+                batch: BatchId::decode(r)?,
+                dealer: r.u32("dealer")?,
+                evidence: Box::new(Evidence::decode(r)?),
             },
             got => return Err(CodecError::Tag { what: "tx", got }),
         })
@@ -435,6 +737,38 @@ impl SignedTx {
 mod tests {
     use super::*;
 
+    fn header(b: BatchId, c: [u8; 32]) -> DealHeader {
+        DealHeader::sign(
+            &NodeKey::from_bytes(&[5u8; 32]).unwrap(),
+            b,
+            2,
+            3,
+            3,
+            b.count,
+            c,
+            [8; 32],
+        )
+    }
+
+    #[test]
+    fn deal_header_signature_and_length() {
+        let b = BatchId {
+            epoch: 1,
+            start: 0,
+            count: 3,
+        };
+        let h = header(b, [1; 32]);
+        let key = NodeKey::from_bytes(&[5u8; 32]).unwrap();
+        assert!(h.verify(&key.public().compressed()));
+        let mut other = h.clone();
+        other.receiver = 4;
+        assert!(!other.verify(&key.public().compressed()));
+        let mut w = Writer::new();
+        h.encode(&mut w);
+        assert_eq!(w.buf.len(), DEAL_HEADER_LEN);
+        assert_eq!(DealHeader::decode(&mut Reader::new(&w.buf)).unwrap(), h);
+    }
+
     fn sample() -> Vec<TxBody> {
         let b = BatchId {
             epoch: 1,
@@ -475,6 +809,34 @@ mod tests {
                 },
             },
             TxBody::ReshareComplete { epoch: 2, keys: 10 },
+            TxBody::OpenBatch { batch: b },
+            TxBody::Complaint {
+                batch: b,
+                dealer: 2,
+                evidence: Box::new(Evidence::Equivocation {
+                    a: header(b, [1; 32]),
+                    b: header(b, [2; 32]),
+                }),
+            },
+            TxBody::Complaint {
+                batch: b,
+                dealer: 2,
+                evidence: Box::new(Evidence::BadSlice {
+                    header: header(b, [1; 32]),
+                    key: 1,
+                    commitment_hashes: vec![[4; 32]; 3],
+                    slice_hashes: vec![[5; 32]; 3],
+                    matrix: vec![6; 9 * 33],
+                    slice: vec![7; 12 * 32],
+                }),
+            },
+            TxBody::Complaint {
+                batch: b,
+                dealer: 2,
+                evidence: Box::new(Evidence::Malformed {
+                    header: header(b, [1; 32]),
+                }),
+            },
         ]
     }
 

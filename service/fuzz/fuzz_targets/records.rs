@@ -1,5 +1,5 @@
 //! Every LMDB record decoder. The first byte selects the decoder (as in
-//! `records::decode_any`: tag % 9), the rest is the stored value.
+//! `records::decode_any`: tag % 10), the rest is the stored value.
 //!
 //! The record codecs are canonical: fixed-width big-endian integers, exact flags (0/1),
 //! length-prefixed strings/lists with the exact length, and no trailing bytes. So for
@@ -9,7 +9,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use torus_node::records::{
-    decode_any, decode_epoch, decode_keys, decode_u64, encode_epoch, encode_keys, encode_u64,
+    decode_any, decode_batch_id, decode_epoch, decode_keys, decode_u64, encode_batch_id,
+    encode_epoch, encode_keys, encode_u64,
     BatchRecord, Counters, Head, KeyRecord, ShareRecord, TokenCommitment,
 };
 
@@ -34,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&tag, b)) = data.split_first() else {
         return;
     };
-    let ok = match tag % 9 {
+    let ok = match tag % 10 {
         0 => round_trip!(b, Counters::decode, Counters::encode),
         1 => round_trip!(b, BatchRecord::decode, BatchRecord::encode),
         2 => round_trip!(b, KeyRecord::decode, KeyRecord::encode),
@@ -43,7 +44,8 @@ fuzz_target!(|data: &[u8]| {
         5 => round_trip!(b, decode_u64, |v: &u64| encode_u64(*v)),
         6 => round_trip!(b, ShareRecord::decode, ShareRecord::encode),
         7 => round_trip!(b, TokenCommitment::decode, TokenCommitment::encode),
-        _ => round_trip!(b, Head::decode, Head::encode),
+        8 => round_trip!(b, Head::decode, Head::encode),
+        _ => round_trip!(b, decode_batch_id, encode_batch_id),
     };
     assert_eq!(decode_any(tag, b), ok, "decode_any disagrees for tag {tag}");
 });

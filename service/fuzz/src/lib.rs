@@ -78,8 +78,8 @@ pub fn user_pubkey(i: u8) -> [u8; 33] {
     node_key(100 + i).public().compressed()
 }
 
-/// The honest transactions, in order: dealer set, public keys, one assignment
-/// (→ `populated`), then a hand-over vote (→ `handover`).
+/// The honest transactions, in order: open batch, dealer set, public keys, one
+/// assignment (→ `populated`), then a hand-over vote (→ `handover`).
 pub fn honest_txs() -> Vec<SignedTx> {
     let key = node_key(1);
     let batch = BatchId {
@@ -94,6 +94,7 @@ pub fn honest_txs() -> Vec<SignedTx> {
     };
     let keys: Vec<[u8; 33]> = (0..BATCH_KEYS as u8).map(user_pubkey).collect();
     let bodies = vec![
+        TxBody::OpenBatch { batch },
         TxBody::DealerSet {
             batch,
             dealers: vec![DealerEvidence {
@@ -136,7 +137,7 @@ impl Fixtures {
         let mut populated = None;
         let mut prev = [0u8; 32];
         for (h, tx) in honest.iter().enumerate() {
-            if h == 3 {
+            if h == 4 {
                 populated = Some(state.clone());
             }
             let out = app
@@ -150,7 +151,7 @@ impl Fixtures {
         }
         Fixtures {
             genesis,
-            populated: populated.expect("set at h = 3"),
+            populated: populated.expect("set at h = 4"),
             handover: state,
             honest,
             current_key: node_key(1),

@@ -7,11 +7,12 @@
 
 use std::path::{Path, PathBuf};
 
+use torus_node::p2p::{Message, PointsMsg, SendMsg};
 use torus_node::records::{
-    encode_epoch, encode_keys, encode_u64, BatchRecord, Counters, Head, KeyRecord, ShareRecord,
-    TokenCommitment,
+    encode_batch_id, encode_epoch, encode_keys, encode_u64, BatchRecord, Counters, Head,
+    KeyRecord, ShareRecord, TokenCommitment,
 };
-use torus_node::tx::{BatchId, SignedTx, TxBody};
+use torus_node::tx::{BatchId, DealHeader, SignedTx, TxBody};
 use torus_node_fuzz::{committee, honest_txs, node_key, user_pubkey, GENESIS_EPOCH};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
@@ -28,7 +29,7 @@ fn tagged(tag: u8, b: Vec<u8>) -> Vec<u8> {
 fn main() -> std::io::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
 
-    // --- records: tag byte (records::decode_any's tag % 9) then the stored value.
+    // --- records: tag byte (records::decode_any's tag % 10) then the stored value.
     let dir = root.join("records");
     let batch = BatchId {
         epoch: 1,
@@ -118,6 +119,7 @@ fn main() -> std::io::Result<()> {
     for (name, tag, b) in records {
         write(&dir, name, &tagged(tag, b))?;
     }
+    write(&dir, "batch-id", &tagged(9, encode_batch_id(&batch)))?;
 
     // --- tx: the honest transactions of the fixtures (valid signatures) plus a
     // ReshareComplete from the next committee and a second assignment.
@@ -181,6 +183,54 @@ fn main() -> std::io::Result<()> {
     ];
     for (name, body) in bodies {
         write(&dir, name, body.as_bytes())?;
+    }
+    // --- p2p_msg: one message of each kind (payloads are opaque bytes at this layer).
+    let dir = root.join("p2p_msg");
+    let header = DealHeader::sign(&node_key(1), batch, 1, 2, 3, batch.count, [4; 32], [5; 32]);
+    let points = PointsMsg {
+        batch,
+        dealer: 1,
+        digest: [4; 32],
+        header: Some(header.clone()),
+        ready_sig: None,
+        points: vec![6; 16].into(),
+    };
+    let msgs = vec![
+        Message::Tx(honest_txs()[0].encode()),
+        Message::Send(SendMsg {
+            header,
+            commitments: vec![7; 40],
+            slice: vec![8; 40].into(),
+        }),
+        Message::Echo(points.clone()),
+        Message::Ready(PointsMsg {
+            header: None,
+            ready_sig: Some([9; 65]),
+            ..points
+        }),
+        Message::PubShares {
+            batch,
+            shares: vec![1; 20],
+        },
+        Message::FetchCommitments {
+            batch,
+            dealer: 2,
+            digest: [3; 32],
+        },
+        Message::Commitments {
+            batch,
+            dealer: 2,
+            commitments: vec![2; 12],
+        },
+        Message::Resync { batch },
+        Message::RecoverRequest { batch },
+        Message::RecoverPoints {
+            batch,
+            points: vec![5; 9].into(),
+        },
+    ];
+    for m in &msgs {
+        write(&dir, m.kind(), &m.encode())?;
     }
     println!("wrote seeds under {}", root.display());
     Ok(())
