@@ -32,6 +32,23 @@ pub struct TxLabels {
     pub code: String,
 }
 
+/// Labels of node-to-node message counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct P2pLabels {
+    /// Message kind ("send", "echo", ...; "undecodable" when it did not decode).
+    pub kind: String,
+    /// Inbound: "ok", "malformed", "oversized", "duplicate", "busy", "invalid";
+    /// outbound: "acked", "retried", "refused", "dropped".
+    pub outcome: String,
+}
+
+/// Labels of key generation phase timings.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// Phase ("deal", "verify_sends", "aggregate", ...).
+    pub phase: String,
+}
+
 /// Every metric of a node.
 pub struct Metrics {
     registry: Registry,
@@ -51,6 +68,20 @@ pub struct Metrics {
     pub keys_free: Gauge,
     /// Token verification failures by reason.
     pub verify_failures: Family<MethodLabels, Counter>,
+    /// Node-to-node messages received, by kind and outcome.
+    pub p2p_in: Family<P2pLabels, Counter>,
+    /// Node-to-node messages sent, by kind and outcome.
+    pub p2p_out: Family<P2pLabels, Counter>,
+    /// Connected committee peers.
+    pub p2p_peers: Gauge,
+    /// Messages waiting for an acknowledgement, over all peers.
+    pub p2p_queued: Gauge,
+    /// Key generation phase durations, seconds.
+    pub keygen_phase: Family<PhaseLabels, Histogram>,
+    /// Key batches this node finished (shares stored).
+    pub keygen_batches: Counter,
+    /// Complaints this node filed.
+    pub complaints_filed: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -79,6 +110,38 @@ impl Metrics {
         let keys_assigned = Gauge::default();
         let keys_free = Gauge::default();
         let verify_failures = Family::<MethodLabels, Counter>::default();
+        let p2p_in = Family::<P2pLabels, Counter>::default();
+        let p2p_out = Family::<P2pLabels, Counter>::default();
+        let p2p_peers = Gauge::default();
+        let p2p_queued = Gauge::default();
+        let keygen_phase = Family::<PhaseLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 18))
+        });
+        let keygen_batches = Counter::default();
+        let complaints_filed = Counter::default();
+        registry.register("p2p_in", "Node-to-node messages received", p2p_in.clone());
+        registry.register("p2p_out", "Node-to-node messages sent", p2p_out.clone());
+        registry.register("p2p_peers", "Connected committee peers", p2p_peers.clone());
+        registry.register(
+            "p2p_queued",
+            "Node-to-node messages awaiting acknowledgement",
+            p2p_queued.clone(),
+        );
+        registry.register(
+            "keygen_phase_seconds",
+            "Key generation phase durations",
+            keygen_phase.clone(),
+        );
+        registry.register(
+            "keygen_batches",
+            "Key batches whose shares this node stored",
+            keygen_batches.clone(),
+        );
+        registry.register(
+            "complaints_filed",
+            "Complaints against dealers this node filed",
+            complaints_filed.clone(),
+        );
         registry.register(
             "rpc_requests",
             "Client JSON-RPC requests",
@@ -121,6 +184,13 @@ impl Metrics {
             keys_assigned,
             keys_free,
             verify_failures,
+            p2p_in,
+            p2p_out,
+            p2p_peers,
+            p2p_queued,
+            keygen_phase,
+            keygen_batches,
+            complaints_filed,
         }
     }
 

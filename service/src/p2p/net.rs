@@ -1,0 +1,618 @@
+//! The libp2p swarm and its event loop (see the module docs of `p2p`).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{allow_block_list, identify, identity, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+use rand_core::RngCore;
+use tokio::sync::{mpsc, oneshot};
+use zeroize::Zeroizing;
+
+use super::msg::Message;
+use super::wire::{self, Frame, Status, WireCodec};
+
+use crate::crypto::NodeKey;
+use crate::metrics::{Metrics, P2pLabels};
+
+/// Network failures at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum P2pError {
+    /// A bad multiaddr or key in the configuration.
+    #[error("p2p configuration: {0}")]
+    Config(String),
+    /// The transport could not be built or could not listen.
+    #[error("p2p transport: {0}")]
+    Transport(String),
+}
+
+/// A committee member as the network sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// 1-based node index.
+    pub index: u32,
+    /// 33-byte compressed secp256k1 key.
+    pub pubkey: [u8; 33],
+    /// Where to dial it (multiaddr, e.g. `/ip4/127.0.0.1/tcp/4001`).
+    pub addr: String,
+}
+
+/// Network settings.
+#[derive(Clone, Debug)]
+pub struct P2pConfig {
+    /// Listen multiaddr.
+    pub listen: String,
+    /// Every committee member (this node is recognised by its key and skipped).
+    pub peers: Vec<PeerInfo>,
+    /// Largest message accepted or sent, bytes.
+    pub max_message_bytes: usize,
+    /// How long a request may take before it is retried.
+    pub request_timeout: Duration,
+    /// Requests in flight per peer.
+    pub max_inflight: usize,
+    /// Inbound messages buffered for the application before peers hear "busy".
+    pub inbound_queue: usize,
+}
+
+impl P2pConfig {
+    /// Defaults for `listen` and `peers`.
+    pub fn new(listen: impl Into<String>, peers: Vec<PeerInfo>) -> Self {
+        P2pConfig {
+            listen: listen.into(),
+            peers,
+            max_message_bytes: 256 << 20,
+            request_timeout: Duration::from_secs(120),
+            max_inflight: 8,
+            inbound_queue: 4096,
+        }
+    }
+}
+
+/// A message from a peer (or from this node to itself).
+#[derive(Debug)]
+pub struct Inbound {
+    /// Sender's node index.
+    pub from: u32,
+    /// The message.
+    pub msg: Message,
+}
+
+enum Command {
+    Send {
+        to: u32,
+        batch: Option<u64>,
+        kind: &'static str,
+        bytes: Arc<Zeroizing<Vec<u8>>>,
+    },
+    DropBatch(u64),
+    Connected(oneshot::Sender<Vec<u32>>),
+}
+
+/// The application's handle on the network. Cheap to clone.
+#[derive(Clone)]
+pub struct P2pClient {
+    me: u32,
+    others: Arc<Vec<u32>>,
+    cmd: mpsc::UnboundedSender<Command>,
+    loopback: mpsc::Sender<Inbound>,
+}
+
+impl std::fmt::Debug for P2pClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "P2pClient(node {})", self.me)
+    }
+}
+
+impl P2pClient {
+    /// This node's index.
+    pub fn index(&self) -> u32 {
+        self.me
+    }
+
+    /// Queues `msg` for node `to` until it is acknowledged. A message to this
+    /// node itself is delivered locally.
+    pub fn send(&self, to: u32, msg: Message) {
+        if to == self.me {
+            let item = Inbound { from: to, msg };
+            if let Err(mpsc::error::TrySendError::Full(item)) = self.loopback.try_send(item) {
+                let tx = self.loopback.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(item).await;
+                });
+            }
+            return;
+        }
+        let _ = self.cmd.send(Command::Send {
+            to,
+            batch: msg.batch().map(|b| b.start),
+            kind: msg.kind(),
+            bytes: Arc::new(Zeroizing::new(msg.encode())),
+        });
+    }
+
+    /// Sends `msg` to every other member (one encoding shared by all queues).
+    pub fn broadcast(&self, msg: &Message) {
+        let bytes = Arc::new(Zeroizing::new(msg.encode()));
+        for &to in self.others.iter() {
+            let _ = self.cmd.send(Command::Send {
+                to,
+                batch: msg.batch().map(|b| b.start),
+                kind: msg.kind(),
+                bytes: bytes.clone(),
+            });
+        }
+    }
+
+    /// Forgets every queued message of the batch starting at `start`.
+    pub fn drop_batch(&self, start: u64) {
+        let _ = self.cmd.send(Command::DropBatch(start));
+    }
+
+    /// The members currently connected.
+    pub async fn connected(&self) -> Vec<u32> {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Command::Connected(tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    rr: request_response::Behaviour<WireCodec>,
+    identify: identify::Behaviour,
+}
+
+/// The libp2p keypair of a node key.
+pub fn libp2p_keypair(key: &NodeKey) -> Result<identity::Keypair, P2pError> {
+    let mut secret = key.to_bytes();
+    let sk = identity::secp256k1::SecretKey::try_from_bytes(&mut secret[..])
+        .map_err(|e| P2pError::Config(format!("node key: {e}")))?;
+    Ok(identity::Keypair::from(identity::secp256k1::Keypair::from(
+        sk,
+    )))
+}
+
+/// The peer id of a committee member's key.
+pub fn peer_id(pubkey: &[u8; 33]) -> Result<PeerId, P2pError> {
+    let pk = identity::secp256k1::PublicKey::try_from_bytes(pubkey)
+        .map_err(|e| P2pError::Config(format!("peer key: {e}")))?;
+    Ok(identity::PublicKey::from(pk).to_peer_id())
+}
+
+struct Out {
+    id: u64,
+    batch: Option<u64>,
+    kind: &'static str,
+    bytes: Arc<Zeroizing<Vec<u8>>>,
+}
+
+struct Peer {
+    index: u32,
+    addr: Multiaddr,
+    queue: VecDeque<Out>,
+    inflight: HashMap<OutboundRequestId, Out>,
+    connected: bool,
+    backoff: Duration,
+    next_try: Instant,
+    seen: HashSet<u64>,
+    seen_order: VecDeque<u64>,
+}
+
+const SEEN_IDS: usize = 8192;
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+impl Peer {
+    fn remember(&mut self, id: u64) -> bool {
+        if !self.seen.insert(id) {
+            return false;
+        }
+        self.seen_order.push_back(id);
+        if self.seen_order.len() > SEEN_IDS {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+    fn failed(&mut self) {
+        self.next_try = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Starts the network for node `me`: binds `cfg.listen`, dials the members on
+/// demand, and returns the client plus the inbound message stream.
+pub async fn start(
+    key: &NodeKey,
+    me: u32,
+    cfg: P2pConfig,
+    metrics: Arc<Metrics>,
+) -> Result<(P2pClient, mpsc::Receiver<Inbound>), P2pError> {
+    let keypair = libp2p_keypair(key)?;
+    let own = keypair.public().to_peer_id();
+    let listen: Multiaddr = cfg
+        .listen
+        .parse()
+        .map_err(|e| P2pError::Config(format!("listen address {:?}: {e}", cfg.listen)))?;
+    let mut peers: HashMap<PeerId, Peer> = HashMap::new();
+    let mut by_index: HashMap<u32, PeerId> = HashMap::new();
+    for p in &cfg.peers {
+        let id = peer_id(&p.pubkey)?;
+        if id == own {
+            continue;
+        }
+        let addr: Multiaddr = p.addr.parse().map_err(|e| {
+            P2pError::Config(format!("address of node {} {:?}: {e}", p.index, p.addr))
+        })?;
+        by_index.insert(p.index, id);
+        peers.insert(
+            id,
+            Peer {
+                index: p.index,
+                addr,
+                queue: VecDeque::new(),
+                inflight: HashMap::new(),
+                connected: false,
+                backoff: BACKOFF_MIN,
+                next_try: Instant::now(),
+                seen: HashSet::new(),
+                seen_order: VecDeque::new(),
+            },
+        );
+    }
+    let mut allow = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
+    for id in peers.keys() {
+        allow.allow_peer(*id);
+    }
+    let codec = WireCodec {
+        max_bytes: cfg.max_message_bytes,
+        metrics: Some(metrics.clone()),
+    };
+    let rr_cfg = request_response::Config::default()
+        .with_request_timeout(cfg.request_timeout)
+        .with_max_concurrent_streams(256);
+    let mut swarm: Swarm<Behaviour> = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| P2pError::Transport(e.to_string()))?
+        .with_behaviour(|kp| Behaviour {
+            allow,
+            rr: request_response::Behaviour::with_codec(
+                codec,
+                [(wire::PROTOCOL, ProtocolSupport::Full)],
+                rr_cfg,
+            ),
+            identify: identify::Behaviour::new(
+                identify::Config::new("/torus-node/id/1".into(), kp.public())
+                    .with_agent_version(format!("torus-node/{}", env!("CARGO_PKG_VERSION")))
+                    .with_cache_size(0),
+            ),
+        })
+        .map_err(|e| P2pError::Transport(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    swarm
+        .listen_on(listen.clone())
+        .map_err(|e| P2pError::Transport(format!("listen on {listen}: {e}")))?;
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (in_tx, in_rx) = mpsc::channel(cfg.inbound_queue.max(16));
+    let mut others: Vec<u32> = by_index.keys().copied().collect();
+    others.sort_unstable();
+    let client = P2pClient {
+        me,
+        others: Arc::new(others),
+        cmd: cmd_tx,
+        loopback: in_tx.clone(),
+    };
+    let lp = EventLoop {
+        swarm,
+        peers,
+        by_index,
+        inbound: in_tx,
+        metrics,
+        max_inflight: cfg.max_inflight.max(1),
+    };
+    tokio::spawn(lp.run(cmd_rx));
+    tracing::info!(node = me, listen = %cfg.listen, peer_id = %own, "p2p started");
+    Ok((client, in_rx))
+}
+
+struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    peers: HashMap<PeerId, Peer>,
+    by_index: HashMap<u32, PeerId>,
+    inbound: mpsc::Sender<Inbound>,
+    metrics: Arc<Metrics>,
+    max_inflight: usize,
+}
+
+impl EventLoop {
+    fn count_in(&self, kind: &str, outcome: &str) {
+        self.metrics
+            .p2p_in
+            .get_or_create(&P2pLabels {
+                kind: kind.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+    fn count_out(&self, kind: &str, outcome: &str) {
+        self.metrics
+            .p2p_out
+            .get_or_create(&P2pLabels {
+                kind: kind.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Command>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                c = cmds.recv() => match c {
+                    Some(c) => self.command(c),
+                    None => break,
+                },
+                ev = self.swarm.select_next_some() => self.event(ev),
+                _ = tick.tick() => {}
+            }
+            self.pump();
+        }
+        tracing::debug!("p2p event loop stopped");
+    }
+
+    fn command(&mut self, c: Command) {
+        match c {
+            Command::Send {
+                to,
+                batch,
+                kind,
+                bytes,
+            } => {
+                let Some(peer) = self.by_index.get(&to).and_then(|id| self.peers.get_mut(id))
+                else {
+                    tracing::warn!(to, kind, "message for an unknown node dropped");
+                    return;
+                };
+                peer.queue.push_back(Out {
+                    id: rand_core::OsRng.next_u64(),
+                    batch,
+                    kind,
+                    bytes,
+                });
+            }
+            Command::DropBatch(start) => {
+                let mut dropped = 0usize;
+                for p in self.peers.values_mut() {
+                    let before = p.queue.len();
+                    p.queue.retain(|o| o.batch != Some(start));
+                    dropped += before - p.queue.len();
+                }
+                if dropped > 0 {
+                    tracing::debug!(
+                        batch = start,
+                        dropped,
+                        "dropped queued messages of a finished batch"
+                    );
+                }
+            }
+            Command::Connected(reply) => {
+                let mut v: Vec<u32> = self
+                    .peers
+                    .values()
+                    .filter(|p| p.connected)
+                    .map(|p| p.index)
+                    .collect();
+                v.sort_unstable();
+                let _ = reply.send(v);
+            }
+        }
+    }
+
+    fn pump(&mut self) {
+        let now = Instant::now();
+        let mut queued = 0i64;
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            while peer.inflight.len() < self.max_inflight && now >= peer.next_try {
+                let Some(out) = peer.queue.pop_front() else {
+                    break;
+                };
+                let frame = Frame {
+                    id: out.id,
+                    bytes: out.bytes.clone(),
+                };
+                let rid = self.swarm.behaviour_mut().rr.send_request_with_addresses(
+                    &id,
+                    frame,
+                    vec![peer.addr.clone()],
+                );
+                peer.inflight.insert(rid, out);
+            }
+            queued += (peer.queue.len() + peer.inflight.len()) as i64;
+        }
+        self.metrics.p2p_queued.set(queued);
+    }
+
+    fn requeue(&mut self, peer: PeerId, rid: OutboundRequestId, why: &str) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if let Some(out) = p.inflight.remove(&rid) {
+            let kind = out.kind;
+            p.queue.push_front(out);
+            p.failed();
+            tracing::debug!(to = p.index, kind, why, "message will be retried");
+            self.count_out(kind, "retried");
+        }
+    }
+
+    fn event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::Behaviour(BehaviourEvent::Rr(e)) => self.rr_event(e),
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                if let Some(p) = self.peers.get_mut(&peer_id) {
+                    if !p.connected {
+                        tracing::info!(peer = p.index, "peer connected");
+                    }
+                    p.connected = true;
+                    p.backoff = BACKOFF_MIN;
+                    p.next_try = Instant::now();
+                }
+                self.update_peers();
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if num_established == 0 {
+                    if let Some(p) = self.peers.get_mut(&peer_id) {
+                        tracing::info!(peer = p.index, "peer disconnected");
+                        p.connected = false;
+                    }
+                }
+                self.update_peers();
+            }
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                tracing::debug!(%error, "incoming connection refused");
+                self.count_in("connection", "refused");
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::debug!(%address, "p2p listening");
+            }
+            _ => {}
+        }
+    }
+
+    fn update_peers(&self) {
+        let n = self.peers.values().filter(|p| p.connected).count();
+        self.metrics.p2p_peers.set(n as i64);
+    }
+
+    fn rr_event(&mut self, e: request_response::Event<Frame, Status>) {
+        use request_response::{Event, Message as M};
+        match e {
+            Event::Message {
+                peer,
+                message: M::Request {
+                    request, channel, ..
+                },
+                ..
+            } => {
+                let status = self.inbound(peer, request);
+                let _ = self.swarm.behaviour_mut().rr.send_response(channel, status);
+            }
+            Event::Message {
+                peer,
+                message:
+                    M::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => match response {
+                Status::Ack => {
+                    if let Some(out) = self
+                        .peers
+                        .get_mut(&peer)
+                        .and_then(|p| p.inflight.remove(&request_id))
+                    {
+                        self.count_out(out.kind, "acked");
+                    }
+                }
+                Status::Busy => self.requeue(peer, request_id, "peer busy"),
+                Status::Malformed => {
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        if let Some(out) = p.inflight.remove(&request_id) {
+                            tracing::error!(
+                                to = p.index,
+                                kind = out.kind,
+                                "peer refused a message as malformed"
+                            );
+                            self.count_out(out.kind, "refused");
+                        }
+                    }
+                }
+            },
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                let why = error.to_string();
+                self.requeue(peer, request_id, &why);
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                let index = self.peers.get(&peer).map(|p| p.index);
+                let outcome = match &error {
+                    request_response::InboundFailure::Io(e)
+                        if e.to_string().contains("exceeds the limit") =>
+                    {
+                        "oversized"
+                    }
+                    request_response::InboundFailure::Io(_) => "malformed",
+                    request_response::InboundFailure::Timeout => "timeout",
+                    _ => "failed",
+                };
+                tracing::warn!(?index, %error, outcome, "inbound message failed");
+                self.count_in("undecodable", outcome);
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn inbound(&mut self, peer: PeerId, frame: Frame) -> Status {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            self.count_in("undecodable", "unknown_peer");
+            return Status::Malformed;
+        };
+        let from = p.index;
+        if p.seen.contains(&frame.id) {
+            let kind = Message::decode(&frame.bytes)
+                .map(|m| m.kind())
+                .unwrap_or("undecodable");
+            self.count_in(kind, "duplicate");
+            return Status::Ack;
+        }
+        let msg = match Message::decode(&frame.bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(from, error = %e, bytes = frame.bytes.len(), "malformed message dropped");
+                self.count_in("undecodable", "malformed");
+                return Status::Malformed;
+            }
+        };
+        let kind = msg.kind();
+        match self.inbound.try_send(Inbound { from, msg }) {
+            Ok(()) => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.remember(frame.id);
+                }
+                self.count_in(kind, "ok");
+                Status::Ack
+            }
+            Err(_) => {
+                self.count_in(kind, "busy");
+                Status::Busy
+            }
+        }
+    }
+}
