@@ -110,7 +110,7 @@ pub struct NodeState {
     /// Token verifiers.
     pub verifiers: Verifiers,
     /// Metrics.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Hardware profile (from `hw_profile`, else the defaults).
     pub profile: torus_engine::profile::HwProfile,
     /// The batch engine configured from the profile.
@@ -171,7 +171,7 @@ impl NodeState {
             store,
             app: App,
             verifiers,
-            metrics: Metrics::new(),
+            metrics: Arc::new(Metrics::new()),
             profile,
             engine,
             blocks,
@@ -318,6 +318,27 @@ impl NodeState {
                         ("epoch", format!("hand-over to epoch {epoch} decided"))
                     }
                     Event::EpochChanged { epoch } => ("epoch", format!("epoch {epoch} is current")),
+                    Event::BatchOpened { batch } => (
+                        "batch_opened",
+                        format!("keys {}..{} open for dealing", batch.start, batch.end()),
+                    ),
+                    Event::Blamed {
+                        batch,
+                        node,
+                        as_dealer,
+                        reason,
+                    } => (
+                        "blamed",
+                        format!(
+                            "node {node} blamed as {} in batch {}: {reason}",
+                            if *as_dealer {
+                                "dealer"
+                            } else {
+                                "false accuser"
+                            },
+                            batch.start
+                        ),
+                    ),
                 };
                 tracing::info!(height = out.height, kind, %detail, "consensus event");
                 let _ = self.progress.send(ProgressEvent {
@@ -375,6 +396,17 @@ impl NodeState {
             rand_core::OsRng.next_u64(),
             body,
         ))
+    }
+
+    /// Hands an encoded transaction to the consensus engine's mempool without waiting.
+    pub fn submit(&self, tx: Vec<u8>) -> Result<(), NodeError> {
+        let sub = self
+            .submitter
+            .read()
+            .ok()
+            .and_then(|g| g.clone())
+            .ok_or(NodeError::NoConsensus)?;
+        sub.submit(tx).map_err(NodeError::Broadcast)
     }
 
     /// Submits a transaction and waits until a block containing it commits.

@@ -6,6 +6,12 @@
 //! * `shares`: this node's key shares, encrypted ([`ShareRecord`]);
 //! * `tokens`: token commitments and reveals ([`TokenCommitment`]);
 //! * `progress`: local DKG/PSS progress per batch;
+//! * `keygen`: this node's key generation material per batch: its dealing seed
+//!   and its aggregated slice (both sealed like shares), and the decided
+//!   dealers' commitments (public), kept to serve peers that recover a batch;
+//! * `proposals`: values proposed for heights not decided yet (received, or
+//!   built by this node), so that a restarted engine still has the values it
+//!   may have voted for or must re-propose;
 //! * `blocks`: decided blocks and their commit certificates, for the embedded
 //!   engine's value sync (see [`Store::commit_block_with`]).
 //!
@@ -83,7 +89,9 @@ pub struct Store {
     shares: Db,
     tokens: Db,
     progress: Db,
+    keygen: Db,
     blocks: Db,
+    proposals: Db,
     seal_key: std::sync::Arc<Zeroizing<[u8; 32]>>,
     dirty: std::sync::Arc<AtomicBool>,
 }
@@ -161,7 +169,9 @@ impl Store {
         let shares = env.create_database(&mut w, Some("shares"))?;
         let tokens = env.create_database(&mut w, Some("tokens"))?;
         let progress = env.create_database(&mut w, Some("progress"))?;
+        let keygen = env.create_database(&mut w, Some("keygen"))?;
         let blocks = env.create_database(&mut w, Some("blocks"))?;
+        let proposals = env.create_database(&mut w, Some("proposals"))?;
         w.commit()?;
         Ok(Store {
             env,
@@ -170,7 +180,9 @@ impl Store {
             shares,
             tokens,
             progress,
+            keygen,
             blocks,
+            proposals,
             seal_key: std::sync::Arc::new(node_key.derive("torus-node/share-at-rest/v1")),
             dirty: std::sync::Arc::new(AtomicBool::new(false)),
         })
@@ -264,9 +276,21 @@ impl Store {
         start: u64,
         shares: &torus_engine::dkg::KeyShares<torus_engine::Secp256k1>,
     ) -> Result<(), StoreError> {
+        let mut w = self.env.write_txn()?;
+        self.put_shares_in(&mut w, epoch, start, shares)?;
+        w.commit()?;
+        Ok(())
+    }
+
+    fn put_shares_in(
+        &self,
+        w: &mut heed::RwTxn<'_>,
+        epoch: u64,
+        start: u64,
+        shares: &torus_engine::dkg::KeyShares<torus_engine::Secp256k1>,
+    ) -> Result<(), StoreError> {
         use torus_engine::Suite;
         let cipher = self.cipher();
-        let mut w = self.env.write_txn()?;
         let mut rng = rand_core::OsRng;
         for key in 0..shares.keys() {
             let Some((s, sp)) = shares.share(key) else {
@@ -306,10 +330,8 @@ impl Store {
                 sealed,
                 commitments,
             };
-            self.shares
-                .put(&mut w, &index.to_be_bytes(), &rec.encode())?;
+            self.shares.put(w, &index.to_be_bytes(), &rec.encode())?;
         }
-        w.commit()?;
         Ok(())
     }
 
@@ -455,6 +477,202 @@ impl Store {
     }
 }
 
+// --- undecided proposals (the `proposals` database) ---
+
+use std::ops::Bound;
+
+impl Store {
+    /// Stores a proposed value under `key` (height first, so heights prune by
+    /// range). `sync` flushes before returning (this node's own proposals: a
+    /// restart must never propose something else in the same round).
+    pub fn put_proposal(&self, key: &[u8], value: &[u8], sync: bool) -> Result<(), StoreError> {
+        let mut w = self.env.write_txn()?;
+        self.proposals.put(&mut w, key, value)?;
+        w.commit()?;
+        if sync {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Every stored proposal whose key starts at or after `from` (as bytes).
+    pub fn proposals_from(&self, from: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let r = self.env.read_txn()?;
+        let mut out = Vec::new();
+        // LMDB has no empty key: an empty `from` means everything.
+        let start = if from.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Included(from)
+        };
+        let range: (Bound<&[u8]>, Bound<&[u8]>) = (start, Bound::Unbounded);
+        for item in self.proposals.range(&r, &range)? {
+            let (_, v) = item?;
+            out.push(v.to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Deletes every stored proposal whose key sorts before `below`.
+    pub fn prune_proposals(&self, below: &[u8]) -> Result<(), StoreError> {
+        let mut w = self.env.write_txn()?;
+        let range: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Unbounded, Bound::Excluded(below));
+        self.proposals.delete_range(&mut w, &range)?;
+        w.commit()?;
+        Ok(())
+    }
+}
+
+// --- end undecided proposals ---
+
+// --- key generation material (the `keygen` database) ---
+
+const KG_SEED: u8 = b's';
+const KG_SLICE: u8 = b'a';
+const KG_COMMITMENTS: u8 = b'c';
+
+fn kg_key(tag: u8, start: u64, dealer: Option<u32>) -> Vec<u8> {
+    let mut k = Vec::with_capacity(13);
+    k.push(tag);
+    k.extend_from_slice(&start.to_be_bytes());
+    if let Some(d) = dealer {
+        k.extend_from_slice(&d.to_be_bytes());
+    }
+    k
+}
+
+impl Store {
+    /// Seals `plain` under the node's at-rest key: `nonce ‖ ciphertext`.
+    fn seal(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut nonce = [0u8; 12];
+        rand_core::OsRng.fill_bytes(&mut nonce);
+        let mut out = nonce.to_vec();
+        let c = self
+            .cipher()
+            .encrypt((&nonce).into(), Payload { msg: plain, aad })
+            .map_err(|_| StoreError::Corrupt {
+                what: "sealed record",
+                err: "encryption failed".into(),
+            })?;
+        out.extend_from_slice(&c);
+        Ok(out)
+    }
+
+    fn unseal(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let corrupt = || StoreError::Corrupt {
+            what: "sealed record",
+            err: "does not decrypt".into(),
+        };
+        let (nonce, c) = sealed.split_first_chunk::<12>().ok_or_else(corrupt)?;
+        self.cipher()
+            .decrypt(nonce.into(), Payload { msg: c, aad })
+            .map(Zeroizing::new)
+            .map_err(|_| corrupt())
+    }
+
+    /// Stores the seed this node deals batch `start` with (sealed, synced), so
+    /// that a restart re-derives the identical dealing instead of equivocating.
+    pub fn put_dealing_seed(&self, start: u64, seed: &[u8; 32]) -> Result<(), StoreError> {
+        let key = kg_key(KG_SEED, start, None);
+        let sealed = self.seal(&key, seed)?;
+        let mut w = self.env.write_txn()?;
+        self.keygen.put(&mut w, &key, &sealed)?;
+        w.commit()?;
+        self.sync()
+    }
+
+    /// The dealing seed of batch `start`, if this node dealt it.
+    pub fn dealing_seed(&self, start: u64) -> Result<Option<Zeroizing<[u8; 32]>>, StoreError> {
+        let key = kg_key(KG_SEED, start, None);
+        let r = self.env.read_txn()?;
+        let Some(b) = self.keygen.get(&r, &key)? else {
+            return Ok(None);
+        };
+        let plain = self.unseal(&key, b)?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        if plain.len() != 32 {
+            return Err(StoreError::Corrupt {
+                what: "dealing seed",
+                err: format!("{} bytes", plain.len()),
+            });
+        }
+        out.copy_from_slice(&plain);
+        Ok(Some(out))
+    }
+
+    /// Stores a finished batch in one transaction: this node's shares, its
+    /// aggregated slice over the decided dealers (sealed; it answers peers'
+    /// recovery requests) and the decided dealers' commitments. Synced.
+    pub fn put_batch_result(
+        &self,
+        epoch: u64,
+        start: u64,
+        shares: &torus_engine::dkg::KeyShares<torus_engine::Secp256k1>,
+        aggregated_slice: &[u8],
+        commitments: &[(u32, &[u8])],
+    ) -> Result<(), StoreError> {
+        let skey = kg_key(KG_SLICE, start, None);
+        let sealed = self.seal(&skey, aggregated_slice)?;
+        let mut w = self.env.write_txn()?;
+        self.put_shares_in(&mut w, epoch, start, shares)?;
+        self.keygen.put(&mut w, &skey, &sealed)?;
+        for (dealer, c) in commitments {
+            self.keygen
+                .put(&mut w, &kg_key(KG_COMMITMENTS, start, Some(*dealer)), c)?;
+        }
+        w.commit()?;
+        self.sync()
+    }
+
+    /// This node's aggregated slice of batch `start` (engine encoding), if stored.
+    pub fn aggregated_slice(&self, start: u64) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let key = kg_key(KG_SLICE, start, None);
+        let r = self.env.read_txn()?;
+        match self.keygen.get(&r, &key)? {
+            Some(b) => self.unseal(&key, b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A decided dealer's commitments of batch `start` (engine encoding), if stored.
+    pub fn dealer_commitments(
+        &self,
+        start: u64,
+        dealer: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let r = self.env.read_txn()?;
+        Ok(self
+            .keygen
+            .get(&r, &kg_key(KG_COMMITMENTS, start, Some(dealer)))?
+            .map(<[u8]>::to_vec))
+    }
+
+    /// The app hash after `height`, if this node committed that height.
+    pub fn app_hash_at(&self, height: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        let r = self.env.read_txn()?;
+        Ok(self
+            .meta
+            .get(&r, &app_hash_key(height))?
+            .and_then(|b| <[u8; 32]>::try_from(b).ok()))
+    }
+
+    /// Whether this node holds a share of key `index`.
+    pub fn has_share(&self, index: u64) -> Result<bool, StoreError> {
+        let r = self.env.read_txn()?;
+        Ok(self.shares.get(&r, &index.to_be_bytes())?.is_some())
+    }
+}
+
+// --- end key generation material ---
+
+/// `meta` key of the app hash after a height (the head is stored separately).
+fn app_hash_key(height: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = b'h';
+    k[1..].copy_from_slice(&height.to_be_bytes());
+    k
+}
+
 fn share_aad(index: u64, epoch: u64) -> [u8; 16] {
     let mut a = [0u8; 16];
     a[..8].copy_from_slice(&index.to_be_bytes());
@@ -538,6 +756,8 @@ impl Store {
             app_hash: block.app_hash,
         };
         self.meta.put(&mut w, HEAD, &new.encode())?;
+        self.meta
+            .put(&mut w, &app_hash_key(block.height), &block.app_hash)?;
         if let Some(d) = decided {
             self.blocks
                 .put(&mut w, &block.height.to_be_bytes(), &d.encode())?;
