@@ -79,6 +79,15 @@ fn round_key(r: Round) -> i64 {
     r.as_i64()
 }
 
+/// `height ‖ round (offset so Nil sorts first) ‖ value id`, big-endian.
+fn proposal_key(height: u64, round: i64, id: &ValueId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(48);
+    k.extend_from_slice(&height.to_be_bytes());
+    k.extend_from_slice(&(round as u64 ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(&id.0);
+    k
+}
+
 impl Driver {
     pub(crate) fn new(
         node: Arc<NodeState>,
@@ -131,6 +140,7 @@ impl Driver {
                 let head = self.node.store.head()?;
                 self.height = Height(head.height + 1);
                 self.vs = self.current_set()?;
+                self.load_proposals()?;
                 tracing::info!(
                     height = self.height.0,
                     validators = self.vs.count(),
@@ -432,8 +442,56 @@ impl Driver {
         if n >= MAX_VALUES_PER_HEIGHT && !self.values.contains_key(&key) {
             return false;
         }
+        if !self.values.contains_key(&key) {
+            self.persist(&v);
+        }
         self.values.insert(key, v);
         true
+    }
+
+    /// Stores a value until its height is decided, so that a restarted engine
+    /// (crash, or the stall watchdog) still has what it may have voted for; our
+    /// own proposals are flushed before they are sent (never two per round).
+    fn persist(&self, v: &ProposedValue<TorusContext>) {
+        use malachitebft_app_channel::app::types::codec::Codec as _;
+        let Ok(bytes) = super::codec::BftCodec.encode(v) else {
+            return;
+        };
+        let own = v.proposer == self.address;
+        let key = proposal_key(v.height.0, round_key(v.round), &v.value.id());
+        if let Err(e) = self.node.store.put_proposal(&key, &bytes, own) {
+            tracing::error!(height = v.height.0, error = %e, "cannot store a proposal");
+        }
+    }
+
+    /// Reloads the stored proposals of undecided heights (after a restart).
+    fn load_proposals(&mut self) -> Result<(), BftError> {
+        use malachitebft_app_channel::app::types::codec::Codec as _;
+        let from = proposal_key(self.height.0, i64::MIN, &ValueId([0; 32]));
+        let mut n = 0usize;
+        for bytes in self.node.store.proposals_from(&from)? {
+            let decoded: Result<ProposedValue<TorusContext>, _> =
+                super::codec::BftCodec.decode(bytes.into());
+            let Ok(v) = decoded else {
+                tracing::warn!("a stored proposal does not decode; skipped");
+                continue;
+            };
+            if v.proposer == self.address {
+                self.built
+                    .insert((v.height.0, round_key(v.round)), v.value.clone());
+            }
+            self.values
+                .insert((v.height.0, round_key(v.round), v.value.id()), v);
+            n += 1;
+        }
+        if n > 0 {
+            tracing::info!(
+                height = self.height.0,
+                values = n,
+                "reloaded undecided proposals"
+            );
+        }
+        Ok(())
     }
 
     fn prune_below(&mut self, height: Height) {
@@ -485,6 +543,13 @@ impl Driver {
         );
         let next = Height(h.0 + 1);
         self.prune_below(next);
+        if let Err(e) =
+            self.node
+                .store
+                .prune_proposals(&proposal_key(next.0, i64::MIN, &ValueId([0; 32])))
+        {
+            tracing::warn!(error = %e, "cannot prune stored proposals");
+        }
         self.vs = self.current_set().map_err(|e| {
             tracing::error!(height = h.0, error = %e, "HALT: no validator set after the block");
             BftError::Halted(format!("validator set after height {}: {e}", h.0))
@@ -620,6 +685,36 @@ mod tests {
         assert_eq!(Block::decode(&raw.value_bytes).unwrap(), block);
         assert_eq!(raw.certificate, cert);
         assert_eq!(node.store.min_decided_height().unwrap(), Some(1));
+    }
+
+    #[tokio::test]
+    async fn undecided_values_survive_a_restart_and_are_pruned_once_decided() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, mut d) = one_node(dir.path());
+        let ours = Block::new(1, vec![b"a".to_vec()]);
+        let other = Block::new(1, vec![b"b".to_vec()]);
+        let mut theirs = value(&d, &other);
+        theirs.proposer = Address([9; 20]);
+        theirs.round = Round::new(1);
+        assert!(d.remember(value(&d, &ours)));
+        assert!(d.remember(theirs));
+        // A new driver (the engine relaunched) finds both, and its own as built.
+        let vs = ValidatorSet::from_epoch(&node.epoch().unwrap()).unwrap();
+        let mut again = Driver::new(
+            node.clone(),
+            Mempool::with_defaults(),
+            d.signer.clone(),
+            BftConfig::default(),
+            vs,
+        );
+        again.height = Height(1);
+        again.load_proposals().unwrap();
+        assert_eq!(again.values.len(), 2);
+        assert_eq!(again.built.get(&(1, 0)), Some(&ours));
+        // Decided: the stored values of that height go away.
+        let cert = certificate(&again, 1, &ours);
+        assert!(matches!(again.decided(cert).unwrap(), Next::Start(h, _) if h == Height(2)));
+        assert!(node.store.proposals_from(&[]).unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -134,21 +134,34 @@ pub enum EngineState {
     Halted(String),
 }
 
-/// A running embedded engine.
+/// A running embedded engine, with its stall watchdog.
 pub struct BftHandle {
-    engine: Mutex<Option<EngineHandle>>,
-    driver: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    inner: Arc<Inner>,
+    watchdog: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// One launch of malachite plus the driver task.
+struct Launch {
+    engine: EngineHandle,
+    driver: tokio::task::JoinHandle<()>,
     events: TxEvent<TorusContext>,
+}
+
+struct Inner {
+    bft: BftNode,
+    launch: tokio::sync::Mutex<Option<Launch>>,
+    events: Mutex<TxEvent<TorusContext>>,
     state: watch::Receiver<EngineState>,
     state_tx: Arc<watch::Sender<EngineState>>,
     address: Address,
+    restarts: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for BftHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BftHandle")
-            .field("address", &self.address)
-            .field("state", &*self.state.borrow())
+            .field("address", &self.inner.address)
+            .field("state", &*self.inner.state.borrow())
             .finish()
     }
 }
@@ -156,17 +169,24 @@ impl std::fmt::Debug for BftHandle {
 impl BftHandle {
     /// This validator's address.
     pub fn address(&self) -> Address {
-        self.address
+        self.inner.address
     }
 
     /// The driver's state now.
     pub fn state(&self) -> EngineState {
-        self.state.borrow().clone()
+        self.inner.state.borrow().clone()
+    }
+
+    /// How many times the watchdog relaunched the engine.
+    pub fn restarts(&self) -> u64 {
+        self.inner
+            .restarts
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Waits until the driver stops or halts; the final state.
     pub async fn wait(&self) -> EngineState {
-        let mut rx = self.state.clone();
+        let mut rx = self.inner.state.clone();
         loop {
             let s = rx.borrow_and_update().clone();
             if s != EngineState::Running {
@@ -178,44 +198,106 @@ impl BftHandle {
         }
     }
 
-    /// Stops the engine (network, consensus, WAL, sync) and the driver, and
-    /// waits until they are gone, so the node's LMDB can be closed and the
-    /// same directory and port reused. Idempotent.
+    /// Stops the watchdog, the engine (network, consensus, WAL, sync) and the
+    /// driver, and waits until they are gone, so the node's LMDB can be closed
+    /// and the same directory and port reused. Idempotent.
     pub async fn shutdown(&self) {
-        let engine = self.engine.lock().ok().and_then(|mut g| g.take());
-        if let Some(EngineHandle { actor, handle }) = engine {
-            let limit = Some(Duration::from_secs(10));
-            actor
-                .stop_children_and_wait(Some("shutdown".into()), limit)
-                .await;
-            let _ = actor.stop_and_wait(Some("shutdown".into()), limit).await;
-            if tokio::time::timeout(Duration::from_secs(10), handle)
-                .await
-                .is_err()
-            {
-                tracing::warn!(address = %self.address, "engine task did not stop in time");
-            }
+        let wd = self.watchdog.lock().ok().and_then(|mut g| g.take());
+        if let Some(w) = wd {
+            w.abort();
+            let _ = w.await;
         }
-        let driver = self.driver.lock().ok().and_then(|mut g| g.take());
-        if let Some(mut task) = driver {
-            // With the engine gone its channel closes and the driver returns;
-            // one stuck on a slow call is aborted.
-            if tokio::time::timeout(Duration::from_secs(10), &mut task)
-                .await
-                .is_err()
-            {
-                task.abort();
-                let _ = task.await;
-            }
+        let launch = self.inner.launch.lock().await.take();
+        if let Some(l) = launch {
+            stop(l, &self.inner.address).await;
         }
-        self.state_tx.send_if_modified(|s| {
+        self.inner.state_tx.send_if_modified(|s| {
             let running = *s == EngineState::Running;
             if running {
                 *s = EngineState::Stopped;
             }
             running
         });
-        tracing::info!(address = %self.address, "consensus engine shut down");
+        tracing::info!(address = %self.inner.address, "consensus engine shut down");
+    }
+}
+
+/// Stops one launch and waits for it (a driver stuck on a slow call is aborted).
+async fn stop(l: Launch, address: &Address) {
+    let Launch {
+        engine, mut driver, ..
+    } = l;
+    let EngineHandle { actor, handle } = engine;
+    let limit = Some(Duration::from_secs(10));
+    actor
+        .stop_children_and_wait(Some("shutdown".into()), limit)
+        .await;
+    let _ = actor.stop_and_wait(Some("shutdown".into()), limit).await;
+    if tokio::time::timeout(Duration::from_secs(10), handle)
+        .await
+        .is_err()
+    {
+        tracing::warn!(%address, "engine task did not stop in time");
+    }
+    // With the engine gone its channel closes and the driver returns.
+    if tokio::time::timeout(Duration::from_secs(10), &mut driver)
+        .await
+        .is_err()
+    {
+        driver.abort();
+        let _ = driver.await;
+    }
+}
+
+/// Relaunches the engine when the committed height has not moved for
+/// `stall_restart` (see the module docs: malachite does not redial dropped peers).
+async fn watchdog(inner: Arc<Inner>, stall: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last = (
+        inner.bft.node.store.head().map(|h| h.height).unwrap_or(0),
+        tokio::time::Instant::now(),
+    );
+    loop {
+        tick.tick().await;
+        if *inner.state.borrow() != EngineState::Running {
+            return;
+        }
+        let h = inner.bft.node.store.head().map(|h| h.height).unwrap_or(0);
+        if h != last.0 {
+            last = (h, tokio::time::Instant::now());
+            continue;
+        }
+        if last.1.elapsed() < stall {
+            continue;
+        }
+        tracing::warn!(
+            address = %inner.address,
+            height = h,
+            secs = last.1.elapsed().as_secs(),
+            "no block decided for a while: relaunching the consensus engine to redial its peers"
+        );
+        let old = inner.launch.lock().await.take();
+        if let Some(l) = old {
+            stop(l, &inner.address).await;
+        }
+        if *inner.state.borrow() != EngineState::Running {
+            return;
+        }
+        match inner.bft.launch(inner.state_tx.clone()).await {
+            Ok(l) => {
+                if let Ok(mut e) = inner.events.lock() {
+                    *e = l.events.clone();
+                }
+                *inner.launch.lock().await = Some(l);
+                inner
+                    .restarts
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            Err(e) => {
+                tracing::error!(address = %inner.address, error = %e, "cannot relaunch the consensus engine; retrying");
+            }
+        }
+        last = (h, tokio::time::Instant::now());
     }
 }
 
@@ -223,12 +305,15 @@ impl Drop for BftHandle {
     /// A handle dropped without [`BftHandle::shutdown`] still stops the
     /// engine (without waiting for it).
     fn drop(&mut self) {
-        if let Some(e) = self.engine.get_mut().ok().and_then(|g| g.take()) {
-            e.actor.stop_children(Some("handle dropped".into()));
-            e.actor.stop(Some("handle dropped".into()));
+        if let Some(w) = self.watchdog.get_mut().ok().and_then(|g| g.take()) {
+            w.abort();
         }
-        if let Some(t) = self.driver.get_mut().ok().and_then(|g| g.take()) {
-            t.abort();
+        if let Ok(mut g) = self.inner.launch.try_lock() {
+            if let Some(l) = g.take() {
+                l.engine.actor.stop_children(Some("handle dropped".into()));
+                l.engine.actor.stop(Some("handle dropped".into()));
+                l.driver.abort();
+            }
         }
     }
 }
@@ -236,12 +321,15 @@ impl Drop for BftHandle {
 #[async_trait]
 impl mnode::NodeHandle<TorusContext> for BftHandle {
     fn subscribe(&self) -> RxEvent<TorusContext> {
-        self.events.subscribe()
+        match self.inner.events.lock() {
+            Ok(e) => e.subscribe(),
+            Err(p) => p.into_inner().subscribe(),
+        }
     }
 
     async fn kill(&self, reason: Option<String>) -> eyre::Result<()> {
         if let Some(r) = reason {
-            tracing::info!(address = %self.address, reason = %r, "stopping consensus engine");
+            tracing::info!(address = %self.inner.address, reason = %r, "stopping consensus engine");
         }
         self.shutdown().await;
         Ok(())
@@ -260,17 +348,11 @@ pub(crate) struct BftNode {
     pub(crate) validators: ValidatorSet,
 }
 
-#[async_trait]
-impl mnode::Node for BftNode {
-    type Context = TorusContext;
-    type Config = EngineConfig;
-    type Genesis = crate::config::Genesis;
-    /// The key is the node's own, already loaded by [`NodeState`].
-    type PrivateKeyFile = ();
-    type SigningProvider = Signer;
-    type NodeHandle = BftHandle;
-
-    async fn start(&self) -> eyre::Result<BftHandle> {
+impl BftNode {
+    /// Starts malachite at `head + 1` and a driver task answering it; a driver
+    /// failure reports `Halted` on `state` and stops that engine.
+    async fn launch(&self, state: Arc<watch::Sender<EngineState>>) -> eyre::Result<Launch> {
+        use mnode::Node as _;
         let config = self.load_config()?;
         let head = self.node.store.head()?;
         let start = Height(head.height + 1);
@@ -293,31 +375,64 @@ impl mnode::Node for BftNode {
             self.cfg.clone(),
             self.validators.clone(),
         );
-        let (tx, rx) = watch::channel(EngineState::Running);
-        let tx = Arc::new(tx);
-        let state_tx = tx.clone();
         let actor = engine.actor.clone();
         let task = tokio::spawn(async move {
             match driver.run(channels).await {
-                Ok(()) => {
-                    let _ = tx.send(EngineState::Stopped);
-                }
+                // The engine went away: a shutdown or a relaunch; the handle
+                // sets the final state.
+                Ok(()) => {}
                 Err(e) => {
                     tracing::error!(%address, error = %e, "consensus halted; stopping the engine");
-                    let _ = tx.send(EngineState::Halted(e.to_string()));
+                    let _ = state.send(EngineState::Halted(e.to_string()));
                     actor.stop_children(Some("halted".into()));
                     actor.stop(Some("halted".into()));
                 }
             }
         });
         tracing::info!(%address, height = start.0, listen = %self.cfg.listen, peers = self.cfg.peers.len(), "consensus engine started");
-        Ok(BftHandle {
-            engine: Mutex::new(Some(engine)),
-            driver: Mutex::new(Some(task)),
+        Ok(Launch {
+            engine,
+            driver: task,
             events,
+        })
+    }
+}
+
+#[async_trait]
+impl mnode::Node for BftNode {
+    type Context = TorusContext;
+    type Config = EngineConfig;
+    type Genesis = crate::config::Genesis;
+    /// The key is the node's own, already loaded by [`NodeState`].
+    type PrivateKeyFile = ();
+    type SigningProvider = Signer;
+    type NodeHandle = BftHandle;
+
+    async fn start(&self) -> eyre::Result<BftHandle> {
+        let address = Address::of(&self.key.public());
+        let (tx, rx) = watch::channel(EngineState::Running);
+        let tx = Arc::new(tx);
+        let first = self.launch(tx.clone()).await?;
+        let inner = Arc::new(Inner {
+            bft: self.clone(),
+            events: Mutex::new(first.events.clone()),
+            launch: tokio::sync::Mutex::new(Some(first)),
             state: rx,
-            state_tx,
+            state_tx: tx,
             address,
+            restarts: std::sync::atomic::AtomicU64::new(0),
+        });
+        let wd = if self.cfg.stall_restart.is_zero() {
+            None
+        } else {
+            Some(tokio::spawn(watchdog(
+                inner.clone(),
+                self.cfg.stall_restart,
+            )))
+        };
+        Ok(BftHandle {
+            inner,
+            watchdog: Mutex::new(wd),
         })
     }
 

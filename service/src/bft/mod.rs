@@ -53,13 +53,21 @@
 //! (possible right after a restart) restarts the height, and value sync
 //! fetches the block from the others.
 //!
-//! # Known limit
-//! Values seen for the height in progress are kept in memory only. Malachite's
-//! WAL restores this node's votes after a restart, but not the block bodies,
-//! so a node restarted mid-height relies on the restart-and-sync path above;
-//! if 2f+1 validators crashed mid-height at once, restarting the height drops
-//! their locks. Persisting undecided values (a small LMDB table read back at
-//! `ConsensusReady`) closes this.
+//! # Undecided values
+//! Every value seen for a height not decided yet (received, synced, or built
+//! by this node) is stored in LMDB (table `proposals`) until its height is
+//! decided, and read back at `ConsensusReady`: after a restart malachite's WAL
+//! restores this node's votes and the driver still has the values they name,
+//! and a proposer re-proposes exactly what it built for that round (its own
+//! values are flushed before they are sent).
+//!
+//! # Reconnecting
+//! Malachite 0.5 dials its persistent peers at start but, with discovery off,
+//! never again once a connection drops. A watchdog in [`BftHandle`]
+//! relaunches the engine (same WAL, same LMDB) when no block was decided for
+//! `stall_restart`; the new network dials every peer again. In a healthy
+//! network blocks come every few hundred milliseconds, so this only fires
+//! after a partition or an outage.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -135,6 +143,10 @@ pub struct BftConfig {
     pub sync_request_timeout: Duration,
     /// Gossipsub instead of direct broadcast to every connected validator.
     pub gossipsub: bool,
+    /// Relaunch the engine when no block was decided for this long (its network
+    /// then dials every persistent peer again: malachite 0.5 with discovery off
+    /// does not redial a peer whose connection dropped). Zero disables it.
+    pub stall_restart: Duration,
 }
 
 impl Default for BftConfig {
@@ -155,6 +167,7 @@ impl Default for BftConfig {
             sync_status_interval: Duration::from_secs(1),
             sync_request_timeout: Duration::from_secs(5),
             gossipsub: false,
+            stall_restart: Duration::from_secs(15),
         }
     }
 }
