@@ -179,6 +179,77 @@ pub struct NodeConfig {
     /// OIDC verifiers.
     #[serde(default)]
     pub verifiers: Vec<VerifierConfig>,
+    /// Node-to-node network (AVSS messages, mempool gossip).
+    #[serde(default)]
+    pub p2p: P2pSection,
+    /// Embedded consensus engine (malachite).
+    #[serde(default)]
+    pub consensus: ConsensusSection,
+    /// Key buffer and key generation.
+    #[serde(default)]
+    pub keygen: crate::keygen::KeygenConfig,
+}
+
+/// `[p2p]`: the node-to-node network.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pSection {
+    /// Listen multiaddr (`/ip4/0.0.0.0/tcp/4001`); empty = the port of this node's
+    /// genesis `p2p` address on all interfaces.
+    pub listen: String,
+    /// Largest message in MiB (0 = 256).
+    pub max_message_mib: usize,
+    /// Per-peer dial addresses that replace the genesis ones (keyed by node index;
+    /// used to put links behind relays, e.g. in partition tests).
+    pub peer_addrs: std::collections::BTreeMap<String, String>,
+}
+
+/// `[consensus]`: the embedded BFT engine.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusSection {
+    /// Listen multiaddr; empty = the port of this node's genesis `consensus` address.
+    pub listen: String,
+    /// Per-peer dial addresses that replace the genesis ones (keyed by node index).
+    pub peer_addrs: std::collections::BTreeMap<String, String>,
+    /// Propose timeout, milliseconds.
+    pub timeout_propose_ms: u64,
+    /// Prevote timeout, milliseconds.
+    pub timeout_prevote_ms: u64,
+    /// Precommit timeout, milliseconds.
+    pub timeout_precommit_ms: u64,
+    /// How long a proposer waits for transactions before proposing an empty block, ms.
+    pub idle_block_ms: u64,
+    /// Relaunch the engine (redialing every peer) after this many seconds without a
+    /// decided block; 0 disables the watchdog.
+    pub stall_restart_s: u64,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        ConsensusSection {
+            listen: String::new(),
+            peer_addrs: std::collections::BTreeMap::new(),
+            timeout_propose_ms: 2000,
+            timeout_prevote_ms: 500,
+            timeout_precommit_ms: 500,
+            idle_block_ms: 300,
+            stall_restart_s: 15,
+        }
+    }
+}
+
+/// The listen multiaddr of a genesis address: the same transport and port on
+/// all interfaces (`/ip4/127.0.0.1/tcp/4001` → `/ip4/0.0.0.0/tcp/4001`) unless
+/// it is a loopback address, which is kept.
+pub fn listen_from(addr: &str) -> String {
+    let parts: Vec<&str> = addr.split('/').collect();
+    match parts.as_slice() {
+        ["", "ip4", ip, rest @ ..] if !ip.starts_with("127.") => {
+            format!("/ip4/0.0.0.0/{}", rest.join("/"))
+        }
+        _ => addr.to_string(),
+    }
 }
 
 fn default_key_file() -> PathBuf {
@@ -202,6 +273,17 @@ pub struct NodeListConfig {
     /// Seconds to wait for the epoch to fill before the node gives up (default 600).
     #[serde(default)]
     pub wait_s: Option<u64>,
+    /// If set (with `announce_consensus` and `announce_p2p`), the node lists itself in
+    /// the epoch at start (`listNode`, once whitelisted) with these endpoints: its
+    /// JSON-RPC URL (`http://host:port/jrpc`).
+    #[serde(default)]
+    pub announce_rpc: Option<String>,
+    /// The consensus multiaddr the node announces.
+    #[serde(default)]
+    pub announce_consensus: Option<String>,
+    /// The p2p multiaddr the node announces.
+    #[serde(default)]
+    pub announce_p2p: Option<String>,
 }
 
 impl NodeListConfig {
@@ -241,7 +323,31 @@ impl NodeListConfig {
         if self.poll_s == Some(0) {
             return Err(invalid("node_list.poll_s", "must be positive"));
         }
+        let announce = [
+            &self.announce_rpc,
+            &self.announce_consensus,
+            &self.announce_p2p,
+        ];
+        let given = announce.iter().filter(|a| a.is_some()).count();
+        if given != 0 && given != 3 {
+            return Err(invalid(
+                "node_list.announce_*",
+                "give all three of announce_rpc, announce_consensus and announce_p2p, or none",
+            ));
+        }
         Ok(())
+    }
+
+    /// The endpoints to list this node with, when all three are configured.
+    pub fn announce(&self) -> Option<(&str, &str, &str)> {
+        match (
+            &self.announce_rpc,
+            &self.announce_consensus,
+            &self.announce_p2p,
+        ) {
+            (Some(r), Some(c), Some(p)) => Some((r, c, p)),
+            _ => None,
+        }
     }
 }
 
@@ -447,6 +553,52 @@ impl NodeConfig {
             NodePub::from_sec1(&raw)
                 .map_err(|_| invalid("rpc.key_assign_auth_pubkey", "not a secp256k1 point"))?;
         }
+        for (field, v) in [
+            ("p2p.listen", &self.p2p.listen),
+            ("consensus.listen", &self.consensus.listen),
+        ] {
+            if !v.is_empty() && !v.starts_with('/') {
+                return Err(invalid(
+                    field,
+                    format!("{v:?} is not a multiaddr (/ip4/HOST/tcp/PORT)"),
+                ));
+            }
+        }
+        for (i, v) in self
+            .p2p
+            .peer_addrs
+            .iter()
+            .chain(self.consensus.peer_addrs.iter())
+        {
+            if i.parse::<u32>().is_err() || !v.starts_with('/') {
+                return Err(invalid(
+                    "peer_addrs",
+                    format!("{i:?} = {v:?}: keys are node indexes, values multiaddrs"),
+                ));
+            }
+        }
+        if self.consensus.timeout_propose_ms == 0
+            || self.consensus.timeout_prevote_ms == 0
+            || self.consensus.timeout_precommit_ms == 0
+        {
+            return Err(invalid("consensus.timeout_*_ms", "must be positive"));
+        }
+        if self.consensus.idle_block_ms * 2 >= self.consensus.timeout_propose_ms {
+            return Err(invalid(
+                "consensus.idle_block_ms",
+                "must be under half of timeout_propose_ms",
+            ));
+        }
+        if self.keygen.faults.is_active() && !self.dev_mode {
+            return Err(invalid(
+                "keygen.faults",
+                "a test hook: only with dev_mode = true",
+            ));
+        }
+        self.keygen
+            .faults
+            .dealer()
+            .map_err(|e| invalid("keygen.faults.dealer", e))?;
         let mut names = std::collections::HashSet::new();
         for (i, v) in self.verifiers.iter().enumerate() {
             v.validate(self.dev_mode)

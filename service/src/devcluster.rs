@@ -99,6 +99,9 @@ fn node_config(dir: &Path, addr: SocketAddr, verifiers: &[VerifierConfig]) -> No
         },
         abci: AbciConfig::default(),
         verifiers: verifiers.to_vec(),
+        p2p: Default::default(),
+        consensus: Default::default(),
+        keygen: Default::default(),
     }
 }
 
@@ -381,6 +384,16 @@ impl Cluster {
         let proposer = running
             .first()
             .ok_or_else(|| ClusterError::Other("no node running".into()))?;
+        let open = proposer.sign_tx(TxBody::OpenBatch { batch })?;
+        let o = proposer
+            .submit_and_wait(&open, Duration::from_secs(30))
+            .await?;
+        if o.code != crate::app::TxCode::Ok {
+            return Err(ClusterError::Other(format!(
+                "open batch rejected: {}",
+                o.log
+            )));
+        }
         let tx = proposer.sign_tx(TxBody::DealerSet { batch, dealers })?;
         let o = proposer
             .submit_and_wait(&tx, Duration::from_secs(30))

@@ -1,11 +1,11 @@
-//! `torus-node`: runs a node from its configuration file.
+//! `torus-node`: runs a node, or a local devnet of nodes, from the command line.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use torus_node::config::NodeConfig;
-use torus_node::node::{NodeState, Submitter};
+use torus_node::devnet::{self, Devnet, DevnetOptions};
 
 #[derive(Parser, Debug)]
 #[command(name = "torus-node", version, about = "Torus-style threshold key node")]
@@ -16,7 +16,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Runs a node: client JSON-RPC, operator gRPC, metrics, and the consensus app.
+    /// Runs a node: client JSON-RPC, operator gRPC, metrics, the node-to-node network,
+    /// the embedded consensus engine (or the ABCI server for CometBFT) and key generation.
     Run {
         /// Node configuration (TOML); `TORUS_*` environment variables override it.
         #[arg(long, short)]
@@ -34,13 +35,57 @@ enum Cmd {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Starts a local multi-node network on loopback (the main job; see issue #4).
-    Devnet,
+    /// Starts a local network of node processes on loopback with a development OIDC
+    /// issuer (verifier `devnet`), fills the key buffer, writes DIR/devnet.json and
+    /// serves until Ctrl-C. A second start with the same directory resumes that network.
+    Devnet {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 5)]
+        nodes: u32,
+        /// Keys in the initial buffer.
+        #[arg(long, default_value_t = 10_000)]
+        keys: u64,
+        /// Data directory.
+        #[arg(long, default_value = "devnet-data")]
+        data_dir: PathBuf,
+        /// Extra verifiers: a TOML file of `[[verifiers]]` tables (node config format).
+        #[arg(long)]
+        verifiers: Option<PathBuf>,
+        /// Threshold k (default floor(n/2)+1).
+        #[arg(long)]
+        k: Option<u32>,
+        /// Tolerated faults t (default (n-1)/4).
+        #[arg(long)]
+        t: Option<u32>,
+        /// Keys per batch (default: the hardware profile's).
+        #[arg(long)]
+        batch_keys: Option<u32>,
+        /// Hardware profile for every node.
+        #[arg(long)]
+        hw_profile: Option<PathBuf>,
+        /// Give up if the buffer is not full after this many seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout_s: u64,
+    },
+    /// Logs a user in against a devnet (mints a devnet token, then the whole client
+    /// flow) and prints the user's address.
+    Login {
+        /// The devnet's `devnet.json`.
+        #[arg(long)]
+        cluster: PathBuf,
+        /// Verifier name.
+        #[arg(long, default_value = "devnet")]
+        verifier: String,
+        /// User id (the token's email).
+        #[arg(long)]
+        user: String,
+    },
 }
 
 fn init_logs() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("TORUS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("TORUS_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(torus_node::devnet::DEFAULT_LOG_FILTER));
     let json = std::env::var("TORUS_LOG_FORMAT")
         .map(|v| v == "json")
         .unwrap_or(false);
@@ -54,84 +99,102 @@ fn init_logs() {
     }
 }
 
-/// Sends transactions to CometBFT's RPC (`broadcast_tx_sync`).
-struct CometSubmitter {
-    url: String,
-    http: reqwest::Client,
-}
-
-impl Submitter for CometSubmitter {
-    fn submit(&self, tx: Vec<u8>) -> Result<(), String> {
-        let url = format!("{}/broadcast_tx_sync?tx=0x{}", self.url, hex::encode(&tx));
-        let http = self.http.clone();
-        tokio::spawn(async move {
-            match http.get(&url).send().await {
-                Ok(r) if r.status().is_success() => {}
-                Ok(r) => tracing::warn!(status = %r.status(), "CometBFT refused a transaction"),
-                Err(e) => tracing::warn!(error = %e, "CometBFT unreachable"),
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
             }
-        });
-        Ok(())
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
     }
 }
 
 async fn run(config: PathBuf) -> anyhow::Result<()> {
     let cfg = NodeConfig::load(&config)?;
-    let node = NodeState::open(cfg.clone())?;
-    let index = node.index().ok();
-    tracing::info!(
-        address = %node.key.public().address(),
-        index = ?index,
-        data_dir = %cfg.data_dir.display(),
-        verifiers = ?node.verifiers.names(),
-        hw_profile = %node.profile.name,
-        engine = node.engine.backend_name(),
-        "node started"
+    let node = torus_node::runner::start(cfg).await?;
+    node.wait().await.map_err(anyhow::Error::msg)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_devnet(
+    nodes: u32,
+    keys: u64,
+    data_dir: PathBuf,
+    verifiers: Option<PathBuf>,
+    k: Option<u32>,
+    t: Option<u32>,
+    batch_keys: Option<u32>,
+    hw_profile: Option<PathBuf>,
+    timeout_s: u64,
+) -> anyhow::Result<()> {
+    let mut opts = DevnetOptions::new(nodes, keys, data_dir, std::env::current_exe()?);
+    opts.k = k;
+    opts.t = t;
+    opts.batch_keys = batch_keys;
+    opts.hw_profile = hw_profile;
+    if let Ok(f) = std::env::var("TORUS_LOG") {
+        opts.log_filter = f;
+    }
+    if let Some(v) = verifiers {
+        opts.extra_verifiers = devnet::read_verifiers(&v)?;
+    }
+    let started = Instant::now();
+    let mut net = Devnet::start(opts).await?;
+    eprintln!(
+        "devnet: {} nodes (k = {}, t = {}) in {}, logs in node*/node.log",
+        net.layout.n,
+        net.layout.k,
+        net.layout.t,
+        net.opts.data_dir.display()
     );
-    let rpc = tokio::net::TcpListener::bind(&cfg.rpc.listen).await?;
-    tracing::info!(listen = %cfg.rpc.listen, "client JSON-RPC listening");
-    let mut tasks = tokio::task::JoinSet::new();
-    {
-        let node = node.clone();
-        tasks.spawn(async move {
-            torus_node::rpc::serve(node, rpc)
-                .await
-                .map_err(anyhow::Error::from)
-        });
-    }
-    if !cfg.grpc.listen.is_empty() {
-        let l = tokio::net::TcpListener::bind(&cfg.grpc.listen).await?;
-        tracing::info!(listen = %cfg.grpc.listen, "operator gRPC listening");
-        let node = node.clone();
-        tasks.spawn(async move {
-            torus_node::grpc::serve(node, l)
-                .await
-                .map_err(anyhow::Error::from)
-        });
-    }
-    if cfg.abci.listen.is_empty() {
-        tracing::warn!(
-            "no consensus engine configured: set [abci] listen (CometBFT); the embedded engine comes with the network layer"
-        );
-    } else {
-        let app = torus_node::abci::AbciApp::new(node.clone());
-        let addr = cfg.abci.listen.clone();
-        node.set_submitter(Arc::new(CometSubmitter {
-            url: cfg.abci.cometbft_rpc.clone(),
-            http: reqwest::Client::new(),
-        }));
-        std::thread::spawn(move || {
-            if let Err(e) = torus_node::abci::serve_blocking(app, &addr) {
-                tracing::error!(error = %e, "ABCI server stopped");
-            }
-        });
-    }
-    tokio::select! {
-        r = tasks.join_next() => {
-            if let Some(Ok(Err(e))) = r { return Err(e); }
+    let bar = indicatif::ProgressBar::new(keys);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} key buffer [{bar:40}] {pos}/{len} keys ({elapsed}, {per_sec})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let waited = tokio::select! {
+        r = net.wait_for_keys(keys, Duration::from_secs(timeout_s), |m| bar.set_position(m.min(keys))) => r,
+        _ = stop_signal() => {
+            bar.abandon();
+            net.shutdown();
+            return Ok(());
         }
-        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+    };
+    if let Err(e) = waited {
+        bar.abandon();
+        net.shutdown();
+        return Err(e.into());
     }
+    bar.finish();
+    let manifest = net.write_manifest()?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "devnet: {keys} keys ready in {secs:.1} s; wrote {}\n  log in: torus-node login --cluster {} --verifier devnet --user alice@example.com\n  Ctrl-C stops the network",
+        manifest.display(),
+        manifest.display()
+    );
+    let mut check = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop_signal() => break,
+            _ = check.tick() => {
+                if let Err(e) = net.check_alive() {
+                    eprintln!("devnet: {e}");
+                }
+            }
+        }
+    }
+    eprintln!("devnet: stopping");
+    net.shutdown();
     Ok(())
 }
 
@@ -157,15 +220,45 @@ fn main() -> std::process::ExitCode {
             })
             .map_err(anyhow::Error::from),
         Cmd::CheckConfig { config } => NodeConfig::load(&config)
-            .and_then(|c| torus_node::config::Genesis::load(&c.genesis).map(|_| ()))
-            .map(|()| println!("ok"))
+            .and_then(|c| match &c.node_list {
+                Some(nl) => {
+                    println!(
+                        "ok (the genesis is epoch {} of the NodeList contract {} at {}; not contacted)",
+                        nl.epoch, nl.contract, nl.eth_rpc
+                    );
+                    Ok(())
+                }
+                None => torus_node::config::Genesis::load(&c.genesis).map(|_| println!("ok")),
+            })
             .map_err(anyhow::Error::from),
-        Cmd::Devnet => {
-            eprintln!(
-                "torus-node devnet is not available yet: it needs the network layer (issue #4: libp2p AVSS and the embedded BFT engine)."
+        Cmd::Devnet {
+            nodes,
+            keys,
+            data_dir,
+            verifiers,
+            k,
+            t,
+            batch_keys,
+            hw_profile,
+            timeout_s,
+        } => rt.block_on(run_devnet(
+            nodes, keys, data_dir, verifiers, k, t, batch_keys, hw_profile, timeout_s,
+        )),
+        Cmd::Login {
+            cluster,
+            verifier,
+            user,
+        } => rt.block_on(async {
+            let l = devnet::login(&cluster, &verifier, &user).await?;
+            println!("address     {}", l.address);
+            println!("key index   {}", l.index);
+            println!(
+                "public key  04{}{}",
+                hex::encode(l.public_key.0),
+                hex::encode(l.public_key.1)
             );
-            return std::process::ExitCode::from(2);
-        }
+            Ok(())
+        }),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

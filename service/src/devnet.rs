@@ -1,0 +1,804 @@
+//! `torus-node devnet`: a local multi-node network on loopback, as real node
+//! processes (`torus-node run`), with a development OIDC issuer serving its
+//! JWKS over HTTP as verifier `devnet`.
+//!
+//! Layout of the data directory:
+//! * `genesis.toml`, the committee (keys, p2p/consensus/RPC addresses);
+//! * `node<i>/node.toml`, `node<i>/node.key`, `node<i>/node.log`, `node<i>/lmdb`,
+//!   `node<i>/bft` per node;
+//! * `devnet-layout.toml` (ports, thresholds) and `dev-issuer.key` (the issuer's
+//!   ES256 seed, 0600), so a second start with the same directory brings the
+//!   same network back;
+//! * `devnet.json`, written once the network serves and the initial key
+//!   buffer is full: the client-side description (`torus-node login` reads it).
+//!
+//! The same code runs the devnet command, `torus-bench devnet` and the
+//! multi-process tests (which use [`DevnetOptions::tweak`] to inject faults
+//! or relay addresses).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::client::{Client, Endpoint, Login};
+use crate::config::{
+    AbciConfig, ConsensusSection, Genesis, GenesisNode, GrpcConfig, NodeConfig, P2pSection,
+    RpcConfig,
+};
+use crate::crypto::{NodeKey, NodePub};
+use crate::devcluster::{DEV_AUDIENCE, DEV_VERIFIER};
+use crate::hexfmt::hex_min;
+use crate::keygen::KeygenConfig;
+use crate::verifier::{
+    DevClaims, DevIssuer, DevIssuerOptions, DevKey, VerifierConfig, VerifierKind,
+};
+
+/// The nodes' default log filter: our own info logs, malachite's warnings (its
+/// info level logs every vote).
+pub const DEFAULT_LOG_FILTER: &str = "info,informalsystems_malachitebft_core_consensus=warn,\
+informalsystems_malachitebft_engine=warn,informalsystems_malachitebft_network=warn,\
+informalsystems_malachitebft_sync=warn,informalsystems_malachitebft_discovery=warn";
+
+/// Devnet failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    /// I/O on the data directory or a process.
+    #[error("{what}: {err}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Cause.
+        err: std::io::Error,
+    },
+    /// A bad option or an existing directory that does not fit.
+    #[error("{0}")]
+    Invalid(String),
+    /// A node process exited.
+    #[error("node {index} exited ({status}); see {log}")]
+    NodeExited {
+        /// Node index.
+        index: u32,
+        /// Exit status.
+        status: String,
+        /// Its log file.
+        log: String,
+    },
+    /// Waiting for the network ran out of time.
+    #[error("timed out after {secs} s: {what}")]
+    Timeout {
+        /// Seconds waited.
+        secs: u64,
+        /// What did not happen.
+        what: String,
+    },
+    /// The login flow failed.
+    #[error("login: {0}")]
+    Login(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DevnetError {
+    let what = what.into();
+    move |err| DevnetError::Io { what, err }
+}
+
+/// Adjusts node `i`'s configuration before it is written (tests).
+pub type NodeTweak = Arc<dyn Fn(u32, &mut NodeConfig) + Send + Sync>;
+
+/// What to start.
+#[derive(Clone)]
+pub struct DevnetOptions {
+    /// Committee size.
+    pub nodes: u32,
+    /// Threshold (default `floor(n/2)+1`, what the legacy client expects).
+    pub k: Option<u32>,
+    /// Tolerated faults (default `(n-1)/4`, at least 0).
+    pub t: Option<u32>,
+    /// Keys in the initial buffer (the low and high watermarks).
+    pub keys: u64,
+    /// Keys per batch (default: the profile's, at most `keys`).
+    pub batch_keys: Option<u32>,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// The `torus-node` binary the nodes run.
+    pub node_binary: PathBuf,
+    /// Verifiers besides `devnet` (the `--verifiers` file).
+    pub extra_verifiers: Vec<VerifierConfig>,
+    /// Hardware profile for every node.
+    pub hw_profile: Option<PathBuf>,
+    /// `TORUS_LOG` of the nodes.
+    pub log_filter: String,
+    /// Per-node configuration changes (tests).
+    pub tweak: Option<NodeTweak>,
+}
+
+impl std::fmt::Debug for DevnetOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevnetOptions")
+            .field("nodes", &self.nodes)
+            .field("keys", &self.keys)
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevnetOptions {
+    /// Defaults for `nodes` nodes and `keys` keys under `data_dir`.
+    pub fn new(
+        nodes: u32,
+        keys: u64,
+        data_dir: impl Into<PathBuf>,
+        node_binary: impl Into<PathBuf>,
+    ) -> Self {
+        DevnetOptions {
+            nodes,
+            k: None,
+            t: None,
+            keys,
+            batch_keys: None,
+            data_dir: data_dir.into(),
+            node_binary: node_binary.into(),
+            extra_verifiers: Vec::new(),
+            hw_profile: None,
+            log_filter: DEFAULT_LOG_FILTER.into(),
+            tweak: None,
+        }
+    }
+}
+
+/// Ports of one node.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct NodePorts {
+    /// Node index.
+    pub index: u32,
+    /// Client JSON-RPC.
+    pub rpc: u16,
+    /// Operator gRPC.
+    pub grpc: u16,
+    /// Node-to-node network.
+    pub p2p: u16,
+    /// Consensus network.
+    pub consensus: u16,
+}
+
+/// The persisted shape of a devnet directory.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Layout {
+    /// Chain id.
+    pub chain_id: String,
+    /// Committee size.
+    pub n: u32,
+    /// Threshold.
+    pub k: u32,
+    /// Tolerated faults.
+    pub t: u32,
+    /// Port of the development issuer.
+    pub issuer_port: u16,
+    /// Node ports.
+    pub nodes: Vec<NodePorts>,
+}
+
+fn free_port() -> Result<u16, DevnetError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("reserve a port"))?;
+    Ok(l.local_addr().map_err(io("reserve a port"))?.port())
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), DevnetError> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o
+        .open(path)
+        .map_err(io(format!("write {}", path.display())))?;
+    f.write_all(text.as_bytes())
+        .map_err(io(format!("write {}", path.display())))
+}
+
+/// The multiaddr of a loopback TCP port.
+pub fn loopback_multiaddr(port: u16) -> String {
+    format!("/ip4/127.0.0.1/tcp/{port}")
+}
+
+/// A node's status as `GET /bftStatus` reports it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Committed height.
+    pub height: u64,
+    /// App hash (hex).
+    pub app_hash: String,
+    /// Keys with decided public keys.
+    pub keys_created: u64,
+    /// Keys assigned.
+    pub keys_assigned: u64,
+}
+
+struct Proc {
+    child: Option<Child>,
+}
+
+/// A running devnet.
+pub struct Devnet {
+    /// Options it was started with.
+    pub opts: DevnetOptions,
+    /// Its layout.
+    pub layout: Layout,
+    /// The genesis.
+    pub genesis: Genesis,
+    issuer: DevIssuer,
+    issuer_seed: [u8; 32],
+    procs: Vec<Proc>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Devnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Devnet")
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Devnet {
+    /// Prepares the directory (or reuses the network already in it) and starts
+    /// the issuer and every node process.
+    pub async fn start(opts: DevnetOptions) -> Result<Devnet, DevnetError> {
+        let mut d = Self::prepare(opts).await?;
+        for i in 1..=d.layout.n {
+            d.start_node(i)?;
+        }
+        Ok(d)
+    }
+
+    /// Writes (or reads back) the layout, keys and configs and starts the
+    /// issuer, without starting nodes.
+    pub async fn prepare(opts: DevnetOptions) -> Result<Devnet, DevnetError> {
+        let n = opts.nodes;
+        let k = opts.k.unwrap_or(n / 2 + 1);
+        let t = opts.t.unwrap_or(n.saturating_sub(1) / 4);
+        torus_engine::Params::new(n, k, t).map_err(|e| DevnetError::Invalid(e.to_string()))?;
+        if opts.keys == 0 {
+            return Err(DevnetError::Invalid("--keys must be at least 1".into()));
+        }
+        let mut opts = opts;
+        std::fs::create_dir_all(&opts.data_dir)
+            .map_err(io(format!("create {}", opts.data_dir.display())))?;
+        // Absolute, so the node processes find everything whatever their cwd.
+        opts.data_dir = std::fs::canonicalize(&opts.data_dir)
+            .map_err(io(format!("resolve {}", opts.data_dir.display())))?;
+        let dir = &opts.data_dir;
+        let layout_path = dir.join("devnet-layout.toml");
+        let seed_path = dir.join("dev-issuer.key");
+        let (layout, seed) = if layout_path.exists() {
+            let text = std::fs::read_to_string(&layout_path).map_err(io("read the layout"))?;
+            let layout: Layout = toml::from_str(&text)
+                .map_err(|e| DevnetError::Invalid(format!("{}: {e}", layout_path.display())))?;
+            if layout.n != n || layout.k != k || layout.t != t {
+                return Err(DevnetError::Invalid(format!(
+                    "{} holds a devnet with n={}, k={}, t={}; use another --data-dir or remove it",
+                    dir.display(),
+                    layout.n,
+                    layout.k,
+                    layout.t
+                )));
+            }
+            let s = std::fs::read_to_string(&seed_path).map_err(io("read dev-issuer.key"))?;
+            let seed = crate::hexfmt::parse_hex32(s.trim()).ok_or_else(|| {
+                DevnetError::Invalid("dev-issuer.key is not 64 hex digits".into())
+            })?;
+            (layout, seed)
+        } else {
+            let mut nodes = Vec::new();
+            for index in 1..=n {
+                nodes.push(NodePorts {
+                    index,
+                    rpc: free_port()?,
+                    grpc: free_port()?,
+                    p2p: free_port()?,
+                    consensus: free_port()?,
+                });
+            }
+            let layout = Layout {
+                chain_id: format!(
+                    "torus-devnet-{}",
+                    hex::encode(rand_core::RngCore::next_u32(&mut rand_core::OsRng).to_be_bytes())
+                ),
+                n,
+                k,
+                t,
+                issuer_port: free_port()?,
+                nodes,
+            };
+            let mut seed = [0u8; 32];
+            // A valid P-256 scalar: retry the (astronomically unlikely) invalid draw.
+            loop {
+                rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+                if DevKey::es256_from_seed(seed).is_ok() {
+                    break;
+                }
+            }
+            write_private(&seed_path, &hex::encode(seed))?;
+            let text = toml::to_string(&layout)
+                .map_err(|e| DevnetError::Invalid(format!("layout: {e}")))?;
+            std::fs::write(&layout_path, text).map_err(io("write the layout"))?;
+            (layout, seed)
+        };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", layout.issuer_port))
+            .await
+            .map_err(io(format!(
+                "bind the issuer on port {}",
+                layout.issuer_port
+            )))?;
+        let issuer = DevIssuer::serve(
+            listener,
+            DevIssuerOptions {
+                es256_seed: Some(seed),
+                ..DevIssuerOptions::default()
+            },
+        )
+        .await
+        .map_err(|e| DevnetError::Invalid(format!("dev issuer: {e}")))?;
+        let mut gnodes = Vec::new();
+        let mut keys = Vec::new();
+        for p in &layout.nodes {
+            let ndir = dir.join(format!("node{}", p.index));
+            std::fs::create_dir_all(&ndir).map_err(io(format!("create {}", ndir.display())))?;
+            let key = crate::config::load_or_create_key(&ndir.join("node.key"))
+                .map_err(|e| DevnetError::Invalid(e.to_string()))?;
+            gnodes.push(GenesisNode {
+                index: p.index,
+                pubkey: hex::encode(key.public().compressed()),
+                p2p: loopback_multiaddr(p.p2p),
+                consensus: loopback_multiaddr(p.consensus),
+                rpc: format!("http://127.0.0.1:{}/jrpc", p.rpc),
+            });
+            keys.push(key);
+        }
+        let genesis = Genesis {
+            chain_id: layout.chain_id.clone(),
+            epoch: 1,
+            n,
+            k,
+            t,
+            nodes: gnodes,
+        };
+        let gtext =
+            toml::to_string(&genesis).map_err(|e| DevnetError::Invalid(format!("genesis: {e}")))?;
+        std::fs::write(dir.join("genesis.toml"), gtext).map_err(io("write the genesis"))?;
+        let d = Devnet {
+            opts,
+            layout,
+            genesis,
+            issuer,
+            issuer_seed: seed,
+            procs: Vec::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .map_err(|e| DevnetError::Invalid(e.to_string()))?,
+        };
+        for p in &d.layout.nodes {
+            d.write_config(p)?;
+        }
+        let mut d = d;
+        d.procs = (0..d.layout.n).map(|_| Proc { child: None }).collect();
+        drop(keys);
+        Ok(d)
+    }
+
+    /// The `devnet` verifier every node trusts.
+    pub fn devnet_verifier(&self) -> VerifierConfig {
+        VerifierConfig {
+            name: DEV_VERIFIER.into(),
+            kind: VerifierKind::Oidc,
+            issuer: Some(self.issuer.issuer()),
+            jwks_url: Some(self.issuer.jwks_url()),
+            audience: Some(DEV_AUDIENCE.into()),
+            verifier_id_claim: Some("email".into()),
+            max_token_age_s: None,
+        }
+    }
+
+    fn verifiers(&self) -> Vec<VerifierConfig> {
+        let mut v = vec![self.devnet_verifier()];
+        v.extend(self.opts.extra_verifiers.iter().cloned());
+        v
+    }
+
+    /// Node `i`'s directory.
+    pub fn node_dir(&self, i: u32) -> PathBuf {
+        self.opts.data_dir.join(format!("node{i}"))
+    }
+
+    /// Node `i`'s log file.
+    pub fn log_path(&self, i: u32) -> PathBuf {
+        self.node_dir(i).join("node.log")
+    }
+
+    fn ports(&self, i: u32) -> Result<&NodePorts, DevnetError> {
+        self.layout
+            .nodes
+            .iter()
+            .find(|p| p.index == i)
+            .ok_or_else(|| DevnetError::Invalid(format!("no node {i}")))
+    }
+
+    /// Node `i`'s configuration as written.
+    pub fn node_config(&self, p: &NodePorts) -> NodeConfig {
+        let keys = self.opts.keys;
+        let mut cfg = NodeConfig {
+            data_dir: self.node_dir(p.index),
+            dev_mode: true,
+            key_file: PathBuf::from("node.key"),
+            genesis: self.opts.data_dir.join("genesis.toml"),
+            node_list: None,
+            hw_profile: self.opts.hw_profile.clone(),
+            rpc: RpcConfig {
+                listen: format!("127.0.0.1:{}", p.rpc),
+                ..RpcConfig::default()
+            },
+            grpc: GrpcConfig {
+                listen: format!("127.0.0.1:{}", p.grpc),
+            },
+            abci: AbciConfig::default(),
+            verifiers: self.verifiers(),
+            p2p: P2pSection::default(),
+            consensus: ConsensusSection::default(),
+            keygen: KeygenConfig {
+                batch_keys: self.opts.batch_keys.unwrap_or(0),
+                low_watermark: keys,
+                high_watermark: keys,
+                ..KeygenConfig::default()
+            },
+        };
+        if let Some(t) = &self.opts.tweak {
+            t(p.index, &mut cfg);
+        }
+        cfg
+    }
+
+    fn write_config(&self, p: &NodePorts) -> Result<(), DevnetError> {
+        let cfg = self.node_config(p);
+        let text =
+            toml::to_string(&cfg).map_err(|e| DevnetError::Invalid(format!("config: {e}")))?;
+        let path = self.node_dir(p.index).join("node.toml");
+        std::fs::write(&path, text).map_err(io(format!("write {}", path.display())))
+    }
+
+    /// Replaces the per-node configuration tweak and rewrites every node's config
+    /// (for tests that need the layout's ports first, e.g. to put relays in between).
+    pub fn set_tweak(&mut self, tweak: NodeTweak) -> Result<(), DevnetError> {
+        self.opts.tweak = Some(tweak);
+        for p in &self.layout.nodes {
+            self.write_config(p)?;
+        }
+        Ok(())
+    }
+
+    /// Starts (or restarts) node `i`'s process; its output goes to its log file.
+    pub fn start_node(&mut self, i: u32) -> Result<(), DevnetError> {
+        let dir = self.node_dir(i);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(i))
+            .map_err(io("open the node log"))?;
+        let err = log.try_clone().map_err(io("open the node log"))?;
+        let child = Command::new(&self.opts.node_binary)
+            .arg("run")
+            .arg("--config")
+            .arg(dir.join("node.toml"))
+            .env("TORUS_LOG", &self.opts.log_filter)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .map_err(io(format!("start {}", self.opts.node_binary.display())))?;
+        if let Some(p) = self.procs.get_mut((i as usize).wrapping_sub(1)) {
+            p.child = Some(child);
+        }
+        Ok(())
+    }
+
+    /// Kills node `i` with SIGKILL (no clean-up at all).
+    pub fn kill(&mut self, i: u32) -> Result<(), DevnetError> {
+        if let Some(Some(mut c)) = self
+            .procs
+            .get_mut((i as usize).wrapping_sub(1))
+            .map(|p| p.child.take())
+        {
+            c.kill().map_err(io(format!("kill node {i}")))?;
+            let _ = c.wait();
+        }
+        Ok(())
+    }
+
+    /// Stops node `i` with SIGTERM, then SIGKILL after 10 s.
+    pub fn stop(&mut self, i: u32) -> Result<(), DevnetError> {
+        let Some(Some(mut c)) = self
+            .procs
+            .get_mut((i as usize).wrapping_sub(1))
+            .map(|p| p.child.take())
+        else {
+            return Ok(());
+        };
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = c.try_wait() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        c.kill().map_err(io(format!("kill node {i}")))?;
+        let _ = c.wait();
+        Ok(())
+    }
+
+    /// Fails if a started node process has exited.
+    pub fn check_alive(&mut self) -> Result<(), DevnetError> {
+        for (pos, p) in self.procs.iter_mut().enumerate() {
+            if let Some(c) = &mut p.child {
+                if let Ok(Some(status)) = c.try_wait() {
+                    let index = pos as u32 + 1;
+                    p.child = None;
+                    return Err(DevnetError::NodeExited {
+                        index,
+                        status: status.to_string(),
+                        log: self
+                            .opts
+                            .data_dir
+                            .join(format!("node{index}"))
+                            .join("node.log")
+                            .display()
+                            .to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether node `i`'s process is running.
+    pub fn is_running(&self, i: u32) -> bool {
+        self.procs
+            .get((i as usize).wrapping_sub(1))
+            .is_some_and(|p| p.child.is_some())
+    }
+
+    /// Node `i`'s status (None while it does not answer).
+    pub async fn status(&self, i: u32) -> Option<NodeStatus> {
+        let p = self.ports(i).ok()?;
+        let url = format!("http://127.0.0.1:{}/bftStatus", p.rpc);
+        let r = self.http.get(&url).send().await.ok()?;
+        r.json::<NodeStatus>().await.ok()
+    }
+
+    /// Waits until every running node reports at least `keys` created keys,
+    /// calling `progress(min created)` as it goes.
+    pub async fn wait_for_keys(
+        &mut self,
+        keys: u64,
+        timeout: Duration,
+        mut progress: impl FnMut(u64),
+    ) -> Result<(), DevnetError> {
+        let t0 = Instant::now();
+        loop {
+            self.check_alive()?;
+            let mut min: Option<u64> = None;
+            let mut all = true;
+            for i in 1..=self.layout.n {
+                if !self.is_running(i) {
+                    continue;
+                }
+                match self.status(i).await {
+                    Some(s) => {
+                        min = Some(min.map_or(s.keys_created, |m: u64| m.min(s.keys_created)))
+                    }
+                    None => all = false,
+                }
+            }
+            let m = min.unwrap_or(0);
+            progress(if all { m } else { 0 });
+            if all && m >= keys {
+                return Ok(());
+            }
+            if t0.elapsed() >= timeout {
+                return Err(DevnetError::Timeout {
+                    secs: timeout.as_secs(),
+                    what: format!("{keys} keys (have {m})"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Client endpoints of every node.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        self.layout
+            .nodes
+            .iter()
+            .map(|p| Endpoint {
+                index: p.index,
+                url: format!("http://127.0.0.1:{}/jrpc", p.rpc),
+            })
+            .collect()
+    }
+
+    /// The client-side description (`devnet.json`).
+    pub fn manifest(&self) -> Value {
+        let nodes: Vec<Value> = self
+            .genesis
+            .nodes
+            .iter()
+            .map(|g| {
+                let (x, y) = hex::decode(&g.pubkey)
+                    .ok()
+                    .and_then(|b| NodePub::from_sec1(&b).ok())
+                    .map(|p| p.xy())
+                    .map(|(x, y)| (hex_min(&x), hex_min(&y)))
+                    .unwrap_or_default();
+                json!({
+                    "index": g.index,
+                    "endpoint": g.rpc,
+                    "pub_key_x": x,
+                    "pub_key_y": y,
+                })
+            })
+            .collect();
+        let verifiers: Vec<Value> = self
+            .verifiers()
+            .iter()
+            .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+            .collect();
+        json!({
+            "nodes": nodes,
+            "n": self.layout.n,
+            "k": self.layout.k,
+            "verifiers": verifiers,
+        })
+    }
+
+    /// Writes `devnet.json` into the data directory and returns its path.
+    pub fn write_manifest(&self) -> Result<PathBuf, DevnetError> {
+        let path = self.opts.data_dir.join("devnet.json");
+        let text = serde_json::to_string_pretty(&self.manifest())
+            .map_err(|e| DevnetError::Invalid(e.to_string()))?;
+        std::fs::write(&path, text).map_err(io("write devnet.json"))?;
+        Ok(path)
+    }
+
+    /// Mints a development id token for `email` (verifier `devnet`).
+    pub fn mint(&self, email: &str) -> Result<String, DevnetError> {
+        mint_with(&self.issuer_seed, &self.issuer.issuer(), email)
+    }
+
+    /// Stops every node (SIGTERM) and the issuer.
+    pub fn shutdown(&mut self) {
+        for i in 1..=self.layout.n {
+            let _ = self.stop(i);
+        }
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        // Never leave node processes behind (a failing test, a panic).
+        for p in &mut self.procs {
+            if let Some(mut c) = p.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+fn mint_with(seed: &[u8; 32], issuer: &str, email: &str) -> Result<String, DevnetError> {
+    let key = DevKey::es256_from_seed(*seed).map_err(|e| DevnetError::Login(e.to_string()))?;
+    let now = crate::node::unix_s();
+    let nonce = hex::encode(rand_core::RngCore::next_u64(&mut rand_core::OsRng).to_be_bytes());
+    Ok(key.mint(
+        &DevClaims::new(DEV_AUDIENCE, now)
+            .email(email)
+            .subject(email)
+            .claim("nonce", Value::from(nonce)),
+        issuer,
+    ))
+}
+
+/// `torus-node login`: mints a development token for `user` and runs the whole
+/// legacy client flow (lookup, KeyAssign, lookup, commitments, shares,
+/// decryption, reconstruction) against the devnet described by `manifest`.
+pub async fn login(manifest: &Path, verifier: &str, user: &str) -> Result<Login, DevnetError> {
+    let text =
+        std::fs::read_to_string(manifest).map_err(io(format!("read {}", manifest.display())))?;
+    let m: Value = serde_json::from_str(&text)
+        .map_err(|e| DevnetError::Invalid(format!("{}: {e}", manifest.display())))?;
+    let Some(v) = m["verifiers"]
+        .as_array()
+        .and_then(|a| a.iter().find(|v| v["name"] == verifier))
+    else {
+        return Err(DevnetError::Invalid(format!(
+            "verifier {verifier:?} is not in {}",
+            manifest.display()
+        )));
+    };
+    if verifier != DEV_VERIFIER {
+        return Err(DevnetError::Invalid(format!(
+            "login mints tokens only for the {DEV_VERIFIER:?} verifier (its key is in dev-issuer.key); \
+             for {verifier:?} use a real client with a real token"
+        )));
+    }
+    let issuer = v["issuer"]
+        .as_str()
+        .ok_or_else(|| DevnetError::Invalid("verifier without issuer".into()))?;
+    let seed_path = manifest
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("dev-issuer.key");
+    let s =
+        std::fs::read_to_string(&seed_path).map_err(io(format!("read {}", seed_path.display())))?;
+    let seed = crate::hexfmt::parse_hex32(s.trim())
+        .ok_or_else(|| DevnetError::Invalid("dev-issuer.key is not 64 hex digits".into()))?;
+    let token = mint_with(&seed, issuer, user)?;
+    let mut endpoints = Vec::new();
+    for n in m["nodes"].as_array().into_iter().flatten() {
+        let (Some(index), Some(url)) = (n["index"].as_u64(), n["endpoint"].as_str()) else {
+            return Err(DevnetError::Invalid(
+                "a node entry without index or endpoint".into(),
+            ));
+        };
+        endpoints.push(Endpoint {
+            index: index as u32,
+            url: url.to_string(),
+        });
+    }
+    let client = Client::new(endpoints).map_err(|e| DevnetError::Login(e.to_string()))?;
+    client
+        .get_or_assign(verifier, user)
+        .await
+        .map_err(|e| DevnetError::Login(e.to_string()))?;
+    client
+        .retrieve(verifier, json!({ "verifier_id": user }), &token)
+        .await
+        .map_err(|e| DevnetError::Login(e.to_string()))
+}
+
+/// Reads a `--verifiers` file: `[[verifiers]]` tables as in a node config.
+pub fn read_verifiers(path: &Path) -> Result<Vec<VerifierConfig>, DevnetError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        verifiers: Vec<VerifierConfig>,
+    }
+    let text = std::fs::read_to_string(path).map_err(io(format!("read {}", path.display())))?;
+    let f: File = toml::from_str(&text)
+        .map_err(|e| DevnetError::Invalid(format!("{}: {e}", path.display())))?;
+    for (i, v) in f.verifiers.iter().enumerate() {
+        v.validate(true).map_err(|e| {
+            DevnetError::Invalid(format!("{}: verifiers[{i}]: {e}", path.display()))
+        })?;
+        if v.name == DEV_VERIFIER {
+            return Err(DevnetError::Invalid(format!(
+                "{}: the name {DEV_VERIFIER:?} is taken by the devnet's own issuer",
+                path.display()
+            )));
+        }
+    }
+    Ok(f.verifiers)
+}
+
+/// The key a devnet node uses (tests that act as that node on the network).
+pub fn node_key(dir: &Path, i: u32) -> Result<NodeKey, DevnetError> {
+    crate::config::load_or_create_key(&dir.join(format!("node{i}")).join("node.key"))
+        .map_err(|e| DevnetError::Invalid(e.to_string()))
+}

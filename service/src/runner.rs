@@ -1,0 +1,395 @@
+//! Starts a whole node from its configuration: the node state (LMDB, verifiers,
+//! engine), the node-to-node network, the mempool, the consensus engine
+//! (embedded malachite, or CometBFT over ABCI), key generation, and the client
+//! JSON-RPC and operator gRPC servers. `torus-node run` is a thin wrapper.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use crate::bft::{self, BftConfig, BftHandle};
+use crate::config::{listen_from, NodeConfig};
+use crate::keygen::{self, KeygenHandle};
+use crate::mempool::{Mempool, MempoolSubmitter};
+use crate::node::{NodeState, Submitter};
+use crate::p2p::{self, Inbound, Message, P2pClient, P2pConfig, PeerInfo};
+
+/// Start-up failures, each naming what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The node state (config, key, genesis, LMDB, verifiers).
+    #[error(transparent)]
+    Node(#[from] crate::node::NodeError),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {err}")]
+    Listen {
+        /// Address.
+        addr: String,
+        /// Cause.
+        err: std::io::Error,
+    },
+    /// The node-to-node network.
+    #[error(transparent)]
+    P2p(#[from] p2p::P2pError),
+    /// The consensus engine.
+    #[error("consensus engine: {0}")]
+    Bft(String),
+    /// Key generation.
+    #[error("key generation: {0}")]
+    Keygen(String),
+    /// Configuration that only shows up when wiring things together.
+    #[error("config: {0}")]
+    Config(String),
+}
+
+/// A running node.
+pub struct RunningNode {
+    /// Its state.
+    pub node: Arc<NodeState>,
+    /// Its network client (None when the node is not in the committee).
+    pub p2p: Option<P2pClient>,
+    bft: Option<BftHandle>,
+    keygen: Option<KeygenHandle>,
+    tasks: JoinSet<Result<(), String>>,
+}
+
+impl std::fmt::Debug for RunningNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningNode")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends transactions to CometBFT's RPC (`broadcast_tx_sync`).
+struct CometSubmitter {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Submitter for CometSubmitter {
+    fn submit(&self, tx: Vec<u8>) -> Result<(), String> {
+        let url = format!("{}/broadcast_tx_sync?tx=0x{}", self.url, hex::encode(&tx));
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            match http.get(&url).send().await {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => tracing::warn!(status = %r.status(), "CometBFT refused a transaction"),
+                Err(e) => tracing::warn!(error = %e, "CometBFT unreachable"),
+            }
+        });
+        Ok(())
+    }
+}
+
+fn addr_of(
+    overrides: &std::collections::BTreeMap<String, String>,
+    index: u32,
+    genesis: &str,
+) -> String {
+    overrides
+        .get(&index.to_string())
+        .cloned()
+        .unwrap_or_else(|| genesis.to_string())
+}
+
+fn announce(node: &NodeState, me: Option<u32>) {
+    tracing::info!(
+        address = %node.key.public().address(),
+        index = ?me,
+        data_dir = %node.config.data_dir.display(),
+        verifiers = ?node.verifiers.names(),
+        hw_profile = %node.profile.name,
+        engine = node.engine.backend_name(),
+        "node started"
+    );
+}
+
+/// Starts everything `cfg` asks for and returns once it serves. With
+/// `[node_list]`, the genesis committee comes from the NodeList contract: the
+/// node first lists itself there if `announce_*` is configured (waiting to be
+/// whitelisted), then waits until the epoch is full.
+pub async fn start(cfg: NodeConfig) -> Result<RunningNode, RunError> {
+    let key =
+        crate::config::load_or_create_key(&cfg.key_path()).map_err(crate::node::NodeError::from)?;
+    let genesis = load_genesis(&cfg, &key).await?;
+    let node = NodeState::open_with(cfg, key, genesis)?;
+    start_with(node).await
+}
+
+#[cfg(feature = "eth")]
+async fn load_genesis(
+    cfg: &NodeConfig,
+    key: &crate::crypto::NodeKey,
+) -> Result<crate::config::Genesis, RunError> {
+    let Some(nl) = &cfg.node_list else {
+        return crate::config::Genesis::load(&cfg.genesis).map_err(|e| RunError::Node(e.into()));
+    };
+    let chain = |e: crate::chain::ChainError| RunError::Config(format!("node list: {e}"));
+    if let Some((rpc, consensus, p2p)) = nl.announce() {
+        let client = crate::chain::NodeListClient::new(&nl.eth_rpc, &nl.contract)
+            .map_err(chain)?
+            .with_poll_interval(nl.poll_interval());
+        let me = crate::chain::node_address(&key.public());
+        let t0 = std::time::Instant::now();
+        while !client.is_whitelisted(nl.epoch, me).await.map_err(chain)? {
+            if t0.elapsed() >= nl.wait_timeout() {
+                return Err(RunError::Config(format!(
+                    "node list: {me:#x} is not whitelisted for epoch {} after {} s",
+                    nl.epoch,
+                    nl.wait_timeout().as_secs()
+                )));
+            }
+            tracing::info!(epoch = nl.epoch, address = %format!("{me:#x}"), "waiting to be whitelisted");
+            tokio::time::sleep(nl.poll_interval()).await;
+        }
+        let position = client
+            .ensure_listed(key, nl.epoch, rpc, consensus, p2p)
+            .await
+            .map_err(chain)?;
+        tracing::info!(
+            epoch = nl.epoch,
+            position,
+            "listed in the NodeList contract"
+        );
+    }
+    tracing::info!(epoch = nl.epoch, contract = %nl.contract, "waiting for the epoch's committee to fill");
+    crate::chain::load_genesis(cfg).await.map_err(chain)
+}
+
+#[cfg(not(feature = "eth"))]
+async fn load_genesis(
+    cfg: &NodeConfig,
+    _key: &crate::crypto::NodeKey,
+) -> Result<crate::config::Genesis, RunError> {
+    crate::config::Genesis::load(&cfg.genesis).map_err(|e| RunError::Node(e.into()))
+}
+
+/// As [`start`], for an already opened node state.
+pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
+    let cfg = node.config.clone();
+    let mut tasks: JoinSet<Result<(), String>> = JoinSet::new();
+    let me = node.index().ok();
+    let rpc = tokio::net::TcpListener::bind(&cfg.rpc.listen)
+        .await
+        .map_err(|err| RunError::Listen {
+            addr: cfg.rpc.listen.clone(),
+            err,
+        })?;
+    tracing::info!(listen = %cfg.rpc.listen, "client JSON-RPC listening");
+    {
+        let node = node.clone();
+        tasks.spawn(async move {
+            crate::rpc::serve(node, rpc)
+                .await
+                .map_err(|e| format!("JSON-RPC server: {e}"))
+        });
+    }
+    if !cfg.grpc.listen.is_empty() {
+        let l = tokio::net::TcpListener::bind(&cfg.grpc.listen)
+            .await
+            .map_err(|err| RunError::Listen {
+                addr: cfg.grpc.listen.clone(),
+                err,
+            })?;
+        tracing::info!(listen = %cfg.grpc.listen, "operator gRPC listening");
+        let node = node.clone();
+        tasks.spawn(async move {
+            crate::grpc::serve(node, l)
+                .await
+                .map_err(|e| format!("gRPC server: {e}"))
+        });
+    }
+    let Some(me) = me else {
+        tracing::warn!("this node's key is not in the committee: serving the client API only");
+        announce(&node, None);
+        return Ok(RunningNode {
+            node,
+            p2p: None,
+            bft: None,
+            keygen: None,
+            tasks,
+        });
+    };
+    let genesis = node.genesis.clone();
+    let own = genesis
+        .nodes
+        .iter()
+        .find(|n| n.index == me)
+        .ok_or_else(|| RunError::Config(format!("node {me} missing from the genesis")))?;
+    if own.p2p.is_empty() && cfg.p2p.listen.is_empty() {
+        tracing::warn!(
+            "no p2p address for this node (genesis `p2p` or [p2p] listen): running without the \
+             network layer, consensus and key generation (client API only)"
+        );
+        announce(&node, Some(me));
+        return Ok(RunningNode {
+            node,
+            p2p: None,
+            bft: None,
+            keygen: None,
+            tasks,
+        });
+    }
+    // Node-to-node network.
+    let epoch = node.epoch()?;
+    let mut peers = Vec::new();
+    for n in &genesis.nodes {
+        let Some(entry) = epoch.node(n.index) else {
+            continue;
+        };
+        peers.push(PeerInfo {
+            index: n.index,
+            pubkey: entry.pubkey,
+            addr: addr_of(&cfg.p2p.peer_addrs, n.index, &n.p2p),
+        });
+    }
+    let listen = if cfg.p2p.listen.is_empty() {
+        listen_from(&own.p2p)
+    } else {
+        cfg.p2p.listen.clone()
+    };
+    if listen.is_empty() {
+        return Err(RunError::Config(
+            "no p2p address: set [p2p] listen or the genesis p2p address".into(),
+        ));
+    }
+    let mut pcfg = P2pConfig::new(listen, peers);
+    if cfg.p2p.max_message_mib > 0 {
+        pcfg.max_message_bytes = cfg.p2p.max_message_mib << 20;
+    }
+    let (client, mut inbound) = p2p::start(&node.key, me, pcfg, node.metrics.clone()).await?;
+    // Mempool with gossip, and the router of inbound messages.
+    let mempool = Mempool::with_defaults();
+    {
+        let c = client.clone();
+        mempool.set_gossip(Arc::new(move |tx: Vec<u8>| c.broadcast(&Message::Tx(tx))));
+    }
+    let (kg_tx, kg_rx) = tokio::sync::mpsc::channel::<Inbound>(4096);
+    {
+        let mempool = mempool.clone();
+        tasks.spawn(async move {
+            while let Some(m) = inbound.recv().await {
+                match m.msg {
+                    Message::Tx(tx) => {
+                        mempool.insert(tx);
+                    }
+                    _ => {
+                        if kg_tx.send(m).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
+    // Consensus.
+    let bft = if cfg.abci.listen.is_empty() {
+        let c = &cfg.consensus;
+        let listen = if c.listen.is_empty() {
+            listen_from(&own.consensus)
+        } else {
+            c.listen.clone()
+        };
+        // Each peer's address with its peer id: a dial reaching another key fails.
+        let mut peers: Vec<String> = Vec::new();
+        for n in genesis.nodes.iter().filter(|n| n.index != me) {
+            let Some(entry) = epoch.node(n.index) else {
+                continue;
+            };
+            let pk = crate::crypto::NodePub::from_sec1(&entry.pubkey)
+                .map_err(|_| RunError::Config(format!("node {}: bad public key", n.index)))?;
+            let id = bft::peer_id(&pk).map_err(|e| RunError::Config(e.to_string()))?;
+            let addr = addr_of(&c.peer_addrs, n.index, &n.consensus);
+            if !addr.is_empty() {
+                peers.push(format!("{addr}/p2p/{id}"));
+            }
+        }
+        let bcfg = BftConfig {
+            listen,
+            peers,
+            home: cfg.data_dir.join("bft"),
+            timeout_propose: Duration::from_millis(c.timeout_propose_ms),
+            timeout_prevote: Duration::from_millis(c.timeout_prevote_ms),
+            timeout_precommit: Duration::from_millis(c.timeout_precommit_ms),
+            idle_block: Duration::from_millis(c.idle_block_ms),
+            stall_restart: Duration::from_secs(c.stall_restart_s),
+            ..BftConfig::default()
+        };
+        node.set_submitter(Arc::new(MempoolSubmitter(mempool.clone())));
+        Some(
+            bft::start(node.clone(), mempool.clone(), bcfg)
+                .await
+                .map_err(|e| RunError::Bft(e.to_string()))?,
+        )
+    } else {
+        let app = crate::abci::AbciApp::new(node.clone());
+        let addr = cfg.abci.listen.clone();
+        node.set_submitter(Arc::new(CometSubmitter {
+            url: cfg.abci.cometbft_rpc.clone(),
+            http: reqwest::Client::new(),
+        }));
+        std::thread::spawn(move || {
+            if let Err(e) = crate::abci::serve_blocking(app, &addr) {
+                tracing::error!(error = %e, "ABCI server stopped");
+            }
+        });
+        tracing::info!(listen = %cfg.abci.listen, "consensus app served over ABCI (CometBFT)");
+        None
+    };
+    let kg = keygen::start(node.clone(), client.clone(), kg_rx, cfg.keygen.clone())
+        .map_err(RunError::Keygen)?;
+    announce(&node, Some(me));
+    Ok(RunningNode {
+        node,
+        p2p: Some(client),
+        bft,
+        keygen: Some(kg),
+        tasks,
+    })
+}
+
+impl RunningNode {
+    /// Runs until a server fails, key generation stops, Ctrl-C or SIGTERM.
+    pub async fn wait(mut self) -> Result<(), String> {
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+        loop {
+            tokio::select! {
+                r = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    match r {
+                        Some(Ok(Err(e))) => return Err(e),
+                        Some(Err(e)) => return Err(format!("task failed: {e}")),
+                        _ => {}
+                    }
+                }
+                _ = check.tick() => {
+                    if self.keygen.as_ref().is_some_and(KeygenHandle::is_finished) {
+                        return Err("key generation stopped".into());
+                    }
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    tracing::info!("interrupted: shutting down");
+                    self.shutdown().await;
+                    return Ok(());
+                }
+                _ = term.recv() => {
+                    tracing::info!("terminated: shutting down");
+                    self.shutdown().await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Stops the consensus engine and the servers.
+    pub async fn shutdown(&mut self) {
+        if let Some(b) = self.bft.take() {
+            b.shutdown().await;
+        }
+        self.tasks.abort_all();
+    }
+}
