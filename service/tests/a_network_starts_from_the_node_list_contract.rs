@@ -1,0 +1,107 @@
+//! Five nodes start from the NodeList contract on a local Ethereum chain
+//! (ganache) instead of a genesis file: the operator deploys the contract,
+//! opens epoch 1 and whitelists the nodes, each node lists itself with its
+//! endpoints when it starts, reads the full committee back from the chain, and
+//! the network generates keys and serves logins.
+//!
+//! Needs `node` and the pinned npm packages (`npm ci` in service/tests/eth);
+//! without them the test fails, unless `TORUS_SKIP_ETH_TEST=1`.
+
+#![allow(clippy::unwrap_used)]
+
+mod net;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use net::chain::{start_chain, tooling_present};
+use torus_node::chain::{self, node_address, EpochUpdate, NodeListClient, NodeListOwner};
+use torus_node::config::NodeListConfig;
+use torus_node::crypto::NodeKey;
+use torus_node::devnet::{self, loopback_multiaddr, Devnet};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_start_from_the_contract_and_generate_keys() {
+    if !tooling_present() {
+        return;
+    }
+    let dir = net::test_dir();
+    let mut dn = Devnet::prepare(net::opts(dir.path(), 5, 10, 10))
+        .await
+        .unwrap();
+    let _logs = net::LogsOnPanic(dn.opts.data_dir.clone(), 5);
+    let owner = NodeKey::random();
+    let keys: Vec<NodeKey> = (1..=5)
+        .map(|i| devnet::node_key(&dn.opts.data_dir, i).unwrap())
+        .collect();
+    let mut funded: Vec<&NodeKey> = keys.iter().collect();
+    funded.push(&owner);
+    let eth = start_chain(&funded).await;
+    let contract = chain::deploy(&eth.url, &owner).await.unwrap();
+    let contract_s = format!("{contract:#x}");
+    let admin = NodeListOwner::new(&eth.url, &contract_s, &owner).unwrap();
+    admin
+        .update_epoch(&EpochUpdate {
+            epoch: 1,
+            n: 5,
+            k: 3,
+            t: 1,
+            ..EpochUpdate::default()
+        })
+        .await
+        .unwrap();
+    for k in &keys {
+        admin
+            .update_whitelist(1, node_address(&k.public()), true)
+            .await
+            .unwrap();
+    }
+    // Every node reads its committee from the chain and announces its endpoints.
+    let ports = dn.layout.nodes.clone();
+    let url = eth.url.clone();
+    let c = contract_s.clone();
+    dn.set_tweak(Arc::new(move |i, cfg| {
+        let p = ports.iter().find(|p| p.index == i).unwrap();
+        cfg.genesis = Default::default();
+        cfg.node_list = Some(NodeListConfig {
+            eth_rpc: url.clone(),
+            contract: c.clone(),
+            epoch: 1,
+            poll_s: Some(1),
+            wait_s: Some(180),
+            announce_rpc: Some(format!("http://127.0.0.1:{}/jrpc", p.rpc)),
+            announce_consensus: Some(loopback_multiaddr(p.consensus)),
+            announce_p2p: Some(loopback_multiaddr(p.p2p)),
+        });
+    }))
+    .unwrap();
+    // Start them one by one so that list order (the node index) is 1..=5.
+    let reader = NodeListClient::new(&eth.url, &contract_s).unwrap();
+    for (i, k) in (1..=5u32).zip(&keys) {
+        dn.start_node(i).unwrap();
+        let t0 = Instant::now();
+        while !reader
+            .node_registered(1, node_address(&k.public()))
+            .await
+            .unwrap()
+        {
+            dn.check_alive().unwrap();
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "node {i} did not list itself"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let e = reader.epoch(1).await.unwrap();
+    assert_eq!(e.nodes.len(), 5);
+    for (pos, k) in e.nodes.iter().zip(&keys) {
+        assert_eq!(pos.address, node_address(&k.public()));
+    }
+    dn.wait_for_keys(10, Duration::from_secs(240), |_| {})
+        .await
+        .unwrap();
+    net::assert_same_history(&dn, &[1, 2, 3, 4, 5]).await;
+    net::login(&dn, "erin@example.com").await;
+    dn.shutdown();
+}

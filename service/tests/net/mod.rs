@@ -1,0 +1,316 @@
+//! Shared harness of the multi-process network tests: a devnet of real
+//! `torus-node` processes on loopback, status queries, history comparison,
+//! logins, and TCP relays with a kill switch (the partition tests' transport
+//! filter).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod chain;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use torus_node::client::{Client, Login};
+use torus_node::devnet::{Devnet, DevnetOptions};
+
+/// A temporary directory for a test network; kept (and its path printed) when
+/// `TORUS_TEST_KEEP=1`, for reading the node logs afterwards.
+pub fn test_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    if std::env::var("TORUS_TEST_KEEP").as_deref() == Ok("1") {
+        let p = d.keep();
+        eprintln!("test network kept in {}", p.display());
+        return tempfile::TempDir::new_in(p).unwrap();
+    }
+    d
+}
+
+/// The node binary, linked into `dir` so that a rebuild of the shared target
+/// directory while the test runs (another build replaces the file) cannot swap
+/// the binary of a node that restarts mid-test.
+/// `TORUS_TEST_NODE_BIN` overrides the binary (a copy taken right after the build,
+/// when other builds share the target directory).
+pub fn node_binary(dir: &Path) -> std::path::PathBuf {
+    let over = std::env::var("TORUS_TEST_NODE_BIN").ok();
+    let src = match &over {
+        Some(p) => Path::new(p),
+        None => Path::new(env!("CARGO_BIN_EXE_torus-node")),
+    };
+    let dst = dir.join("torus-node");
+    if std::fs::hard_link(src, &dst).is_err() {
+        std::fs::copy(src, &dst).unwrap();
+    }
+    dst
+}
+
+/// Options for `nodes` nodes making `keys` keys in batches of `batch`.
+pub fn opts(dir: &Path, nodes: u32, keys: u64, batch: u32) -> DevnetOptions {
+    let mut o = DevnetOptions::new(nodes, keys, dir, node_binary(dir));
+    o.batch_keys = Some(batch);
+    o.log_filter = format!(
+        "{},torus_node=debug",
+        torus_node::devnet::DEFAULT_LOG_FILTER
+    );
+    o
+}
+
+/// Prints the tail of every node log if the test panics (dropped while unwinding).
+pub struct LogsOnPanic(pub std::path::PathBuf, pub u32);
+
+impl Drop for LogsOnPanic {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for i in 1..=self.1 {
+            let p = self.0.join(format!("node{i}")).join("node.log");
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(60);
+            eprintln!("===== node {i} ({}) =====", p.display());
+            for l in &lines[from..] {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+/// `GET /bftStatus[?height=h]` of node `i` (None while it does not answer).
+pub async fn status(net: &Devnet, i: u32, height: Option<u64>) -> Option<Value> {
+    let p = net.layout.nodes.iter().find(|p| p.index == i)?;
+    let mut url = format!("http://127.0.0.1:{}/bftStatus", p.rpc);
+    if let Some(h) = height {
+        url.push_str(&format!("?height={h}"));
+    }
+    let r = reqwest::Client::new()
+        .get(&url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    r.json().await.ok()
+}
+
+/// `GET /metrics` of node `i`.
+pub async fn metrics(net: &Devnet, i: u32) -> String {
+    let p = net.layout.nodes.iter().find(|p| p.index == i).unwrap();
+    reqwest::get(format!("http://127.0.0.1:{}/metrics", p.rpc))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of a counter or gauge line (`name{labels} value`), summed over matches.
+pub fn metric_sum(text: &str, name: &str, label_filter: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(name) && l.contains(label_filter))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+/// Waits until `cond(status of node i)` holds, or panics after `secs`.
+pub async fn wait_until(
+    net: &Devnet,
+    i: u32,
+    secs: u64,
+    what: &str,
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
+    let t0 = Instant::now();
+    loop {
+        if let Some(s) = status(net, i, None).await {
+            if cond(&s) {
+                return s;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "node {i}: timed out after {secs} s waiting for {what}; last status {:?}",
+            status(net, i, None).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every node in `nodes` committed the same app hash at every height up to the
+/// lowest head among them (no conflicting decisions). Returns that height.
+pub async fn assert_same_history(net: &Devnet, nodes: &[u32]) -> u64 {
+    let mut low = u64::MAX;
+    for &i in nodes {
+        let s = status(net, i, None).await.expect("node answers");
+        low = low.min(s["height"].as_u64().unwrap());
+    }
+    assert!(low > 0 && low < u64::MAX);
+    for h in 1..=low {
+        let mut seen: Option<String> = None;
+        for &i in nodes {
+            let s = status(net, i, Some(h)).await.expect("node answers");
+            let a = s["app_hash_at"].as_str().map(str::to_string);
+            assert!(a.is_some(), "node {i} has no app hash at height {h}");
+            match &seen {
+                None => seen = a,
+                Some(x) => assert_eq!(Some(x), a.as_ref(), "node {i} diverges at height {h}"),
+            }
+        }
+    }
+    low
+}
+
+/// Logs `email` in through every node's client API (lookup, KeyAssign, lookup,
+/// commitments, shares, reconstruction).
+pub async fn login(net: &Devnet, email: &str) -> Login {
+    let client = Client::new(net.endpoints()).unwrap();
+    client
+        .get_or_assign("devnet", email)
+        .await
+        .expect("lookup / KeyAssign");
+    let token = net.mint(email).unwrap();
+    client
+        .retrieve(
+            "devnet",
+            serde_json::json!({ "verifier_id": email }),
+            &token,
+        )
+        .await
+        .expect("shares reconstruct the key")
+}
+
+/// A TCP relay that can be cut (refusing and closing connections) and healed:
+/// the transport filter of the partition tests. It binds first and learns its
+/// target later, so that its port can never collide with one the devnet
+/// reserves for a node.
+#[derive(Clone)]
+pub struct Relay {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    target: Arc<Mutex<Option<SocketAddr>>>,
+    conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    pub async fn bind() -> Relay {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let relay = Relay {
+            addr: l.local_addr().unwrap(),
+            up: Arc::new(AtomicBool::new(true)),
+            target: Arc::new(Mutex::new(None)),
+            conns: Arc::new(Mutex::new(Vec::new())),
+        };
+        let r = relay.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = l.accept().await else {
+                    return;
+                };
+                let target = *r.target.lock().unwrap();
+                let (true, Some(target)) = (r.up.load(Ordering::SeqCst), target) else {
+                    drop(inbound);
+                    continue;
+                };
+                let h = tokio::spawn(async move {
+                    let Ok(mut out) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                });
+                r.conns.lock().unwrap().push(h);
+            }
+        });
+        relay
+    }
+
+    /// Where connections go.
+    pub fn set_target(&self, target: SocketAddr) {
+        *self.target.lock().unwrap() = Some(target);
+    }
+
+    /// Cuts the link: open connections close, new ones are refused.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for h in self.conns.lock().unwrap().drain(..) {
+            h.abort();
+        }
+    }
+
+    /// Heals the link.
+    pub fn heal(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+
+    /// The relay's multiaddr.
+    pub fn multiaddr(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}", self.addr.port())
+    }
+}
+
+/// Every node's decrypted share of `email`'s key (commitment and share requests to
+/// all nodes with a fresh temporary key), by node index.
+pub async fn all_shares(net: &Devnet, email: &str) -> Vec<(u32, k256::Scalar)> {
+    use k256::elliptic_curve::sec1::ToEncodedPoint;
+    let client = Client::new(net.endpoints()).unwrap();
+    let token = net.mint(email).unwrap();
+    let temp = k256::SecretKey::random(&mut rand_core::OsRng);
+    let tp = temp.public_key().to_encoded_point(false);
+    let commitment = hex::encode(torus_node::hexfmt::keccak256(token.as_bytes()));
+    let commits = client
+        .call_all(
+            "CommitmentRequest",
+            serde_json::json!({"messageprefix": "mug00", "tokencommitment": commitment,
+                "temppubx": hex::encode(tp.x().unwrap()), "temppuby": hex::encode(tp.y().unwrap()),
+                "verifieridentifier": "devnet"}),
+        )
+        .await;
+    let sigs: Vec<Value> = commits
+        .iter()
+        .map(|c| match c {
+            Ok(Ok(v)) => v.clone(),
+            _ => Value::Null,
+        })
+        .collect();
+    let item = serde_json::json!({"idtoken": token, "nodesignatures": sigs,
+        "verifieridentifier": "devnet", "verifier_id": email});
+    let answers = client
+        .call_all(
+            "ShareRequest",
+            serde_json::json!({"encrypted": "yes", "item": [item]}),
+        )
+        .await;
+    let mut out = Vec::new();
+    for (ep, a) in net.endpoints().iter().zip(&answers) {
+        let v = match a {
+            Ok(Ok(v)) => v,
+            other => panic!("node {}: ShareRequest failed: {other:?}", ep.index),
+        };
+        let s = torus_node::client::decrypt_share(&temp, &v["keys"][0]).unwrap();
+        out.push((ep.index, s));
+    }
+    out
+}
+
+/// Whether every k-subset of `shares` reconstructs the same secret.
+pub fn consistent(shares: &[(u32, k256::Scalar)], k: usize) -> bool {
+    let n = shares.len();
+    let mut first: Option<k256::Scalar> = None;
+    for mask in 0u32..(1 << n) {
+        if mask.count_ones() as usize != k {
+            continue;
+        }
+        let sel: Vec<(u32, k256::Scalar)> = (0..n)
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| shares[i])
+            .collect();
+        let s = torus_node::client::lagrange_at_zero(&sel);
+        match first {
+            None => first = Some(s),
+            Some(f) if f != s => return false,
+            _ => {}
+        }
+    }
+    first.is_some()
+}
