@@ -3,7 +3,12 @@
 //!
 //! Every value starts with a 3-byte header: format version (1), suite id
 //! (1 = secp256k1, 2 = BLS12-381) and a type tag. Integers are big-endian;
-//! points use the suite's canonical compressed encoding (identity rejected);
+//! points use the suite's canonical compressed encoding (identity rejected),
+//! except the `…Xy` variants of commitment matrices and public key shares
+//! ([`WireXy`]), which carry uncompressed `x ‖ y` points: twice the bytes, but
+//! decoded without a square root per point (bulk public data on the wire, where
+//! decompression was the largest cost of receiving a dealing). Decoders accept
+//! both forms;
 //! scalars are 32-byte big-endian canonical. Counts are checked against the
 //! remaining input before anything is allocated, so hostile length prefixes
 //! cannot force large allocations.
@@ -34,6 +39,8 @@ enum Tag {
     PointMsg = 3,
     PublicShares = 4,
     KeyShares = 5,
+    CommitmentsXy = 6,
+    PublicSharesXy = 7,
 }
 
 fn suite_id<S: Suite>() -> u8 {
@@ -142,6 +149,11 @@ impl<'a> Reader<'a> {
     }
 
     fn header<S: Suite>(&mut self, tag: Tag) -> Result<()> {
+        self.header_of::<S>(&[tag]).map(|_| ())
+    }
+
+    /// Reads a header whose type tag is one of `tags`; returns it.
+    fn header_of<S: Suite>(&mut self, tags: &[Tag]) -> Result<Tag> {
         let v = self.u8("version")?;
         if v != VERSION {
             return Err(DecodeError::Unsupported {
@@ -159,20 +171,36 @@ impl<'a> Reader<'a> {
             .into());
         }
         let t = self.u8("type tag")?;
-        if t != tag as u8 {
-            return Err(DecodeError::Unsupported {
-                what: "type tag",
-                got: u32::from(t),
-            }
-            .into());
-        }
-        Ok(())
+        tags.iter()
+            .copied()
+            .find(|tag| *tag as u8 == t)
+            .ok_or_else(|| {
+                DecodeError::Unsupported {
+                    what: "type tag",
+                    got: u32::from(t),
+                }
+                .into()
+            })
     }
     fn point<S: Suite>(&mut self) -> Result<Affine<S>> {
         Ok(S::decode_point(self.take(S::POINT_LEN, "point")?)?)
     }
+    fn point_xy<S: Suite>(&mut self) -> Result<Affine<S>> {
+        Ok(S::decode_point_xy(self.take(S::POINT_LEN_XY, "point")?)?)
+    }
+    /// A point in the form `xy` selects.
+    fn point_as<S: Suite>(&mut self, xy: bool) -> Result<Affine<S>> {
+        if xy {
+            self.point_xy::<S>()
+        } else {
+            self.point::<S>()
+        }
+    }
     fn points<S: Suite>(&mut self, n: usize) -> Result<Vec<Affine<S>>> {
         (0..n).map(|_| self.point::<S>()).collect()
+    }
+    fn points_as<S: Suite>(&mut self, n: usize, xy: bool) -> Result<Vec<Affine<S>>> {
+        (0..n).map(|_| self.point_as::<S>(xy)).collect()
     }
     fn scalar<S: Suite>(&mut self) -> Result<Scalar<S>> {
         Ok(S::decode_scalar(self.take(32, "scalar")?)?)
@@ -198,22 +226,65 @@ fn put_points<S: Suite>(out: &mut Vec<u8>, v: &[Affine<S>]) {
     }
 }
 
+fn put_points_xy<S: Suite>(out: &mut Vec<u8>, v: &[Affine<S>]) {
+    for p in v {
+        S::encode_point_xy(p, out);
+    }
+}
+
+/// Types with a second, uncompressed-point encoding (see the module docs). Both
+/// decode through [`Wire::decode`].
+pub trait WireXy: Wire {
+    /// Appends the uncompressed-point encoding.
+    fn encode_xy_into(&self, out: &mut Vec<u8>);
+    /// The uncompressed-point encoding in a fresh vector.
+    fn encode_xy(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.encode_xy_into(&mut v);
+        v
+    }
+}
+
 fn len_u32(n: usize) -> [u8; 4] {
     u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes()
 }
 
-impl<S: Suite> Wire for Commitments<S> {
-    fn encode_into(&self, out: &mut Vec<u8>) {
-        header::<S>(out, Tag::Commitments);
+impl<S: Suite> Commitments<S> {
+    fn encode_with(&self, out: &mut Vec<u8>, xy: bool) {
+        header::<S>(
+            out,
+            if xy {
+                Tag::CommitmentsXy
+            } else {
+                Tag::Commitments
+            },
+        );
         out.extend_from_slice(&u16::try_from(self.k).unwrap_or(u16::MAX).to_be_bytes());
         out.extend_from_slice(&len_u32(self.keys()));
-        put_points::<S>(out, &self.points);
+        if xy {
+            put_points_xy::<S>(out, &self.points);
+        } else {
+            put_points::<S>(out, &self.points);
+        }
+    }
+}
+
+impl<S: Suite> WireXy for Commitments<S> {
+    fn encode_xy_into(&self, out: &mut Vec<u8>) {
+        self.encode_with(out, true);
+    }
+}
+
+impl<S: Suite> Wire for Commitments<S> {
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        self.encode_with(out, false);
     }
     fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
-        r.header::<S>(Tag::Commitments)?;
+        let xy = r.header_of::<S>(&[Tag::Commitments, Tag::CommitmentsXy])? == Tag::CommitmentsXy;
         let k = r.k()?;
-        let keys = r.count("keys", MAX_KEYS, k * k * S::POINT_LEN)?;
-        let points = r.points::<S>(keys * k * k)?;
+        let plen = if xy { S::POINT_LEN_XY } else { S::POINT_LEN };
+        let keys = r.count("keys", MAX_KEYS, k * k * plen)?;
+        let points = r.points_as::<S>(keys * k * k, xy)?;
         Commitments::from_points(0, k, points).map_err(|e| match e {
             Error::IdentityCommitment { .. } => DecodeError::Identity.into(),
             e => e,
@@ -267,28 +338,53 @@ impl<S: Suite> Wire for PointMsg<S> {
     }
 }
 
-impl<S: Suite> Wire for PublicShares<S> {
-    fn encode_into(&self, out: &mut Vec<u8>) {
-        header::<S>(out, Tag::PublicShares);
+impl<S: Suite> PublicShares<S> {
+    fn encode_with(&self, out: &mut Vec<u8>, xy: bool) {
+        header::<S>(
+            out,
+            if xy {
+                Tag::PublicSharesXy
+            } else {
+                Tag::PublicShares
+            },
+        );
         out.extend_from_slice(&self.node.to_be_bytes());
         out.extend_from_slice(&len_u32(self.keys()));
         for ((gs, gshr), p) in self.gs.iter().zip(&self.gshr).zip(&self.proofs) {
-            put_points::<S>(out, &[*gs, *gshr, p.t1, p.t2]);
+            if xy {
+                put_points_xy::<S>(out, &[*gs, *gshr, p.t1, p.t2]);
+            } else {
+                put_points::<S>(out, &[*gs, *gshr, p.t1, p.t2]);
+            }
             put_scalars::<S>(out, &[p.u1, p.u2]);
         }
     }
+}
+
+impl<S: Suite> WireXy for PublicShares<S> {
+    fn encode_xy_into(&self, out: &mut Vec<u8>) {
+        self.encode_with(out, true);
+    }
+}
+
+impl<S: Suite> Wire for PublicShares<S> {
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        self.encode_with(out, false);
+    }
     fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
-        r.header::<S>(Tag::PublicShares)?;
+        let xy =
+            r.header_of::<S>(&[Tag::PublicShares, Tag::PublicSharesXy])? == Tag::PublicSharesXy;
         let node = r.u32("node")?;
-        let keys = r.count("keys", MAX_KEYS, 4 * S::POINT_LEN + 64)?;
+        let plen = if xy { S::POINT_LEN_XY } else { S::POINT_LEN };
+        let keys = r.count("keys", MAX_KEYS, 4 * plen + 64)?;
         let mut gs = Vec::with_capacity(keys);
         let mut gshr = Vec::with_capacity(keys);
         let mut proofs = Vec::with_capacity(keys);
         for _ in 0..keys {
-            gs.push(r.point::<S>()?);
-            gshr.push(r.point::<S>()?);
-            let t1 = r.point::<S>()?;
-            let t2 = r.point::<S>()?;
+            gs.push(r.point_as::<S>(xy)?);
+            gshr.push(r.point_as::<S>(xy)?);
+            let t1 = r.point_as::<S>(xy)?;
+            let t2 = r.point_as::<S>(xy)?;
             let u1 = r.scalar::<S>()?;
             let u2 = r.scalar::<S>()?;
             proofs.push(Proof { t1, t2, u1, u2 });

@@ -20,7 +20,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use torus_engine::avss::{self, Commitments, Dealing, PointMsg, SendRef, Slice};
 use torus_engine::dkg::{self, KeyShares, PublicShares};
-use torus_engine::wire::Wire;
+use torus_engine::wire::{Wire, WireXy};
 use torus_engine::{Bls12381, Engine, Params, Secp256k1, Suite};
 
 type S1 = Secp256k1;
@@ -135,6 +135,34 @@ where
     Ok(bytes)
 }
 
+/// As [`roundtrip`] for the uncompressed-point form of `x`: it decodes (through
+/// the same decoder) to `x`, whose uncompressed re-encoding is the input, only
+/// its own type accepts it, and it differs from the compressed form.
+fn roundtrip_xy<S: Suite, T>(x: &T) -> Result<Vec<u8>, TestCaseError>
+where
+    T: WireXy + PartialEq + core::fmt::Debug,
+{
+    let bytes = x.encode_xy();
+    prop_assert_ne!(&bytes, &x.encode());
+    let back = T::decode(&bytes);
+    prop_assert!(back.is_ok(), "decode failed: {:?}", back.err());
+    let back = back.unwrap();
+    prop_assert_eq!(&back, x);
+    prop_assert_eq!(back.encode_xy(), bytes.clone());
+    let accepted = [
+        Commitments::<S>::decode(&bytes).is_ok(),
+        Slice::<S>::decode(&bytes).is_ok(),
+        PointMsg::<S>::decode(&bytes).is_ok(),
+        PublicShares::<S>::decode(&bytes).is_ok(),
+        KeyShares::<S>::decode(&bytes).is_ok(),
+    ];
+    prop_assert_eq!(accepted.iter().filter(|a| **a).count(), 1);
+    let mut longer = bytes.clone();
+    longer.push(0);
+    prop_assert!(T::decode(&longer).is_err());
+    Ok(bytes)
+}
+
 /// The bytes are refused by every decoder of the other suite `O`.
 fn other_suite_refuses<O: Suite>(bytes: &[u8]) -> Result<(), TestCaseError> {
     prop_assert!(Commitments::<O>::decode(bytes).is_err());
@@ -154,6 +182,8 @@ fn check_dealing_types<S: Suite, O: Suite>(
     let d = one_dealing::<S>(params, dealer, keys, seed);
     prop_assert_eq!(d.dealing.commitments.keys(), keys);
     let b = roundtrip::<S, _>(&d.dealing.commitments)?;
+    other_suite_refuses::<O>(&b)?;
+    let b = roundtrip_xy::<S, _>(&d.dealing.commitments)?;
     other_suite_refuses::<O>(&b)?;
     for s in &d.slices {
         let b = roundtrip::<S, _>(s)?;
@@ -180,6 +210,8 @@ fn check_dkg_types<S: Suite, O: Suite>(
     for p in &public {
         let b = roundtrip::<S, _>(p)?;
         other_suite_refuses::<O>(&b)?;
+        let b = roundtrip_xy::<S, _>(p)?;
+        other_suite_refuses::<O>(&b)?;
     }
     Ok(())
 }
@@ -202,10 +234,23 @@ fn decode_all<S: Suite>(bytes: &[u8]) -> Result<usize, TestCaseError> {
             Err(_) => Ok(0),
         }
     }
-    Ok(one::<Commitments<S>>(bytes)?
+    /// As `one` for types with two canonical forms: the input must be one of them.
+    fn one_xy<T: WireXy>(bytes: &[u8]) -> Result<usize, TestCaseError> {
+        match T::decode(bytes) {
+            Ok(v) => {
+                prop_assert!(
+                    v.encode() == bytes || v.encode_xy() == bytes,
+                    "accepted a non-canonical encoding"
+                );
+                Ok(1)
+            }
+            Err(_) => Ok(0),
+        }
+    }
+    Ok(one_xy::<Commitments<S>>(bytes)?
         + one::<Slice<S>>(bytes)?
         + one::<PointMsg<S>>(bytes)?
-        + one::<PublicShares<S>>(bytes)?
+        + one_xy::<PublicShares<S>>(bytes)?
         + one::<KeyShares<S>>(bytes)?)
 }
 
@@ -218,11 +263,13 @@ fn corpus<S: Suite>(cell: &'static OnceLock<Vec<Vec<u8>>>) -> &'static [Vec<u8>]
             let seed = [u8::try_from(n * 16 + k).unwrap(); 32];
             let d = one_dealing::<S>(params, n, keys, seed);
             out.push(d.dealing.commitments.encode());
+            out.push(d.dealing.commitments.encode_xy());
             out.extend(d.slices.iter().take(2).map(Wire::encode));
             out.extend(d.echoes.iter().take(2).map(Wire::encode));
             let (shares, public) = dkg_outputs::<S>(params, keys, seed);
             out.extend(shares.iter().take(2).map(Wire::encode));
             out.extend(public.iter().take(2).map(Wire::encode));
+            out.extend(public.iter().take(2).map(WireXy::encode_xy));
         }
         out
     })

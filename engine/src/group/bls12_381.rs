@@ -87,6 +87,37 @@ impl Suite for Bls12381 {
         Ok(p)
     }
 
+    const POINT_LEN_XY: usize = 96;
+
+    fn encode_point_xy(a: &G1Affine, out: &mut Vec<u8>) {
+        if Self::is_identity(a) {
+            out.extend_from_slice(&[0u8; 96]);
+            return;
+        }
+        out.extend_from_slice(&a.to_uncompressed());
+    }
+
+    fn decode_point_xy(bytes: &[u8]) -> Result<G1Affine, DecodeError> {
+        let arr: &[u8; 96] = bytes.try_into().map_err(|_| DecodeError::Length {
+            what: "bls12-381 point (x, y)",
+            expected: 96,
+            got: bytes.len(),
+        })?;
+        if arr.iter().all(|b| *b == 0) {
+            return Err(DecodeError::Identity);
+        }
+        // from_uncompressed checks the curve equation and the subgroup.
+        let p = Option::<G1Affine>::from(G1Affine::from_uncompressed(arr))
+            .ok_or(DecodeError::NotOnCurve)?;
+        if Self::is_identity(&p) {
+            return Err(DecodeError::Identity);
+        }
+        if &p.to_uncompressed() != arr {
+            return Err(DecodeError::NonCanonical("bls12-381 point (x, y)"));
+        }
+        Ok(p)
+    }
+
     fn x_bytes_minimal(a: &G1Affine) -> Vec<u8> {
         let x = a.x().to_bytes_be();
         let first = x.iter().position(|b| *b != 0).unwrap_or(x.len());

@@ -71,6 +71,16 @@ pub trait Suite: Copy + Clone + Debug + Default + PartialEq + Eq + Send + Sync +
     /// Decodes a canonical compressed point; rejects the identity, non-canonical
     /// field elements, points off the curve (and, for BLS12-381, outside the subgroup).
     fn decode_point(bytes: &[u8]) -> Result<Self::Affine, DecodeError>;
+    /// Length of the uncompressed `x ‖ y` encoding (no tag byte).
+    const POINT_LEN_XY: usize;
+    /// Uncompressed encoding `x ‖ y` (big-endian coordinates); appends
+    /// [`Suite::POINT_LEN_XY`] bytes, all zero for the identity. Twice the size of
+    /// [`Suite::encode_point`] but decoded without a square root: for bulk public
+    /// data on the wire (commitment matrices), where decoding dominates.
+    fn encode_point_xy(a: &Self::Affine, out: &mut Vec<u8>);
+    /// Decodes [`Suite::encode_point_xy`]; rejects the identity, coordinates out of
+    /// range, points off the curve (and, for BLS12-381, outside the subgroup).
+    fn decode_point_xy(bytes: &[u8]) -> Result<Self::Affine, DecodeError>;
     /// x-coordinate as minimal big-endian bytes (Go's `big.Int.Bytes()`), used by the
     /// NIZKP challenge hash of the spec.
     fn x_bytes_minimal(a: &Self::Affine) -> Vec<u8>;

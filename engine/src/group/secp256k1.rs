@@ -129,6 +129,46 @@ impl Suite for Secp256k1 {
         Ok(Affine::new_unchecked(x, y))
     }
 
+    const POINT_LEN_XY: usize = 64;
+
+    fn encode_point_xy(a: &Affine, out: &mut Vec<u8>) {
+        if a.infinity {
+            out.extend_from_slice(&[0u8; 64]);
+            return;
+        }
+        out.extend_from_slice(&a.x.to_bytes());
+        out.extend_from_slice(&a.y.to_bytes());
+    }
+
+    fn decode_point_xy(bytes: &[u8]) -> Result<Affine, DecodeError> {
+        let (xb, yb) = match bytes {
+            b if b.len() == 64 => b.split_at(32),
+            _ => {
+                return Err(DecodeError::Length {
+                    what: "secp256k1 point (x, y)",
+                    expected: 64,
+                    got: bytes.len(),
+                })
+            }
+        };
+        if bytes.iter().all(|b| *b == 0) {
+            return Err(DecodeError::Identity);
+        }
+        let coord = |b: &[u8]| -> Result<Fe, DecodeError> {
+            let a: [u8; 32] = b
+                .try_into()
+                .map_err(|_| DecodeError::NonCanonical("secp256k1 coordinate"))?;
+            Fe::from_bytes(&a).ok_or(DecodeError::NonCanonical("secp256k1 coordinate >= p"))
+        };
+        let (x, y) = (coord(xb)?, coord(yb)?);
+        // y^2 = x^3 + 7 (the curve has no point with y = 0, so this also excludes
+        // small-order points; secp256k1 has cofactor 1).
+        if y.square().normalize() != curve_rhs(&x).normalize() {
+            return Err(DecodeError::NotOnCurve);
+        }
+        Ok(Affine::new_unchecked(x, y))
+    }
+
     fn x_bytes_minimal(a: &Affine) -> Vec<u8> {
         let x = a.x_bytes();
         let first = x.iter().position(|b| *b != 0).unwrap_or(x.len());
@@ -215,5 +255,46 @@ mod tests {
         assert_eq!(x.to_bytes(), Secp256k1::H_X);
         assert_eq!(y.to_bytes(), Secp256k1::H_Y);
         assert_eq!(h, Affine::new_unchecked(x, y));
+    }
+
+    /// The uncompressed form agrees with the compressed one, and refuses the
+    /// identity, a coordinate >= p, the negated-y twin with a wrong sign flipped
+    /// into x, and a point off the curve.
+    #[test]
+    fn xy_encoding_checks_the_curve() {
+        let pts = [
+            Affine::from_projective(&ProjectivePoint::GENERATOR),
+            Secp256k1::h_affine(),
+            Affine::from_projective(&(ProjectivePoint::GENERATOR * Scalar::from(12345u64))),
+        ];
+        for p in pts {
+            let mut xy = Vec::new();
+            Secp256k1::encode_point_xy(&p, &mut xy);
+            assert_eq!(xy.len(), Secp256k1::POINT_LEN_XY);
+            assert_eq!(Secp256k1::decode_point_xy(&xy), Ok(p));
+            let mut c = Vec::new();
+            Secp256k1::encode_point(&p, &mut c);
+            assert_eq!(Secp256k1::decode_point(&c), Ok(p));
+            assert_eq!(&c[1..], &xy[..32]);
+            // -P has the same x and passes too; a changed y does not.
+            let mut neg = Vec::new();
+            Secp256k1::encode_point_xy(&p.neg(), &mut neg);
+            assert_eq!(Secp256k1::decode_point_xy(&neg), Ok(p.neg()));
+            let mut bad = xy.clone();
+            bad[63] ^= 1;
+            assert_eq!(Secp256k1::decode_point_xy(&bad), Err(DecodeError::NotOnCurve));
+            // A coordinate >= p is refused before the curve check.
+            let mut big = xy.clone();
+            big[32..].copy_from_slice(&[0xff; 32]);
+            assert!(matches!(
+                Secp256k1::decode_point_xy(&big),
+                Err(DecodeError::NonCanonical(_))
+            ));
+            assert!(Secp256k1::decode_point_xy(&xy[..63]).is_err());
+        }
+        assert_eq!(
+            Secp256k1::decode_point_xy(&[0u8; 64]),
+            Err(DecodeError::Identity)
+        );
     }
 }
