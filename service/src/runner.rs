@@ -307,7 +307,35 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
                 peers.push(format!("{addr}/p2p/{id}"));
             }
         }
+        // Start height 1 once the node-to-node network reached every peer (both
+        // networks dial at the same moment), or after 3 s whatever happened.
+        let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);
+        {
+            let client = client.clone();
+            let others = genesis.nodes.iter().filter(|n| n.index != me).count();
+            tokio::spawn(async move {
+                let t0 = std::time::Instant::now();
+                loop {
+                    let up = client.connected().await.len();
+                    if up >= others {
+                        tokio::time::sleep(Duration::from_millis(150)).await;
+                        break;
+                    }
+                    if t0.elapsed() >= Duration::from_secs(3) {
+                        tracing::info!(
+                            up,
+                            of = others,
+                            "starting consensus before every peer connected"
+                        );
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                let _ = gate_tx.send(true);
+            });
+        }
         let bcfg = BftConfig {
+            start_gate: Some(gate_rx),
             listen,
             peers,
             home: cfg.data_dir.join("bft"),

@@ -137,6 +137,16 @@ impl Driver {
     ) -> Result<(), BftError> {
         match msg {
             AppMsg::ConsensusReady { reply } => {
+                if let Some(mut gate) = self.cfg.start_gate.take() {
+                    let waited = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        gate.wait_for(|open| *open),
+                    )
+                    .await;
+                    if !matches!(waited, Ok(Ok(_))) {
+                        tracing::warn!("start gate did not open: starting consensus anyway");
+                    }
+                }
                 let head = self.node.store.head()?;
                 self.height = Height(head.height + 1);
                 self.vs = self.current_set()?;

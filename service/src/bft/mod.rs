@@ -147,6 +147,11 @@ pub struct BftConfig {
     /// then dials every persistent peer again: malachite 0.5 with discovery off
     /// does not redial a peer whose connection dropped). Zero disables it.
     pub stall_restart: Duration,
+    /// When set, the first height starts only once this turns true (the runner
+    /// sets it when the node-to-node network reached every peer, or after a few
+    /// seconds): the first proposer of a network started all at once otherwise
+    /// proposes to nobody and height 1 costs a whole round of timeouts.
+    pub start_gate: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Default for BftConfig {
@@ -168,6 +173,7 @@ impl Default for BftConfig {
             sync_request_timeout: Duration::from_secs(5),
             gossipsub: false,
             stall_restart: Duration::from_secs(15),
+            start_gate: None,
         }
     }
 }
