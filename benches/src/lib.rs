@@ -3,6 +3,7 @@
 
 pub mod baselines;
 pub mod calibrate;
+pub mod devnet;
 pub mod msm;
 pub mod node;
 pub mod rpc;

@@ -101,6 +101,31 @@ enum Cmd {
         #[arg(long, default_value_t = 1.0)]
         batch_seconds: f64,
     },
+    /// A fresh network of `torus-node` processes on loopback filling its key buffer:
+    /// wall time and keys/s (needs `cargo build --release -p torus-node` first).
+    Devnet {
+        /// Committee size.
+        #[arg(long, default_value_t = 5)]
+        nodes: u32,
+        /// Keys to generate.
+        #[arg(long, default_value_t = 10_000)]
+        keys: u64,
+        /// Keys per batch (default: the nodes' hardware profile).
+        #[arg(long)]
+        batch_keys: Option<u32>,
+        /// Hardware profile for the nodes.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// The node binary (default: torus-node beside this executable).
+        #[arg(long)]
+        node_binary: Option<PathBuf>,
+        /// Keep the network here instead of a temporary directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// The node's commit + share path on loopback: requests/s and p50/p99 at node 1 of an
     /// in-process 5-node cluster, open-loop load at a fixed rate.
     Rpc {
@@ -186,6 +211,35 @@ fn main() -> Result<()> {
                 }
             );
             Ok(())
+        }
+        Cmd::Devnet {
+            nodes,
+            keys,
+            batch_keys,
+            profile,
+            node_binary,
+            data_dir,
+            json,
+        } => {
+            let node_binary = match node_binary {
+                Some(p) => p,
+                None => torus_bench::devnet::default_node_binary()?,
+            };
+            eprintln!(
+                "torus-bench devnet: {nodes} nodes, {keys} keys, {}",
+                node_binary.display()
+            );
+            let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
+            let out = rt.block_on(torus_bench::devnet::run(torus_bench::devnet::DevnetBench {
+                nodes,
+                keys,
+                batch_keys,
+                hw_profile: profile,
+                node_binary,
+                data_dir,
+            }))?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            write_json(json, &out)
         }
         Cmd::Rpc {
             rate,

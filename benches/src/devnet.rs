@@ -1,0 +1,148 @@
+//! `torus-bench devnet`: wall time for a fresh network of real node processes
+//! on loopback to fill its key buffer (the main job, `torus-node devnet`, under
+//! measurement).
+//!
+//! The run starts the nodes from an empty directory (keys, genesis, ports as
+//! the devnet command makes them), samples every node's `/bftStatus` until
+//! every node reports the requested number of created keys, then logs a user
+//! in to check the keys serve, and collects node 1's key generation phase
+//! timings from its metrics. `wall_s` counts from before the first process
+//! starts to the moment the last node reports the full buffer.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use torus_node::devnet::{Devnet, DevnetOptions};
+
+/// Settings of one run.
+#[derive(Clone, Debug)]
+pub struct DevnetBench {
+    /// Committee size.
+    pub nodes: u32,
+    /// Keys to generate.
+    pub keys: u64,
+    /// Keys per batch (None: the nodes' hardware profile).
+    pub batch_keys: Option<u32>,
+    /// Hardware profile for the nodes.
+    pub hw_profile: Option<PathBuf>,
+    /// The `torus-node` binary.
+    pub node_binary: PathBuf,
+    /// Keep the network's directory here (default: a temporary one, removed).
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The `torus-node` binary beside this executable (`target/release/torus-node`
+/// for `cargo run --release -p torus-bench`).
+pub fn default_node_binary() -> Result<PathBuf> {
+    let me = std::env::current_exe().context("locating torus-bench")?;
+    let dir = me.parent().context("torus-bench has no directory")?;
+    Ok(dir.join("torus-node"))
+}
+
+fn phase_sums(metrics: &str) -> Value {
+    let mut out = serde_json::Map::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("torus_keygen_phase_seconds_sum{phase=\"") else {
+            continue;
+        };
+        let Some((phase, v)) = rest.split_once("\"} ") else {
+            continue;
+        };
+        if let Ok(x) = v.trim().parse::<f64>() {
+            out.insert(phase.to_string(), json!(x));
+        }
+    }
+    Value::Object(out)
+}
+
+/// Runs the benchmark.
+pub async fn run(b: DevnetBench) -> Result<Value> {
+    if !b.node_binary.exists() {
+        bail!(
+            "{} not found: build the node first (`cargo build --release -p torus-node`) or pass --node-binary",
+            b.node_binary.display()
+        );
+    }
+    let tmp = tempfile::tempdir().context("temporary directory")?;
+    let dir = b
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    if dir.join("devnet-layout.toml").exists() {
+        bail!(
+            "{} already holds a devnet: the benchmark needs a fresh one",
+            dir.display()
+        );
+    }
+    let mut opts = DevnetOptions::new(b.nodes, b.keys, &dir, &b.node_binary);
+    opts.batch_keys = b.batch_keys;
+    opts.hw_profile = b.hw_profile.clone();
+    let load_before = load_average();
+    let t0 = Instant::now();
+    let mut net = Devnet::start(opts).await.context("starting the devnet")?;
+    let mut first_key: Option<f64> = None;
+    let mut samples: Vec<(f64, u64)> = Vec::new();
+    let waited = net
+        .wait_for_keys(b.keys, Duration::from_secs(1800), |m| {
+            let t = t0.elapsed().as_secs_f64();
+            if m > 0 && first_key.is_none() {
+                first_key = Some(t);
+            }
+            if samples.last().map(|s| s.1) != Some(m) {
+                samples.push((t, m));
+                eprintln!("  {t:7.2} s  {m} keys");
+            }
+        })
+        .await;
+    let wall = t0.elapsed().as_secs_f64();
+    if let Err(e) = waited {
+        net.shutdown();
+        bail!("the devnet did not fill its buffer: {e}");
+    }
+    let status = net.status(1).await;
+    let metrics = reqwest::get(format!(
+        "http://127.0.0.1:{}/metrics",
+        net.layout.nodes.first().map(|p| p.rpc).unwrap_or(0)
+    ))
+    .await
+    .context("node 1 metrics")?
+    .text()
+    .await
+    .context("node 1 metrics")?;
+    let login = torus_node::devnet::login(&net.write_manifest()?, "devnet", "bench@example.com")
+        .await
+        .context("logging in against the filled network")?;
+    net.shutdown();
+    let first = first_key.unwrap_or(wall);
+    let out = json!({
+        "bench": "devnet",
+        "nodes": net.layout.n,
+        "k": net.layout.k,
+        "t": net.layout.t,
+        "keys": b.keys,
+        "batch_keys": b.batch_keys,
+        "wall_s": wall,
+        "keys_per_s": b.keys as f64 / wall,
+        "first_keys_s": first,
+        "after_first_keys_per_s": if wall > first { (b.keys as f64 - samples.first().map_or(0.0, |s| s.1 as f64)) / (wall - first) } else { 0.0 },
+        "height": status.map(|s| s.height),
+        "node1_phase_seconds": phase_sums(&metrics),
+        "progress": samples.iter().map(|(t, k)| json!([t, k])).collect::<Vec<_>>(),
+        "login_address": login.address,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+    });
+    Ok(out)
+}
+
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
