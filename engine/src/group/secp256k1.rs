@@ -282,7 +282,10 @@ mod tests {
             assert_eq!(Secp256k1::decode_point_xy(&neg), Ok(p.neg()));
             let mut bad = xy.clone();
             bad[63] ^= 1;
-            assert_eq!(Secp256k1::decode_point_xy(&bad), Err(DecodeError::NotOnCurve));
+            assert_eq!(
+                Secp256k1::decode_point_xy(&bad),
+                Err(DecodeError::NotOnCurve)
+            );
             // A coordinate >= p is refused before the curve check.
             let mut big = xy.clone();
             big[32..].copy_from_slice(&[0xff; 32]);
