@@ -123,7 +123,7 @@ pub fn deal_with_coefficients<S: Suite>(
 ) -> Result<Dealing<S>> {
     params.check_index(dealer)?;
     let kk = params.ku() * params.ku();
-    if f.len() % kk != 0 || fp.len() != f.len() {
+    if !f.len().is_multiple_of(kk) || fp.len() != f.len() {
         return Err(Error::LengthMismatch {
             what: "coefficient matrices",
             expected: f.len() - f.len() % kk,

@@ -35,7 +35,7 @@ impl<S: Suite> Commitments<S> {
     /// Builds from `keys * k * k` points; rejects other lengths and identity entries.
     pub fn from_points(dealer: u32, k: usize, points: Vec<Affine<S>>) -> Result<Self> {
         let kk = k * k;
-        if k == 0 || points.len() % kk != 0 {
+        if k == 0 || !points.len().is_multiple_of(kk) {
             return Err(Error::MalformedSharing {
                 dealer,
                 reason: format!(
@@ -124,7 +124,7 @@ impl<S: Suite> Slice<S> {
                 });
             }
         }
-        if k == 0 || len % k != 0 {
+        if k == 0 || !len.is_multiple_of(k) {
             return Err(Error::LengthMismatch {
                 what: "slice length (multiple of k)",
                 expected: k,
