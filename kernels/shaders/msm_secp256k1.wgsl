@@ -9,11 +9,33 @@
 //   scan_add        one thread per bucket: global offsets, scatter cursors.
 //   scatter         one thread per point: its index (sign in bit 31) into the
 //                   list of every bucket it falls in (a counting sort).
-//   accumulate      one thread per bucket: sum of its points (Jacobian += affine).
-//   reduce_segments one thread per segment of seg_len buckets of a window: the
-//                   segment's weighted sum and plain sum by running sums.
-//   reduce_windows  one thread per window: sum_b (b + 1) B_b from the segments.
+//   accumulate      one thread per tile of lv.fan consecutive sorted entries: the
+//                   sum of each run of one bucket in the tile (Jacobian += affine).
+//                   A run with entries of other buckets on both sides in the tile
+//                   is a whole bucket and goes to its slot; the tile's first and
+//                   last runs may go on in the neighbouring tiles and become the
+//                   tile's two keyed partial sums (head, tail).
+//   merge_partials  the same reduction by key over groups of lv.fan partial sums,
+//                   repeated until one group holds them all (lv.flags & FINAL: every
+//                   run is then a whole bucket). Each level shrinks the partials
+//                   by lv.fan / 2.
+//   reduce_buckets  one thread per group of lv.fan consecutive buckets of a window:
+//                   the weighted sum W' = sum_j (j + 1) B_j and plain sum R' = sum_j B_j.
+//   reduce_pairs    the same over groups of lv.fan consecutive (W, R) items, each
+//                   standing for L = 2^lv.shift buckets: W' = sum_j (W_j + j L R_j),
+//                   R' = sum_j R_j; repeated until one item per window is left,
+//                   its W being sum_b (b + 1) B_b.
 // The host combines the window sums (Horner, c doublings per window).
+//
+// Bounded work per invocation. No invocation loops over a data-dependent number
+// of points: a bucket may hold every point of the chunk (all scalars equal, or the
+// top window of full-width scalars, whose digit is mostly the carry), so buckets
+// are summed in tiles and merged in levels, and windows are reduced in levels, each
+// invocation doing at most about 64 point additions. Besides keeping GPU threads
+// short, this is needed for correctness on Mesa's llvmpipe, which silently ends a
+// loop after 65535 iterations counted over ALL loops of one invocation (and of
+// the SIMD lanes it runs with): a bucket of 640 points, or a window of 256
+// segments, came out as garbage there.
 //
 // Signed digits: window w of scalar k has bits v = k[w c .. w c + c) and carry-in
 // t = bit w c - 1; its digit is v + t - 2^c [v >= 2^(c-1)], in [-2^(c-1), 2^(c-1)],
@@ -24,13 +46,18 @@
 //   scalars  8 little-endian limbs per scalar.
 //   idx      counts[tb] | offsets[tb] | cursors[tb] | block sums[nblk].
 //   sorted   point references (index | sign << 31), grouped by bucket.
-//   acc      Jacobian points, 24 words each: buckets[tb] | segments[2 nw nseg] | windows[nw].
+//   keys     bucket of each partial sum (NONE: no partial), two regions used in turn.
+//   acc      Jacobian points, 24 words each: buckets[tb] (cleared to the identity
+//            by the host) | partial sums (two regions used in turn) | the W and R
+//            items of every reduce level, the last level's W being the windows[nw].
 
 const WG: u32 = 64u;
 const SCAN_BLOCK: u32 = 64u;
 const SCAN_WG: u32 = 256u;
 const NEG: u32 = 0x80000000u;
 const NONE: u32 = 0xffffffffu;
+// Level flag of accumulate and merge_partials: the last level.
+const FINAL: u32 = 1u;
 
 struct Params {
     n: u32,        // points in this chunk
@@ -39,12 +66,27 @@ struct Params {
     nb: u32,       // buckets per window, 2^(c-1)
     tb: u32,       // nw * nb
     nblk: u32,     // ceil(tb / SCAN_BLOCK)
-    seg_len: u32,  // buckets per reduction segment (a power of two)
-    nseg: u32,     // nb / seg_len
-    seg_off: u32,  // first segment slot in acc (in points)
-    win_off: u32,  // first window slot in acc (in points)
     limbs: u32,    // 8: limb loop bound read at run time on software adapters
-    _pad1: u32,
+    _pad: u32,
+}
+
+// One dispatch of accumulate, merge_partials or reduce_* (bound at a dynamic
+// offset; slots are Jacobian points of acc, keys index the keys buffer). Storage,
+// not uniform: llvmpipe re-specializes a shader whenever the uniform values its
+// branches and loops depend on change, about 100 ms per dispatch here.
+struct Level {
+    src: u32,     // merge: first input partial; reduce: first W_j (or B_j)
+    src2: u32,    // merge: first input key; reduce: first R_j
+    dst: u32,     // accumulate, merge: first output partial; reduce: first W'
+    dst2: u32,    // accumulate, merge: first output key; reduce: first R'
+    count: u32,   // merge: input partials; reduce: items per window
+    fan: u32,     // input items per invocation
+    groups: u32,  // invocations (reduce: per window)
+    flags: u32,   // accumulate, merge: FINAL
+    shift: u32,   // reduce: log2 of the buckets one input item stands for
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -53,6 +95,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> sorted: array<u32>;
 @group(0) @binding(4) var<storage, read_write> idx: array<atomic<u32>>;
 @group(0) @binding(5) var<storage, read_write> acc: array<u32>;
+@group(0) @binding(6) var<storage, read_write> keys: array<u32>;
+@group(0) @binding(7) var<storage, read> lv: Level;
 
 var<workgroup> scan_tmp: array<u32, 256>;
 
@@ -209,19 +253,88 @@ fn scatter(@builtin(global_invocation_id) gid: vec3<u32>,
     }
 }
 
+
+// The bucket that sorted entry pos (< the entry count) belongs to: the last one
+// whose offset is <= pos (empty buckets share the offset of the next one).
+fn bucket_of(pos: u32) -> u32 {
+    let tb = params.tb;
+    var lo = 0u;
+    var hi = tb;
+    while (hi - lo > 1u) {
+        let mid = (lo + hi) / 2u;
+        if (atomicLoad(&idx[tb + mid]) <= pos) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+// One past the last sorted entry of bucket b.
+fn bucket_end(b: u32) -> u32 {
+    return atomicLoad(&idx[params.tb + b]) + atomicLoad(&idx[b]);
+}
+
+// A run of bucket b summing to s, the first and/or last run of group g or
+// neither. A run with other keys on both sides is the whole bucket, and so is any
+// run of the final level: into the bucket's slot. Otherwise the first run is the
+// group's head partial, the last its tail (the identity when the group has one run).
+fn emit_run(g: u32, b: u32, s: Jac, first: bool, last: bool) {
+    if ((lv.flags & FINAL) != 0u || (!first && !last)) {
+        store_jac(b, s);
+        return;
+    }
+    let h = 2u * g;
+    if (first) {
+        keys[lv.dst2 + h] = b;
+        store_jac(lv.dst + h, s);
+        if (last) {
+            keys[lv.dst2 + h + 1u] = b;
+            store_jac(lv.dst + h + 1u, jac_identity());
+        }
+    } else {
+        keys[lv.dst2 + h + 1u] = b;
+        store_jac(lv.dst + h + 1u, s);
+    }
+}
+
+// Group g has no entries (it lies past the end): no partials. Such groups only
+// follow every group with entries, so NONE keys end the next level's input.
+fn emit_none(g: u32) {
+    if ((lv.flags & FINAL) == 0u) {
+        keys[lv.dst2 + 2u * g] = NONE;
+        keys[lv.dst2 + 2u * g + 1u] = NONE;
+    }
+}
+
 @compute @workgroup_size(64)
 fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>,
               @builtin(num_workgroups) nwg: vec3<u32>) {
-    let b = flat_index(gid, nwg);
-    let tb = params.tb;
-    if (b >= tb) {
+    let g = flat_index(gid, nwg);
+    if (g >= lv.groups) {
         return;
     }
-    let start = atomicLoad(&idx[tb + b]);
-    let cnt = atomicLoad(&idx[b]);
+    let total = bucket_end(params.tb - 1u);
+    let lo = g * lv.fan;
+    let hi = min(lo + lv.fan, total);
+    if (lo >= hi) {
+        emit_none(g);
+        return;
+    }
+    var b = bucket_of(lo);
+    var end = bucket_end(b);
     var a = jac_identity();
-    for (var j = 0u; j < cnt; j++) {
-        let e = sorted[start + j];
+    var first = true;
+    for (var pos = lo; pos < hi; pos++) {
+        if (pos >= end) {
+            emit_run(g, b, a, first, false);
+            first = false;
+            b = bucket_of(pos);
+            end = bucket_end(b);
+            a = jac_identity();
+        }
+        let e = sorted[pos];
         let i = e & ~NEG;
         var x: Fp;
         var y: Fp;
@@ -234,51 +347,91 @@ fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>,
         }
         a = jac_add_affine(a, x, y);
     }
-    store_jac(b, a);
+    emit_run(g, b, a, first, true);
 }
 
 @compute @workgroup_size(64)
-fn reduce_segments(@builtin(global_invocation_id) gid: vec3<u32>,
-                   @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = flat_index(gid, nwg);
-    if (idx >= params.nw * params.nseg) {
-        return;
-    }
-    let w = idx / params.nseg;
-    let s = idx % params.nseg;
-    let base = w * params.nb + s * params.seg_len;
-    var running = jac_identity();
-    var sum = jac_identity();
-    for (var j = params.seg_len; j > 0u; j--) {
-        running = jac_add(running, load_jac(base + j - 1u));
-        sum = jac_add(sum, running);
-    }
-    store_jac(params.seg_off + 2u * idx, sum);
-    store_jac(params.seg_off + 2u * idx + 1u, running);
-}
-
-@compute @workgroup_size(64)
-fn reduce_windows(@builtin(global_invocation_id) gid: vec3<u32>,
+fn merge_partials(@builtin(global_invocation_id) gid: vec3<u32>,
                   @builtin(num_workgroups) nwg: vec3<u32>) {
-    let w = flat_index(gid, nwg);
-    if (w >= params.nw) {
+    let g = flat_index(gid, nwg);
+    if (g >= lv.groups) {
         return;
     }
-    let first = params.seg_off + 2u * w * params.nseg;
+    let lo = g * lv.fan;
+    let hi = min(lo + lv.fan, lv.count);
+    var b = NONE;
+    var a = jac_identity();
+    var first = true;
+    for (var j = lo; j < hi; j++) {
+        let k = keys[lv.src2 + j];
+        if (k == NONE) {
+            break;
+        }
+        if (k != b) {
+            if (b != NONE) {
+                emit_run(g, b, a, first, false);
+                first = false;
+            }
+            b = k;
+            a = jac_identity();
+        }
+        a = jac_add(a, load_jac(lv.src + j));
+    }
+    if (b == NONE) {
+        emit_none(g);
+    } else {
+        emit_run(g, b, a, first, true);
+    }
+}
+
+// Items base .. base + lv.fan of window t / lv.groups (reduce_buckets, reduce_pairs).
+fn reduce_base(t: u32) -> u32 {
+    return (t / lv.groups) * lv.count + (t % lv.groups) * lv.fan;
+}
+
+@compute @workgroup_size(64)
+fn reduce_buckets(@builtin(global_invocation_id) gid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = flat_index(gid, nwg);
+    if (t >= params.nw * lv.groups) {
+        return;
+    }
+    let base = reduce_base(t);
+    // Running sums from the top: weighted = sum_j (j + 1) B_j.
+    var running = jac_identity();
+    var weighted = jac_identity();
+    for (var j = lv.fan; j > 0u; j--) {
+        running = jac_add(running, load_jac(lv.src + base + j - 1u));
+        weighted = jac_add(weighted, running);
+    }
+    store_jac(lv.dst + t, weighted);
+    store_jac(lv.dst2 + t, running);
+}
+
+@compute @workgroup_size(64)
+fn reduce_pairs(@builtin(global_invocation_id) gid: vec3<u32>,
+                @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = flat_index(gid, nwg);
+    if (t >= params.nw * lv.groups) {
+        return;
+    }
+    let base = reduce_base(t);
+    // total = sum_j W_j; running sums from the top: weighted = sum_j j R_j.
     var total = jac_identity();
     var running = jac_identity();
     var weighted = jac_identity();
-    for (var s = params.nseg; s > 0u; s--) {
-        let slot = first + 2u * (s - 1u);
-        total = jac_add(total, load_jac(slot));
-        if (s > 1u) {
-            running = jac_add(running, load_jac(slot + 1u));
+    for (var j = lv.fan; j > 0u; j--) {
+        let i = base + j - 1u;
+        total = jac_add(total, load_jac(lv.src + i));
+        running = jac_add(running, load_jac(lv.src2 + i));
+        if (j > 1u) {
             weighted = jac_add(weighted, running);
         }
     }
-    // sum_s (W_s + s L R_s): multiply the weighted sum by L = seg_len.
-    for (var l = 1u; l < params.seg_len; l = l * 2u) {
+    // W' = total + L weighted, L = 2^shift.
+    for (var k = 0u; k < lv.shift; k++) {
         weighted = jac_double(weighted);
     }
-    store_jac(params.win_off + w, jac_add(total, weighted));
+    store_jac(lv.dst + t, jac_add(total, weighted));
+    store_jac(lv.dst2 + t, running);
 }

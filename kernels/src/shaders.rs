@@ -43,28 +43,51 @@ pub const POINT_WORDS: usize = 2 * SECP256K1_LIMBS;
 /// 32-bit words per Jacobian point in the `acc` buffer (x, y, z).
 pub const JAC_WORDS: usize = 3 * SECP256K1_LIMBS;
 
-/// MSM entry points, in dispatch order.
-pub const MSM_ENTRY_POINTS: [&str; 8] = [
+/// MSM entry points, in dispatch order (`merge_partials` and `reduce_pairs` run
+/// once per level, or not at all).
+pub const MSM_ENTRY_POINTS: [&str; 9] = [
     "count_digits",
     "scan_local",
     "scan_blocks",
     "scan_add",
     "scatter",
     "accumulate",
-    "reduce_segments",
-    "reduce_windows",
+    "merge_partials",
+    "reduce_buckets",
+    "reduce_pairs",
 ];
 
-/// Bindings of the MSM module (group 0): `(binding, name, read_only)`; binding 0
-/// is the `Params` uniform.
-pub const MSM_BINDINGS: [(u32, &str, bool); 6] = [
-    (0, "params", true),
-    (1, "points", true),
-    (2, "scalars", true),
-    (3, "sorted", false),
-    (4, "idx", false),
-    (5, "acc", false),
+/// How a binding of the MSM module is declared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingKind {
+    /// A uniform buffer bound once per chunk.
+    Uniform,
+    /// A read-only storage buffer bound at a different dynamic offset per
+    /// dispatch (not a uniform: llvmpipe re-specializes a shader for every new
+    /// set of uniform values its branches and loop bounds depend on, which cost
+    /// about 100 ms per dispatch of these kernels).
+    DynamicStorage,
+    /// A storage buffer.
+    Storage {
+        /// Whether the shader only reads it.
+        read_only: bool,
+    },
+}
+
+/// Bindings of the MSM module (group 0): `(binding, name, kind)`.
+pub const MSM_BINDINGS: [(u32, &str, BindingKind); 8] = [
+    (0, "params", BindingKind::Uniform),
+    (1, "points", BindingKind::Storage { read_only: true }),
+    (2, "scalars", BindingKind::Storage { read_only: true }),
+    (3, "sorted", BindingKind::Storage { read_only: false }),
+    (4, "idx", BindingKind::Storage { read_only: false }),
+    (5, "acc", BindingKind::Storage { read_only: false }),
+    (6, "keys", BindingKind::Storage { read_only: false }),
+    (7, "lv", BindingKind::DynamicStorage),
 ];
+
+/// 32-bit words of the per-dispatch `Level` parameters of the MSM module.
+pub const LEVEL_WORDS: usize = 12;
 
 /// How the limb loops (`nl()`, `nlq()` in the field code) are compiled.
 ///

@@ -10,7 +10,7 @@ use torus_engine::backend::secp256k1::pippenger;
 use torus_engine::backend::secp256k1::point::Affine;
 use torus_engine::profile::HwProfile;
 use torus_engine::{naive, Engine, MsmRoute, Secp256k1};
-use torus_kernels::{engine_from_profile, BackendChoice};
+use torus_kernels::{engine_from_profile, BackendChoice, GpuMsm};
 
 /// Checks the GPU against the CPU Pippenger, and against the naive sum when small.
 fn check(label: &str, points: &[Affine], scalars: &[Scalar]) {
@@ -147,6 +147,99 @@ fn chunking_and_fixed_windows() {
     }
     // The shared instance agrees too.
     assert_eq!(g.vartime_msm(&p, &s).expect("msm"), want);
+}
+
+/// Checks `GpuMsm::vartime_msm_tuned` (fixed window, chunk cap) against the CPU
+/// Pippenger, encodings included.
+fn check_tuned(
+    g: &GpuMsm,
+    label: &str,
+    points: &[Affine],
+    scalars: &[Scalar],
+    window: Option<usize>,
+    max_chunk: usize,
+) {
+    let got = g
+        .vartime_msm_tuned(points, scalars, window, max_chunk)
+        .unwrap_or_else(|e| panic!("{label}: gpu msm: {e}"));
+    let cpu = pippenger::vartime_msm_par(points, scalars);
+    assert_eq!(
+        Affine::from_projective(&got),
+        Affine::from_projective(&cpu),
+        "{label}: gpu != cpu pippenger (n = {}, window {window:?}, chunk {max_chunk})",
+        points.len()
+    );
+}
+
+/// Regression: with 256-bit scalars the top window's digit is mostly the carry, so
+/// one bucket holds about half the points (windows 8, 11 and 12 cover 264 bits).
+/// Summed by one thread, such a bucket of 640+ points came back off the curve on
+/// llvmpipe, which ends loops after 65535 iterations per invocation.
+#[test]
+fn full_width_scalars_at_2048_and_4096_points_with_windows_8_11_12() {
+    let Some(g) = gpu() else { return };
+    let mut r = rng(8);
+    let p = random_points(4096, &mut r);
+    let s = random_scalars(4096, &mut r);
+    for n in [2048usize, 4096] {
+        for c in [8usize, 11, 12] {
+            check_tuned(
+                g,
+                &format!("n={n} c={c}"),
+                &p[..n],
+                &s[..n],
+                Some(c),
+                usize::MAX,
+            );
+        }
+    }
+}
+
+/// Regression: every point in one bucket (all scalars equal), far more points
+/// than one invocation sums, whole and in chunks.
+#[test]
+fn one_bucket_holding_many_points() {
+    let Some(g) = gpu() else { return };
+    let mut r = rng(9);
+    let p = random_points(1500, &mut r);
+    let ones = vec![Scalar::ONE; 1500];
+    check_tuned(g, "all ones", &p, &ones, None, usize::MAX);
+    check_tuned(g, "all ones c=8", &p, &ones, Some(8), usize::MAX);
+    check_tuned(g, "all ones in chunks", &p, &ones, Some(8), 700);
+    // One bucket per window holding every point.
+    let s = vec![Scalar::random(&mut r); 1200];
+    check_tuned(g, "all equal", &p[..1200], &s, None, usize::MAX);
+    // One point many times: the bucket sum doubles along the way.
+    check_tuned(
+        g,
+        "repeated P",
+        &vec![p[0]; 1100],
+        &ones[..1100],
+        None,
+        usize::MAX,
+    );
+}
+
+/// Regression: q - 1 puts every point into the same bucket of every window.
+#[test]
+fn all_scalars_q_minus_one() {
+    let Some(g) = gpu() else { return };
+    let mut r = rng(10);
+    let p = random_points(2048, &mut r);
+    let s = vec![-Scalar::ONE; 2048];
+    check_tuned(g, "q-1", &p, &s, None, usize::MAX);
+    check_tuned(g, "q-1 c=8", &p, &s, Some(8), usize::MAX);
+}
+
+/// Regression: windows of 14 bits have 8192 buckets; reducing their 256 segments
+/// in one invocation also ran past llvmpipe's loop limit.
+#[test]
+fn wide_windows_reduce_in_levels() {
+    let Some(g) = gpu() else { return };
+    let mut r = rng(11);
+    let p = random_points(64, &mut r);
+    let s = random_scalars(64, &mut r);
+    check_tuned(g, "c=14", &p, &s, Some(14), usize::MAX);
 }
 
 #[test]
