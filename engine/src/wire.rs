@@ -226,9 +226,23 @@ fn put_points<S: Suite>(out: &mut Vec<u8>, v: &[Affine<S>]) {
     }
 }
 
-fn put_points_xy<S: Suite>(out: &mut Vec<u8>, v: &[Affine<S>]) {
+/// Points in the form `xy` selects (the writer's side of `Reader::points_as`).
+fn put_points_as<S: Suite>(out: &mut Vec<u8>, v: &[Affine<S>], xy: bool) {
     for p in v {
-        S::encode_point_xy(p, out);
+        if xy {
+            S::encode_point_xy(p, out);
+        } else {
+            S::encode_point(p, out);
+        }
+    }
+}
+
+/// Encoded length of one point in the form `xy` selects.
+fn point_len<S: Suite>(xy: bool) -> usize {
+    if xy {
+        S::POINT_LEN_XY
+    } else {
+        S::POINT_LEN
     }
 }
 
@@ -261,11 +275,7 @@ impl<S: Suite> Commitments<S> {
         );
         out.extend_from_slice(&u16::try_from(self.k).unwrap_or(u16::MAX).to_be_bytes());
         out.extend_from_slice(&len_u32(self.keys()));
-        if xy {
-            put_points_xy::<S>(out, &self.points);
-        } else {
-            put_points::<S>(out, &self.points);
-        }
+        put_points_as::<S>(out, &self.points, xy);
     }
 }
 
@@ -282,7 +292,7 @@ impl<S: Suite> Wire for Commitments<S> {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
         let xy = r.header_of::<S>(&[Tag::Commitments, Tag::CommitmentsXy])? == Tag::CommitmentsXy;
         let k = r.k()?;
-        let plen = if xy { S::POINT_LEN_XY } else { S::POINT_LEN };
+        let plen = point_len::<S>(xy);
         let keys = r.count("keys", MAX_KEYS, k * k * plen)?;
         let points = r.points_as::<S>(keys * k * k, xy)?;
         Commitments::from_points(0, k, points).map_err(|e| match e {
@@ -351,11 +361,7 @@ impl<S: Suite> PublicShares<S> {
         out.extend_from_slice(&self.node.to_be_bytes());
         out.extend_from_slice(&len_u32(self.keys()));
         for ((gs, gshr), p) in self.gs.iter().zip(&self.gshr).zip(&self.proofs) {
-            if xy {
-                put_points_xy::<S>(out, &[*gs, *gshr, p.t1, p.t2]);
-            } else {
-                put_points::<S>(out, &[*gs, *gshr, p.t1, p.t2]);
-            }
+            put_points_as::<S>(out, &[*gs, *gshr, p.t1, p.t2], xy);
             put_scalars::<S>(out, &[p.u1, p.u2]);
         }
     }
@@ -375,7 +381,7 @@ impl<S: Suite> Wire for PublicShares<S> {
         let xy =
             r.header_of::<S>(&[Tag::PublicShares, Tag::PublicSharesXy])? == Tag::PublicSharesXy;
         let node = r.u32("node")?;
-        let plen = if xy { S::POINT_LEN_XY } else { S::POINT_LEN };
+        let plen = point_len::<S>(xy);
         let keys = r.count("keys", MAX_KEYS, 4 * plen + 64)?;
         let mut gs = Vec::with_capacity(keys);
         let mut gshr = Vec::with_capacity(keys);
