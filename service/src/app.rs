@@ -747,6 +747,8 @@ impl App {
                 "public keys already decided",
             ));
         }
+        let pkey = proposal_key(h);
+        let stored = st.get(&pkey)?.is_some();
         if !list.is_empty() {
             if list.len() != batch.count as usize || keys_hash(list) != *h {
                 return Ok(TxOutcome::err(
@@ -756,8 +758,7 @@ impl App {
             }
             // A list already stored under this hash was checked when it arrived
             // (each key decompressed: ~10 us, so 2,000 keys per vote add up).
-            let known = st.get(&proposal_key(h))?.is_some();
-            if !known && list.iter().any(|k| NodePub::from_sec1(k).is_err()) {
+            if !stored && list.iter().any(|k| NodePub::from_sec1(k).is_err()) {
                 return Ok(TxOutcome::err(
                     TxCode::Invalid,
                     "invalid public key in batch",
@@ -767,8 +768,7 @@ impl App {
         let Some(count) = vote(st, VOTE_PUBKEYS, &batch_round(batch), signer, h)? else {
             return Ok(TxOutcome::err(TxCode::Duplicate, "already voted"));
         };
-        let pkey = proposal_key(h);
-        if !list.is_empty() && st.get(&pkey)?.is_none() {
+        if !list.is_empty() && !stored {
             st.put(pkey.clone(), records::encode_keys(list));
         }
         if count < u64::from(cur.k) {

@@ -166,17 +166,22 @@ async fn load_genesis(
     crate::config::Genesis::load(&cfg.genesis).map_err(|e| RunError::Node(e.into()))
 }
 
+/// Binds a TCP listener, naming the address in the error.
+async fn bind(addr: &str) -> Result<tokio::net::TcpListener, RunError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|err| RunError::Listen {
+            addr: addr.to_string(),
+            err,
+        })
+}
+
 /// As [`start`], for an already opened node state.
 pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
     let cfg = node.config.clone();
     let mut tasks: JoinSet<Result<(), String>> = JoinSet::new();
     let me = node.index().ok();
-    let rpc = tokio::net::TcpListener::bind(&cfg.rpc.listen)
-        .await
-        .map_err(|err| RunError::Listen {
-            addr: cfg.rpc.listen.clone(),
-            err,
-        })?;
+    let rpc = bind(&cfg.rpc.listen).await?;
     tracing::info!(listen = %cfg.rpc.listen, "client JSON-RPC listening");
     {
         let node = node.clone();
@@ -187,12 +192,7 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
         });
     }
     if !cfg.grpc.listen.is_empty() {
-        let l = tokio::net::TcpListener::bind(&cfg.grpc.listen)
-            .await
-            .map_err(|err| RunError::Listen {
-                addr: cfg.grpc.listen.clone(),
-                err,
-            })?;
+        let l = bind(&cfg.grpc.listen).await?;
         tracing::info!(listen = %cfg.grpc.listen, "operator gRPC listening");
         let node = node.clone();
         tasks.spawn(async move {
