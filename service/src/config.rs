@@ -34,7 +34,7 @@
 //! jwks_url = "https://www.googleapis.com/oauth2/v3/certs"
 //! audience = "client-id"
 //! verifier_id_claim = "email"
-//! max_token_age_s = 3600
+//! max_token_age_s = 600             # optional: largest token age (now - iat); default 600
 //! ```
 
 use std::net::SocketAddr;

@@ -26,10 +26,10 @@ use crate::hexfmt::{checksum_address, eth_address, hex_min, hex_u64, keccak256, 
 use crate::jrpc::{self, msg, CommitParams, RpcError, ShareItem, UserParams};
 use crate::metrics::{MethodLabels, RpcLabels};
 use crate::node::{unix_s, NodeError, NodeState};
-use crate::records::{KeyRecord, TokenCommitment};
-use crate::store::TokenInsert;
+use crate::records::{KeyRecord, TokenCommitment, TokenUse};
+use crate::store::{TokenInsert, TokenUseBinding};
 use crate::tx::TxBody;
-use crate::verifier::token_is_canonical;
+use crate::verifier::{token_is_canonical, Verified};
 
 /// Shared state of the RPC server.
 #[derive(Clone)]
@@ -503,6 +503,7 @@ fn commitment(st: &RpcState, p: &Map<String, Value>) -> Result<Value, RpcError> 
         data,
         sig,
         revealed_s: 0,
+        seq: 0, // assigned by the store
     };
     let (data, sig) = match st
         .node
@@ -681,6 +682,14 @@ async fn share_request(st: &RpcState, p: &Map<String, Value>) -> Result<Value, R
         };
         let temp = k256::PublicKey::from_sec1_bytes(&[&[4u8][..], &tx[..], &ty[..]].concat())
             .map_err(|_| RpcError::params_internal("invalid temporary public key"))?;
+        guard_single_reveal(
+            st,
+            &verifier,
+            &signed.commitment,
+            stored.as_ref(),
+            &verified,
+            (tx, ty),
+        )?;
         let rec = {
             let u = UserParams {
                 verifier: verifier.clone(),
@@ -733,6 +742,61 @@ async fn share_request(st: &RpcState, p: &Map<String, Value>) -> Result<Value, R
         return Err(RpcError::internal(msg::NO_SHARE));
     }
     Ok(json!({"keys": keys.into_values().collect::<Vec<_>>()}))
+}
+
+/// One signed token, one reveal. A token is what its issuer signed (`verified.token_id`), not
+/// its bytes: an ES256 signature `(r, s)` also verifies as `(r, n - s)`, so whoever sees a
+/// revealed token can re-encode it, commit the new bytes under their own temporary key and ask
+/// for shares again. Two rules stop that, before any share is encrypted:
+/// - of the encodings of one token, only the one this node saw committed first may be revealed
+///   here (an honest client commits before it reveals; a thief can only commit after);
+/// - the first reveal binds the token to its commitment and temporary key; any other reveal of
+///   the same token is refused (a retry with the same commitment and key is answered).
+fn guard_single_reveal(
+    st: &RpcState,
+    verifier: &str,
+    commitment: &str,
+    stored: Option<&TokenCommitment>,
+    verified: &Verified,
+    (temp_x, temp_y): ([u8; 32], [u8; 32]),
+) -> Result<(), RpcError> {
+    for other in &verified.other_encodings {
+        let Some(o) = st
+            .node
+            .store
+            .token(verifier, &hex::encode(other))
+            .map_err(storage_err)?
+        else {
+            continue;
+        };
+        if !stored.is_some_and(|s| s.seq < o.seq) {
+            return Err(RpcError::params_internal(format!(
+                "{}: another encoding of this token was committed first",
+                msg::DUPLICATE_TOKEN
+            )));
+        }
+    }
+    let commitment = parse_hex32(commitment).ok_or_else(|| {
+        RpcError::params_internal("Not enough valid signatures on the same data: bad commitment")
+    })?;
+    let use_ = TokenUse {
+        commitment,
+        temp_x,
+        temp_y,
+        expires_s: verified.expires_s,
+    };
+    match st
+        .node
+        .store
+        .bind_token_use(verifier, &verified.token_id, &use_)
+        .map_err(storage_err)?
+    {
+        TokenUseBinding::Bound | TokenUseBinding::Same => Ok(()),
+        TokenUseBinding::Conflict(_) => Err(RpcError::params_internal(format!(
+            "{}: this token was already revealed under another commitment or temporary key",
+            msg::DUPLICATE_TOKEN
+        ))),
+    }
 }
 
 fn key_lookup(st: &RpcState, p: &Map<String, Value>) -> Result<Value, RpcError> {

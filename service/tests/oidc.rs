@@ -270,7 +270,7 @@ async fn expired_token_refused() {
     // exp <= now - leeway is expired; within the 60 s leeway it is not.
     let at_leeway = iss.mint(&claims(now - 7200).exp(Some(now - 60)));
     refused(&v, &at_leeway, EMAIL, now, VerifyError::Expired).await;
-    let within = iss.mint(&claims(now - 7200).exp(Some(now - 59)));
+    let within = iss.mint(&claims(now - 300).exp(Some(now - 59)));
     ok(&v, &within, EMAIL, now).await;
     let no_exp = iss.mint(&claims(now).exp(None));
     refused(
@@ -597,9 +597,17 @@ async fn max_token_age_enforced() {
     refused(&v, &old, EMAIL, now, VerifyError::TokenTooOld).await;
     let fresh = iss.mint(&claims(now - 60));
     ok(&v, &fresh, EMAIL, now).await;
-    // Without max_token_age_s an old but unexpired token is fine.
-    let lax = verifiers_for(&iss, None, options());
-    ok(&lax, &old, EMAIL, now).await;
+    // Without max_token_age_s the default applies: an unexpired token older than it is refused.
+    let default = verifiers_for(&iss, None, options());
+    ok(&default, &old, EMAIL, now).await;
+    let max = torus_node::verifier::DEFAULT_MAX_TOKEN_AGE_S;
+    let stale = iss.mint(&claims(now - max - 1));
+    refused(&default, &stale, EMAIL, now, VerifyError::TokenTooOld).await;
+    let at_default = iss.mint(&claims(now - max));
+    ok(&default, &at_default, EMAIL, now).await;
+    // An operator may allow older tokens explicitly.
+    let lax = verifiers_for(&iss, Some(3 * max), options());
+    ok(&lax, &stale, EMAIL, now).await;
 }
 
 #[tokio::test]

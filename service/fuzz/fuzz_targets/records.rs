@@ -1,5 +1,5 @@
 //! Every LMDB record decoder. The first byte selects the decoder (as in
-//! `records::decode_any`: tag % 10), the rest is the stored value.
+//! `records::decode_any`: tag % 11), the rest is the stored value.
 //!
 //! The record codecs are canonical: fixed-width big-endian integers, exact flags (0/1),
 //! length-prefixed strings/lists with the exact length, and no trailing bytes. So for
@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use torus_node::records::{
     decode_any, decode_batch_id, decode_epoch, decode_keys, decode_u64, encode_batch_id,
     encode_epoch, encode_keys, encode_u64,
-    BatchRecord, Counters, Head, KeyRecord, ShareRecord, TokenCommitment,
+    BatchRecord, Counters, Head, KeyRecord, ShareRecord, TokenCommitment, TokenUse,
 };
 
 /// Checks `decode(b) == Ok(x) ⇒ encode(x) == b ∧ decode(encode(x)) == x`, and that
@@ -35,7 +35,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((&tag, b)) = data.split_first() else {
         return;
     };
-    let ok = match tag % 10 {
+    let ok = match tag % 11 {
+        10 => round_trip!(b, TokenUse::decode, TokenUse::encode),
         0 => round_trip!(b, Counters::decode, Counters::encode),
         1 => round_trip!(b, BatchRecord::decode, BatchRecord::encode),
         2 => round_trip!(b, KeyRecord::decode, KeyRecord::encode),

@@ -69,7 +69,11 @@ impl PublicKey {
         use sha2::Digest as _;
         match self {
             PublicKey::Rsa(key) => {
-                if signature.len() != key.size() {
+                // One encoding per signature value: exactly the modulus' length, and below the
+                // modulus (RFC 8017 8.2.2 step 2a), so `s + n` cannot pass as another token.
+                if signature.len() != key.size()
+                    || rsa::BigUint::from_bytes_be(signature) >= *key.n()
+                {
                     return false;
                 }
                 let digest = sha2::Sha256::digest(message);
@@ -79,6 +83,26 @@ impl PublicKey {
                 // JWS ES256: raw r ‖ s (64 bytes) over SHA-256 of the message.
                 signature.len() == 64
                     && tables.verify_prehash(&sha2::Sha256::digest(message), signature)
+            }
+        }
+    }
+}
+
+impl PublicKey {
+    /// The other byte string that verifies like `signature` (which verified) over the same
+    /// message, if the algorithm has one: for ES256 `(r, n - s)` for `(r, s)` (ECDSA signatures
+    /// are malleable). RS256 has none: [`PublicKey::verify`] takes one encoding per value.
+    pub(crate) fn other_signature(&self, signature: &[u8]) -> Option<[u8; 64]> {
+        match self {
+            PublicKey::Rsa(_) => None,
+            PublicKey::P256 { .. } => {
+                let sig = p256::ecdsa::Signature::from_slice(signature).ok()?;
+                let (r, s) = sig.split_scalars();
+                let other =
+                    p256::ecdsa::Signature::from_scalars(r.to_bytes(), (-*s).to_bytes()).ok()?;
+                let mut out = [0u8; 64];
+                out.copy_from_slice(&other.to_bytes());
+                Some(out)
             }
         }
     }
@@ -520,6 +544,67 @@ mod tests {
             big_r[..32].fill(0xff);
             assert!(!check(msg.as_bytes(), &big_r));
             assert!(!key.verify(msg.as_bytes(), &raw[..63]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod one_encoding_per_signature {
+    use super::*;
+    use crate::verifier::DevKey;
+
+    fn only_key(dev: &DevKey) -> PublicKey {
+        let doc = serde_json::json!({ "keys": [dev.jwk()] }).to_string();
+        let set = KeySet::parse(doc.as_bytes(), None).unwrap_or_default();
+        match set.keys.into_iter().next() {
+            Some(k) => k.key,
+            None => panic!("the key set has no usable key"),
+        }
+    }
+
+    #[test]
+    fn an_rs256_signature_plus_the_modulus_does_not_verify() {
+        let dev = DevKey::rs256().unwrap_or_else(|e| panic!("{e}"));
+        let key = only_key(&dev);
+        let PublicKey::Rsa(rsa_key) = &key else {
+            panic!("not an RSA key")
+        };
+        for i in 0..16u32 {
+            let msg = format!("header.payload{i}");
+            let sig = dev.sign_bytes(msg.as_bytes());
+            assert!(key.verify(msg.as_bytes(), &sig));
+            assert_eq!(key.other_signature(&sig), None);
+            // s + n, when it still fits the modulus' length, is another byte string for the same
+            // signature value: refused.
+            let alt = rsa::BigUint::from_bytes_be(&sig) + rsa_key.n();
+            let alt = alt.to_bytes_be();
+            if alt.len() == sig.len() {
+                assert!(!key.verify(msg.as_bytes(), &alt));
+            }
+            // A leading zero byte (one byte longer) is refused too.
+            let mut longer = vec![0u8];
+            longer.extend_from_slice(&sig);
+            assert!(!key.verify(msg.as_bytes(), &longer));
+        }
+    }
+
+    #[test]
+    fn an_es256_signature_names_its_one_other_encoding() {
+        let dev = DevKey::es256();
+        let key = only_key(&dev);
+        for i in 0..16u32 {
+            let msg = format!("header.payload{i}");
+            let sig = dev.sign_bytes(msg.as_bytes());
+            let other = key
+                .other_signature(&sig)
+                .unwrap_or_else(|| panic!("no other encoding"));
+            assert_ne!(other.as_slice(), sig.as_slice());
+            // Both verify (ECDSA is malleable), and each names the other.
+            assert!(key.verify(msg.as_bytes(), &other));
+            assert_eq!(
+                key.other_signature(&other).map(|o| o.to_vec()),
+                Some(sig.clone())
+            );
         }
     }
 }

@@ -29,6 +29,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use self::oidc::OidcVerifier;
+use crate::hexfmt::keccak256;
 
 /// The token the `test` verifier accepts (spec section 4).
 pub const TEST_VERIFIER_TOKEN: &str = "blublu";
@@ -78,7 +79,8 @@ pub struct VerifierConfig {
     /// item's `verifier_id`; for the claim `email` the comparison ignores case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verifier_id_claim: Option<String>,
-    /// OIDC: when set, tokens issued (`iat`) more than this many seconds ago are refused.
+    /// OIDC: tokens issued (`iat`) more than this many seconds ago are refused; unset means
+    /// [`DEFAULT_MAX_TOKEN_AGE_S`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_token_age_s: Option<u64>,
 }
@@ -292,7 +294,24 @@ pub struct Verified {
     /// The verifier id the key lookup uses: for `oidc` the item's `verifier_id` exactly as sent
     /// (it matched the token's claim), for `test` the item's `id` (or `verifier_id`).
     pub verifier_id: String,
+    /// What identifies the token: keccak-256 of what the issuer signed (the JWS signing input
+    /// `header.payload`) for `oidc`, of the token itself for `test`. Every encoding of one signed
+    /// token has the same id, so "this token was used" is recorded under it, never under the
+    /// token's bytes (an ECDSA signature `(r, s)` also verifies as `(r, n - s)`).
+    pub token_id: [u8; 32],
+    /// keccak-256 of every *other* byte string that verifies as this same signed token (for
+    /// ES256 the token with `(r, n - s)`; none for RS256, whose signature encoding is unique, and
+    /// for `test`). A node compares their commitments with the presented one's, so that only the
+    /// encoding committed first can ever be revealed.
+    pub other_encodings: Vec<[u8; 32]>,
+    /// Unix seconds after which the token is refused anyway (`exp` plus the leeway): a record of
+    /// its use need not be kept longer.
+    pub expires_s: u64,
 }
+
+/// Default largest token age (`now - iat`) for an `oidc` verifier that sets no
+/// `max_token_age_s`: a login uses its id token within minutes of the sign-in.
+pub const DEFAULT_MAX_TOKEN_AGE_S: u64 = 600;
 
 impl Verifiers {
     /// Builds the verifiers with default [`VerifierOptions`]. Every configuration is validated
@@ -379,13 +398,19 @@ impl Verifiers {
                 }
                 Ok(Verified {
                     verifier_id: verifier_id.to_owned(),
+                    token_id: keccak256(token.as_bytes()),
+                    other_encodings: Vec::new(),
+                    expires_s: u64::MAX,
                 })
             }
             Verifier::Oidc(oidc) => {
                 let verifier_id = string_field(item, "verifier_id")?;
-                oidc.verify(token, verifier_id, now_unix_s).await?;
+                let facts = oidc.verify(token, verifier_id, now_unix_s).await?;
                 Ok(Verified {
                     verifier_id: verifier_id.to_owned(),
+                    token_id: facts.token_id,
+                    other_encodings: facts.other_encodings,
+                    expires_s: facts.expires_s,
                 })
             }
         }

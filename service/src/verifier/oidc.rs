@@ -13,14 +13,22 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use super::jwks::{Alg, JwksCache, Lookup};
-use super::{VerifierConfig, VerifierOptions, VerifyError};
+use super::{VerifierConfig, VerifierOptions, VerifyError, DEFAULT_MAX_TOKEN_AGE_S};
+use crate::hexfmt::keccak256;
+
+/// What a verified token is, beyond "valid": see [`super::Verified`].
+pub(crate) struct TokenFacts {
+    pub(crate) token_id: [u8; 32],
+    pub(crate) other_encodings: Vec<[u8; 32]>,
+    pub(crate) expires_s: u64,
+}
 
 pub(crate) struct OidcVerifier {
     name: String,
     issuer: String,
     audience: String,
     verifier_id_claim: String,
-    max_token_age_s: Option<u64>,
+    max_token_age_s: u64,
     exp_leeway_s: u64,
     iat_skew_s: u64,
     jwks: JwksCache,
@@ -97,7 +105,7 @@ impl OidcVerifier {
             issuer: config.issuer.clone().unwrap_or_default(),
             audience: config.audience.clone().unwrap_or_default(),
             verifier_id_claim: config.verifier_id_claim.clone().unwrap_or_default(),
-            max_token_age_s: config.max_token_age_s,
+            max_token_age_s: config.max_token_age_s.unwrap_or(DEFAULT_MAX_TOKEN_AGE_S),
             exp_leeway_s: options.exp_leeway_s,
             iat_skew_s: options.iat_skew_s,
             jwks: JwksCache::new(url, client, options),
@@ -110,7 +118,7 @@ impl OidcVerifier {
         token: &str,
         verifier_id: &str,
         now: u64,
-    ) -> Result<(), VerifyError> {
+    ) -> Result<TokenFacts, VerifyError> {
         let result = self.verify_inner(token, verifier_id, now).await;
         if let Err(e) = &result {
             tracing::debug!(verifier = %self.name, code = e.code(), error = %e, "id token refused");
@@ -123,7 +131,7 @@ impl OidcVerifier {
         token: &str,
         verifier_id: &str,
         now: u64,
-    ) -> Result<(), VerifyError> {
+    ) -> Result<TokenFacts, VerifyError> {
         let mut parts = token.split('.');
         let (Some(header_b64), Some(payload_b64), Some(sig_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -195,7 +203,25 @@ impl OidcVerifier {
             "the payload is not base64url",
             "the payload is not a JSON object",
         )?;
-        self.check_claims(&claims, verifier_id, now)
+        let exp = self.check_claims(&claims, verifier_id, now)?;
+        // The token is what the issuer signed; the signature's other valid encoding (ES256 only)
+        // is named so that a node can tell which of the two was committed first.
+        let other_encodings = key
+            .other_signature(&signature)
+            .map(|alt| {
+                let mut t = Vec::with_capacity(token.len());
+                t.extend_from_slice(signed);
+                t.push(b'.');
+                t.extend_from_slice(URL_SAFE_NO_PAD.encode(alt).as_bytes());
+                keccak256(&t)
+            })
+            .into_iter()
+            .collect();
+        Ok(TokenFacts {
+            token_id: keccak256(signed),
+            other_encodings,
+            expires_s: exp.saturating_add(self.exp_leeway_s),
+        })
     }
 
     fn check_claims(
@@ -203,7 +229,7 @@ impl OidcVerifier {
         claims: &Map<String, Value>,
         verifier_id: &str,
         now: u64,
-    ) -> Result<(), VerifyError> {
+    ) -> Result<u64, VerifyError> {
         match claims.get("iss") {
             None => return Err(VerifyError::MissingClaim { claim: "iss" }),
             Some(Value::String(iss)) if *iss == self.issuer => {}
@@ -235,10 +261,8 @@ impl OidcVerifier {
         if iat > now.saturating_add(self.iat_skew_s) {
             return Err(VerifyError::IssuedInFuture);
         }
-        if let Some(max_age) = self.max_token_age_s {
-            if now.saturating_sub(iat) > max_age {
-                return Err(VerifyError::TokenTooOld);
-            }
+        if now.saturating_sub(iat) > self.max_token_age_s {
+            return Err(VerifyError::TokenTooOld);
         }
         let claim = match claims.get(&self.verifier_id_claim) {
             Some(Value::String(v)) if !v.is_empty() => v,
@@ -267,6 +291,6 @@ impl OidcVerifier {
         if !matches {
             return Err(VerifyError::VerifierIdMismatch);
         }
-        Ok(())
+        Ok(exp)
     }
 }

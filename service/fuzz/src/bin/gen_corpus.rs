@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use torus_node::p2p::{Message, PointsMsg, SendMsg};
 use torus_node::records::{
     encode_batch_id, encode_epoch, encode_keys, encode_u64, BatchRecord, Counters, Head,
-    KeyRecord, ShareRecord, TokenCommitment,
+    KeyRecord, ShareRecord, TokenCommitment, TokenUse,
 };
 use torus_node::tx::{BatchId, DealHeader, SignedTx, TxBody};
 use torus_node_fuzz::{committee, honest_txs, node_key, user_pubkey, GENESIS_EPOCH};
@@ -29,7 +29,7 @@ fn tagged(tag: u8, b: Vec<u8>) -> Vec<u8> {
 fn main() -> std::io::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
 
-    // --- records: tag byte (records::decode_any's tag % 10) then the stored value.
+    // --- records: tag byte (records::decode_any's tag % 11) then the stored value.
     let dir = root.join("records");
     let batch = BatchId {
         epoch: 1,
@@ -103,6 +103,18 @@ fn main() -> std::io::Result<()> {
                 data: "mug00\u{1c}abcd\u{1c}google".into(),
                 sig: [3; 65],
                 revealed_s: 0,
+                seq: 1,
+            }
+            .encode(),
+        ),
+        (
+            "token-use",
+            10,
+            TokenUse {
+                commitment: [4; 32],
+                temp_x: [1; 32],
+                temp_y: [2; 32],
+                expires_s: 1_700_000_600,
             }
             .encode(),
         ),
