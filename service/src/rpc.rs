@@ -788,7 +788,7 @@ fn guard_single_reveal(
     match st
         .node
         .store
-        .bind_token_use(verifier, &verified.token_id, &use_)
+        .bind_token_use(&verified.token_id, &use_)
         .map_err(storage_err)?
     {
         TokenUseBinding::Bound | TokenUseBinding::Same => Ok(()),
