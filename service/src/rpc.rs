@@ -769,7 +769,7 @@ fn guard_single_reveal(
         else {
             continue;
         };
-        if !stored.is_some_and(|s| s.seq < o.seq) {
+        if stored.is_none_or(|s| s.seq >= o.seq) {
             return Err(RpcError::params_internal(format!(
                 "{}: another encoding of this token was committed first",
                 msg::DUPLICATE_TOKEN
