@@ -305,8 +305,22 @@ async fn wrong_audience_refused() {
     refused(&v, &wrong, EMAIL, now, VerifyError::WrongAudience).await;
     let wrong_array = iss.mint(&claims(now).aud(json!(["a", "b"])));
     refused(&v, &wrong_array, EMAIL, now, VerifyError::WrongAudience).await;
-    let array = iss.mint(&claims(now).aud(json!(["other", AUD])));
+    // Several audiences: the token must name us as its authorized party.
+    let array = iss.mint(
+        &claims(now)
+            .aud(json!(["other", AUD]))
+            .claim("azp", json!(AUD)),
+    );
     ok(&v, &array, EMAIL, now).await;
+    let array_no_azp = iss.mint(&claims(now).aud(json!(["other", AUD])));
+    refused(
+        &v,
+        &array_no_azp,
+        EMAIL,
+        now,
+        VerifyError::WrongAuthorizedParty,
+    )
+    .await;
     let missing = iss.mint(&claims(now).aud(Value::Null));
     refused(
         &v,
