@@ -24,9 +24,9 @@ use malachitebft_app_channel::app::types::{PeerId, ProposedValue, SignedConsensu
 use malachitebft_sync::{ValueRequest, ValueResponse};
 
 use super::context::{
-    Address, Block, Height, Proposal, ProposalInit, ProposalPart, TorusContext, ValueId, Vote,
+    Address, Block, Height, Proposal, ProposalInit, ProposalPart, Signature, TorusContext, ValueId,
+    Vote,
 };
-use super::signing::{put_nil_or_val, put_round, vote_type_byte, Signature};
 use crate::codec::{CodecError, Reader, Writer};
 
 /// Version byte that starts every record.
@@ -81,6 +81,29 @@ fn open<'a>(bytes: &'a [u8], kind: u8, what: &'static str) -> Result<Reader<'a>,
 fn finish<T>(r: Reader<'_>, v: T) -> Result<T, CodecError> {
     r.end()?;
     Ok(v)
+}
+
+// ---- field writers (shared with `signing`, whose digests cover the same bytes) ----
+
+pub(crate) fn put_round(w: &mut Writer, r: Round) {
+    match r.as_u32() {
+        None => w.u8(0),
+        Some(v) => w.u8(1).u32(v),
+    };
+}
+
+pub(crate) fn put_nil_or_val(w: &mut Writer, v: &NilOrVal<ValueId>) {
+    match v {
+        NilOrVal::Nil => w.u8(0),
+        NilOrVal::Val(id) => w.u8(1).raw(&id.0),
+    };
+}
+
+pub(crate) fn vote_type_byte(t: VoteType) -> u8 {
+    match t {
+        VoteType::Prevote => 0,
+        VoteType::Precommit => 1,
+    }
 }
 
 // ---- field readers ----
