@@ -30,11 +30,11 @@ use crate::config::{
     RpcConfig,
 };
 use crate::crypto::{NodeKey, NodePub};
-use crate::devcluster::{DEV_AUDIENCE, DEV_VERIFIER};
 use crate::hexfmt::hex_min;
 use crate::keygen::KeygenConfig;
 use crate::verifier::{
-    DevClaims, DevIssuer, DevIssuerOptions, DevKey, VerifierConfig, VerifierKind,
+    DevClaims, DevIssuer, DevIssuerOptions, DevKey, VerifierConfig, VerifierKind, DEV_AUDIENCE,
+    DEV_VERIFIER,
 };
 
 /// The nodes' default log filter: our own info logs, malachite's warnings (its

@@ -26,7 +26,7 @@ use crate::hexfmt::{checksum_address, eth_address, hex_min, hex_u64, keccak256, 
 use crate::jrpc::{self, msg, CommitParams, RpcError, ShareItem, UserParams};
 use crate::metrics::{MethodLabels, RpcLabels};
 use crate::node::{unix_s, NodeError, NodeState};
-use crate::records::{KeyRecord, TokenCommitment, TokenUse};
+use crate::store::records::{KeyRecord, TokenCommitment, TokenUse};
 use crate::store::{TokenInsert, TokenUseBinding};
 use crate::tx::TxBody;
 use crate::verifier::{token_is_canonical, Verified};
@@ -78,7 +78,7 @@ pub fn router(node: Arc<NodeState>) -> Router {
 
 fn router_with(node: Arc<NodeState>, sig_keys: Arc<SignerTables>) -> Router {
     let auth = node
-        .config
+        .config()
         .rpc
         .key_assign_auth_pubkey
         .as_deref()
@@ -107,7 +107,7 @@ fn router_with(node: Arc<NodeState>, sig_keys: Arc<SignerTables>) -> Router {
 /// Serves the router on `listener` until the future is dropped.
 /// Also flushes token commitments to disk every [`crate::store::SYNC_INTERVAL`].
 pub async fn serve(node: Arc<NodeState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    let store = node.store.clone();
+    let store = node.store().clone();
     // Build the committee's signature tables off the request path (a few
     // milliseconds per key); requests that come first build what they need.
     let sig_keys = Arc::new(SignerTables::default());
@@ -145,7 +145,7 @@ async fn metrics_handler(State(st): State<RpcState>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        st.node.metrics.encode(),
+        st.node.metrics().encode(),
     )
         .into_response()
 }
@@ -173,8 +173,8 @@ async fn bft_status(
 }
 
 fn status_json(node: &NodeState, at: Option<u64>) -> Result<Value, String> {
-    let h = node.store.head().map_err(|e| e.to_string())?;
-    let snap = node.store.snapshot().map_err(|e| e.to_string())?;
+    let h = node.store().head().map_err(|e| e.to_string())?;
+    let snap = node.store().snapshot().map_err(|e| e.to_string())?;
     let c = app::counters(&snap).map_err(|e| e.to_string())?;
     let epoch = app::current_epoch(&snap).map_err(|e| e.to_string())?;
     let open = app::open_batch(&snap)
@@ -211,12 +211,12 @@ fn status_json(node: &NodeState, at: Option<u64>) -> Result<Value, String> {
         "keys_free": c.last_created - c.last_unassigned,
         "keys_opened": c.next_batch_start,
         "open_batch": open,
-        "shares": node.store.share_count().map_err(|e| e.to_string())?,
+        "shares": node.store().share_count().map_err(|e| e.to_string())?,
         "blamed": blamed,
         "batches": batches,
     });
     if let Some(at) = at {
-        v["app_hash_at"] = match node.store.app_hash_at(at).map_err(|e| e.to_string())? {
+        v["app_hash_at"] = match node.store().app_hash_at(at).map_err(|e| e.to_string())? {
             Some(a) => Value::from(hex::encode(a)),
             None => Value::Null,
         };
@@ -236,7 +236,7 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 
 async fn jrpc_handler(State(st): State<RpcState>, body: Body) -> Response {
     let started = Instant::now();
-    let limit = st.node.config.rpc.max_body_bytes;
+    let limit = st.node.config().rpc.max_body_bytes;
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
@@ -252,7 +252,7 @@ async fn jrpc_handler(State(st): State<RpcState>, body: Body) -> Response {
             return json_response(StatusCode::OK, jrpc::response_err(&id, &e));
         }
     };
-    let timeout = Duration::from_millis(st.node.config.rpc.request_timeout_ms);
+    let timeout = Duration::from_millis(st.node.config().rpc.request_timeout_ms);
     let method = req.method.clone();
     let out = tokio::time::timeout(timeout, dispatch(&st, &req, &bytes)).await;
     let result = match out {
@@ -271,7 +271,7 @@ async fn jrpc_handler(State(st): State<RpcState>, body: Body) -> Response {
         }
         Err(Reply::Unauthorized(text)) => {
             st.node
-                .metrics
+                .metrics()
                 .rpc_requests
                 .get_or_create(&RpcLabels {
                     method: name.to_string(),
@@ -307,7 +307,7 @@ fn record(st: &RpcState, method: &str, r: Result<(), &RpcError>, started: Instan
         Err(e) => e.code.to_string(),
     };
     st.node
-        .metrics
+        .metrics()
         .rpc_requests
         .get_or_create(&RpcLabels {
             method: method.to_string(),
@@ -315,7 +315,7 @@ fn record(st: &RpcState, method: &str, r: Result<(), &RpcError>, started: Instan
         })
         .inc();
     st.node
-        .metrics
+        .metrics()
         .rpc_latency
         .get_or_create(&MethodLabels {
             method: method.to_string(),
@@ -342,7 +342,7 @@ fn storage_err(e: impl std::fmt::Display) -> RpcError {
 async fn dispatch(st: &RpcState, req: &jrpc::Request, raw: &Bytes) -> Result<Value, Reply> {
     let p = &req.params;
     match req.method.as_str() {
-        "Ping" => Ok(json!({"message": st.node.key.public().address()})),
+        "Ping" => Ok(json!({"message": st.node.key().public().address()})),
         "VerifierLookupRequest" => Ok(lookup(st, p)?),
         "KeyAssign" => key_assign(st, p, raw).await,
         "CommitmentRequest" => Ok(commitment(st, p)?),
@@ -356,7 +356,7 @@ fn check_user(st: &RpcState, u: &UserParams) -> Result<(), RpcError> {
     if u.verifier_id.is_empty() {
         return Err(RpcError::input(msg::VERIFIER_ID_EMPTY));
     }
-    if !st.node.verifiers.contains(&u.verifier) {
+    if !st.node.verifiers().contains(&u.verifier) {
         return Err(RpcError::input(msg::VERIFIER_NOT_SUPPORTED));
     }
     Ok(())
@@ -385,7 +385,7 @@ fn lookup_item(rec: &KeyRecord) -> Result<Value, RpcError> {
 }
 
 fn assigned_record(st: &RpcState, u: &UserParams) -> Result<Option<KeyRecord>, RpcError> {
-    let snap = st.node.store.snapshot().map_err(storage_err)?;
+    let snap = st.node.store().snapshot().map_err(storage_err)?;
     let Some(index) =
         app::assigned_index(&snap, &u.verifier, &u.verifier_id).map_err(storage_err)?
     else {
@@ -427,7 +427,7 @@ async fn key_assign(st: &RpcState, p: &Map<String, Value>, raw: &Bytes) -> Resul
             verifier_id: u.verifier_id.clone(),
         })
         .map_err(|e| RpcError::internal(format!("Unable to broadcast: {e}")))?;
-    let timeout = Duration::from_millis(st.node.config.rpc.key_assign_timeout_ms);
+    let timeout = Duration::from_millis(st.node.config().rpc.key_assign_timeout_ms);
     let outcome = match st.node.submit_and_wait(&tx, timeout).await {
         Ok(o) => o,
         Err(NodeError::Timeout) => {
@@ -474,7 +474,7 @@ fn commitment(st: &RpcState, p: &Map<String, Value>) -> Result<Value, RpcError> 
     if c.tokencommitment.len() != 64 || !is_hex(&c.tokencommitment) {
         return Err(RpcError::input("tokencommitment must be 64 hex characters"));
     }
-    if !st.node.verifiers.contains(&c.verifieridentifier) {
+    if !st.node.verifiers().contains(&c.verifieridentifier) {
         return Err(RpcError::input(msg::VERIFIER_NOT_SUPPORTED));
     }
     let (Some(tx), Some(ty)) = (parse_hex32(&c.temppubx), parse_hex32(&c.temppuby)) else {
@@ -495,7 +495,7 @@ fn commitment(st: &RpcState, p: &Map<String, Value>) -> Result<Value, RpcError> 
         &now.to_string(),
     ]
     .join(d1);
-    let sig = st.node.key.sign(data.as_bytes());
+    let sig = st.node.key().sign(data.as_bytes());
     let rec = TokenCommitment {
         temp_x: tx,
         temp_y: ty,
@@ -507,7 +507,7 @@ fn commitment(st: &RpcState, p: &Map<String, Value>) -> Result<Value, RpcError> 
     };
     let (data, sig) = match st
         .node
-        .store
+        .store()
         .put_token_if_absent(&c.verifieridentifier, &commitment, &rec)
         .map_err(storage_err)?
     {
@@ -517,7 +517,7 @@ fn commitment(st: &RpcState, p: &Map<String, Value>) -> Result<Value, RpcError> 
         TokenInsert::Existing(old) if old.temp_x == tx && old.temp_y == ty => (old.data, old.sig),
         TokenInsert::Existing(_) => return Err(RpcError::internal(msg::DUPLICATE_TOKEN)),
     };
-    let (px, py) = st.node.key.public().hex_xy();
+    let (px, py) = st.node.key().public().hex_xy();
     Ok(json!({
         "signature": sig_to_hex(&sig),
         "data": data,
@@ -626,14 +626,14 @@ async fn share_request(st: &RpcState, p: &Map<String, Value>) -> Result<Value, R
         }
         let verified = match st
             .node
-            .verifiers
+            .verifiers()
             .verify(&verifier, &item.fields, unix_s())
             .await
         {
             Ok(v) => v,
             Err(e) => {
                 st.node
-                    .metrics
+                    .metrics()
                     .verify_failures
                     .get_or_create(&MethodLabels {
                         method: e.code().to_string(),
@@ -668,7 +668,7 @@ async fn share_request(st: &RpcState, p: &Map<String, Value>) -> Result<Value, R
         // The temporary key: our own stored commitment, else the quorum's (§10.6).
         let stored = st
             .node
-            .store
+            .store()
             .token(&verifier, &signed.commitment)
             .map_err(storage_err)?;
         let (tx, ty) = match &stored {
@@ -702,7 +702,7 @@ async fn share_request(st: &RpcState, p: &Map<String, Value>) -> Result<Value, R
                 ))
             })?
         };
-        let Some((s, _sp, _)) = st.node.store.share(rec.index).map_err(storage_err)? else {
+        let Some((s, _sp, _)) = st.node.store().share(rec.index).map_err(storage_err)? else {
             return Err(RpcError::internal(msg::NO_SHARE));
         };
         let first = s.iter().position(|b| *b != 0).unwrap_or(s.len());
@@ -734,7 +734,7 @@ async fn share_request(st: &RpcState, p: &Map<String, Value>) -> Result<Value, R
             }),
         );
         st.node
-            .store
+            .store()
             .mark_revealed(&verifier, &signed.commitment, unix_s())
             .map_err(storage_err)?;
     }
@@ -763,7 +763,7 @@ fn guard_single_reveal(
     for other in &verified.other_encodings {
         let Some(o) = st
             .node
-            .store
+            .store()
             .token(verifier, &hex::encode(other))
             .map_err(storage_err)?
         else {
@@ -787,7 +787,7 @@ fn guard_single_reveal(
     };
     match st
         .node
-        .store
+        .store()
         .bind_token_use(verifier, &verified.token_id, &use_)
         .map_err(storage_err)?
     {
@@ -811,7 +811,7 @@ fn key_lookup(st: &RpcState, p: &Map<String, Value>) -> Result<Value, RpcError> 
     let Ok(pk) = NodePub::from_xy(&xb, &yb) else {
         return Err(RpcError::input(msg::NO_LOG));
     };
-    let snap = st.node.store.snapshot().map_err(storage_err)?;
+    let snap = st.node.store().snapshot().map_err(storage_err)?;
     let Some(index) = app::index_of_pubkey(&snap, &pk.compressed()).map_err(storage_err)? else {
         return Err(RpcError::input(msg::NO_LOG));
     };
@@ -886,7 +886,7 @@ impl KeyAssignAuth {
         signed_body.extend_from_slice(ts.as_bytes());
         signed_body.push(0x1c);
         signed_body.extend_from_slice(nonce.as_bytes());
-        let (px, py) = node.key.public().hex_xy();
+        let (px, py) = node.key().public().hex_xy();
         let msg = format!(
             r#"{{"body":"{}","pubkey_x":"{}","pubkey_y":"{}"}}"#,
             base64::engine::general_purpose::STANDARD.encode(&signed_body),

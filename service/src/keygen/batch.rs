@@ -15,12 +15,12 @@ use zeroize::Zeroizing;
 
 use super::faults::DealerFault;
 use super::KeygenConfig;
-use crate::evidence;
+use crate::tx::digest;
 use crate::hexfmt::keccak256;
 use crate::metrics::PhaseLabels;
 use crate::node::NodeState;
 use crate::p2p::{Message, P2pClient, PointsMsg, SendMsg};
-use crate::records::BatchRecord;
+use crate::store::records::BatchRecord;
 use crate::tx::{
     ready_digest, BatchId, DealHeader, DealerEvidence, EpochInfo, Evidence, ReadySig, TxBody,
 };
@@ -94,7 +94,7 @@ fn label(phase: &str) -> PhaseLabels {
 }
 
 fn observe(node: &NodeState, phase: &str, since: Instant) {
-    node.metrics
+    node.metrics()
         .keygen_phase
         .get_or_create(&label(phase))
         .observe(since.elapsed().as_secs_f64());
@@ -109,7 +109,7 @@ impl BatchRun {
         cfg: &KeygenConfig,
     ) -> Result<Self, String> {
         let params = Params::new(epoch.n, epoch.k, epoch.t).map_err(|e| e.to_string())?;
-        let snap = node.store.snapshot().map_err(|e| e.to_string())?;
+        let snap = node.store().snapshot().map_err(|e| e.to_string())?;
         let mut blamed = BTreeSet::new();
         for n in &epoch.nodes {
             if crate::app::is_blamed(&snap, epoch.epoch, n.index).map_err(|e| e.to_string())? {
@@ -120,7 +120,7 @@ impl BatchRun {
             .map_err(|e| e.to_string())?
             .filter(|r| r.batch == batch);
         drop(snap);
-        let fault = if node.config.dev_mode {
+        let fault = if node.config().dev_mode {
             cfg.faults.dealer()?
         } else {
             DealerFault::None
@@ -168,12 +168,12 @@ impl BatchRun {
             return;
         }
         let t0 = Instant::now();
-        let seed = match node.store.dealing_seed(self.batch.start) {
+        let seed = match node.store().dealing_seed(self.batch.start) {
             Ok(Some(s)) => s,
             Ok(None) => {
                 let mut s = Zeroizing::new([0u8; 32]);
                 rand_core::OsRng.fill_bytes(&mut s[..]);
-                if let Err(e) = node.store.put_dealing_seed(self.batch.start, &s) {
+                if let Err(e) = node.store().put_dealing_seed(self.batch.start, &s) {
                     tracing::error!(error = %e, "cannot persist the dealing seed: not dealing");
                     return;
                 }
@@ -194,14 +194,14 @@ impl BatchRun {
         }
         let keys = self.batch.count as usize;
         let dealing =
-            match avss::deal::<Secp256k1>(&node.engine, params, self.me, keys, None, *seed) {
+            match avss::deal::<Secp256k1>(&node.engine(), params, self.me, keys, None, *seed) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "dealing failed");
                     return;
                 }
             };
-        let mut slices = match dealing.slices(&node.engine) {
+        let mut slices = match dealing.slices(&node.engine()) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "slicing failed");
@@ -212,9 +212,9 @@ impl BatchRun {
             DealerFault::Equivocate(to) => {
                 tracing::warn!(to, "TEST FAULT: equivocating (a second dealing)");
                 let alt_seed = keccak256(&[&seed[..], b"equivocate"].concat());
-                avss::deal::<Secp256k1>(&node.engine, params, self.me, keys, None, alt_seed)
+                avss::deal::<Secp256k1>(&node.engine(), params, self.me, keys, None, alt_seed)
                     .ok()
-                    .and_then(|d| d.slice(&node.engine, to).ok().map(|s| (to, d, s)))
+                    .and_then(|d| d.slice(&node.engine(), to).ok().map(|s| (to, d, s)))
             }
             _ => None,
         };
@@ -225,11 +225,11 @@ impl BatchRun {
             }
         }
         observe(node, "deal", t0);
-        let digest = evidence::dealing_digest(&self.batch, self.me, &dealing.commitments);
+        let digest = digest::dealing_digest(&self.batch, self.me, &dealing.commitments);
         let cbytes = dealing.commitments.encode_xy();
         let alt_c = alt.as_ref().map(|(_, d, _)| {
             (
-                evidence::dealing_digest(&self.batch, self.me, &d.commitments),
+                digest::dealing_digest(&self.batch, self.me, &d.commitments),
                 d.commitments.encode_xy(),
             )
         });
@@ -239,15 +239,22 @@ impl BatchRun {
                 (Some((alt_to, _, alt_s)), Some((ad, ab))) if *alt_to == to => (*ad, ab, alt_s),
                 _ => (digest, &cbytes, slice),
             };
+            let slice_digest = match digest::send_slice_digest(&self.batch, self.me, s) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot digest a slice: not dealing");
+                    return;
+                }
+            };
             let header = DealHeader::sign(
-                &node.key,
+                &node.key(),
                 self.batch,
                 self.me,
                 to,
                 params.k,
                 self.batch.count,
                 c,
-                evidence::send_slice_digest(&self.batch, self.me, s),
+                slice_digest,
             );
             let msg = Message::Send(SendMsg {
                 header,
@@ -322,7 +329,7 @@ impl BatchRun {
             why,
             "filing a complaint against a dealer"
         );
-        node.metrics.complaints_filed.inc();
+        node.metrics().complaints_filed.inc();
         Some(TxBody::Complaint {
             batch: self.batch,
             dealer,
@@ -394,8 +401,14 @@ impl BatchRun {
             tracing::warn!(from, "send content does not match its header; ignored");
             return;
         }
-        let mh = evidence::matrix_hashes(&c);
-        let sh = evidence::slice_hashes(&slice);
+        let mh = digest::matrix_hashes(&c);
+        let sh = match digest::slice_hashes(&slice) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(from, error = %e, "send slice does not hash; ignored");
+                return;
+            }
+        };
         if crate::tx::commitments_digest(&self.batch, from, self.epoch.k, &mh) != h.commitments
             || crate::tx::slice_digest(&self.batch, from, self.epoch.k, &sh) != h.slice
         {
@@ -408,7 +421,7 @@ impl BatchRun {
         if from != self.me {
             let t1 = Instant::now();
             let r = avss::verify_sends(
-                &node.engine,
+                &node.engine(),
                 &self.params,
                 self.me,
                 &[SendRef {
@@ -430,8 +443,14 @@ impl BatchRun {
                 let ev = Evidence::BadSlice {
                     header: h.clone(),
                     key: key as u32,
-                    matrix: evidence::matrix_bytes(&c, key),
-                    slice: evidence::slice_bytes(&slice, key).to_vec(),
+                    matrix: digest::matrix_bytes(&c, key),
+                    slice: match digest::slice_bytes(&slice, key) {
+                        Ok(b) => b.to_vec(),
+                        Err(e) => {
+                            tracing::error!(from, error = %e, "evidence names a key beyond the batch");
+                            return;
+                        }
+                    },
                     commitment_hashes: mh,
                     slice_hashes: sh,
                 };
@@ -447,7 +466,7 @@ impl BatchRun {
             bytes: s.commitments,
         });
         let all: Vec<u32> = (1..=self.params.n).collect();
-        let expected = ExpectedPoints::new(&node.engine, &slice, &all);
+        let expected = ExpectedPoints::new(&node.engine(), &slice, &all);
         let echoes: Vec<(u32, Vec<u8>)> = all
             .iter()
             .map(|&m| (m, avss::echo_points(&slice, m).encode()))
@@ -576,7 +595,7 @@ impl BatchRun {
                 Some(exp.check(&params, std::slice::from_ref(&points)))
             }
             (_, Some(c)) => Some(avss::verify_points(
-                &node.engine,
+                &node.engine(),
                 &params,
                 me,
                 &c.decoded,
@@ -647,7 +666,7 @@ impl BatchRun {
         if c.k() != self.params.ku() || c.keys() != self.batch.count as usize {
             return;
         }
-        let digest = evidence::dealing_digest(&self.batch, dealer, &c);
+        let digest = digest::dealing_digest(&self.batch, dealer, &c);
         {
             let st = self.dealer(dealer);
             if st.commitments.contains_key(&digest) {
@@ -696,7 +715,7 @@ impl BatchRun {
             return false;
         }
         let msgs: Vec<PointMsg<Secp256k1>> = by_sender.into_values().collect();
-        match avss::recover_slice(&node.engine, &params, me, &c.decoded, &msgs) {
+        match avss::recover_slice(&node.engine(), &params, me, &c.decoded, &msgs) {
             Ok(s) => {
                 tracing::info!(
                     batch = self.batch.start,
@@ -734,13 +753,7 @@ impl BatchRun {
             return;
         }
         if want_ready {
-            let sig = match node.sign_ready(&self.batch, d, digest) {
-                Ok(s) => s.sig,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot sign a ready");
-                    return;
-                }
-            };
+            let sig = ReadySig::sign(node.key(), self.me, &self.batch, d, digest).sig;
             let n = self.params.n;
             let msgs: Vec<(u32, Vec<u8>)> = {
                 let st = self.dealer(d);
@@ -883,7 +896,7 @@ impl BatchRun {
         let Some(rec) = self.decided.clone() else {
             return;
         };
-        if node.store.has_share(self.batch.start).unwrap_or(false) {
+        if node.store().has_share(self.batch.start).unwrap_or(false) {
             // Recovered from peers meanwhile.
             self.restore_from_store(node, p2p, &rec);
             return;
@@ -935,7 +948,7 @@ impl BatchRun {
                 slice: s,
             })
             .collect();
-        let shares = match dkg::aggregate(&node.engine, &self.params, self.me, &refs) {
+        let shares = match dkg::aggregate(&node.engine(), &self.params, self.me, &refs) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(batch = self.batch.start, error = %e, "aggregation failed");
@@ -954,7 +967,7 @@ impl BatchRun {
             .map(|(d, c, _)| (*d, c.bytes.as_slice()))
             .collect();
         let agg_bytes = Zeroizing::new(agg.encode());
-        if let Err(e) = node.store.put_batch_result(
+        if let Err(e) = node.store().put_batch_result(
             self.batch.epoch,
             self.batch.start,
             &shares,
@@ -965,7 +978,7 @@ impl BatchRun {
             return;
         }
         let _ = node
-            .store
+            .store()
             .set_progress(self.batch.start, self.batch.count, "shares stored");
         observe(node, "aggregate", t0);
         drop(refs);
@@ -982,7 +995,7 @@ impl BatchRun {
         let t0 = Instant::now();
         let mut seed = [0u8; 32];
         rand_core::OsRng.fill_bytes(&mut seed);
-        let public = match dkg::public_shares(&node.engine, &shares, seed) {
+        let public = match dkg::public_shares(&node.engine(), &shares, seed) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "public key shares failed");
@@ -1028,7 +1041,7 @@ impl BatchRun {
         if p.node != self.me {
             let t0 = Instant::now();
             if let Err(e) =
-                dkg::verify_public_shares(&node.engine, &self.params, &shares.commitments, &[&p])
+                dkg::verify_public_shares(&node.engine(), &self.params, &shares.commitments, &[&p])
             {
                 tracing::warn!(from = p.node, error = %e, "public key shares do not verify; dropped");
                 return;
@@ -1041,7 +1054,7 @@ impl BatchRun {
         }
         let refs: Vec<&PublicShares<Secp256k1>> =
             self.pub_shares.values().take(self.params.ku()).collect();
-        let pks = match dkg::user_public_keys(&node.engine, &self.params, &refs) {
+        let pks = match dkg::user_public_keys(&node.engine(), &self.params, &refs) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "user public keys failed");
@@ -1136,10 +1149,10 @@ impl BatchRun {
     pub fn finish(&mut self, node: &NodeState) {
         observe(node, "batch", self.started);
         if self.shares.is_some() {
-            node.metrics.keygen_batches.inc();
+            node.metrics().keygen_batches.inc();
         }
         let _ = node
-            .store
+            .store()
             .set_progress(self.batch.start, self.batch.count, "public keys decided");
         tracing::info!(
             batch = self.batch.start,
@@ -1209,7 +1222,7 @@ pub(super) fn load_shares(
     let mut sp = Vec::with_capacity(batch.count as usize);
     let mut d = Vec::with_capacity(batch.count as usize * params.ku());
     for index in batch.start..batch.end() {
-        let Some((a, b, rec)) = node.store.share(index).map_err(|e| e.to_string())? else {
+        let Some((a, b, rec)) = node.store().share(index).map_err(|e| e.to_string())? else {
             return Err(format!("share {index} missing"));
         };
         s.push(Secp256k1::decode_scalar(&a[..]).map_err(|e| e.to_string())?);

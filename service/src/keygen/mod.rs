@@ -149,8 +149,8 @@ pub fn start(
     mut inbound: mpsc::Receiver<Inbound>,
     cfg: KeygenConfig,
 ) -> Result<KeygenHandle, String> {
-    let cfg = cfg.resolve(&node.profile)?;
-    if cfg.faults.is_active() && !node.config.dev_mode {
+    let cfg = cfg.resolve(&node.profile())?;
+    if cfg.faults.is_active() && !node.config().dev_mode {
         return Err("keygen.faults is a test hook and needs dev_mode".into());
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
@@ -166,7 +166,7 @@ pub fn start(
     }
     {
         let tx = tx.clone();
-        let mut blocks = node.blocks.subscribe();
+        let mut blocks = node.subscribe_blocks();
         tokio::spawn(async move {
             loop {
                 let item = match blocks.recv().await {
@@ -304,8 +304,8 @@ impl Keygen {
     #[allow(clippy::type_complexity)]
     fn committed_view(
         &self,
-    ) -> Result<(EpochInfo, Option<BatchId>, Vec<crate::records::BatchRecord>), String> {
-        let snap = self.node.store.snapshot().map_err(|e| e.to_string())?;
+    ) -> Result<(EpochInfo, Option<BatchId>, Vec<crate::store::records::BatchRecord>), String> {
+        let snap = self.node.store().snapshot().map_err(|e| e.to_string())?;
         let epoch = app::current_epoch(&snap).map_err(|e| e.to_string())?;
         let open = app::open_batch(&snap).map_err(|e| e.to_string())?;
         let c = app::counters(&snap).map_err(|e| e.to_string())?;
@@ -327,7 +327,7 @@ impl Keygen {
     }
 
     fn has_shares(&self, batch: &BatchId) -> bool {
-        self.node.store.has_share(batch.start).unwrap_or(false)
+        self.node.store().has_share(batch.start).unwrap_or(false)
     }
 
     fn ensure_run(&mut self, epoch: &EpochInfo, batch: BatchId, deal: bool) {
@@ -347,7 +347,7 @@ impl Keygen {
         }
     }
 
-    fn start_recovery(&mut self, epoch: &EpochInfo, rec: &crate::records::BatchRecord) {
+    fn start_recovery(&mut self, epoch: &EpochInfo, rec: &crate::store::records::BatchRecord) {
         if self.recoveries.contains_key(&rec.batch.start) || self.has_shares(&rec.batch) {
             return;
         }
@@ -468,7 +468,7 @@ impl Keygen {
         // If the public keys are not decided yet, rejoin the vote.
         let decided = self
             .node
-            .store
+            .store()
             .snapshot()
             .ok()
             .and_then(|s| app::batch_record(&s, start).ok().flatten())
@@ -559,7 +559,7 @@ impl Keygen {
                     Event::DealerSet { batch, .. } => {
                         let rec = self
                             .node
-                            .store
+                            .store()
                             .snapshot()
                             .ok()
                             .and_then(|s| app::batch_record(&s, batch.start).ok().flatten());
@@ -579,7 +579,7 @@ impl Keygen {
                         if missing {
                             // The network finished without us (we were down or cut off).
                             let rec =
-                                self.node.store.snapshot().ok().and_then(|s| {
+                                self.node.store().snapshot().ok().and_then(|s| {
                                     app::batch_record(&s, batch.start).ok().flatten()
                                 });
                             if let Some(rec) = rec {
@@ -610,7 +610,7 @@ impl Keygen {
     /// Submits `OpenBatch` when the buffer is below its low watermark and no
     /// batch is open.
     fn maybe_open(&mut self) {
-        let Ok(snap) = self.node.store.snapshot() else {
+        let Ok(snap) = self.node.store().snapshot() else {
             return;
         };
         let (Ok(epoch), Ok(open), Ok(c)) = (
@@ -662,7 +662,7 @@ impl Keygen {
 
 /// Whether committed state already settled what `tx` asked for.
 fn is_settled(node: &NodeState, tx: &TxBody) -> bool {
-    let Ok(snap) = node.store.snapshot() else {
+    let Ok(snap) = node.store().snapshot() else {
         return false;
     };
     match tx {

@@ -19,10 +19,10 @@ use torus_engine::wire::Wire;
 use torus_engine::{Params, Secp256k1, Suite};
 use zeroize::Zeroizing;
 
-use crate::evidence;
+use crate::tx::digest;
 use crate::node::NodeState;
 use crate::p2p::{Message, P2pClient};
-use crate::records::BatchRecord;
+use crate::store::records::BatchRecord;
 use crate::tx::{BatchId, EpochInfo};
 
 pub(super) struct Recovery {
@@ -153,7 +153,7 @@ impl Recovery {
         };
         if c.k() != self.params.ku()
             || c.keys() != self.batch.count as usize
-            || evidence::dealing_digest(&self.batch, dealer, &c) != *want
+            || digest::dealing_digest(&self.batch, dealer, &c) != *want
         {
             tracing::warn!(
                 dealer,
@@ -178,14 +178,14 @@ impl Recovery {
             }
         };
         let msgs: Vec<PointMsg<Secp256k1>> = self.points.values().cloned().collect();
-        let slice = match avss::recover_slice(&node.engine, &self.params, self.me, &combined, &msgs)
+        let slice = match avss::recover_slice(&node.engine(), &self.params, self.me, &combined, &msgs)
         {
             Ok(s) => s,
             Err(e) => {
                 // Too few good points so far: bad senders were dropped; wait for more.
                 tracing::warn!(error = %e, points = msgs.len(), "recovery needs more good points");
                 let bad: Vec<u32> = match avss::verify_points(
-                    &node.engine,
+                    &node.engine(),
                     &self.params,
                     self.me,
                     &combined,
@@ -227,7 +227,7 @@ impl Recovery {
             .iter()
             .map(|(d, (_, b))| (*d, b.as_slice()))
             .collect();
-        if let Err(e) = node.store.put_batch_result(
+        if let Err(e) = node.store().put_batch_result(
             self.batch.epoch,
             self.batch.start,
             &shares,
@@ -238,9 +238,9 @@ impl Recovery {
             return false;
         }
         let _ = node
-            .store
+            .store()
             .set_progress(self.batch.start, self.batch.count, "shares recovered");
-        node.metrics.keygen_batches.inc();
+        node.metrics().keygen_batches.inc();
         true
     }
 }
@@ -268,7 +268,7 @@ fn sum_commitments<'a>(
 
 /// Answers a peer's recovery request with our aggregated slice's points for it.
 pub(super) fn serve(node: &NodeState, p2p: &P2pClient, from: u32, batch: &BatchId) {
-    let slice = match node.store.aggregated_slice(batch.start) {
+    let slice = match node.store().aggregated_slice(batch.start) {
         Ok(Some(b)) => match avss::Slice::<Secp256k1>::decode(&b) {
             Ok(s) => s,
             Err(e) => {
@@ -303,7 +303,7 @@ pub(super) fn stored_commitments(
     _digest: &[u8; 32],
 ) -> Option<Vec<u8>> {
     // The requester checks the digest itself; we only hold the decided ones.
-    node.store
+    node.store()
         .dealer_commitments(batch.start, dealer)
         .ok()
         .flatten()

@@ -20,15 +20,13 @@ use crate::client::{Client, Endpoint};
 use crate::config::{AbciConfig, Genesis, GenesisNode, GrpcConfig, NodeConfig, RpcConfig};
 use crate::crypto::NodeKey;
 use crate::hexfmt::keccak256;
-use crate::node::{LocalOrderer, NodeError, NodeState};
-use crate::tx::{keys_hash, BatchId, DealerEvidence, TxBody};
+use super::LocalOrderer;
+use crate::node::{NodeError, NodeState};
+use crate::tx::{keys_hash, BatchId, DealerEvidence, ReadySig, TxBody};
 use crate::verifier::DevIssuer;
 use crate::verifier::{VerifierConfig, VerifierKind};
 
-/// Audience of the development issuer's tokens.
-pub const DEV_AUDIENCE: &str = "torus-devnet";
-/// Name of the development OIDC verifier.
-pub const DEV_VERIFIER: &str = "devnet";
+use crate::verifier::{DEV_AUDIENCE, DEV_VERIFIER};
 
 /// A harness failure.
 #[derive(Debug, thiserror::Error)]
@@ -293,7 +291,7 @@ impl Cluster {
             .find_map(|m| m.state.clone())
             .ok_or_else(|| ClusterError::Other("no node running".into()))?;
         let start = {
-            let snap = any.store.snapshot().map_err(NodeError::from)?;
+            let snap = any.store().snapshot().map_err(NodeError::from)?;
             crate::app::counters(&snap)
                 .map_err(NodeError::from)?
                 .next_batch_start
@@ -338,10 +336,10 @@ impl Cluster {
             avss::verify_sends(engine, &params, i, &sends)?;
             let shares = dkg::aggregate(engine, &params, i, &sends)?;
             if let Some(node) = self.node(i) {
-                node.store
+                node.store()
                     .put_shares(epoch, start, &shares)
                     .map_err(NodeError::from)?;
-                node.store
+                node.store()
                     .set_progress(start, batch.count, "shares stored")
                     .map_err(NodeError::from)?;
             }
@@ -373,7 +371,7 @@ impl Cluster {
         for (d, digest) in (1..=g.n).zip(&digests) {
             let mut readies = Vec::new();
             for node in &running {
-                readies.push(node.sign_ready(&batch, d, digest)?);
+                readies.push(ReadySig::sign(node.key(), node.index()?, &batch, d, digest));
             }
             dealers.push(DealerEvidence {
                 dealer: d,
@@ -423,7 +421,7 @@ impl Cluster {
             w.await.map_err(|e| ClusterError::Other(e.to_string()))??;
         }
         for node in &running {
-            node.store
+            node.store()
                 .set_progress(start, batch.count, "public keys decided")
                 .map_err(NodeError::from)?;
         }

@@ -1,0 +1,171 @@
+//! Dealer accountability: the check of a complaint's [`Evidence`] that every node
+//! runs in the consensus app (the digests a dealer signs are in
+//! [`crate::tx::digest`]).
+//!
+//! A dealer signs, per receiver, a [`DealHeader`] with the commitments digest
+//! and the receiver's slice digest. Both digests are over per-key hashes, so a
+//! complaint about one key carries that key's matrix and slice plus the lists
+//! of key hashes (32 bytes per key), not the whole batch.
+//!
+//! Verdicts: evidence that proves the dealer wrong blames the dealer; evidence
+//! that is well formed and signed by the dealer but shows a consistent key
+//! blames the accuser (a false complaint); anything else (unsigned, not bound
+//! to the header) proves nothing and the transaction is rejected.
+
+use torus_engine::avss::{self, Commitments, Slice};
+use torus_engine::{Engine, Params, Secp256k1, Suite};
+
+use crate::hexfmt::keccak256;
+use crate::tx::digest::{POINT_LEN as POINT, SCALAR_LEN as SCALAR};
+use crate::tx::{commitments_digest, slice_digest, BatchId, DealHeader, EpochInfo, Evidence};
+
+/// The outcome of checking a complaint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The dealer misbehaved.
+    DealerGuilty(String),
+    /// The evidence shows an honest dealing: the accuser lied.
+    FalseComplaint(String),
+}
+
+fn signed_by_dealer(epoch: &EpochInfo, dealer: u32, h: &DealHeader) -> Result<(), String> {
+    let node = epoch
+        .node(dealer)
+        .ok_or_else(|| format!("dealer {dealer} is not in epoch {}", epoch.epoch))?;
+    if h.dealer != dealer {
+        return Err(format!("header names dealer {}, not {dealer}", h.dealer));
+    }
+    if !h.verify(&node.pubkey) {
+        return Err("header is not signed by the dealer".into());
+    }
+    Ok(())
+}
+
+/// Checks a complaint by `accuser` against `dealer` for `batch`.
+///
+/// `Err` means the evidence proves nothing (the transaction is rejected);
+/// otherwise the verdict says whom to blame.
+pub fn check(
+    epoch: &EpochInfo,
+    batch: &BatchId,
+    dealer: u32,
+    accuser: u32,
+    evidence: &Evidence,
+) -> Result<Verdict, String> {
+    let params = Params::new(epoch.n, epoch.k, epoch.t).map_err(|e| e.to_string())?;
+    let same_batch = |h: &DealHeader| {
+        if h.batch != *batch {
+            return Err("header is for another batch".to_string());
+        }
+        Ok(())
+    };
+    match evidence {
+        Evidence::Malformed { header } => {
+            signed_by_dealer(epoch, dealer, header)?;
+            same_batch(header)?;
+            if header.k != epoch.k || header.keys != batch.count {
+                Ok(Verdict::DealerGuilty(format!(
+                    "dealt {0}x{0} matrices for {1} keys; the batch needs {2}x{2} for {3}",
+                    header.k, header.keys, epoch.k, batch.count
+                )))
+            } else {
+                Ok(Verdict::FalseComplaint(
+                    "the header has the batch's shape".into(),
+                ))
+            }
+        }
+        Evidence::Equivocation { a, b } => {
+            signed_by_dealer(epoch, dealer, a)?;
+            signed_by_dealer(epoch, dealer, b)?;
+            same_batch(a)?;
+            same_batch(b)?;
+            if a.commitments != b.commitments {
+                Ok(Verdict::DealerGuilty(format!(
+                    "signed two commitment digests (to nodes {} and {})",
+                    a.receiver, b.receiver
+                )))
+            } else {
+                Ok(Verdict::FalseComplaint(
+                    "both headers carry the same commitments".into(),
+                ))
+            }
+        }
+        Evidence::BadSlice {
+            header,
+            key,
+            commitment_hashes,
+            slice_hashes,
+            matrix,
+            slice,
+        } => {
+            signed_by_dealer(epoch, dealer, header)?;
+            same_batch(header)?;
+            if header.receiver != accuser {
+                return Err("a node can only complain about its own send".into());
+            }
+            if header.k != epoch.k || header.keys != batch.count {
+                return Ok(Verdict::DealerGuilty("malformed dealing".into()));
+            }
+            let k = epoch.k;
+            if commitments_digest(batch, dealer, k, commitment_hashes) != header.commitments
+                || slice_digest(batch, dealer, k, slice_hashes) != header.slice
+            {
+                return Err("key hashes do not match the signed digests".into());
+            }
+            let key = *key as usize;
+            let (Some(mh), Some(sh)) = (commitment_hashes.get(key), slice_hashes.get(key)) else {
+                return Err("key out of range".into());
+            };
+            if keccak256(matrix) != *mh || keccak256(slice) != *sh {
+                return Err("matrix or slice does not match its key hash".into());
+            }
+            let ku = k as usize;
+            // The dealer signed these exact bytes: any flaw in them is its fault.
+            if matrix.len() != ku * ku * POINT || slice.len() != 4 * ku * SCALAR {
+                return Ok(Verdict::DealerGuilty("wrongly sized key data".into()));
+            }
+            let mut points = Vec::with_capacity(ku * ku);
+            for p in matrix.chunks(POINT) {
+                match Secp256k1::decode_point(p) {
+                    Ok(a) => points.push(a),
+                    Err(e) => {
+                        return Ok(Verdict::DealerGuilty(format!(
+                            "commitment point does not decode: {e}"
+                        )))
+                    }
+                }
+            }
+            let mut scalars = Vec::with_capacity(4 * ku);
+            for s in slice.chunks(SCALAR) {
+                match Secp256k1::decode_scalar(s) {
+                    Ok(x) => scalars.push(x),
+                    Err(e) => {
+                        return Ok(Verdict::DealerGuilty(format!("slice scalar: {e}")));
+                    }
+                }
+            }
+            let c = match Commitments::<Secp256k1>::from_points(dealer, ku, points) {
+                Ok(c) => c,
+                Err(e) => return Ok(Verdict::DealerGuilty(e.to_string())),
+            };
+            let mut parts = scalars.chunks(ku).map(<[_]>::to_vec);
+            let (Some(a), Some(ap), Some(b), Some(bp)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Ok(Verdict::DealerGuilty("short slice".into()));
+            };
+            let s = Slice::from_parts(accuser, ku, a, ap, b, bp).map_err(|e| e.to_string())?;
+            let sends = [avss::SendRef {
+                dealer,
+                commitments: &c,
+                slice: &s,
+            }];
+            match avss::verify_sends(&Engine::reference(), &params, accuser, &sends) {
+                Ok(()) => Ok(Verdict::FalseComplaint(format!(
+                    "key {key} of the send is consistent with its commitments"
+                ))),
+                Err(e) => Ok(Verdict::DealerGuilty(format!("key {key}: {e}"))),
+            }
+        }
+    }
+}
