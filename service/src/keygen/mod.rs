@@ -37,6 +37,7 @@
 //! writes replicated state itself: everything replicated goes through consensus.
 
 mod batch;
+pub mod config;
 mod faults;
 mod recover;
 
@@ -44,9 +45,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
+pub use config::{KeygenConfig, KeygenConfigError};
 pub use faults::{DealerFault, Faults};
 
 use crate::app::{self, Event};
@@ -59,67 +60,6 @@ use recover::Recovery;
 /// A batch whose dealer set was decided this long ago without our shares is
 /// recovered from peers' points (in parallel with the normal path).
 const RECOVER_AFTER: Duration = Duration::from_secs(3);
-
-/// `[keygen]` settings (defaults from the hardware profile).
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct KeygenConfig {
-    /// Keys per batch (0 = the hardware profile's `batch_keys`).
-    pub batch_keys: u32,
-    /// Start a batch when free + in-flight keys fall below this (0 = profile).
-    pub low_watermark: u64,
-    /// Fill the buffer up to this many free + in-flight keys (0 = profile).
-    pub high_watermark: u64,
-    /// After k + t dealers completed, how long to wait for the others before
-    /// proposing the dealer set, milliseconds.
-    pub grace_ms: u64,
-    /// Proposal stagger per position, milliseconds (spreads duplicate proposals).
-    pub stagger_ms: u64,
-    /// Re-submit an unanswered transaction after this many milliseconds.
-    pub resubmit_ms: u64,
-    /// Test-only misbehaviour (honoured only in dev mode).
-    pub faults: Faults,
-}
-
-impl Default for KeygenConfig {
-    fn default() -> Self {
-        KeygenConfig {
-            batch_keys: 0,
-            low_watermark: 0,
-            high_watermark: 0,
-            grace_ms: 300,
-            stagger_ms: 150,
-            resubmit_ms: 5_000,
-            faults: Faults::default(),
-        }
-    }
-}
-
-impl KeygenConfig {
-    /// Fills zero fields from the hardware profile and checks the result.
-    pub fn resolve(&self, profile: &torus_engine::HwProfile) -> Result<KeygenConfig, String> {
-        let mut c = self.clone();
-        if c.batch_keys == 0 {
-            c.batch_keys = u32::try_from(profile.batch_keys).unwrap_or(u32::MAX);
-        }
-        if c.low_watermark == 0 {
-            c.low_watermark = profile.key_buffer.low_watermark;
-        }
-        if c.high_watermark == 0 {
-            c.high_watermark = profile.key_buffer.high_watermark;
-        }
-        if c.batch_keys == 0 || u64::from(c.batch_keys) > crate::tx::MAX_BATCH_KEYS {
-            return Err(format!(
-                "keygen.batch_keys must be 1..={}",
-                crate::tx::MAX_BATCH_KEYS
-            ));
-        }
-        if c.high_watermark < c.low_watermark {
-            return Err("keygen.high_watermark is below low_watermark".into());
-        }
-        Ok(c)
-    }
-}
 
 /// What the keygen thread reacts to.
 enum Input {
@@ -149,7 +89,7 @@ pub fn start(
     mut inbound: mpsc::Receiver<Inbound>,
     cfg: KeygenConfig,
 ) -> Result<KeygenHandle, String> {
-    let cfg = cfg.resolve(&node.profile())?;
+    let cfg = cfg.resolve(node.profile()).map_err(|e| e.to_string())?;
     if cfg.faults.is_active() && !node.config().dev_mode {
         return Err("keygen.faults is a test hook and needs dev_mode".into());
     }

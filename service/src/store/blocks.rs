@@ -4,47 +4,7 @@
 use std::ops::Bound;
 
 use super::env::{Store, StoreError};
-
-// ---------------------------------------------------------------------------
-// Decided blocks (the embedded BFT engine, `crate::bft`).
-//
-// `blocks` maps a height (u64 big-endian) to `version ‖ bytes(value) ‖
-// bytes(certificate)`: the decided block's encoding and its commit
-// certificate, as the engine encodes them. They serve value sync (peers
-// catching up ask for them) and are written in the same LMDB transaction as
-// the block's state writes and head (`commit_block_with`), so a crash never
-// leaves a committed app state without its block, or a block without its state.
-// ---------------------------------------------------------------------------
-
-const DECIDED_VERSION: u8 = 1;
-
-/// A decided block as stored: its encoding and its commit certificate.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecidedRecord {
-    /// The block's encoding.
-    pub value: Vec<u8>,
-    /// The commit certificate's encoding.
-    pub certificate: Vec<u8>,
-}
-
-impl DecidedRecord {
-    pub(super) fn encode(&self) -> Vec<u8> {
-        let mut w = crate::codec::Writer::new();
-        w.u8(DECIDED_VERSION)
-            .bytes(&self.value)
-            .bytes(&self.certificate);
-        w.finish()
-    }
-
-    pub(super) fn decode(b: &[u8]) -> Result<Self, crate::codec::CodecError> {
-        let mut r = crate::codec::Reader::new(b);
-        r.version("decided block", DECIDED_VERSION)?;
-        let value = r.bytes("decided value", u64::from(u32::MAX))?.to_vec();
-        let certificate = r.bytes("certificate", u64::from(u32::MAX))?.to_vec();
-        r.end()?;
-        Ok(DecidedRecord { value, certificate })
-    }
-}
+use super::records::DecidedRecord;
 
 // --- undecided proposals (the `proposals` database) ---
 

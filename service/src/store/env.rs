@@ -10,8 +10,7 @@ use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions, RoTxn, WithoutTls};
 use zeroize::Zeroizing;
 
-use super::blocks::DecidedRecord;
-use super::records::Head;
+use super::records::{DecidedRecord, Head};
 use crate::app::{self, AppError, BlockOutcome, KvRead};
 use crate::crypto::NodeKey;
 use crate::tx::EpochInfo;

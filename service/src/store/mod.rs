@@ -50,8 +50,7 @@ mod sealed;
 #[cfg(feature = "server")]
 mod tokens;
 
-#[cfg(feature = "server")]
-pub use blocks::DecidedRecord;
+pub use records::DecidedRecord;
 #[cfg(feature = "server")]
 pub use env::{Snapshot, Store, StoreError, DEFAULT_MAP_SIZE, SYNC_INTERVAL};
 #[cfg(feature = "server")]
