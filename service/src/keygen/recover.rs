@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use torus_engine::avss::{self, Commitments, PointMsg};
 use torus_engine::dkg::KeyShares;
 use torus_engine::wire::Wire;
-use torus_engine::{Params, Secp256k1, Suite};
+use torus_engine::{Params, Secp256k1};
 use zeroize::Zeroizing;
 
 use crate::tx::digest;
@@ -170,7 +170,7 @@ impl Recovery {
         if self.commitments.len() < self.decided.len() || self.points.len() < k {
             return false;
         }
-        let combined = match sum_commitments(self.commitments.values().map(|(c, _)| c), k) {
+        let combined = match Commitments::sum(self.commitments.values().map(|(c, _)| c)) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "cannot sum the decided commitments");
@@ -178,14 +178,14 @@ impl Recovery {
             }
         };
         let msgs: Vec<PointMsg<Secp256k1>> = self.points.values().cloned().collect();
-        let slice = match avss::recover_slice(&node.engine(), &self.params, self.me, &combined, &msgs)
+        let slice = match avss::recover_slice(node.engine(), &self.params, self.me, &combined, &msgs)
         {
             Ok(s) => s,
             Err(e) => {
                 // Too few good points so far: bad senders were dropped; wait for more.
                 tracing::warn!(error = %e, points = msgs.len(), "recovery needs more good points");
                 let bad: Vec<u32> = match avss::verify_points(
-                    &node.engine(),
+                    node.engine(),
                     &self.params,
                     self.me,
                     &combined,
@@ -202,19 +202,7 @@ impl Recovery {
                 return false;
             }
         };
-        let keys = self.batch.count as usize;
-        let mut s = Vec::with_capacity(keys);
-        let mut sp = Vec::with_capacity(keys);
-        for key in 0..keys {
-            let (a, ap) = slice.row(key);
-            let (Some(x), Some(y)) = (a.first(), ap.first()) else {
-                return false;
-            };
-            s.push(*x);
-            sp.push(*y);
-        }
-        let d = combined.column0();
-        let shares = match KeyShares::from_parts(self.me, self.params, s, sp, d) {
+        let shares = match KeyShares::from_aggregated(self.params, &slice, &combined) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "recovered shares do not fit");
@@ -237,33 +225,15 @@ impl Recovery {
             tracing::error!(error = %e, "cannot store recovered shares");
             return false;
         }
-        let _ = node
+        if let Err(e) = node
             .store()
-            .set_progress(self.batch.start, self.batch.count, "shares recovered");
+            .set_progress(self.batch.start, self.batch.count, "shares recovered")
+        {
+            tracing::error!(batch = self.batch.start, error = %e, "cannot record the batch's progress");
+        }
         node.metrics().keygen_batches.inc();
         true
     }
-}
-
-/// Entry-wise sum of several dealers' commitment matrices.
-fn sum_commitments<'a>(
-    all: impl Iterator<Item = &'a Commitments<Secp256k1>>,
-    k: usize,
-) -> Result<Commitments<Secp256k1>, String> {
-    let mut acc: Vec<<Secp256k1 as Suite>::Point> = Vec::new();
-    for c in all {
-        if acc.is_empty() {
-            acc = c.points().iter().map(Secp256k1::from_affine).collect();
-            continue;
-        }
-        if c.points().len() != acc.len() {
-            return Err("commitments of different sizes".into());
-        }
-        for (a, p) in acc.iter_mut().zip(c.points()) {
-            *a += Secp256k1::from_affine(p);
-        }
-    }
-    Commitments::from_points(0, k, Secp256k1::batch_to_affine(&acc)).map_err(|e| e.to_string())
 }
 
 /// Answers a peer's recovery request with our aggregated slice's points for it.
