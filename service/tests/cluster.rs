@@ -89,9 +89,11 @@ async fn legacy_flow_any_k_shares_reconstruct_the_key() {
         for b in a + 1..5 {
             for d in b + 1..5 {
                 let sel = [shares[a], shares[b], shares[d]];
-                assert_eq!(lagrange_at_zero(&sel), want);
+                assert_eq!(lagrange_at_zero(&sel).unwrap(), want);
             }
-            assert_ne!(lagrange_at_zero(&[shares[a], shares[b]]), want);
+            assert_ne!(lagrange_at_zero(&[shares[a], shares[b]]).unwrap(), want);
+            // The same node twice is an error, not a key.
+            assert!(lagrange_at_zero(&[shares[a], shares[a], shares[b]]).is_err());
         }
     }
     // KeyLookupRequest finds the owner.
