@@ -58,11 +58,8 @@ pub fn secp256k1_from_jacobian(x: [u64; 4], y: [u64; 4], z: [u64; 4]) -> Option<
     let zi2 = zi.square();
     let ax = x.mul(&zi2);
     let ay = y.mul(&zi2.mul(&zi));
-    let enc = EncodedPoint::from_affine_coordinates(
-        &ax.to_bytes().into(),
-        &ay.to_bytes().into(),
-        false,
-    );
+    let enc =
+        EncodedPoint::from_affine_coordinates(&ax.to_bytes().into(), &ay.to_bytes().into(), false);
     Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&enc)).map(ProjectivePoint::from)
 }
 

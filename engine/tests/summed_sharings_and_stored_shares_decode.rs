@@ -109,8 +109,8 @@ fn stored_shares_decode_back_and_bad_bytes_are_refused() {
     assert_eq!(back.shares(), shares.shares());
     assert_eq!(back.commitments, shares.commitments);
     // q itself is not a canonical scalar.
-    let q = hex::decode("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141")
-        .unwrap();
+    let q =
+        hex::decode("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141").unwrap();
     let mut bad = refs(&s);
     bad[0] = &q;
     assert!(matches!(
@@ -136,5 +136,8 @@ fn lagrange_at_zero_names_a_duplicate_or_zero_index() {
         Error::ZeroIndex
     );
     // f(x) = 3 + 2x through (1, 5) and (2, 7): f(0) = 3.
-    assert_eq!(interpolate_at(&[1, 2], &v, Sc::ZERO).unwrap(), Sc::from(3u64));
+    assert_eq!(
+        interpolate_at(&[1, 2], &v, Sc::ZERO).unwrap(),
+        Sc::from(3u64)
+    );
 }

@@ -259,7 +259,7 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
     if cfg.p2p.max_message_mib > 0 {
         pcfg.max_message_bytes = cfg.p2p.max_message_mib << 20;
     }
-    let (client, mut inbound) = p2p::start(&node.key(), me, pcfg, node.metrics().clone()).await?;
+    let (client, mut inbound) = p2p::start(node.key(), me, pcfg, node.metrics().clone()).await?;
     // Mempool with gossip, and the router of inbound messages.
     let mempool = Mempool::with_defaults();
     {

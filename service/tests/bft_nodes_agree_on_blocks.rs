@@ -250,7 +250,11 @@ impl Net {
     /// The proposer of the block at `height` on member `i` (from its stored certificate).
     fn proposer_of(&self, i: usize, height: u64) -> Address {
         let node = self.node(i);
-        let rec = node.store().decided(height).unwrap().expect("decided record");
+        let rec = node
+            .store()
+            .decided(height)
+            .unwrap()
+            .expect("decided record");
         let cert = decode_certificate(&rec.certificate).unwrap();
         let vs = ValidatorSet::from_epoch(&node.epoch().unwrap()).unwrap();
         vs.proposer(Height(height), cert.round).address

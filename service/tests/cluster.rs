@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use serde_json::{json, Value};
 use torus_node::client::{decrypt_share, lagrange_at_zero, Client};
-use torus_node::testkit::{Cluster, DEV_AUDIENCE, DEV_VERIFIER};
 use torus_node::hexfmt::keccak256;
+use torus_node::testkit::{Cluster, DEV_AUDIENCE, DEV_VERIFIER};
 use torus_node::verifier::{DevClaims, DevKey};
 
 async fn cluster(keys: usize) -> (tempfile::TempDir, Cluster) {

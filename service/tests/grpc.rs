@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use torus_node::testkit::Cluster;
 use torus_node::grpc::pb::operator_client::OperatorClient;
 use torus_node::grpc::pb::{
     DkgProgressRequest, EpochRequest, KeyBufferRequest, StatusRequest, WatchEventsRequest,
 };
+use torus_node::testkit::Cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_api_reports_the_key_buffer_and_streams_events() {

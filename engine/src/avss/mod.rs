@@ -116,6 +116,9 @@ impl<S: Suite> Commitments<S> {
     }
 }
 
+/// One key's row (or column) coefficients and their blinding partners, `(a, a')`.
+pub type Coefficients<'a, S> = (&'a [Scalar<S>], &'a [Scalar<S>]);
+
 /// The row and column slices one dealer sends to one receiver, for a batch. Secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Slice<S: Suite> {
@@ -194,13 +197,13 @@ impl<S: Suite> Slice<S> {
     }
     /// As [`Slice::row`], with an error for a key beyond the batch (instead of
     /// empty slices).
-    pub fn try_row(&self, key: usize) -> Result<(&[Scalar<S>], &[Scalar<S>])> {
+    pub fn try_row(&self, key: usize) -> Result<Coefficients<'_, S>> {
         self.check_key(key)?;
         Ok(self.row(key))
     }
     /// As [`Slice::column`], with an error for a key beyond the batch (instead of
     /// empty slices).
-    pub fn try_column(&self, key: usize) -> Result<(&[Scalar<S>], &[Scalar<S>])> {
+    pub fn try_column(&self, key: usize) -> Result<Coefficients<'_, S>> {
         self.check_key(key)?;
         Ok(self.column(key))
     }

@@ -28,7 +28,10 @@ impl Secp256k1 {
     /// The neutral form of an MSM's inputs for an offload backend
     /// ([`offload::Secp256k1Xy`]): identity points are dropped with their scalars
     /// (they contribute nothing). Pairs beyond the shorter slice are ignored.
-    pub fn offload_inputs(points: &[Affine], scalars: &[Scalar]) -> (Vec<offload::Secp256k1Xy>, Vec<Scalar>) {
+    pub fn offload_inputs(
+        points: &[Affine],
+        scalars: &[Scalar],
+    ) -> (Vec<offload::Secp256k1Xy>, Vec<Scalar>) {
         let mut xy = Vec::with_capacity(points.len());
         let mut sc = Vec::with_capacity(points.len());
         for (p, s) in points.iter().zip(scalars) {

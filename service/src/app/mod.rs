@@ -15,18 +15,18 @@
 mod assign;
 mod complaint;
 mod epoch;
-pub mod evidence;
 mod events;
+pub mod evidence;
 mod keygen;
 mod state;
 
 use std::collections::BTreeMap;
 
+use state::Overlay;
 pub use state::{
     assigned_index, batch_record, chain_app_hash, counters, current_epoch, genesis_writes,
     index_of_pubkey, is_blamed, key_record, keys, next_epoch, open_batch, AppError, KvRead,
 };
-use state::Overlay;
 
 use crate::crypto::NodePub;
 use crate::tx::{BatchId, SignedTx, TxBody};

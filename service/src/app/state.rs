@@ -274,4 +274,3 @@ pub(super) fn vote<R: KvRead + ?Sized>(
     st.put(ck, records::encode_u64(c));
     Ok(Some(c))
 }
-

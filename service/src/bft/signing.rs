@@ -11,13 +11,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use malachitebft_app_channel::app::types::core::{
-    self as mc, Round, SignedMessage,
-};
+use malachitebft_app_channel::app::types::core::{self as mc, Round, SignedMessage};
 
 use super::codec::{put_nil_or_val, put_round, vote_type_byte};
-pub use super::context::{PrivateKey, Secp256k1Scheme, Signature};
 use super::context::{Address, Height, Proposal, ProposalPart, TorusContext, Vote};
+pub use super::context::{PrivateKey, Secp256k1Scheme, Signature};
 use crate::codec::Writer;
 use crate::crypto::{NodeKey, NodePub};
 use crate::hexfmt::keccak256;

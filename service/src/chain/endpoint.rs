@@ -80,7 +80,11 @@ impl Endpoint {
             .erased())
     }
 
-    pub(super) fn rpc_error(&self, call: &'static str, e: RpcError<TransportErrorKind>) -> ChainError {
+    pub(super) fn rpc_error(
+        &self,
+        call: &'static str,
+        e: RpcError<TransportErrorKind>,
+    ) -> ChainError {
         match &e {
             RpcError::Transport(_) => ChainError::Unreachable {
                 url: self.url.to_string(),

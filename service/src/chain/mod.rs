@@ -42,7 +42,6 @@ mod bindings {
     );
 }
 
-
 /// The compiled contract (ABI and bytecode) that [`deploy`] deploys and the bindings use.
 pub const NODE_LIST_ARTIFACT: &str = include_str!("../../contracts/NodeList.json");
 

@@ -110,7 +110,14 @@ impl Keygen {
     #[allow(clippy::type_complexity)]
     fn committed_view(
         &self,
-    ) -> Result<(EpochInfo, Option<BatchId>, Vec<crate::store::records::BatchRecord>), String> {
+    ) -> Result<
+        (
+            EpochInfo,
+            Option<BatchId>,
+            Vec<crate::store::records::BatchRecord>,
+        ),
+        String,
+    > {
         let snap = self.node.store().snapshot().map_err(|e| e.to_string())?;
         let epoch = app::current_epoch(&snap).map_err(|e| e.to_string())?;
         let open = app::open_batch(&snap).map_err(|e| e.to_string())?;

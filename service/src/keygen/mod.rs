@@ -144,4 +144,3 @@ pub fn start(
         .map_err(|e| format!("cannot start the keygen thread: {e}"))?;
     Ok(KeygenHandle { thread })
 }
-

@@ -19,10 +19,10 @@ use torus_engine::wire::Wire;
 use torus_engine::{Params, Secp256k1};
 use zeroize::Zeroizing;
 
-use crate::tx::digest;
 use crate::node::NodeState;
 use crate::p2p::{Message, P2pClient};
 use crate::store::records::BatchRecord;
+use crate::tx::digest;
 use crate::tx::{BatchId, EpochInfo};
 
 pub(super) struct Recovery {
@@ -178,8 +178,13 @@ impl Recovery {
             }
         };
         let msgs: Vec<PointMsg<Secp256k1>> = self.points.values().cloned().collect();
-        let slice = match avss::recover_slice(node.engine(), &self.params, self.me, &combined, &msgs)
-        {
+        let slice = match avss::recover_slice(
+            node.engine(),
+            &self.params,
+            self.me,
+            &combined,
+            &msgs,
+        ) {
             Ok(s) => s,
             Err(e) => {
                 // Too few good points so far: bad senders were dropped; wait for more.
@@ -225,9 +230,9 @@ impl Recovery {
             tracing::error!(error = %e, "cannot store recovered shares");
             return false;
         }
-        if let Err(e) = node
-            .store()
-            .set_progress(self.batch.start, self.batch.count, "shares recovered")
+        if let Err(e) =
+            node.store()
+                .set_progress(self.batch.start, self.batch.count, "shares recovered")
         {
             tracing::error!(batch = self.batch.start, error = %e, "cannot record the batch's progress");
         }

@@ -18,7 +18,11 @@ use crate::jrpc::{RpcError, UserParams};
 use crate::node::{unix_s, NodeError, NodeState};
 use crate::tx::TxBody;
 
-pub(super) async fn key_assign(st: &RpcState, p: &Map<String, Value>, raw: &Bytes) -> Result<Value, Reply> {
+pub(super) async fn key_assign(
+    st: &RpcState,
+    p: &Map<String, Value>,
+    raw: &Bytes,
+) -> Result<Value, Reply> {
     if let Some(auth) = &st.auth {
         auth.check(&st.node, raw).map_err(Reply::Unauthorized)?;
     }

@@ -41,7 +41,10 @@ pub(super) fn lookup_item(rec: &KeyRecord) -> Result<Value, RpcError> {
     }))
 }
 
-pub(super) fn assigned_record(st: &RpcState, u: &UserParams) -> Result<Option<KeyRecord>, RpcError> {
+pub(super) fn assigned_record(
+    st: &RpcState,
+    u: &UserParams,
+) -> Result<Option<KeyRecord>, RpcError> {
     let snap = st.node.store().snapshot().map_err(storage_err)?;
     let Some(index) =
         app::assigned_index(&snap, &u.verifier, &u.verifier_id).map_err(storage_err)?

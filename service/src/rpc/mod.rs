@@ -279,4 +279,3 @@ pub fn padded_xy(pk: &k256::PublicKey) -> (String, String) {
         e.y().map(hex::encode).unwrap_or_default(),
     )
 }
-

@@ -425,7 +425,7 @@ impl ShareRelease<'_> {
             let Some(o) = self.store.token(verifier, &hex::encode(other))? else {
                 continue;
             };
-            if !stored.is_some_and(|s| s.seq < o.seq) {
+            if stored.is_none_or(|s| s.seq >= o.seq) {
                 return Err(ReleaseError::OtherEncodingFirst);
             }
         }

@@ -50,8 +50,8 @@ mod sealed;
 #[cfg(feature = "server")]
 mod tokens;
 
-pub use records::DecidedRecord;
 #[cfg(feature = "server")]
 pub use env::{Snapshot, Store, StoreError, DEFAULT_MAP_SIZE, SYNC_INTERVAL};
+pub use records::DecidedRecord;
 #[cfg(feature = "server")]
 pub use tokens::{TokenInsert, TokenUseBinding};

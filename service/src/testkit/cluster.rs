@@ -16,11 +16,11 @@ use torus_engine::dkg::{self, PublicShares};
 use torus_engine::wire::Wire;
 use torus_engine::{Engine, Params, Secp256k1, Suite};
 
+use super::LocalOrderer;
 use crate::client::{Client, Endpoint};
 use crate::config::{AbciConfig, Genesis, GenesisNode, GrpcConfig, NodeConfig, RpcConfig};
 use crate::crypto::NodeKey;
 use crate::hexfmt::keccak256;
-use super::LocalOrderer;
 use crate::node::{NodeError, NodeState};
 use crate::tx::{keys_hash, BatchId, DealerEvidence, ReadySig, TxBody};
 use crate::verifier::DevIssuer;

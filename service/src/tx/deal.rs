@@ -36,9 +36,17 @@ impl ReadySig {
 
     /// Whether `pubkey` (SEC1) signed this ready for `dealer`'s sharing of `batch`
     /// under `commitments`.
-    pub fn verify(&self, pubkey: &[u8], batch: &BatchId, dealer: u32, commitments: &[u8; 32]) -> bool {
+    pub fn verify(
+        &self,
+        pubkey: &[u8],
+        batch: &BatchId,
+        dealer: u32,
+        commitments: &[u8; 32],
+    ) -> bool {
         NodePub::from_sec1(pubkey)
-            .and_then(|pk| pk.verify_prehash(&super::ready_digest(batch, dealer, commitments), &self.sig))
+            .and_then(|pk| {
+                pk.verify_prehash(&super::ready_digest(batch, dealer, commitments), &self.sig)
+            })
             .is_ok()
     }
 }

@@ -53,14 +53,14 @@ impl BatchRun {
         }
         let keys = self.batch.count as usize;
         let dealing =
-            match avss::deal::<Secp256k1>(&node.engine(), params, self.me, keys, None, *seed) {
+            match avss::deal::<Secp256k1>(node.engine(), params, self.me, keys, None, *seed) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "dealing failed");
                     return;
                 }
             };
-        let mut slices = match dealing.slices(&node.engine()) {
+        let mut slices = match dealing.slices(node.engine()) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "slicing failed");
@@ -71,9 +71,9 @@ impl BatchRun {
             DealerFault::Equivocate(to) => {
                 tracing::warn!(to, "TEST FAULT: equivocating (a second dealing)");
                 let alt_seed = keccak256(&[&seed[..], b"equivocate"].concat());
-                avss::deal::<Secp256k1>(&node.engine(), params, self.me, keys, None, alt_seed)
+                avss::deal::<Secp256k1>(node.engine(), params, self.me, keys, None, alt_seed)
                     .ok()
-                    .and_then(|d| d.slice(&node.engine(), to).ok().map(|s| (to, d, s)))
+                    .and_then(|d| d.slice(node.engine(), to).ok().map(|s| (to, d, s)))
             }
             _ => None,
         };
@@ -106,7 +106,7 @@ impl BatchRun {
                 }
             };
             let header = DealHeader::sign(
-                &node.key(),
+                node.key(),
                 self.batch,
                 self.me,
                 to,

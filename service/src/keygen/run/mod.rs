@@ -277,9 +277,9 @@ impl BatchRun {
         if self.shares.is_some() {
             node.metrics().keygen_batches.inc();
         }
-        if let Err(e) = node
-            .store()
-            .set_progress(self.batch.start, self.batch.count, "public keys decided")
+        if let Err(e) =
+            node.store()
+                .set_progress(self.batch.start, self.batch.count, "public keys decided")
         {
             tracing::error!(batch = self.batch.start, error = %e, "cannot record the batch's progress");
         }

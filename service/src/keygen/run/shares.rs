@@ -108,9 +108,9 @@ impl BatchRun {
             tracing::error!(batch = self.batch.start, error = %e, "cannot store shares");
             return;
         }
-        if let Err(e) = node
-            .store()
-            .set_progress(self.batch.start, self.batch.count, "shares stored")
+        if let Err(e) =
+            node.store()
+                .set_progress(self.batch.start, self.batch.count, "shares stored")
         {
             tracing::error!(batch = self.batch.start, error = %e, "cannot record the batch's progress");
         }

@@ -90,7 +90,7 @@ impl BatchRun {
         if from != self.me {
             let t1 = Instant::now();
             let r = avss::verify_sends(
-                &node.engine(),
+                node.engine(),
                 &self.params,
                 self.me,
                 &[SendRef {
@@ -135,7 +135,7 @@ impl BatchRun {
             bytes: s.commitments,
         });
         let all: Vec<u32> = (1..=self.params.n).collect();
-        let expected = ExpectedPoints::new(&node.engine(), &slice, &all);
+        let expected = ExpectedPoints::new(node.engine(), &slice, &all);
         let echoes: Vec<(u32, Vec<u8>)> = all
             .iter()
             .map(|&m| (m, avss::echo_points(&slice, m).encode()))
@@ -264,7 +264,7 @@ impl BatchRun {
                 Some(exp.check(&params, std::slice::from_ref(&points)))
             }
             (_, Some(c)) => Some(avss::verify_points(
-                &node.engine(),
+                node.engine(),
                 &params,
                 me,
                 &c.decoded,
@@ -315,7 +315,13 @@ impl BatchRun {
         }
     }
 
-    pub(super) fn retry_waiting(&mut self, node: &NodeState, p2p: &P2pClient, d: u32, digest: &[u8; 32]) {
+    pub(super) fn retry_waiting(
+        &mut self,
+        node: &NodeState,
+        p2p: &P2pClient,
+        d: u32,
+        digest: &[u8; 32],
+    ) {
         let st = self.dealer(d);
         st.fetching.remove(digest);
         let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut st.waiting)
@@ -390,7 +396,7 @@ impl BatchRun {
             return false;
         }
         let msgs: Vec<PointMsg<Secp256k1>> = by_sender.into_values().collect();
-        match avss::recover_slice(&node.engine(), &params, me, &c.decoded, &msgs) {
+        match avss::recover_slice(node.engine(), &params, me, &c.decoded, &msgs) {
             Ok(s) => {
                 tracing::info!(
                     batch = self.batch.start,
@@ -408,7 +414,13 @@ impl BatchRun {
     }
 
     /// Echo / ready thresholds for one (dealer, digest).
-    pub(super) fn progress(&mut self, node: &NodeState, p2p: &P2pClient, d: u32, digest: &[u8; 32]) {
+    pub(super) fn progress(
+        &mut self,
+        node: &NodeState,
+        p2p: &P2pClient,
+        d: u32,
+        digest: &[u8; 32],
+    ) {
         let (ec, rc, sent_ready, complete) = {
             let st = self.dealer(d);
             (
