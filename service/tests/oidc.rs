@@ -122,6 +122,7 @@ fn all_variants() -> Vec<VerifyError> {
         VerifyError::MissingClaim { claim: "exp" },
         VerifyError::WrongIssuer,
         VerifyError::WrongAudience,
+        VerifyError::WrongAuthorizedParty,
         VerifyError::Expired,
         VerifyError::NotYetValid,
         VerifyError::IssuedInFuture,
@@ -150,6 +151,7 @@ fn all_variants() -> Vec<VerifyError> {
             | VerifyError::MissingClaim { .. }
             | VerifyError::WrongIssuer
             | VerifyError::WrongAudience
+            | VerifyError::WrongAuthorizedParty
             | VerifyError::Expired
             | VerifyError::NotYetValid
             | VerifyError::IssuedInFuture
@@ -637,6 +639,22 @@ async fn verifier_id_claim_checks() {
     .await;
     let unverified = iss.mint(&claims(now).claim("email_verified", json!(false)));
     refused(&v, &unverified, EMAIL, now, VerifyError::EmailNotVerified).await;
+    // Only an explicit true vouches for the address: absent, "false" or other values do not.
+    let mut no_flag = claims(now).to_map(&iss.issuer());
+    no_flag.remove("email_verified");
+    let no_flag = iss.signing_key().sign_claims(&no_flag);
+    refused(&v, &no_flag, EMAIL, now, VerifyError::EmailNotVerified).await;
+    for flag in [json!("false"), json!(1), json!("yes")] {
+        let t = iss.mint(&claims(now).claim("email_verified", flag));
+        refused(&v, &t, EMAIL, now, VerifyError::EmailNotVerified).await;
+    }
+    ok(
+        &v,
+        &iss.mint(&claims(now).claim("email_verified", json!("true"))),
+        EMAIL,
+        now,
+    )
+    .await;
 
     // With the claim `sub`, the comparison is exact.
     let config = VerifierConfig {
@@ -1061,4 +1079,131 @@ async fn dev_issuer_options() {
     let v = Verifiers::with_options(&[config], false, options()).unwrap();
     let now = now();
     ok(&v, &iss.mint(&claims(now)), EMAIL, now).await;
+}
+
+#[tokio::test]
+async fn an_email_that_only_unicode_case_folding_makes_equal_is_another_user() {
+    let iss = issuer().await;
+    let v = verifiers_for(&iss, None, options());
+    let now = now();
+    // ASCII case is ignored for e-mail addresses...
+    let upper = iss.mint(&DevClaims::new(AUD, now).email("Kate@Example.com"));
+    ok(&v, &upper, "kate@example.com", now).await;
+    // ...but U+212A KELVIN SIGN lower-cases to "k" under Unicode rules: an attacker's address
+    // with it must not open the key of "kate@example.com".
+    let kelvin = iss.mint(&DevClaims::new(AUD, now).email("\u{212A}ate@example.com"));
+    refused(
+        &v,
+        &kelvin,
+        "kate@example.com",
+        now,
+        VerifyError::VerifierIdMismatch,
+    )
+    .await;
+    let dotless = iss.mint(&DevClaims::new(AUD, now).email("kate@example.\u{0130}o"));
+    refused(
+        &v,
+        &dotless,
+        "kate@example.io",
+        now,
+        VerifyError::VerifierIdMismatch,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_token_for_several_audiences_needs_our_client_as_its_authorized_party() {
+    let iss = issuer().await;
+    let v = verifiers_for(&iss, None, options());
+    let now = now();
+    let several = claims(now).aud(json!([AUD, "another-app"]));
+    refused(
+        &v,
+        &iss.mint(&several),
+        EMAIL,
+        now,
+        VerifyError::WrongAuthorizedParty,
+    )
+    .await;
+    let theirs = several.clone().claim("azp", json!("another-app"));
+    refused(
+        &v,
+        &iss.mint(&theirs),
+        EMAIL,
+        now,
+        VerifyError::WrongAuthorizedParty,
+    )
+    .await;
+    ok(&v, &iss.mint(&several.claim("azp", json!(AUD))), EMAIL, now).await;
+    // One audience: azp is optional, but when present it must be us.
+    ok(&v, &iss.mint(&claims(now)), EMAIL, now).await;
+    let other_azp = claims(now).claim("azp", json!("another-app"));
+    refused(
+        &v,
+        &iss.mint(&other_azp),
+        EMAIL,
+        now,
+        VerifyError::WrongAuthorizedParty,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_verifiers_that_accept_the_same_tokens_are_refused() {
+    let iss = issuer().await;
+    let a = oidc_config(&iss.issuer(), &iss.jwks_url());
+    let b = VerifierConfig {
+        name: "second-name".into(),
+        ..a.clone()
+    };
+    let err = Verifiers::with_options(&[a.clone(), b.clone()], false, options()).unwrap_err();
+    assert_eq!(
+        err,
+        VerifierConfigError::SharedIssuerAndAudience {
+            first: a.name.clone(),
+            second: b.name.clone(),
+        }
+    );
+    // Another audience of the same issuer is another application: allowed.
+    let c = VerifierConfig {
+        audience: Some("another-app".into()),
+        ..b
+    };
+    Verifiers::with_options(&[a, c], false, options()).unwrap();
+}
+
+#[tokio::test]
+async fn a_key_set_that_cannot_be_refreshed_is_not_trusted_forever() {
+    let iss = issuer().await;
+    let now = now();
+    let token = iss.mint(&claims(now));
+    let short = VerifierOptions {
+        jwks_refetch_interval: Duration::from_millis(20),
+        jwks_max_age: Duration::from_millis(300),
+        jwks_max_stale: Duration::from_millis(1500),
+        ..VerifierOptions::default()
+    };
+    let v = verifiers_for(&iss, None, short);
+    ok(&v, &token, EMAIL, now).await;
+    // The issuer's JWKS becomes unreachable (or an attacker blocks it): past its maximum age
+    // the cached set is still used for a while...
+    iss.set_jwks_mode(JwksMode::Fail(503));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ok(&v, &token, EMAIL, now).await;
+    // ...but not beyond the stale limit.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    refused(
+        &v,
+        &token,
+        EMAIL,
+        now,
+        VerifyError::JwksUnavailable {
+            reason: "HTTP status 503".into(),
+        },
+    )
+    .await;
+    // A successful fetch restores it.
+    iss.set_jwks_mode(JwksMode::Serve);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    ok(&v, &token, EMAIL, now).await;
 }

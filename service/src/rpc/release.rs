@@ -438,7 +438,7 @@ impl ShareRelease<'_> {
         };
         match self
             .store
-            .bind_token_use(verifier, &verified.token_id, &use_)?
+            .bind_token_use(&verified.token_id, &use_)?
         {
             TokenUseBinding::Bound | TokenUseBinding::Same => Ok(()),
             TokenUseBinding::Conflict(_) => Err(ReleaseError::AlreadyRevealed),

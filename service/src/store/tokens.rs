@@ -30,12 +30,11 @@ pub enum TokenUseBinding {
     Conflict(TokenUse),
 }
 
-/// The key of a token-use record: its own domain inside the `tokens` database.
-fn token_use_key(verifier: &str, token_id: &[u8; 32]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(verifier.len() + 42);
+/// The key of a token-use record: its own domain inside the `tokens` database. Not scoped by
+/// verifier name: one signed token is one token under every name that would accept it.
+fn token_use_key(token_id: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(42);
     m.extend_from_slice(b"token-use\0");
-    m.extend_from_slice(verifier.as_bytes());
-    m.push(0);
     m.extend_from_slice(token_id);
     keccak256(&m).to_vec()
 }
@@ -102,16 +101,15 @@ impl Store {
             .transpose()
     }
 
-    /// Binds the first reveal of the signed token `token_id` under `verifier` to `use_`'s
-    /// commitment and temporary key, or reports the earlier binding; atomic (one write
+    /// Binds the first reveal of the signed token `token_id` (under any verifier name) to
+    /// `use_`'s commitment and temporary key, or reports the earlier binding; atomic (one write
     /// transaction), so two concurrent reveals of one token cannot both be bound.
     pub fn bind_token_use(
         &self,
-        verifier: &str,
         token_id: &[u8; 32],
         use_: &TokenUse,
     ) -> Result<TokenUseBinding, StoreError> {
-        let key = token_use_key(verifier, token_id);
+        let key = token_use_key(token_id);
         let mut w = self.env.write_txn()?;
         if let Some(b) = self.tokens.get(&w, &key)? {
             let old = TokenUse::decode(b).map_err(|e| StoreError::Corrupt {
@@ -213,11 +211,11 @@ mod tests {
         };
         let id = [9; 32];
         assert_eq!(
-            s.bind_token_use("v", &id, &first).ok(),
+            s.bind_token_use(&id, &first).ok(),
             Some(TokenUseBinding::Bound)
         );
         assert_eq!(
-            s.bind_token_use("v", &id, &first).ok(),
+            s.bind_token_use(&id, &first).ok(),
             Some(TokenUseBinding::Same)
         );
         let other_key = TokenUse {
@@ -230,13 +228,13 @@ mod tests {
         };
         for attempt in [other_key, other_encoding] {
             assert_eq!(
-                s.bind_token_use("v", &id, &attempt).ok(),
+                s.bind_token_use(&id, &attempt).ok(),
                 Some(TokenUseBinding::Conflict(first.clone()))
             );
         }
-        // Another verifier's token with the same id is another token.
+        // Another token binds on its own.
         assert_eq!(
-            s.bind_token_use("w", &id, &first).ok(),
+            s.bind_token_use(&[8; 32], &first).ok(),
             Some(TokenUseBinding::Bound)
         );
     }

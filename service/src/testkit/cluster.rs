@@ -49,6 +49,9 @@ struct Member {
     key: [u8; 32],
     dir: PathBuf,
     addr: SocketAddr,
+    /// The listener bound when the cluster was created, kept until the node first starts so
+    /// that no other socket (another test's cluster in the same process) can take the port.
+    reserved: Option<std::net::TcpListener>,
     state: Option<Arc<NodeState>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -150,8 +153,8 @@ impl Cluster {
         for i in 1..=n {
             let key = NodeKey::random();
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.set_nonblocking(true)?;
             let addr = l.local_addr()?;
-            drop(l);
             gnodes.push(GenesisNode {
                 index: i,
                 pubkey: hex::encode(key.public().compressed()),
@@ -163,6 +166,7 @@ impl Cluster {
                 key: *key.to_bytes(),
                 dir: base.join(format!("node{i}")),
                 addr,
+                reserved: Some(l),
                 state: None,
                 server: None,
             });
@@ -204,7 +208,10 @@ impl Cluster {
         tweak(&mut cfg);
         let key = NodeKey::from_bytes(&m.key).map_err(|e| ClusterError::Other(e.to_string()))?;
         let state = NodeState::open_with(cfg, key, genesis)?;
-        let listener = tokio::net::TcpListener::bind(m.addr).await?;
+        let listener = match m.reserved.take() {
+            Some(l) => tokio::net::TcpListener::from_std(l)?,
+            None => tokio::net::TcpListener::bind(m.addr).await?,
+        };
         let st = state.clone();
         m.server = Some(tokio::spawn(async move {
             if let Err(e) = crate::rpc::serve(st, listener).await {

@@ -364,6 +364,7 @@ pub(crate) struct JwksCache {
     max_bytes: usize,
     refetch_interval: Duration,
     max_age: Duration,
+    max_stale: Duration,
     state: RwLock<State>,
     refresh: tokio::sync::Mutex<()>,
 }
@@ -376,6 +377,7 @@ impl JwksCache {
             max_bytes: options.max_jwks_bytes,
             refetch_interval: options.jwks_refetch_interval,
             max_age: options.jwks_max_age,
+            max_stale: options.jwks_max_stale,
             state: RwLock::new(State::default()),
             refresh: tokio::sync::Mutex::new(()),
         }
@@ -383,6 +385,25 @@ impl JwksCache {
 
     fn snapshot(&self) -> Snapshot {
         let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+        self.view(&st)
+    }
+
+    /// What callers may use of `st`: a key set that could not be refreshed for `max_stale` past
+    /// its maximum age is no longer trusted (an issuer that withdrew a key, and whose JWKS an
+    /// attacker keeps us from fetching, must not have that key honoured forever).
+    fn view(&self, st: &State) -> Snapshot {
+        let expired = st
+            .fetched_at
+            .is_some_and(|t| t.elapsed() > self.max_age.saturating_add(self.max_stale));
+        if expired {
+            return Snapshot {
+                keys: None,
+                last_error: Some(st.last_error.clone().unwrap_or_else(|| {
+                    "the key set is too old and could not be refreshed".to_owned()
+                })),
+                generation: st.generation,
+            };
+        }
         Snapshot {
             keys: st.keys.clone(),
             last_error: st.last_error.clone(),
@@ -443,11 +464,7 @@ impl JwksCache {
             }
             Err(reason) => st.last_error = Some(reason),
         }
-        Snapshot {
-            keys: st.keys.clone(),
-            last_error: st.last_error.clone(),
-            generation: st.generation,
-        }
+        self.view(&st)
     }
 }
 

@@ -147,6 +147,15 @@ pub enum VerifierConfigError {
         /// The repeated name.
         name: String,
     },
+    /// Two `oidc` verifiers accept the same tokens (same issuer and audience): one token could
+    /// be used once under each name.
+    #[error("verifiers {first:?} and {second:?} have the same issuer and audience")]
+    SharedIssuerAndAudience {
+        /// The first verifier.
+        first: String,
+        /// The second verifier.
+        second: String,
+    },
     /// The HTTP client for JWKS fetches could not be built.
     #[error("cannot build the JWKS HTTP client: {0}")]
     HttpClient(String),
@@ -249,6 +258,10 @@ pub struct VerifierOptions {
     /// How long a fetched JWKS is used before it is fetched again on the next request (default
     /// 1 h). When that refresh fails, the old JWKS stays in use.
     pub jwks_max_age: Duration,
+    /// How long past `jwks_max_age` a key set that cannot be refreshed is still used (default
+    /// 6 h); after that tokens are refused with "issuer key set unavailable" until a fetch
+    /// succeeds.
+    pub jwks_max_stale: Duration,
     /// Clock leeway for `exp` and `nbf` (default 60 s): a token is expired once
     /// `exp <= now - leeway`.
     pub exp_leeway_s: u64,
@@ -263,6 +276,7 @@ impl Default for VerifierOptions {
             max_jwks_bytes: 1024 * 1024,
             jwks_refetch_interval: Duration::from_secs(10),
             jwks_max_age: Duration::from_secs(3600),
+            jwks_max_stale: Duration::from_secs(6 * 3600),
             exp_leeway_s: 60,
             iat_skew_s: 60,
         }
@@ -350,6 +364,22 @@ impl Verifiers {
                 ))),
             };
             verifiers.insert(config.name.clone(), verifier);
+        }
+        let oidc: Vec<&VerifierConfig> = configs
+            .iter()
+            .filter(|c| c.kind == VerifierKind::Oidc)
+            .collect();
+        for (i, a) in oidc.iter().enumerate() {
+            if let Some(b) = oidc
+                .iter()
+                .skip(i + 1)
+                .find(|b| b.issuer == a.issuer && b.audience == a.audience)
+            {
+                return Err(VerifierConfigError::SharedIssuerAndAudience {
+                    first: a.name.clone(),
+                    second: b.name.clone(),
+                });
+            }
         }
         Ok(Verifiers {
             inner: Arc::new(Inner { verifiers }),
@@ -513,6 +543,10 @@ pub enum VerifyError {
     /// `aud` (a string or an array) does not contain the verifier's audience.
     #[error("token audience does not include the verifier's client id")]
     WrongAudience,
+    /// The token names several audiences without an `azp` claim equal to the verifier's client
+    /// id, or has an `azp` naming another client (OpenID Connect Core 1.0, section 3.1.3.7).
+    #[error("token authorized party (azp) is not the verifier's client id")]
+    WrongAuthorizedParty,
     /// `exp <= now - leeway`.
     #[error("token expired")]
     Expired,
@@ -531,7 +565,8 @@ pub enum VerifyError {
         /// The configured claim name.
         claim: String,
     },
-    /// The verifier id claim is `email` and the token says `email_verified: false`.
+    /// The verifier id claim is `email` and the token does not say `email_verified: true`
+    /// (false, absent, or anything else).
     #[error("token email is not verified")]
     EmailNotVerified,
     /// The token's verifier id claim differs from the item's `verifier_id`.
@@ -563,6 +598,7 @@ impl VerifyError {
             VerifyError::BadSignature => "bad_signature",
             VerifyError::MissingClaim { .. } => "missing_claim",
             VerifyError::WrongIssuer => "wrong_issuer",
+            VerifyError::WrongAuthorizedParty => "wrong_azp",
             VerifyError::WrongAudience => "wrong_audience",
             VerifyError::Expired => "expired",
             VerifyError::NotYetValid => "not_yet_valid",

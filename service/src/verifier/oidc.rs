@@ -246,6 +246,15 @@ impl OidcVerifier {
         if !audience_ok {
             return Err(VerifyError::WrongAudience);
         }
+        // OIDC Core 3.1.3.7: with several audiences the token must name us as its authorized
+        // party; an azp naming another client is refused whatever the audience.
+        let several = matches!(claims.get("aud"), Some(Value::Array(a)) if a.len() > 1);
+        match claims.get("azp") {
+            None if several => return Err(VerifyError::WrongAuthorizedParty),
+            None => {}
+            Some(Value::String(azp)) if *azp == self.audience => {}
+            Some(_) => return Err(VerifyError::WrongAuthorizedParty),
+        }
         let exp = numeric_date(claims, "exp", "the exp claim is not a number")?
             .ok_or(VerifyError::MissingClaim { claim: "exp" })?;
         if exp <= now.saturating_sub(self.exp_leeway_s) {
@@ -274,17 +283,21 @@ impl OidcVerifier {
         };
         let is_email = self.verifier_id_claim == "email";
         if is_email {
-            let unverified = match claims.get("email_verified") {
-                Some(Value::Bool(b)) => !b,
-                Some(Value::String(s)) => s != "true",
+            // Only an explicit true counts: an issuer that does not vouch for the address does
+            // not get to name a key by it.
+            let verified = match claims.get("email_verified") {
+                Some(Value::Bool(b)) => *b,
+                Some(Value::String(s)) => s == "true",
                 _ => false,
             };
-            if unverified {
+            if !verified {
                 return Err(VerifyError::EmailNotVerified);
             }
         }
+        // E-mail addresses compare without ASCII case only: Unicode case folding would let a
+        // different address (say with U+212A KELVIN SIGN for "k") claim another user's id.
         let matches = if is_email {
-            claim.to_lowercase() == verifier_id.to_lowercase()
+            claim.eq_ignore_ascii_case(verifier_id)
         } else {
             claim == verifier_id
         };
