@@ -436,10 +436,7 @@ impl ShareRelease<'_> {
             temp_y,
             expires_s: verified.expires_s,
         };
-        match self
-            .store
-            .bind_token_use(&verified.token_id, &use_)?
-        {
+        match self.store.bind_token_use(&verified.token_id, &use_)? {
             TokenUseBinding::Bound | TokenUseBinding::Same => Ok(()),
             TokenUseBinding::Conflict(_) => Err(ReleaseError::AlreadyRevealed),
         }

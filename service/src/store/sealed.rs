@@ -37,7 +37,6 @@ impl Store {
         start: u64,
         shares: &torus_engine::dkg::KeyShares<torus_engine::Secp256k1>,
     ) -> Result<(), StoreError> {
-        use torus_engine::Suite;
         let cipher = self.cipher();
         let mut rng = rand_core::OsRng;
         for key in 0..shares.keys() {
@@ -64,13 +63,12 @@ impl Store {
                 .commitment_vector(key)
                 .iter()
                 .map(|a| {
-                    let mut out = Vec::with_capacity(33);
-                    torus_engine::Secp256k1::encode_point(a, &mut out);
-                    let mut c = [0u8; 33];
-                    c.copy_from_slice(out.get(..33).unwrap_or(&[0u8; 33]));
-                    c
+                    crate::tx::digest::compressed_point(a).ok_or(StoreError::Corrupt {
+                        what: "share commitments",
+                        err: format!("key {index}: an identity commitment"),
+                    })
                 })
-                .collect();
+                .collect::<Result<Vec<_>, _>>()?;
             let rec = ShareRecord {
                 index,
                 epoch,

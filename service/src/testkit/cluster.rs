@@ -14,7 +14,7 @@ use std::time::Duration;
 use torus_engine::avss::{self, Dealing, SendRef, Slice};
 use torus_engine::dkg::{self, PublicShares};
 use torus_engine::wire::Wire;
-use torus_engine::{Engine, Params, Secp256k1, Suite};
+use torus_engine::{Engine, Params, Secp256k1};
 
 use super::LocalOrderer;
 use crate::client::{Client, Endpoint};
@@ -361,13 +361,10 @@ impl Cluster {
         let keys: Vec<[u8; 33]> = pks
             .iter()
             .map(|a| {
-                let mut v = Vec::with_capacity(33);
-                Secp256k1::encode_point(a, &mut v);
-                let mut out = [0u8; 33];
-                out.copy_from_slice(v.get(..33).unwrap_or(&[0u8; 33]));
-                out
+                crate::tx::digest::compressed_point(a)
+                    .ok_or_else(|| ClusterError::Other("a user public key is the identity".into()))
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         // Ready signatures from every running node, for every dealer.
         let running: Vec<Arc<NodeState>> = self
             .members

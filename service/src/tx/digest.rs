@@ -76,6 +76,17 @@ pub fn slice_digest(batch: &BatchId, dealer: u32, k: u32, key_hashes: &[[u8; 32]
     list_digest(SLICE_DOMAIN, batch, dealer, k, key_hashes)
 }
 
+/// The 33-byte compressed encoding of a point; `None` for the identity (which
+/// encodes as zeros and is never a valid key or commitment).
+pub fn compressed_point(a: &torus_engine::Affine<Secp256k1>) -> Option<[u8; POINT_LEN]> {
+    if Secp256k1::is_identity(a) {
+        return None;
+    }
+    let mut v = Vec::with_capacity(POINT_LEN);
+    Secp256k1::encode_point(a, &mut v);
+    <[u8; POINT_LEN]>::try_from(v.as_slice()).ok()
+}
+
 /// The encoding of one key's k x k matrix (row-major compressed points); empty
 /// for a key beyond the batch.
 pub fn matrix_bytes(c: &Commitments<Secp256k1>, key: usize) -> Vec<u8> {

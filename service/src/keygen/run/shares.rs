@@ -8,7 +8,7 @@ use rand_core::RngCore;
 use torus_engine::avss::{SendRef, Slice};
 use torus_engine::dkg::{self, KeyShares, PublicShares};
 use torus_engine::wire::{Wire, WireXy};
-use torus_engine::{Secp256k1, Suite};
+use torus_engine::Secp256k1;
 use zeroize::Zeroizing;
 
 use super::{observe, BatchRun};
@@ -197,10 +197,11 @@ impl BatchRun {
         };
         let mut keys = Vec::with_capacity(pks.len());
         for a in &pks {
-            let mut v = Vec::with_capacity(33);
-            Secp256k1::encode_point(a, &mut v);
-            let Ok(k) = <[u8; 33]>::try_from(v.as_slice()) else {
-                tracing::error!("user public key is the identity");
+            let Some(k) = crate::tx::digest::compressed_point(a) else {
+                tracing::error!(
+                    batch = self.batch.start,
+                    "a user public key is the identity: not voting"
+                );
                 return;
             };
             keys.push(k);
