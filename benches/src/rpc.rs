@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use serde_json::{json, Value};
-use torus_node::devcluster::{Cluster, DEV_VERIFIER};
 use torus_node::hexfmt::keccak256;
+use torus_node::testkit::{Cluster, DEV_VERIFIER};
 
 /// Settings of one run.
 #[derive(Clone, Debug)]

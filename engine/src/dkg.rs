@@ -80,6 +80,60 @@ impl<S: Suite> KeyShares<S> {
             commitments,
         })
     }
+    /// Decodes stored shares: per key its share `s` and blinding share `s'`
+    /// (canonical scalar encodings) and its k commitment-vector points (canonical
+    /// compressed encodings, key-major). Any non-canonical value or wrong count is
+    /// an error.
+    pub fn decode_parts(
+        node: u32,
+        params: Params,
+        s: &[&[u8]],
+        sp: &[&[u8]],
+        commitments: &[&[u8]],
+    ) -> Result<Self> {
+        let scalars = |v: &[&[u8]]| -> Result<Vec<Scalar<S>>> {
+            v.iter()
+                .map(|b| S::decode_scalar(b).map_err(Error::from))
+                .collect()
+        };
+        let points = commitments
+            .iter()
+            .map(|b| S::decode_point(b).map_err(Error::from))
+            .collect::<Result<Vec<_>>>()?;
+        Self::from_parts(node, params, scalars(s)?, scalars(sp)?, points)
+    }
+
+    /// The shares a node holds of a summed sharing, from its slice of that sharing
+    /// (the constant terms of its row polynomials) and the sharing's summed
+    /// commitments (column 0 of every key): what a node that recovers a batch from
+    /// its peers' points ends up with.
+    pub fn from_aggregated(
+        params: Params,
+        slice: &crate::avss::Slice<S>,
+        commitments: &crate::avss::Commitments<S>,
+    ) -> Result<Self> {
+        let keys = slice.keys();
+        if commitments.keys() != keys || commitments.k() != params.ku() || slice.k() != params.ku()
+        {
+            return Err(Error::LengthMismatch {
+                what: "aggregated slice and commitments",
+                expected: keys,
+                got: commitments.keys(),
+            });
+        }
+        let mut s = Vec::with_capacity(keys);
+        let mut sp = Vec::with_capacity(keys);
+        for key in 0..keys {
+            let (a, ap) = slice.try_row(key)?;
+            let (Some(x), Some(y)) = (a.first(), ap.first()) else {
+                return Err(Error::KeyOutOfRange { key, keys });
+            };
+            s.push(*x);
+            sp.push(*y);
+        }
+        Self::from_parts(slice.receiver, params, s, sp, commitments.column0())
+    }
+
     /// Number of keys.
     pub fn keys(&self) -> usize {
         self.s.len()

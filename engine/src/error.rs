@@ -89,6 +89,14 @@ pub enum Error {
         /// Committee size.
         n: u32,
     },
+    /// A key position beyond the batch.
+    #[error("key {key} out of range: the batch has {keys} keys")]
+    KeyOutOfRange {
+        /// Offending key position.
+        key: usize,
+        /// Keys in the batch.
+        keys: usize,
+    },
     /// Not enough points or shares to interpolate.
     #[error("need {need} points, got {got}")]
     TooFewPoints {
@@ -178,6 +186,7 @@ impl Error {
             | Error::ZeroIndex
             | Error::DuplicateIndex(_)
             | Error::IndexOutOfRange { .. }
+            | Error::KeyOutOfRange { .. }
             | Error::TooFewPoints { .. }
             | Error::LengthMismatch { .. }
             | Error::NotEnoughDealers { .. }

@@ -10,11 +10,9 @@
 
 use std::sync::Arc;
 
-use k256::elliptic_curve::group::Group;
 use k256::{ProjectivePoint, Scalar};
-use torus_engine::backend::secp256k1::field::Fe;
-use torus_engine::backend::secp256k1::point::Affine;
-use torus_engine::VartimeMsmOffload;
+use torus_engine::offload::{self, Secp256k1Xy};
+use torus_engine::{Affine, Secp256k1, VartimeMsmOffload};
 
 use crate::device::{read_words, GpuContext, GpuOptions};
 use crate::error::GpuError;
@@ -579,7 +577,7 @@ impl GpuMsm {
     /// `sum scalars[i] * points[i]` on the GPU. PUBLIC data only.
     pub fn vartime_msm(
         &self,
-        points: &[Affine],
+        points: &[Affine<Secp256k1>],
         scalars: &[Scalar],
     ) -> Result<ProjectivePoint, GpuError> {
         self.vartime_msm_tuned(points, scalars, self.window, self.max_chunk)
@@ -589,7 +587,26 @@ impl GpuMsm {
     /// cap, overriding the instance's settings (tuning, tests). PUBLIC data only.
     pub fn vartime_msm_tuned(
         &self,
-        points: &[Affine],
+        points: &[Affine<Secp256k1>],
+        scalars: &[Scalar],
+        window: Option<usize>,
+        max_chunk: usize,
+    ) -> Result<ProjectivePoint, GpuError> {
+        if points.len() != scalars.len() {
+            return Err(GpuError::LengthMismatch {
+                points: points.len(),
+                scalars: scalars.len(),
+            });
+        }
+        // Identity points (and their scalars) are dropped here.
+        let (xy, sc) = Secp256k1::offload_inputs(points, scalars);
+        self.vartime_msm_xy(&xy, &sc, window, max_chunk)
+    }
+
+    /// The MSM over points in the engine's neutral offload form (no identities).
+    fn vartime_msm_xy(
+        &self,
+        points: &[Secp256k1Xy],
         scalars: &[Scalar],
         window: Option<usize>,
         max_chunk: usize,
@@ -601,11 +618,10 @@ impl GpuMsm {
                 scalars: scalars.len(),
             });
         }
-        // Identity points and zero scalars contribute nothing.
-        let live: Vec<(&Affine, [u32; 8])> = points
+        // Zero scalars contribute nothing (identity points never get here).
+        let live: Vec<(&Secp256k1Xy, [u32; 8])> = points
             .iter()
             .zip(scalars)
-            .filter(|(p, _)| !p.infinity)
             .map(|(p, s)| (p, scalar_words(s)))
             .filter(|(_, w)| w.iter().any(|x| *x != 0))
             .collect();
@@ -668,10 +684,11 @@ impl VartimeMsmOffload for GpuMsm {
 
     fn vartime_msm_secp256k1(
         &self,
-        points: &[Affine],
+        points: &[Secp256k1Xy],
         scalars: &[Scalar],
     ) -> Result<ProjectivePoint, String> {
-        self.vartime_msm(points, scalars).map_err(|e| e.to_string())
+        self.vartime_msm_xy(points, scalars, self.window, self.max_chunk)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -689,12 +706,12 @@ fn whole(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
 }
 
 /// Packs a chunk into the shader's word layout (points: x then y; scalars: 8 limbs).
-fn pack(chunk: &[(&Affine, [u32; 8])]) -> (Vec<u32>, Vec<u32>) {
+fn pack(chunk: &[(&Secp256k1Xy, [u32; 8])]) -> (Vec<u32>, Vec<u32>) {
     let mut pts = Vec::with_capacity(chunk.len() * POINT_WORDS);
     let mut sc = Vec::with_capacity(chunk.len() * 8);
     for (p, s) in chunk {
-        for fe in [&p.x, &p.y] {
-            for limb in fe.normalize().0 {
+        for fe in [p.x, p.y] {
+            for limb in fe {
                 pts.push(limb as u32);
                 pts.push((limb >> 32) as u32);
             }
@@ -724,7 +741,7 @@ fn bit_len(w: &[u32; 8]) -> usize {
         .map_or(0, |(i, x)| 32 * i + 32 - x.leading_zeros() as usize)
 }
 
-fn fe_from_words(w: &[u32]) -> Result<Fe, GpuError> {
+fn limbs_from_words(w: &[u32]) -> Result<[u64; 4], GpuError> {
     let mut l = [0u64; 4];
     for (i, limb) in l.iter_mut().enumerate() {
         let lo = w.get(2 * i).copied();
@@ -734,7 +751,7 @@ fn fe_from_words(w: &[u32]) -> Result<Fe, GpuError> {
         };
         *limb = u64::from(lo) | (u64::from(hi) << 32);
     }
-    Ok(Fe(l))
+    Ok(l)
 }
 
 /// A Jacobian point (24 words) from the GPU as a k256 point.
@@ -742,21 +759,14 @@ fn jac_to_projective(w: &[u32]) -> Result<ProjectivePoint, GpuError> {
     let (Some(x), Some(y), Some(z)) = (w.get(0..8), w.get(8..16), w.get(16..24)) else {
         return Err(GpuError::Readback("short point".into()));
     };
-    let (x, y, z) = (fe_from_words(x)?, fe_from_words(y)?, fe_from_words(z)?);
-    if bool::from(z.is_zero()) {
-        return Ok(ProjectivePoint::IDENTITY);
-    }
-    let zi = z.invert();
-    let zi2 = zi.square();
-    let a = Affine::new_unchecked(x.mul(&zi2), y.mul(&zi2.mul(&zi)));
-    let p = a.to_projective();
-    // An off-curve result (a kernel bug) maps to the identity in to_k256; refuse it.
-    if bool::from(p.is_identity()) {
-        return Err(GpuError::Readback(
-            "GPU returned a point off the curve".into(),
-        ));
-    }
-    Ok(p)
+    let (x, y, z) = (
+        limbs_from_words(x)?,
+        limbs_from_words(y)?,
+        limbs_from_words(z)?,
+    );
+    // An off-curve result is a kernel bug: refuse it.
+    offload::secp256k1_from_jacobian(x, y, z)
+        .ok_or_else(|| GpuError::Readback("GPU returned a point off the curve".into()))
 }
 
 /// Horner over the window sums: `sum_w 2^(c w) W_w`.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::{random_points, random_scalars, rng};
 use k256::{ProjectivePoint, Scalar};
-use torus_engine::backend::secp256k1::point::Affine;
+use torus_engine::offload::Secp256k1Xy;
 use torus_engine::profile::HwProfile;
 use torus_engine::{Engine, MsmRoute, Secp256k1, VartimeMsmOffload};
 use torus_kernels::{engine_from_profile, BackendChoice, GpuMsm, GpuOptions};
@@ -72,7 +72,11 @@ impl VartimeMsmOffload for Broken {
     fn name(&self) -> &str {
         "broken"
     }
-    fn vartime_msm_secp256k1(&self, _: &[Affine], _: &[Scalar]) -> Result<ProjectivePoint, String> {
+    fn vartime_msm_secp256k1(
+        &self,
+        _: &[Secp256k1Xy],
+        _: &[Scalar],
+    ) -> Result<ProjectivePoint, String> {
         Err("device lost (simulated)".into())
     }
 }

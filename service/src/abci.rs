@@ -50,7 +50,7 @@ pub const QUERY_INDEXES: &str = "GetIndexesFromVerifierID";
 
 impl Application for AbciApp {
     fn info(&self, _request: RequestInfo) -> ResponseInfo {
-        let head = self.node.store.head().unwrap_or_default();
+        let head = self.node.store().head().unwrap_or_default();
         ResponseInfo {
             data: "torus-node".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -62,7 +62,7 @@ impl Application for AbciApp {
 
     fn init_chain(&self, _request: RequestInitChain) -> ResponseInitChain {
         // The state was initialised from the node's genesis file at start.
-        let head = self.node.store.head().unwrap_or_default();
+        let head = self.node.store().head().unwrap_or_default();
         ResponseInitChain {
             app_hash: Bytes::from(head.app_hash.to_vec()),
             ..Default::default()
@@ -88,7 +88,7 @@ impl Application for AbciApp {
         let id = q.get("verifier_id").and_then(|v| v.as_str()).unwrap_or("");
         let found = self
             .node
-            .store
+            .store()
             .snapshot()
             .map_err(|e| e.to_string())
             .and_then(|s| app::assigned_index(&s, v, id).map_err(|e| e.to_string()));
@@ -97,7 +97,7 @@ impl Application for AbciApp {
                 let list: Vec<String> = idx.into_iter().map(|i| format!("{i:x}")).collect();
                 ResponseQuery {
                     value: Bytes::from(json!(list).to_string().into_bytes()),
-                    height: i64::try_from(self.node.store.head().unwrap_or_default().height)
+                    height: i64::try_from(self.node.store().head().unwrap_or_default().height)
                         .unwrap_or(0),
                     ..Default::default()
                 }

@@ -356,7 +356,10 @@ impl Client {
         for subset in combinations(pts.len(), need) {
             let sel: Vec<(u32, Scalar)> =
                 subset.iter().filter_map(|i| pts.get(*i).copied()).collect();
-            let sk = lagrange_at_zero(&sel);
+            // Node indexes are distinct and non-zero; a subset that is not is skipped.
+            let Ok(sk) = lagrange_at_zero(&sel) else {
+                continue;
+            };
             let p = (ProjectivePoint::GENERATOR * sk)
                 .to_affine()
                 .to_encoded_point(false);
@@ -428,22 +431,11 @@ pub fn decrypt_share(temp: &SecretKey, key: &Value) -> Result<Scalar, String> {
     Option::<Scalar>::from(Scalar::from_repr(b.into())).ok_or_else(|| "share >= q".into())
 }
 
-/// Lagrange interpolation at 0 of `(x, y)` points.
-pub fn lagrange_at_zero(pts: &[(u32, Scalar)]) -> Scalar {
-    let mut acc = Scalar::ZERO;
-    for (i, (xi, yi)) in pts.iter().enumerate() {
-        let mut num = Scalar::ONE;
-        let mut den = Scalar::ONE;
-        for (j, (xj, _)) in pts.iter().enumerate() {
-            if i != j {
-                num *= -Scalar::from(u64::from(*xj));
-                den *= Scalar::from(u64::from(*xi)) - Scalar::from(u64::from(*xj));
-            }
-        }
-        let inv = Option::<Scalar>::from(den.invert()).unwrap_or(Scalar::ZERO);
-        acc += *yi * num * inv;
-    }
-    acc
+/// Lagrange interpolation at 0 of `(x, y)` points (the engine's); a duplicate or
+/// zero index is an error, never a silent 0.
+pub fn lagrange_at_zero(pts: &[(u32, Scalar)]) -> Result<Scalar, torus_engine::Error> {
+    let (xs, ys): (Vec<u32>, Vec<Scalar>) = pts.iter().copied().unzip();
+    torus_engine::poly::interpolate_at(&xs, &ys, Scalar::ZERO)
 }
 
 fn combinations(n: usize, k: usize) -> Vec<Vec<usize>> {

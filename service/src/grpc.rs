@@ -47,14 +47,14 @@ impl Operator for OperatorService {
         &self,
         _r: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusReply>, Status> {
-        let head = self.node.store.head().map_err(internal)?;
+        let head = self.node.store().head().map_err(internal)?;
         Ok(Response::new(pb::StatusReply {
             node_index: self.node.index().unwrap_or(0),
-            address: self.node.key.public().address(),
+            address: self.node.key().public().address(),
             height: head.height,
             app_hash: head.app_hash.to_vec(),
             version: env!("CARGO_PKG_VERSION").into(),
-            uptime_s: self.node.started.elapsed().as_secs(),
+            uptime_s: self.node.uptime().as_secs(),
         }))
     }
 
@@ -83,7 +83,7 @@ impl Operator for OperatorService {
         &self,
         _r: Request<pb::KeyBufferRequest>,
     ) -> Result<Response<pb::KeyBufferReply>, Status> {
-        let snap = self.node.store.snapshot().map_err(internal)?;
+        let snap = self.node.store().snapshot().map_err(internal)?;
         let c = app::counters(&snap).map_err(internal)?;
         Ok(Response::new(pb::KeyBufferReply {
             created: c.last_created,
@@ -96,8 +96,8 @@ impl Operator for OperatorService {
         &self,
         _r: Request<pb::DkgProgressRequest>,
     ) -> Result<Response<pb::DkgProgressReply>, Status> {
-        let local = self.node.store.progress().map_err(internal)?;
-        let snap = self.node.store.snapshot().map_err(internal)?;
+        let local = self.node.store().progress().map_err(internal)?;
+        let snap = self.node.store().snapshot().map_err(internal)?;
         let mut batches = Vec::new();
         for (start, count, phase) in local {
             let dealers = app::batch_record(&snap, start)
@@ -120,7 +120,7 @@ impl Operator for OperatorService {
         &self,
         _r: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        let rx = self.node.progress.subscribe();
+        let rx = self.node.subscribe_progress();
         let s = BroadcastStream::new(rx).filter_map(|e| match e {
             Ok(e) => Some(Ok(pb::ProgressEvent {
                 height: e.height,

@@ -27,10 +27,7 @@ pub mod codec;
 pub mod config;
 pub mod crypto;
 #[cfg(feature = "server")]
-pub mod devcluster;
-#[cfg(feature = "server")]
 pub mod devnet;
-pub mod evidence;
 #[cfg(feature = "server")]
 pub mod grpc;
 pub mod hexfmt;
@@ -44,13 +41,13 @@ pub mod metrics;
 #[cfg(feature = "server")]
 pub mod node;
 pub mod p2p;
-pub mod records;
 #[cfg(feature = "server")]
 pub mod rpc;
 #[cfg(feature = "server")]
 pub mod runner;
-#[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod tx;
 
 #[cfg(feature = "server")]

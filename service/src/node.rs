@@ -1,24 +1,23 @@
 //! A node's shared state and its interface to the consensus engine.
 //!
 //! The consensus engine (malachite embedded, CometBFT over ABCI, or in tests
-//! the [`LocalOrderer`]) calls [`NodeState::apply_block`] (or the two-phase
+//! the test kit's `LocalOrderer`) calls [`NodeState::apply_block`] (or the two-phase
 //! [`NodeState::finalize`] + [`NodeState::commit`]) with each decided block; the
 //! node submits its own transactions through a [`Submitter`].
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 use tokio::sync::broadcast;
 
-use crate::app::{self, App, BlockOutcome, Event, TxCode, TxOutcome};
+use crate::app::{self, App, BlockOutcome, TxCode, TxOutcome};
 use crate::config::{Genesis, NodeConfig};
 use crate::crypto::NodeKey;
 use crate::hexfmt::keccak256;
 use crate::metrics::{Metrics, TxLabels};
 use crate::store::{DecidedRecord, Store, StoreError};
-use crate::tx::{ready_digest, BatchId, EpochInfo, ReadySig, SignedTx, TxBody};
+use crate::tx::{EpochInfo, SignedTx, TxBody};
 use crate::verifier::Verifiers;
 
 /// Node failures.
@@ -95,32 +94,21 @@ fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Everything a running node shares between its servers and its consensus driver.
+/// Everything a running node shares between its servers and its consensus driver:
+/// opened once, then handed out read-only. Rooms take the parts they need
+/// through the accessors below; nothing outside this file can replace a part.
 pub struct NodeState {
-    /// Configuration.
-    pub config: NodeConfig,
-    /// Identity key.
-    pub key: NodeKey,
-    /// Genesis.
-    pub genesis: Genesis,
-    /// LMDB store.
-    pub store: Store,
-    /// The consensus state machine.
-    pub app: App,
-    /// Token verifiers.
-    pub verifiers: Verifiers,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Hardware profile (from `hw_profile`, else the defaults).
-    pub profile: torus_engine::profile::HwProfile,
-    /// The batch engine configured from the profile.
-    pub engine: torus_engine::Engine,
-    /// Committed blocks.
-    pub blocks: broadcast::Sender<Arc<CommittedBlock>>,
-    /// Operator progress events.
-    pub progress: broadcast::Sender<ProgressEvent>,
-    /// When the node started.
-    pub started: Instant,
+    config: NodeConfig,
+    key: NodeKey,
+    genesis: Genesis,
+    store: Store,
+    verifiers: Verifiers,
+    metrics: Arc<Metrics>,
+    profile: torus_engine::profile::HwProfile,
+    engine: torus_engine::Engine,
+    blocks: broadcast::Sender<Arc<CommittedBlock>>,
+    progress: broadcast::Sender<ProgressEvent>,
+    started: Instant,
     submitter: RwLock<Option<Arc<dyn Submitter>>>,
     apply: Mutex<Option<BlockOutcome>>,
 }
@@ -169,7 +157,6 @@ impl NodeState {
             key,
             genesis,
             store,
-            app: App,
             verifiers,
             metrics: Arc::new(Metrics::new()),
             profile,
@@ -182,6 +169,61 @@ impl NodeState {
         });
         node.refresh_gauges()?;
         Ok(node)
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Its identity key.
+    pub fn key(&self) -> &NodeKey {
+        &self.key
+    }
+
+    /// The genesis it was opened with.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// Its LMDB store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Its token verifiers.
+    pub fn verifiers(&self) -> &Verifiers {
+        &self.verifiers
+    }
+
+    /// Its metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Its hardware profile (from `hw_profile`, else the defaults).
+    pub fn profile(&self) -> &torus_engine::profile::HwProfile {
+        &self.profile
+    }
+
+    /// The batch engine configured from the profile.
+    pub fn engine(&self) -> &torus_engine::Engine {
+        &self.engine
+    }
+
+    /// Committed blocks from now on.
+    pub fn subscribe_blocks(&self) -> broadcast::Receiver<Arc<CommittedBlock>> {
+        self.blocks.subscribe()
+    }
+
+    /// Operator progress events from now on.
+    pub fn subscribe_progress(&self) -> broadcast::Receiver<ProgressEvent> {
+        self.progress.subscribe()
+    }
+
+    /// How long ago the node was opened.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// Closes the node's LMDB environment (after everything else it holds is dropped).
@@ -212,16 +254,14 @@ impl NodeState {
 
     /// CheckTx against the committed state.
     pub fn check_tx(&self, bytes: &[u8]) -> Result<TxOutcome, NodeError> {
-        Ok(self.app.check_tx(&self.store.snapshot()?, bytes))
+        Ok(App.check_tx(&self.store.snapshot()?, bytes))
     }
 
     /// Executes a decided block without persisting it (ABCI FinalizeBlock).
     pub fn finalize(&self, height: u64, txs: &[Vec<u8>]) -> Result<BlockOutcome, NodeError> {
         let head = self.store.head()?;
         let snap = self.store.snapshot()?;
-        let out = self
-            .app
-            .finalize_block(&snap, height, &head.app_hash, txs)?;
+        let out = App.finalize_block(&snap, height, &head.app_hash, txs)?;
         drop(snap);
         if let Ok(mut g) = self.apply.lock() {
             *g = Some(out.clone());
@@ -268,9 +308,7 @@ impl NodeState {
             }));
         }
         let snap = self.store.snapshot()?;
-        let out = self
-            .app
-            .finalize_block(&snap, height, &head.app_hash, txs)?;
+        let out = App.finalize_block(&snap, height, &head.app_hash, txs)?;
         drop(snap);
         self.persist(out, txs, decided)
     }
@@ -296,50 +334,7 @@ impl NodeState {
                 })
                 .inc();
             for e in &r.events {
-                let (kind, detail) = match e {
-                    Event::DealerSet { batch, dealers } => (
-                        "dealer_set",
-                        format!(
-                            "keys {}..{} dealers {:?}",
-                            batch.start,
-                            batch.end(),
-                            dealers
-                        ),
-                    ),
-                    Event::PublicKeys { batch } => (
-                        "public_keys",
-                        format!("keys {}..{} created", batch.start, batch.end()),
-                    ),
-                    Event::KeyAssigned { index, new } => (
-                        "key_assigned",
-                        format!("key {index} ({})", if *new { "new" } else { "existing" }),
-                    ),
-                    Event::HandoverDecided { epoch } => {
-                        ("epoch", format!("hand-over to epoch {epoch} decided"))
-                    }
-                    Event::EpochChanged { epoch } => ("epoch", format!("epoch {epoch} is current")),
-                    Event::BatchOpened { batch } => (
-                        "batch_opened",
-                        format!("keys {}..{} open for dealing", batch.start, batch.end()),
-                    ),
-                    Event::Blamed {
-                        batch,
-                        node,
-                        as_dealer,
-                        reason,
-                    } => (
-                        "blamed",
-                        format!(
-                            "node {node} blamed as {} in batch {}: {reason}",
-                            if *as_dealer {
-                                "dealer"
-                            } else {
-                                "false accuser"
-                            },
-                            batch.start
-                        ),
-                    ),
-                };
+                let (kind, detail) = e.describe();
                 tracing::info!(height = out.height, kind, %detail, "consensus event");
                 let _ = self.progress.send(ProgressEvent {
                     height: out.height,
@@ -441,145 +436,5 @@ impl NodeState {
         tokio::time::timeout(timeout, wait)
             .await
             .map_err(|_| NodeError::Timeout)?
-    }
-
-    /// Signs a `ready` for a dealer's batch sharing (the AVSS layer calls this).
-    pub fn sign_ready(
-        &self,
-        batch: &BatchId,
-        dealer: u32,
-        commitments: &[u8; 32],
-    ) -> Result<ReadySig, NodeError> {
-        Ok(ReadySig {
-            signer: self.index()?,
-            sig: self
-                .key
-                .sign_prehash(&ready_digest(batch, dealer, commitments)),
-        })
-    }
-}
-
-/// An in-process stand-in for a consensus engine, used by the test suite's
-/// multi-node harness: every node submits into one queue, and the orderer
-/// applies the same ordered blocks to every attached node and checks that the
-/// app hashes agree. Detached nodes (down, restarting) are caught up from the
-/// block log when they are attached again. It is not a BFT engine and is never
-/// used by `torus-node` itself.
-pub struct LocalOrderer {
-    queue: Mutex<Vec<Vec<u8>>>,
-    nodes: Mutex<BTreeMap<u32, Arc<NodeState>>>,
-    log: Mutex<Vec<Vec<Vec<u8>>>>,
-    notify: tokio::sync::Notify,
-    /// Largest number of transactions per block.
-    pub max_block_txs: usize,
-}
-
-impl std::fmt::Debug for LocalOrderer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LocalOrderer")
-    }
-}
-
-/// A node's handle on a [`LocalOrderer`].
-#[derive(Clone, Debug)]
-pub struct OrdererHandle(pub Arc<LocalOrderer>);
-
-impl Submitter for OrdererHandle {
-    fn submit(&self, tx: Vec<u8>) -> Result<(), String> {
-        self.0
-            .queue
-            .lock()
-            .map_err(|_| "orderer poisoned".to_string())?
-            .push(tx);
-        self.0.notify.notify_one();
-        Ok(())
-    }
-}
-
-impl LocalOrderer {
-    /// A new orderer with no nodes.
-    pub fn new() -> Arc<Self> {
-        Arc::new(LocalOrderer {
-            queue: Mutex::new(Vec::new()),
-            nodes: Mutex::new(BTreeMap::new()),
-            log: Mutex::new(Vec::new()),
-            notify: tokio::sync::Notify::new(),
-            max_block_txs: 10_000,
-        })
-    }
-
-    /// Attaches a node under `id`, replaying the blocks it missed.
-    pub fn attach(self: &Arc<Self>, id: u32, node: Arc<NodeState>) -> Result<(), NodeError> {
-        node.set_submitter(Arc::new(OrdererHandle(self.clone())));
-        let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
-        let head = node.store.head()?.height;
-        for (i, txs) in log.iter().enumerate() {
-            let h = i as u64 + 1;
-            if h > head {
-                node.apply_block(h, txs)?;
-            }
-        }
-        if let Ok(mut n) = self.nodes.lock() {
-            n.insert(id, node);
-        }
-        Ok(())
-    }
-
-    /// Detaches a node (it stops receiving blocks).
-    pub fn detach(&self, id: u32) -> Option<Arc<NodeState>> {
-        self.nodes.lock().ok().and_then(|mut n| n.remove(&id))
-    }
-
-    /// Orders everything queued so far into one block and applies it to every
-    /// attached node. Returns the height, or None if nothing was queued.
-    pub fn step(&self) -> Result<Option<u64>, NodeError> {
-        let txs: Vec<Vec<u8>> = {
-            let mut q = self
-                .queue
-                .lock()
-                .map_err(|_| NodeError::Broadcast("orderer poisoned".into()))?;
-            let n = q.len().min(self.max_block_txs);
-            q.drain(..n).collect()
-        };
-        if txs.is_empty() {
-            return Ok(None);
-        }
-        let height = {
-            let mut log = self
-                .log
-                .lock()
-                .map_err(|_| NodeError::Broadcast("orderer poisoned".into()))?;
-            log.push(txs.clone());
-            log.len() as u64
-        };
-        let nodes: Vec<(u32, Arc<NodeState>)> = self
-            .nodes
-            .lock()
-            .map(|n| n.iter().map(|(k, v)| (*k, v.clone())).collect())
-            .unwrap_or_default();
-        let mut hash: Option<[u8; 32]> = None;
-        for (id, node) in nodes {
-            let b = node.apply_block(height, &txs)?;
-            match hash {
-                None => hash = Some(b.app_hash),
-                Some(h) if h != b.app_hash => {
-                    return Err(NodeError::App(app::AppError::Storage(format!(
-                        "app hash divergence at height {height} on node {id}"
-                    ))))
-                }
-                _ => {}
-            }
-        }
-        Ok(Some(height))
-    }
-
-    /// Runs [`Self::step`] whenever transactions arrive (or every `tick`).
-    pub async fn run(self: Arc<Self>, tick: Duration) {
-        loop {
-            let _ = tokio::time::timeout(tick, self.notify.notified()).await;
-            if let Err(e) = self.step() {
-                tracing::error!(error = %e, "local orderer");
-            }
-        }
     }
 }

@@ -96,12 +96,12 @@ fn addr_of(
 
 fn announce(node: &NodeState, me: Option<u32>) {
     tracing::info!(
-        address = %node.key.public().address(),
+        address = %node.key().public().address(),
         index = ?me,
-        data_dir = %node.config.data_dir.display(),
-        verifiers = ?node.verifiers.names(),
-        hw_profile = %node.profile.name,
-        engine = node.engine.backend_name(),
+        data_dir = %node.config().data_dir.display(),
+        verifiers = ?node.verifiers().names(),
+        hw_profile = %node.profile().name,
+        engine = node.engine().backend_name(),
         "node started"
     );
 }
@@ -178,7 +178,7 @@ async fn bind(addr: &str) -> Result<tokio::net::TcpListener, RunError> {
 
 /// As [`start`], for an already opened node state.
 pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
-    let cfg = node.config.clone();
+    let cfg = node.config().clone();
     let mut tasks: JoinSet<Result<(), String>> = JoinSet::new();
     let me = node.index().ok();
     let rpc = bind(&cfg.rpc.listen).await?;
@@ -212,7 +212,7 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
             tasks,
         });
     };
-    let genesis = node.genesis.clone();
+    let genesis = node.genesis().clone();
     let own = genesis
         .nodes
         .iter()
@@ -259,7 +259,7 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
     if cfg.p2p.max_message_mib > 0 {
         pcfg.max_message_bytes = cfg.p2p.max_message_mib << 20;
     }
-    let (client, mut inbound) = p2p::start(&node.key, me, pcfg, node.metrics.clone()).await?;
+    let (client, mut inbound) = p2p::start(node.key(), me, pcfg, node.metrics().clone()).await?;
     // Mempool with gossip, and the router of inbound messages.
     let mempool = Mempool::with_defaults();
     {

@@ -10,8 +10,8 @@ use base64::Engine as _;
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use serde_json::{json, Value};
 use torus_node::client::{decrypt_share, Client};
-use torus_node::devcluster::{Cluster, DEV_AUDIENCE, DEV_VERIFIER};
 use torus_node::hexfmt::keccak256;
+use torus_node::testkit::{Cluster, DEV_AUDIENCE, DEV_VERIFIER};
 use torus_node::verifier::DevClaims;
 
 async fn cluster(keys: usize) -> (tempfile::TempDir, Cluster) {

@@ -68,7 +68,7 @@ fn abci_adapter_over_a_real_socket_matches_direct_application() {
     assert_eq!(info.last_block_height, 0);
     assert_eq!(
         info.last_block_app_hash.to_vec(),
-        a.store.head().unwrap().app_hash.to_vec()
+        a.store().head().unwrap().app_hash.to_vec()
     );
 
     // A hand-over vote (valid), a KeyAssign with no free keys, garbage, and a tx
@@ -136,7 +136,7 @@ fn abci_adapter_over_a_real_socket_matches_direct_application() {
     let got: Vec<u32> = fin.tx_results.iter().map(|r| r.code).collect();
     assert_eq!(got, vec![0, 5, 2, 1]);
     // Not persisted before Commit.
-    assert_eq!(a.store.head().unwrap().height, 0);
+    assert_eq!(a.store().head().unwrap().height, 0);
     client.commit().unwrap();
     let direct = b.apply_block(1, &txs).unwrap();
     assert_eq!(fin.app_hash.to_vec(), direct.app_hash.to_vec());

@@ -110,7 +110,7 @@ impl Net {
         let key = NodeKey::from_bytes(&m.key).unwrap();
         let node = NodeState::open_with(node_config(&m.dir), key, self.genesis.clone()).unwrap();
         // Record every committed block's app hash.
-        let mut rx = node.blocks.subscribe();
+        let mut rx = node.subscribe_blocks();
         let hashes = m.hashes.clone();
         tokio::spawn(async move {
             while let Ok(b) = rx.recv().await {
@@ -164,7 +164,7 @@ impl Net {
     }
 
     fn height(&self, i: usize) -> u64 {
-        self.node(i).store.head().unwrap().height
+        self.node(i).store().head().unwrap().height
     }
 
     fn running(&self) -> Vec<usize> {
@@ -223,7 +223,7 @@ impl Net {
             })
             .unwrap();
         let hash = keccak256(&tx.encode());
-        let mut blocks = node.blocks.subscribe();
+        let mut blocks = node.subscribe_blocks();
         let out = node
             .submit_and_wait(&tx, Duration::from_secs(30))
             .await
@@ -250,7 +250,11 @@ impl Net {
     /// The proposer of the block at `height` on member `i` (from its stored certificate).
     fn proposer_of(&self, i: usize, height: u64) -> Address {
         let node = self.node(i);
-        let rec = node.store.decided(height).unwrap().expect("decided record");
+        let rec = node
+            .store()
+            .decided(height)
+            .unwrap()
+            .expect("decided record");
         let cert = decode_certificate(&rec.certificate).unwrap();
         let vs = ValidatorSet::from_epoch(&node.epoch().unwrap()).unwrap();
         vs.proposer(Height(height), cert.round).address
@@ -282,7 +286,7 @@ async fn four_nodes_agree_commit_from_any_node_and_a_restarted_node_catches_up()
     let mut foreign = 0;
     for i in 0..N {
         let h = net.submit(i, &format!("user{i}@example.com")).await;
-        let me = Address::of(&net.node(i).key.public());
+        let me = Address::of(&net.node(i).key().public());
         if net.proposer_of(i, h) != me {
             foreign += 1;
         }
@@ -304,7 +308,7 @@ async fn four_nodes_agree_commit_from_any_node_and_a_restarted_node_catches_up()
     // It stored the synced blocks with their certificates (it can serve them).
     for h in down_at + 1..=target {
         assert!(
-            net.node(3).store.decided(h).unwrap().is_some(),
+            net.node(3).store().decided(h).unwrap().is_some(),
             "height {h}"
         );
     }
@@ -319,7 +323,7 @@ async fn four_nodes_agree_commit_from_any_node_and_a_restarted_node_catches_up()
     assert!(synced.range(down_at + 1..=target).count() as u64 >= target - down_at);
     // Heads agree with what the others committed at that height.
     for i in 0..N {
-        let head = net.node(i).store.head().unwrap();
+        let head = net.node(i).store().head().unwrap();
         for j in 0..N {
             if let Some(h) = net.members[j].hashes.lock().unwrap().get(&head.height) {
                 assert_eq!(*h, head.app_hash, "head of {i} vs node {j}");

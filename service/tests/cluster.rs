@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use serde_json::{json, Value};
 use torus_node::client::{decrypt_share, lagrange_at_zero, Client};
-use torus_node::devcluster::{Cluster, DEV_AUDIENCE, DEV_VERIFIER};
 use torus_node::hexfmt::keccak256;
+use torus_node::testkit::{Cluster, DEV_AUDIENCE, DEV_VERIFIER};
 use torus_node::verifier::{DevClaims, DevKey};
 
 async fn cluster(keys: usize) -> (tempfile::TempDir, Cluster) {
@@ -89,9 +89,11 @@ async fn legacy_flow_any_k_shares_reconstruct_the_key() {
         for b in a + 1..5 {
             for d in b + 1..5 {
                 let sel = [shares[a], shares[b], shares[d]];
-                assert_eq!(lagrange_at_zero(&sel), want);
+                assert_eq!(lagrange_at_zero(&sel).unwrap(), want);
             }
-            assert_ne!(lagrange_at_zero(&[shares[a], shares[b]]), want);
+            assert_ne!(lagrange_at_zero(&[shares[a], shares[b]]).unwrap(), want);
+            // The same node twice is an error, not a key.
+            assert!(lagrange_at_zero(&[shares[a], shares[a], shares[b]]).is_err());
         }
     }
     // KeyLookupRequest finds the owner.
@@ -219,7 +221,7 @@ async fn concurrent_key_assign_gives_exactly_one_key() {
         .collect();
     assert_eq!(bodies, results);
     let node = c.node(1).unwrap();
-    let snap = node.store.snapshot().unwrap();
+    let snap = node.store().snapshot().unwrap();
     assert_eq!(torus_node::app::counters(&snap).unwrap().last_unassigned, 1);
     drop(snap);
     drop(node);
@@ -295,7 +297,7 @@ async fn restart_keeps_assignments_shares_and_token_commitments() {
     }
     // Heights and app hashes agree after the catch-up.
     let heads: BTreeSet<_> = (1..=5)
-        .map(|i| c.node(i).unwrap().store.head().unwrap())
+        .map(|i| c.node(i).unwrap().store().head().unwrap())
         .map(|h| (h.height, h.app_hash))
         .collect();
     assert_eq!(heads.len(), 1);
@@ -308,7 +310,7 @@ async fn shares_at_rest_are_not_in_the_lmdb_file_in_plaintext() {
     let node = c.node(1).unwrap();
     let mut shares = Vec::new();
     for i in 0..3 {
-        let (s, _sp, _) = node.store.share(i).unwrap().unwrap();
+        let (s, _sp, _) = node.store().share(i).unwrap().unwrap();
         shares.push(*s);
     }
     drop(node);

@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use torus_node::devcluster::Cluster;
 use torus_node::grpc::pb::operator_client::OperatorClient;
 use torus_node::grpc::pb::{
     DkgProgressRequest, EpochRequest, KeyBufferRequest, StatusRequest, WatchEventsRequest,
 };
+use torus_node::testkit::Cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_api_reports_the_key_buffer_and_streams_events() {
@@ -61,7 +61,7 @@ async fn operator_api_reports_the_key_buffer_and_streams_events() {
     assert!(kinds.contains(&"dealer_set".to_string()), "{kinds:?}");
     assert!(kinds.contains(&"block".to_string()), "{kinds:?}");
     // Metrics reflect the same buffer.
-    let m = node.metrics.encode();
+    let m = node.metrics().encode();
     assert!(m.contains("torus_keys_free 5"), "{m}");
     drop(node);
     c.shutdown().await;

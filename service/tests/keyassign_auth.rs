@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use torus_node::config::NodeConfig;
 use torus_node::crypto::NodeKey;
-use torus_node::devcluster::{Cluster, DEV_VERIFIER};
+use torus_node::testkit::{Cluster, DEV_VERIFIER};
 
 /// What the signer service computes for one node (`/api/sign`).
 fn sign(signer: &NodeKey, node_pub: (&str, &str), raw_body: &str, ts: &str, nonce: &str) -> String {
@@ -45,7 +45,7 @@ async fn key_assign_requires_a_fresh_signer_signature() {
     .unwrap();
     c.generate_keys(3, 5).await.unwrap();
     let node = c.node(1).unwrap();
-    let (px, py) = node.key.public().hex_xy();
+    let (px, py) = node.key().public().hex_xy();
     let url = c.endpoints()[0].url.clone();
     drop(node);
     let http = reqwest::Client::new();

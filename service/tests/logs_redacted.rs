@@ -8,7 +8,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use torus_node::devcluster::{Cluster, DEV_VERIFIER};
+use torus_node::testkit::{Cluster, DEV_VERIFIER};
 
 #[derive(Clone, Default)]
 struct Buf(Arc<Mutex<Vec<u8>>>);
@@ -68,13 +68,13 @@ async fn logs_carry_no_tokens_shares_or_keys() {
     let mut secrets: Vec<String> = vec![token.clone(), hex::encode(*login.private_key)];
     for i in 1..=5 {
         let node = c.node(i).unwrap();
-        secrets.push(hex::encode(*node.key.to_bytes()));
+        secrets.push(hex::encode(*node.key().to_bytes()));
         for k in 0..3 {
-            let (s, sp, _) = node.store.share(k).unwrap().unwrap();
+            let (s, sp, _) = node.store().share(k).unwrap().unwrap();
             secrets.push(hex::encode(*s));
             secrets.push(hex::encode(*sp));
         }
-        assert!(!format!("{node:?}").contains(&hex::encode(*node.key.to_bytes())));
+        assert!(!format!("{node:?}").contains(&hex::encode(*node.key().to_bytes())));
     }
     c.shutdown().await;
     let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();

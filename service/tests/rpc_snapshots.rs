@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use serde_json::{json, Map, Value};
-use torus_node::devcluster::{Cluster, DEV_VERIFIER};
 use torus_node::hexfmt::keccak256;
+use torus_node::testkit::{Cluster, DEV_VERIFIER};
 
 /// Fields whose values differ per run (keys, signatures, ciphertexts, timestamps).
 const DYNAMIC: &[&str] = &[

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{json, Value};
-use torus_node::devcluster::{Cluster, DEV_VERIFIER};
+use torus_node::testkit::{Cluster, DEV_VERIFIER};
 
 fn client_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/torusjs")
@@ -36,7 +36,7 @@ async fn run_client(c: &Cluster, verifier: &str, verifier_id: &str, token: &str)
     let eps = c.endpoints();
     let pubs: Vec<Value> = (1..=eps.len() as u32)
         .map(|i| {
-            let (x, y) = c.node(i).unwrap().key.public().hex_xy();
+            let (x, y) = c.node(i).unwrap().key().public().hex_xy();
             json!({"X": x, "Y": y})
         })
         .collect();

@@ -75,6 +75,34 @@ impl<S: Suite> Commitments<S> {
     pub fn c00(&self, key: usize) -> Option<&Affine<S>> {
         self.matrix(key).first()
     }
+    /// The entry-wise sum of several dealers' matrices (the commitments of the
+    /// summed sharing, as a recovering node checks points against). Every input
+    /// must have the same k and key count; at least one is needed.
+    pub fn sum<'a>(all: impl IntoIterator<Item = &'a Commitments<S>>) -> Result<Self>
+    where
+        S: 'a,
+    {
+        let mut it = all.into_iter();
+        let Some(first) = it.next() else {
+            return Err(Error::TooFewPoints { need: 1, got: 0 });
+        };
+        let k = first.k;
+        let mut acc: Vec<crate::group::Point<S>> =
+            first.points.iter().map(S::from_affine).collect();
+        for c in it {
+            if c.k != k || c.points.len() != acc.len() {
+                return Err(Error::LengthMismatch {
+                    what: "commitments to sum",
+                    expected: acc.len(),
+                    got: c.points.len(),
+                });
+            }
+            for (a, p) in acc.iter_mut().zip(&c.points) {
+                *a += S::from_affine(p);
+            }
+        }
+        Commitments::from_points(0, k, S::batch_to_affine(&acc))
+    }
     /// Column 0 (`C[j][0]` for j in 0..k) of every key, key-major: the Pedersen
     /// commitment vector of `f(x, 0)`.
     pub fn column0(&self) -> Vec<Affine<S>> {
@@ -87,6 +115,9 @@ impl<S: Suite> Commitments<S> {
             .collect()
     }
 }
+
+/// One key's row (or column) coefficients and their blinding partners, `(a, a')`.
+pub type Coefficients<'a, S> = (&'a [Scalar<S>], &'a [Scalar<S>]);
 
 /// The row and column slices one dealer sends to one receiver, for a batch. Secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,6 +194,63 @@ impl<S: Suite> Slice<S> {
             self.b.get(r.clone()).unwrap_or(&[]),
             self.bp.get(r).unwrap_or(&[]),
         )
+    }
+    /// As [`Slice::row`], with an error for a key beyond the batch (instead of
+    /// empty slices).
+    pub fn try_row(&self, key: usize) -> Result<Coefficients<'_, S>> {
+        self.check_key(key)?;
+        Ok(self.row(key))
+    }
+    /// As [`Slice::column`], with an error for a key beyond the batch (instead of
+    /// empty slices).
+    pub fn try_column(&self, key: usize) -> Result<Coefficients<'_, S>> {
+        self.check_key(key)?;
+        Ok(self.column(key))
+    }
+    fn check_key(&self, key: usize) -> Result<()> {
+        if key >= self.keys() {
+            return Err(Error::KeyOutOfRange {
+                key,
+                keys: self.keys(),
+            });
+        }
+        Ok(())
+    }
+    /// The sum of several dealers' slices for one receiver: the receiver's slice of
+    /// the summed sharing (its aggregated slice over the decided dealers, which
+    /// answers peers' recovery requests). Every input must have the same k and key
+    /// count; at least one is needed. The result is for `receiver`.
+    pub fn sum<'a>(receiver: u32, all: impl IntoIterator<Item = &'a Slice<S>>) -> Result<Self>
+    where
+        S: 'a,
+    {
+        let mut it = all.into_iter();
+        let Some(first) = it.next() else {
+            return Err(Error::TooFewPoints { need: 1, got: 0 });
+        };
+        let k = first.k;
+        let mut parts = [
+            first.a.to_vec(),
+            first.ap.to_vec(),
+            first.b.to_vec(),
+            first.bp.to_vec(),
+        ];
+        for s in it {
+            if s.k != k || s.a.len() != first.a.len() {
+                return Err(Error::LengthMismatch {
+                    what: "slices to sum",
+                    expected: first.a.len(),
+                    got: s.a.len(),
+                });
+            }
+            for (acc, v) in parts.iter_mut().zip([&s.a, &s.ap, &s.b, &s.bp]) {
+                for (x, y) in acc.iter_mut().zip(v.iter()) {
+                    *x += y;
+                }
+            }
+        }
+        let [a, ap, b, bp] = parts;
+        Slice::from_parts(receiver, k, a, ap, b, bp)
     }
     /// Mutable access for test-only fault injection (a corrupted row or column).
     #[doc(hidden)]

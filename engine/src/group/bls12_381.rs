@@ -165,7 +165,7 @@ impl Suite for Bls12381 {
         // Serial reference: our generic Pippenger (blstrs scalars' repr is
         // little-endian). The parallel backend uses blst's own Pippenger.
         let pts: Vec<G1Projective> = points.iter().map(G1Projective::from).collect();
-        crate::msm::generic::vartime_pippenger(&pts, scalars, false)
+        super::pippenger::vartime_pippenger(&pts, scalars, false)
     }
 
     fn vartime_msm_par(points: &[G1Affine], scalars: &[Scalar]) -> G1Projective {

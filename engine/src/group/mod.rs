@@ -17,9 +17,10 @@ use ff::PrimeField;
 use group::Group;
 
 use crate::error::DecodeError;
-use crate::msm::VartimeMsmOffload;
+use crate::offload::VartimeMsmOffload;
 
 mod bls12_381;
+pub(crate) mod pippenger;
 mod secp256k1;
 
 pub use self::bls12_381::Bls12381;

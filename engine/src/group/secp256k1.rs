@@ -9,7 +9,7 @@ use crate::backend::secp256k1::field::Fe;
 use crate::backend::secp256k1::point::Affine;
 use crate::backend::secp256k1::{fixed_base, pippenger};
 use crate::error::DecodeError;
-use crate::msm::VartimeMsmOffload;
+use crate::offload::{self, VartimeMsmOffload};
 
 /// Marker type for secp256k1, the curve of Torus user keys (Ethereum keys).
 ///
@@ -24,6 +24,24 @@ impl Secp256k1 {
     /// y-coordinate of H.
     pub const H_Y: [u8; 32] =
         hex32("8d8aca53b562a88df1b823928ff9ec96ea4daf03346e935544f104fe77898f45");
+
+    /// The neutral form of an MSM's inputs for an offload backend
+    /// ([`offload::Secp256k1Xy`]): identity points are dropped with their scalars
+    /// (they contribute nothing). Pairs beyond the shorter slice are ignored.
+    pub fn offload_inputs(
+        points: &[Affine],
+        scalars: &[Scalar],
+    ) -> (Vec<offload::Secp256k1Xy>, Vec<Scalar>) {
+        let mut xy = Vec::with_capacity(points.len());
+        let mut sc = Vec::with_capacity(points.len());
+        for (p, s) in points.iter().zip(scalars) {
+            if let Some(q) = offload::xy_of(p) {
+                xy.push(q);
+                sc.push(*s);
+            }
+        }
+        (xy, sc)
+    }
 
     /// H as an affine point.
     pub fn h_affine() -> Affine {
@@ -229,7 +247,8 @@ impl Suite for Secp256k1 {
         points: &[Affine],
         scalars: &[Scalar],
     ) -> Option<Result<ProjectivePoint, String>> {
-        Some(offload.vartime_msm_secp256k1(points, scalars))
+        let (xy, sc) = Self::offload_inputs(points, scalars);
+        Some(offload.vartime_msm_secp256k1(&xy, &sc))
     }
 }
 

@@ -6,11 +6,10 @@
 //! backend is reported by [`Engine::backend_name`] and logged by callers.
 //!
 //! Large public-data MSMs can be handed to an offload backend (the GPU kernels of
-//! the `torus-kernels` crate) through [`VartimeMsmOffload`]: see
+//! the `torus-kernels` crate) through [`VartimeMsmOffload`] (defined in
+//! [`crate::offload`], the seam that names no backend type): see
 //! [`Engine::with_offload`]. The engine itself never depends on a GPU API; on any
 //! offload error it logs the reason and computes the same result on the CPU.
-
-pub(crate) mod generic;
 
 use core::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +17,6 @@ use std::sync::Arc;
 
 use group::Group;
 
-use crate::backend::secp256k1::point::Affine as Secp256k1Affine;
 use crate::error::{Error, Result};
 use crate::group::{Affine, Point, Scalar, Suite};
 use crate::profile::HwProfile;
@@ -35,21 +33,7 @@ enum BackendKind {
     Parallel,
 }
 
-/// A backend outside the engine (a GPU) that computes variable-time MSMs over
-/// PUBLIC data: commitments and verification weights, never secrets.
-///
-/// Implementations must return exactly the group element the CPU path returns, or
-/// an error (the engine then falls back to the CPU and logs the reason).
-pub trait VartimeMsmOffload: Send + Sync {
-    /// Name for logs and diagnostics (e.g. `"gpu (NVIDIA H100)"`).
-    fn name(&self) -> &str;
-    /// `sum scalars[i] * points[i]` on secp256k1; the slices have equal lengths.
-    fn vartime_msm_secp256k1(
-        &self,
-        points: &[Secp256k1Affine],
-        scalars: &[k256::Scalar],
-    ) -> core::result::Result<k256::ProjectivePoint, String>;
-}
+pub use crate::offload::VartimeMsmOffload;
 
 /// Where [`Engine::vartime_msm`] sends an MSM of a given size (diagnostics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

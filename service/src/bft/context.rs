@@ -21,9 +21,8 @@ use malachitebft_app_channel::app::types::core::{
     self as mc, NilOrVal, Round, SignedExtension, VoteType, VotingPower,
 };
 
-use super::signing::Secp256k1Scheme;
 use crate::codec::{CodecError, Reader, Writer};
-use crate::crypto::NodePub;
+use crate::crypto::{NodeKey, NodePub};
 use crate::hexfmt::{checksum_address, keccak256};
 use crate::tx::EpochInfo;
 
@@ -363,7 +362,7 @@ pub enum ProposalPart {
     /// A chunk of the block's encoded transaction list ([`encode_txs`]).
     Data(Bytes),
     /// The proposer's signature over the hash of the parts before it.
-    Fin(super::signing::Signature),
+    Fin(Signature),
 }
 
 impl mc::ProposalPart<TorusContext> for ProposalPart {
@@ -499,5 +498,48 @@ impl mc::Context for TorusContext {
             validator_address: address,
             extension: None,
         }
+    }
+}
+
+// ---- the signing scheme's types (the scheme's digests live in `signing`) ----
+
+/// A 65-byte `r ‖ s ‖ v` signature.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Signature(pub [u8; 65]);
+
+impl std::fmt::Debug for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signature({}..)", hex::encode(&self.0[..8]))
+    }
+}
+
+/// The node key, shared (consensus wants a `Clone` private key).
+#[derive(Clone)]
+pub struct PrivateKey(pub Arc<NodeKey>);
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// secp256k1 ECDSA over domain-separated keccak digests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Secp256k1Scheme;
+
+impl mc::SigningScheme for Secp256k1Scheme {
+    type DecodingError = CodecError;
+    type Signature = Signature;
+    type PublicKey = NodePub;
+    type PrivateKey = PrivateKey;
+
+    fn decode_signature(bytes: &[u8]) -> Result<Signature, CodecError> {
+        <[u8; 65]>::try_from(bytes)
+            .map(Signature)
+            .map_err(|_| CodecError::Invalid("signature length"))
+    }
+
+    fn encode_signature(signature: &Signature) -> Vec<u8> {
+        signature.0.to_vec()
     }
 }

@@ -147,7 +147,7 @@ impl Driver {
                         tracing::warn!("start gate did not open: starting consensus anyway");
                     }
                 }
-                let head = self.node.store.head()?;
+                let head = self.node.store().head()?;
                 self.height = Height(head.height + 1);
                 self.vs = self.current_set()?;
                 self.load_proposals()?;
@@ -233,9 +233,9 @@ impl Driver {
                     .await
             }
             AppMsg::GetHistoryMinHeight { reply } => {
-                let min = match self.node.store.min_decided_height()? {
+                let min = match self.node.store().min_decided_height()? {
                     Some(h) => h,
-                    None => self.node.store.head()?.height + 1,
+                    None => self.node.store().head()?.height + 1,
                 };
                 let _ = reply.send(Height(min));
             }
@@ -469,7 +469,7 @@ impl Driver {
         };
         let own = v.proposer == self.address;
         let key = proposal_key(v.height.0, round_key(v.round), &v.value.id());
-        if let Err(e) = self.node.store.put_proposal(&key, &bytes, own) {
+        if let Err(e) = self.node.store().put_proposal(&key, &bytes, own) {
             tracing::error!(height = v.height.0, error = %e, "cannot store a proposal");
         }
     }
@@ -479,7 +479,7 @@ impl Driver {
         use malachitebft_app_channel::app::types::codec::Codec as _;
         let from = proposal_key(self.height.0, i64::MIN, &ValueId([0; 32]));
         let mut n = 0usize;
-        for bytes in self.node.store.proposals_from(&from)? {
+        for bytes in self.node.store().proposals_from(&from)? {
             let decoded: Result<ProposedValue<TorusContext>, _> =
                 super::codec::BftCodec.decode(bytes.into());
             let Ok(v) = decoded else {
@@ -555,7 +555,7 @@ impl Driver {
         self.prune_below(next);
         if let Err(e) =
             self.node
-                .store
+                .store()
                 .prune_proposals(&proposal_key(next.0, i64::MIN, &ValueId([0; 32])))
         {
             tracing::warn!(error = %e, "cannot prune stored proposals");
@@ -573,7 +573,7 @@ impl Driver {
         &self,
         height: Height,
     ) -> Result<Option<RawDecidedValue<TorusContext>>, BftError> {
-        let Some(rec) = self.node.store.decided(height.0)? else {
+        let Some(rec) = self.node.store().decided(height.0)? else {
             return Ok(None);
         };
         match decode_certificate(&rec.certificate) {
@@ -689,12 +689,12 @@ mod tests {
             Next::Start(h, _) => assert_eq!(h, Height(2)),
             Next::Restart(..) => panic!("restarted"),
         }
-        assert_eq!(node.store.head().unwrap().height, 1);
+        assert_eq!(node.store().head().unwrap().height, 1);
         assert!(d.mempool.is_empty(), "committed txs leave the mempool");
         let raw = d.decided_value(Height(1)).unwrap().unwrap();
         assert_eq!(Block::decode(&raw.value_bytes).unwrap(), block);
         assert_eq!(raw.certificate, cert);
-        assert_eq!(node.store.min_decided_height().unwrap(), Some(1));
+        assert_eq!(node.store().min_decided_height().unwrap(), Some(1));
     }
 
     #[tokio::test]
@@ -724,7 +724,7 @@ mod tests {
         // Decided: the stored values of that height go away.
         let cert = certificate(&again, 1, &ours);
         assert!(matches!(again.decided(cert).unwrap(), Next::Start(h, _) if h == Height(2)));
-        assert!(node.store.proposals_from(&[]).unwrap().is_empty());
+        assert!(node.store().proposals_from(&[]).unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -736,7 +736,7 @@ mod tests {
         d.remember(value(&d, &block));
         let err = d.decided(certificate(&d, 3, &block)).unwrap_err();
         assert!(matches!(err, BftError::Halted(_)), "{err}");
-        assert_eq!(node.store.head().unwrap().height, 0);
+        assert_eq!(node.store().head().unwrap().height, 0);
         // A decided value the driver never saw restarts the height.
         let unseen = Block::new(1, vec![b"x".to_vec()]);
         assert!(matches!(

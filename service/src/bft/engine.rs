@@ -254,7 +254,7 @@ async fn stop(l: Launch, address: &Address) {
 async fn watchdog(inner: Arc<Inner>, stall: Duration) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last = (
-        inner.bft.node.store.head().map(|h| h.height).unwrap_or(0),
+        inner.bft.node.store().head().map(|h| h.height).unwrap_or(0),
         tokio::time::Instant::now(),
     );
     loop {
@@ -262,7 +262,7 @@ async fn watchdog(inner: Arc<Inner>, stall: Duration) {
         if *inner.state.borrow() != EngineState::Running {
             return;
         }
-        let h = inner.bft.node.store.head().map(|h| h.height).unwrap_or(0);
+        let h = inner.bft.node.store().head().map(|h| h.height).unwrap_or(0);
         if h != last.0 {
             last = (h, tokio::time::Instant::now());
             continue;
@@ -354,7 +354,7 @@ impl BftNode {
     async fn launch(&self, state: Arc<watch::Sender<EngineState>>) -> eyre::Result<Launch> {
         use mnode::Node as _;
         let config = self.load_config()?;
-        let head = self.node.store.head()?;
+        let head = self.node.store().head()?;
         let start = Height(head.height + 1);
         let address = Address::of(&self.key.public());
         let (channels, engine) = malachitebft_app_channel::start_engine(
@@ -476,7 +476,7 @@ impl mnode::Node for BftNode {
     }
 
     fn load_genesis(&self) -> eyre::Result<crate::config::Genesis> {
-        Ok(self.node.genesis.clone())
+        Ok(self.node.genesis().clone())
     }
 
     fn get_signing_provider(&self, pk: PrivateKey) -> Signer {

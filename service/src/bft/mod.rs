@@ -195,13 +195,13 @@ impl BftConfig {
     /// address, peers are the other members' (with their peer ids), home is
     /// `data_dir/bft`; timeouts are the defaults.
     pub fn from_genesis(node: &NodeState) -> Result<Self, BftError> {
-        let me = node.key.public().compressed();
+        let me = node.key().public().compressed();
         let mut cfg = BftConfig {
-            home: node.config.data_dir.join("bft"),
+            home: node.config().data_dir.join("bft"),
             ..BftConfig::default()
         };
         let mut found = false;
-        for g in &node.genesis.nodes {
+        for g in &node.genesis().nodes {
             let raw = hex::decode(g.pubkey.trim_start_matches("0x"))
                 .map_err(|_| BftError::Config(format!("genesis node {}: pubkey", g.index)))?;
             let pk = crate::crypto::NodePub::from_sec1(&raw)
@@ -269,17 +269,17 @@ pub async fn start(
     let epoch = node.epoch()?;
     let validators = ValidatorSet::from_epoch(&epoch).map_err(BftError::Config)?;
     let key = Arc::new(
-        NodeKey::from_bytes(&node.key.to_bytes())
+        NodeKey::from_bytes(&node.key().to_bytes())
             .map_err(|e| BftError::Config(format!("node key: {e}")))?,
     );
     if node.index().is_err() {
-        tracing::warn!(address = %node.key.public().address(), "not in the current committee; following without voting");
+        tracing::warn!(address = %node.key().public().address(), "not in the current committee; following without voting");
     }
     let genesis_epoch = node
-        .genesis
+        .genesis()
         .epoch_info()
         .map_err(|e| BftError::Config(e.to_string()))?;
-    let chain = signing::chain_hash(&node.genesis.chain_id, &genesis_epoch.hash());
+    let chain = signing::chain_hash(&node.genesis().chain_id, &genesis_epoch.hash());
     let keypair = engine::keypair(&key)?;
     node.set_submitter(Arc::new(MempoolSubmitter(mempool.clone())));
     let bft = engine::BftNode {

@@ -11,12 +11,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use malachitebft_app_channel::app::types::core::{
-    self as mc, NilOrVal, Round, SignedMessage, VoteType,
-};
+use malachitebft_app_channel::app::types::core::{self as mc, Round, SignedMessage};
 
-use super::context::{Address, Height, Proposal, ProposalPart, TorusContext, ValueId, Vote};
-use crate::codec::{CodecError, Writer};
+use super::codec::{put_nil_or_val, put_round, vote_type_byte};
+use super::context::{Address, Height, Proposal, ProposalPart, TorusContext, Vote};
+pub use super::context::{PrivateKey, Secp256k1Scheme, Signature};
+use crate::codec::Writer;
 use crate::crypto::{NodeKey, NodePub};
 use crate::hexfmt::keccak256;
 
@@ -36,73 +36,11 @@ pub fn chain_hash(chain_id: &str, genesis_epoch_hash: &[u8]) -> [u8; 32] {
     keccak256(&w.finish())
 }
 
-/// A 65-byte `r ‖ s ‖ v` signature.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Signature(pub [u8; 65]);
-
-impl std::fmt::Debug for Signature {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Signature({}..)", hex::encode(&self.0[..8]))
-    }
-}
-
-/// The node key, shared (consensus wants a `Clone` private key).
-#[derive(Clone)]
-pub struct PrivateKey(pub Arc<NodeKey>);
-
-impl std::fmt::Debug for PrivateKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// secp256k1 ECDSA over domain-separated keccak digests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Secp256k1Scheme;
-
-impl mc::SigningScheme for Secp256k1Scheme {
-    type DecodingError = CodecError;
-    type Signature = Signature;
-    type PublicKey = NodePub;
-    type PrivateKey = PrivateKey;
-
-    fn decode_signature(bytes: &[u8]) -> Result<Signature, CodecError> {
-        <[u8; 65]>::try_from(bytes)
-            .map(Signature)
-            .map_err(|_| CodecError::Invalid("signature length"))
-    }
-
-    fn encode_signature(signature: &Signature) -> Vec<u8> {
-        signature.0.to_vec()
-    }
-}
-
 fn digest(kind: u8, chain: &[u8; 32], payload: impl FnOnce(&mut Writer)) -> [u8; 32] {
     let mut w = Writer::new();
     w.raw(DOMAIN).u8(kind).raw(chain);
     payload(&mut w);
     keccak256(&w.finish())
-}
-
-pub(crate) fn put_round(w: &mut Writer, r: Round) {
-    match r.as_u32() {
-        None => w.u8(0),
-        Some(v) => w.u8(1).u32(v),
-    };
-}
-
-pub(crate) fn put_nil_or_val(w: &mut Writer, v: &NilOrVal<ValueId>) {
-    match v {
-        NilOrVal::Nil => w.u8(0),
-        NilOrVal::Val(id) => w.u8(1).raw(&id.0),
-    };
-}
-
-pub(crate) fn vote_type_byte(t: VoteType) -> u8 {
-    match t {
-        VoteType::Prevote => 0,
-        VoteType::Precommit => 1,
-    }
 }
 
 /// The digest a vote's signature covers (the extension is signed separately).
@@ -245,7 +183,8 @@ impl mc::SigningProvider<TorusContext> for Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use malachitebft_app_channel::app::types::core::SigningProvider;
+    use crate::bft::context::ValueId;
+    use malachitebft_app_channel::app::types::core::{NilOrVal, SigningProvider, VoteType};
 
     fn vote(addr: Address) -> Vote {
         Vote {

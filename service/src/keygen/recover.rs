@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use torus_engine::avss::{self, Commitments, PointMsg};
 use torus_engine::dkg::KeyShares;
 use torus_engine::wire::Wire;
-use torus_engine::{Params, Secp256k1, Suite};
+use torus_engine::{Params, Secp256k1};
 use zeroize::Zeroizing;
 
-use crate::evidence;
 use crate::node::NodeState;
 use crate::p2p::{Message, P2pClient};
-use crate::records::BatchRecord;
+use crate::store::records::BatchRecord;
+use crate::tx::digest;
 use crate::tx::{BatchId, EpochInfo};
 
 pub(super) struct Recovery {
@@ -153,7 +153,7 @@ impl Recovery {
         };
         if c.k() != self.params.ku()
             || c.keys() != self.batch.count as usize
-            || evidence::dealing_digest(&self.batch, dealer, &c) != *want
+            || digest::dealing_digest(&self.batch, dealer, &c) != *want
         {
             tracing::warn!(
                 dealer,
@@ -170,7 +170,7 @@ impl Recovery {
         if self.commitments.len() < self.decided.len() || self.points.len() < k {
             return false;
         }
-        let combined = match sum_commitments(self.commitments.values().map(|(c, _)| c), k) {
+        let combined = match Commitments::sum(self.commitments.values().map(|(c, _)| c)) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "cannot sum the decided commitments");
@@ -178,14 +178,19 @@ impl Recovery {
             }
         };
         let msgs: Vec<PointMsg<Secp256k1>> = self.points.values().cloned().collect();
-        let slice = match avss::recover_slice(&node.engine, &self.params, self.me, &combined, &msgs)
-        {
+        let slice = match avss::recover_slice(
+            node.engine(),
+            &self.params,
+            self.me,
+            &combined,
+            &msgs,
+        ) {
             Ok(s) => s,
             Err(e) => {
                 // Too few good points so far: bad senders were dropped; wait for more.
                 tracing::warn!(error = %e, points = msgs.len(), "recovery needs more good points");
                 let bad: Vec<u32> = match avss::verify_points(
-                    &node.engine,
+                    node.engine(),
                     &self.params,
                     self.me,
                     &combined,
@@ -202,19 +207,7 @@ impl Recovery {
                 return false;
             }
         };
-        let keys = self.batch.count as usize;
-        let mut s = Vec::with_capacity(keys);
-        let mut sp = Vec::with_capacity(keys);
-        for key in 0..keys {
-            let (a, ap) = slice.row(key);
-            let (Some(x), Some(y)) = (a.first(), ap.first()) else {
-                return false;
-            };
-            s.push(*x);
-            sp.push(*y);
-        }
-        let d = combined.column0();
-        let shares = match KeyShares::from_parts(self.me, self.params, s, sp, d) {
+        let shares = match KeyShares::from_aggregated(self.params, &slice, &combined) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "recovered shares do not fit");
@@ -227,7 +220,7 @@ impl Recovery {
             .iter()
             .map(|(d, (_, b))| (*d, b.as_slice()))
             .collect();
-        if let Err(e) = node.store.put_batch_result(
+        if let Err(e) = node.store().put_batch_result(
             self.batch.epoch,
             self.batch.start,
             &shares,
@@ -237,38 +230,20 @@ impl Recovery {
             tracing::error!(error = %e, "cannot store recovered shares");
             return false;
         }
-        let _ = node
-            .store
-            .set_progress(self.batch.start, self.batch.count, "shares recovered");
-        node.metrics.keygen_batches.inc();
+        if let Err(e) =
+            node.store()
+                .set_progress(self.batch.start, self.batch.count, "shares recovered")
+        {
+            tracing::error!(batch = self.batch.start, error = %e, "cannot record the batch's progress");
+        }
+        node.metrics().keygen_batches.inc();
         true
     }
 }
 
-/// Entry-wise sum of several dealers' commitment matrices.
-fn sum_commitments<'a>(
-    all: impl Iterator<Item = &'a Commitments<Secp256k1>>,
-    k: usize,
-) -> Result<Commitments<Secp256k1>, String> {
-    let mut acc: Vec<<Secp256k1 as Suite>::Point> = Vec::new();
-    for c in all {
-        if acc.is_empty() {
-            acc = c.points().iter().map(Secp256k1::from_affine).collect();
-            continue;
-        }
-        if c.points().len() != acc.len() {
-            return Err("commitments of different sizes".into());
-        }
-        for (a, p) in acc.iter_mut().zip(c.points()) {
-            *a += Secp256k1::from_affine(p);
-        }
-    }
-    Commitments::from_points(0, k, Secp256k1::batch_to_affine(&acc)).map_err(|e| e.to_string())
-}
-
 /// Answers a peer's recovery request with our aggregated slice's points for it.
 pub(super) fn serve(node: &NodeState, p2p: &P2pClient, from: u32, batch: &BatchId) {
-    let slice = match node.store.aggregated_slice(batch.start) {
+    let slice = match node.store().aggregated_slice(batch.start) {
         Ok(Some(b)) => match avss::Slice::<Secp256k1>::decode(&b) {
             Ok(s) => s,
             Err(e) => {
@@ -303,7 +278,7 @@ pub(super) fn stored_commitments(
     _digest: &[u8; 32],
 ) -> Option<Vec<u8>> {
     // The requester checks the digest itself; we only hold the decided ones.
-    node.store
+    node.store()
         .dealer_commitments(batch.start, dealer)
         .ok()
         .flatten()

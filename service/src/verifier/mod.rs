@@ -31,6 +31,11 @@ use serde_json::{Map, Value};
 use self::oidc::OidcVerifier;
 use crate::hexfmt::keccak256;
 
+/// Audience of the development issuer's tokens (devnet and test kit).
+pub const DEV_AUDIENCE: &str = "torus-devnet";
+/// Name of the development OIDC verifier (devnet and test kit).
+pub const DEV_VERIFIER: &str = "devnet";
+
 /// The token the `test` verifier accepts (spec section 4).
 pub const TEST_VERIFIER_TOKEN: &str = "blublu";
 

@@ -305,7 +305,7 @@ pub fn consistent(shares: &[(u32, k256::Scalar)], k: usize) -> bool {
             .filter(|i| mask & (1 << i) != 0)
             .map(|i| shares[i])
             .collect();
-        let s = torus_node::client::lagrange_at_zero(&sel);
+        let s = torus_node::client::lagrange_at_zero(&sel).unwrap();
         match first {
             None => first = Some(s),
             Some(f) if f != s => return false,

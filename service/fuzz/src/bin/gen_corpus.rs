@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use torus_node::p2p::{Message, PointsMsg, SendMsg};
-use torus_node::records::{
+use torus_node::store::records::{
     encode_batch_id, encode_epoch, encode_keys, encode_u64, BatchRecord, Counters, Head,
     KeyRecord, ShareRecord, TokenCommitment, TokenUse,
 };

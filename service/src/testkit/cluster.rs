@@ -14,21 +14,19 @@ use std::time::Duration;
 use torus_engine::avss::{self, Dealing, SendRef, Slice};
 use torus_engine::dkg::{self, PublicShares};
 use torus_engine::wire::Wire;
-use torus_engine::{Engine, Params, Secp256k1, Suite};
+use torus_engine::{Engine, Params, Secp256k1};
 
+use super::LocalOrderer;
 use crate::client::{Client, Endpoint};
 use crate::config::{AbciConfig, Genesis, GenesisNode, GrpcConfig, NodeConfig, RpcConfig};
 use crate::crypto::NodeKey;
 use crate::hexfmt::keccak256;
-use crate::node::{LocalOrderer, NodeError, NodeState};
-use crate::tx::{keys_hash, BatchId, DealerEvidence, TxBody};
+use crate::node::{NodeError, NodeState};
+use crate::tx::{keys_hash, BatchId, DealerEvidence, ReadySig, TxBody};
 use crate::verifier::DevIssuer;
 use crate::verifier::{VerifierConfig, VerifierKind};
 
-/// Audience of the development issuer's tokens.
-pub const DEV_AUDIENCE: &str = "torus-devnet";
-/// Name of the development OIDC verifier.
-pub const DEV_VERIFIER: &str = "devnet";
+use crate::verifier::{DEV_AUDIENCE, DEV_VERIFIER};
 
 /// A harness failure.
 #[derive(Debug, thiserror::Error)]
@@ -300,7 +298,7 @@ impl Cluster {
             .find_map(|m| m.state.clone())
             .ok_or_else(|| ClusterError::Other("no node running".into()))?;
         let start = {
-            let snap = any.store.snapshot().map_err(NodeError::from)?;
+            let snap = any.store().snapshot().map_err(NodeError::from)?;
             crate::app::counters(&snap)
                 .map_err(NodeError::from)?
                 .next_batch_start
@@ -345,10 +343,10 @@ impl Cluster {
             avss::verify_sends(engine, &params, i, &sends)?;
             let shares = dkg::aggregate(engine, &params, i, &sends)?;
             if let Some(node) = self.node(i) {
-                node.store
+                node.store()
                     .put_shares(epoch, start, &shares)
                     .map_err(NodeError::from)?;
-                node.store
+                node.store()
                     .set_progress(start, batch.count, "shares stored")
                     .map_err(NodeError::from)?;
             }
@@ -363,13 +361,10 @@ impl Cluster {
         let keys: Vec<[u8; 33]> = pks
             .iter()
             .map(|a| {
-                let mut v = Vec::with_capacity(33);
-                Secp256k1::encode_point(a, &mut v);
-                let mut out = [0u8; 33];
-                out.copy_from_slice(v.get(..33).unwrap_or(&[0u8; 33]));
-                out
+                crate::tx::digest::compressed_point(a)
+                    .ok_or_else(|| ClusterError::Other("a user public key is the identity".into()))
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         // Ready signatures from every running node, for every dealer.
         let running: Vec<Arc<NodeState>> = self
             .members
@@ -380,7 +375,7 @@ impl Cluster {
         for (d, digest) in (1..=g.n).zip(&digests) {
             let mut readies = Vec::new();
             for node in &running {
-                readies.push(node.sign_ready(&batch, d, digest)?);
+                readies.push(ReadySig::sign(node.key(), node.index()?, &batch, d, digest));
             }
             dealers.push(DealerEvidence {
                 dealer: d,
@@ -430,7 +425,7 @@ impl Cluster {
             w.await.map_err(|e| ClusterError::Other(e.to_string()))??;
         }
         for node in &running {
-            node.store
+            node.store()
                 .set_progress(start, batch.count, "public keys decided")
                 .map_err(NodeError::from)?;
         }

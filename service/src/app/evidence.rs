@@ -1,5 +1,6 @@
-//! Dealer accountability: the digests a dealer signs for each send, and the
-//! check of a complaint's [`Evidence`] that every node runs in the consensus app.
+//! Dealer accountability: the check of a complaint's [`Evidence`] that every node
+//! runs in the consensus app (the digests a dealer signs are in
+//! [`crate::tx::digest`]).
 //!
 //! A dealer signs, per receiver, a [`DealHeader`] with the commitments digest
 //! and the receiver's slice digest. Both digests are over per-key hashes, so a
@@ -15,12 +16,8 @@ use torus_engine::avss::{self, Commitments, Slice};
 use torus_engine::{Engine, Params, Secp256k1, Suite};
 
 use crate::hexfmt::keccak256;
+use crate::tx::digest::{POINT_LEN as POINT, SCALAR_LEN as SCALAR};
 use crate::tx::{commitments_digest, slice_digest, BatchId, DealHeader, EpochInfo, Evidence};
-
-/// Encoded point size (compressed secp256k1).
-const POINT: usize = 33;
-/// Encoded scalar size.
-const SCALAR: usize = 32;
 
 /// The outcome of checking a complaint.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,53 +26,6 @@ pub enum Verdict {
     DealerGuilty(String),
     /// The evidence shows an honest dealing: the accuser lied.
     FalseComplaint(String),
-}
-
-/// The encoding of one key's k x k matrix (row-major compressed points).
-pub fn matrix_bytes(c: &Commitments<Secp256k1>, key: usize) -> Vec<u8> {
-    let m = c.matrix(key);
-    let mut out = Vec::with_capacity(m.len() * POINT);
-    for p in m {
-        Secp256k1::encode_point(p, &mut out);
-    }
-    out
-}
-
-/// keccak256 of every key's matrix encoding.
-pub fn matrix_hashes(c: &Commitments<Secp256k1>) -> Vec<[u8; 32]> {
-    (0..c.keys())
-        .map(|key| keccak256(&matrix_bytes(c, key)))
-        .collect()
-}
-
-/// The encoding of one key's slice: `a ‖ a' ‖ b ‖ b'`.
-pub fn slice_bytes(s: &Slice<Secp256k1>, key: usize) -> zeroize::Zeroizing<Vec<u8>> {
-    let (a, ap) = s.row(key);
-    let (b, bp) = s.column(key);
-    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(4 * s.k() * SCALAR));
-    for v in [a, ap, b, bp] {
-        for x in v {
-            out.extend_from_slice(&Secp256k1::encode_scalar(x));
-        }
-    }
-    out
-}
-
-/// keccak256 of every key's slice encoding.
-pub fn slice_hashes(s: &Slice<Secp256k1>) -> Vec<[u8; 32]> {
-    (0..s.keys())
-        .map(|key| keccak256(&slice_bytes(s, key)))
-        .collect()
-}
-
-/// The commitments digest of a dealing (see [`commitments_digest`]).
-pub fn dealing_digest(batch: &BatchId, dealer: u32, c: &Commitments<Secp256k1>) -> [u8; 32] {
-    commitments_digest(batch, dealer, c.k() as u32, &matrix_hashes(c))
-}
-
-/// The slice digest of one send (see [`slice_digest`]).
-pub fn send_slice_digest(batch: &BatchId, dealer: u32, s: &Slice<Secp256k1>) -> [u8; 32] {
-    slice_digest(batch, dealer, s.k() as u32, &slice_hashes(s))
 }
 
 fn signed_by_dealer(epoch: &EpochInfo, dealer: u32, h: &DealHeader) -> Result<(), String> {

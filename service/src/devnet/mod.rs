@@ -16,25 +16,25 @@
 //! multi-process tests (which use [`DevnetOptions::tweak`] to inject faults
 //! or relay addresses).
 
+mod manifest;
+mod process;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
-use crate::client::{Client, Endpoint, Login};
+pub use manifest::{login, node_key, read_verifiers};
+
 use crate::config::{
     AbciConfig, ConsensusSection, Genesis, GenesisNode, GrpcConfig, NodeConfig, P2pSection,
     RpcConfig,
 };
-use crate::crypto::{NodeKey, NodePub};
-use crate::devcluster::{DEV_AUDIENCE, DEV_VERIFIER};
-use crate::hexfmt::hex_min;
 use crate::keygen::KeygenConfig;
 use crate::verifier::{
-    DevClaims, DevIssuer, DevIssuerOptions, DevKey, VerifierConfig, VerifierKind,
+    DevIssuer, DevIssuerOptions, DevKey, VerifierConfig, VerifierKind, DEV_AUDIENCE, DEV_VERIFIER,
 };
 
 /// The nodes' default log filter: our own info logs, malachite's warnings (its
@@ -481,212 +481,6 @@ impl Devnet {
         }
         Ok(())
     }
-
-    /// Starts (or restarts) node `i`'s process; its output goes to its log file.
-    pub fn start_node(&mut self, i: u32) -> Result<(), DevnetError> {
-        let dir = self.node_dir(i);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path(i))
-            .map_err(io("open the node log"))?;
-        let err = log.try_clone().map_err(io("open the node log"))?;
-        let child = Command::new(&self.opts.node_binary)
-            .arg("run")
-            .arg("--config")
-            .arg(dir.join("node.toml"))
-            .env("TORUS_LOG", &self.opts.log_filter)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .map_err(io(format!("start {}", self.opts.node_binary.display())))?;
-        if let Some(p) = self.procs.get_mut((i as usize).wrapping_sub(1)) {
-            p.child = Some(child);
-        }
-        Ok(())
-    }
-
-    /// Kills node `i` with SIGKILL (no clean-up at all).
-    pub fn kill(&mut self, i: u32) -> Result<(), DevnetError> {
-        if let Some(Some(mut c)) = self
-            .procs
-            .get_mut((i as usize).wrapping_sub(1))
-            .map(|p| p.child.take())
-        {
-            c.kill().map_err(io(format!("kill node {i}")))?;
-            let _ = c.wait();
-        }
-        Ok(())
-    }
-
-    /// Stops node `i` with SIGTERM, then SIGKILL after 10 s.
-    pub fn stop(&mut self, i: u32) -> Result<(), DevnetError> {
-        let Some(Some(mut c)) = self
-            .procs
-            .get_mut((i as usize).wrapping_sub(1))
-            .map(|p| p.child.take())
-        else {
-            return Ok(());
-        };
-        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = c.try_wait() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        c.kill().map_err(io(format!("kill node {i}")))?;
-        let _ = c.wait();
-        Ok(())
-    }
-
-    /// Fails if a started node process has exited.
-    pub fn check_alive(&mut self) -> Result<(), DevnetError> {
-        for (pos, p) in self.procs.iter_mut().enumerate() {
-            if let Some(c) = &mut p.child {
-                if let Ok(Some(status)) = c.try_wait() {
-                    let index = pos as u32 + 1;
-                    p.child = None;
-                    return Err(DevnetError::NodeExited {
-                        index,
-                        status: status.to_string(),
-                        log: self
-                            .opts
-                            .data_dir
-                            .join(format!("node{index}"))
-                            .join("node.log")
-                            .display()
-                            .to_string(),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether node `i`'s process is running.
-    pub fn is_running(&self, i: u32) -> bool {
-        self.procs
-            .get((i as usize).wrapping_sub(1))
-            .is_some_and(|p| p.child.is_some())
-    }
-
-    /// Node `i`'s status (None while it does not answer).
-    pub async fn status(&self, i: u32) -> Option<NodeStatus> {
-        let p = self.ports(i).ok()?;
-        let url = format!("http://127.0.0.1:{}/bftStatus", p.rpc);
-        let r = self.http.get(&url).send().await.ok()?;
-        r.json::<NodeStatus>().await.ok()
-    }
-
-    /// Waits until every running node reports at least `keys` created keys,
-    /// calling `progress(min created)` as it goes.
-    pub async fn wait_for_keys(
-        &mut self,
-        keys: u64,
-        timeout: Duration,
-        mut progress: impl FnMut(u64),
-    ) -> Result<(), DevnetError> {
-        let t0 = Instant::now();
-        loop {
-            self.check_alive()?;
-            let mut min: Option<u64> = None;
-            let mut all = true;
-            for i in 1..=self.layout.n {
-                if !self.is_running(i) {
-                    continue;
-                }
-                match self.status(i).await {
-                    Some(s) => {
-                        min = Some(min.map_or(s.keys_created, |m: u64| m.min(s.keys_created)))
-                    }
-                    None => all = false,
-                }
-            }
-            let m = min.unwrap_or(0);
-            progress(if all { m } else { 0 });
-            if all && m >= keys {
-                return Ok(());
-            }
-            if t0.elapsed() >= timeout {
-                return Err(DevnetError::Timeout {
-                    secs: timeout.as_secs(),
-                    what: format!("{keys} keys (have {m})"),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Client endpoints of every node.
-    pub fn endpoints(&self) -> Vec<Endpoint> {
-        self.layout
-            .nodes
-            .iter()
-            .map(|p| Endpoint {
-                index: p.index,
-                url: format!("http://127.0.0.1:{}/jrpc", p.rpc),
-            })
-            .collect()
-    }
-
-    /// The client-side description (`devnet.json`).
-    pub fn manifest(&self) -> Value {
-        let nodes: Vec<Value> = self
-            .genesis
-            .nodes
-            .iter()
-            .map(|g| {
-                let (x, y) = hex::decode(&g.pubkey)
-                    .ok()
-                    .and_then(|b| NodePub::from_sec1(&b).ok())
-                    .map(|p| p.xy())
-                    .map(|(x, y)| (hex_min(&x), hex_min(&y)))
-                    .unwrap_or_default();
-                json!({
-                    "index": g.index,
-                    "endpoint": g.rpc,
-                    "pub_key_x": x,
-                    "pub_key_y": y,
-                })
-            })
-            .collect();
-        let verifiers: Vec<Value> = self
-            .verifiers()
-            .iter()
-            .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
-            .collect();
-        json!({
-            "nodes": nodes,
-            "n": self.layout.n,
-            "k": self.layout.k,
-            "verifiers": verifiers,
-        })
-    }
-
-    /// Writes `devnet.json` into the data directory and returns its path.
-    pub fn write_manifest(&self) -> Result<PathBuf, DevnetError> {
-        let path = self.opts.data_dir.join("devnet.json");
-        let text = serde_json::to_string_pretty(&self.manifest())
-            .map_err(|e| DevnetError::Invalid(e.to_string()))?;
-        std::fs::write(&path, text).map_err(io("write devnet.json"))?;
-        Ok(path)
-    }
-
-    /// Mints a development id token for `email` (verifier `devnet`).
-    pub fn mint(&self, email: &str) -> Result<String, DevnetError> {
-        mint_with(&self.issuer_seed, &self.issuer.issuer(), email)
-    }
-
-    /// Stops every node (SIGTERM) and the issuer.
-    pub fn shutdown(&mut self) {
-        for i in 1..=self.layout.n {
-            let _ = self.stop(i);
-        }
-    }
 }
 
 impl Drop for Devnet {
@@ -699,106 +493,4 @@ impl Drop for Devnet {
             }
         }
     }
-}
-
-fn mint_with(seed: &[u8; 32], issuer: &str, email: &str) -> Result<String, DevnetError> {
-    let key = DevKey::es256_from_seed(*seed).map_err(|e| DevnetError::Login(e.to_string()))?;
-    let now = crate::node::unix_s();
-    let nonce = hex::encode(rand_core::RngCore::next_u64(&mut rand_core::OsRng).to_be_bytes());
-    Ok(key.mint(
-        &DevClaims::new(DEV_AUDIENCE, now)
-            .email(email)
-            .subject(email)
-            .claim("nonce", Value::from(nonce)),
-        issuer,
-    ))
-}
-
-/// `torus-node login`: mints a development token for `user` and runs the whole
-/// legacy client flow (lookup, KeyAssign, lookup, commitments, shares,
-/// decryption, reconstruction) against the devnet described by `manifest`.
-pub async fn login(manifest: &Path, verifier: &str, user: &str) -> Result<Login, DevnetError> {
-    let text =
-        std::fs::read_to_string(manifest).map_err(io(format!("read {}", manifest.display())))?;
-    let m: Value = serde_json::from_str(&text)
-        .map_err(|e| DevnetError::Invalid(format!("{}: {e}", manifest.display())))?;
-    let Some(v) = m["verifiers"]
-        .as_array()
-        .and_then(|a| a.iter().find(|v| v["name"] == verifier))
-    else {
-        return Err(DevnetError::Invalid(format!(
-            "verifier {verifier:?} is not in {}",
-            manifest.display()
-        )));
-    };
-    if verifier != DEV_VERIFIER {
-        return Err(DevnetError::Invalid(format!(
-            "login mints tokens only for the {DEV_VERIFIER:?} verifier (its key is in dev-issuer.key); \
-             for {verifier:?} use a real client with a real token"
-        )));
-    }
-    let issuer = v["issuer"]
-        .as_str()
-        .ok_or_else(|| DevnetError::Invalid("verifier without issuer".into()))?;
-    let seed_path = manifest
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("dev-issuer.key");
-    let s =
-        std::fs::read_to_string(&seed_path).map_err(io(format!("read {}", seed_path.display())))?;
-    let seed = crate::hexfmt::parse_hex32(s.trim())
-        .ok_or_else(|| DevnetError::Invalid("dev-issuer.key is not 64 hex digits".into()))?;
-    let token = mint_with(&seed, issuer, user)?;
-    let mut endpoints = Vec::new();
-    for n in m["nodes"].as_array().into_iter().flatten() {
-        let (Some(index), Some(url)) = (n["index"].as_u64(), n["endpoint"].as_str()) else {
-            return Err(DevnetError::Invalid(
-                "a node entry without index or endpoint".into(),
-            ));
-        };
-        endpoints.push(Endpoint {
-            index: index as u32,
-            url: url.to_string(),
-        });
-    }
-    let client = Client::new(endpoints).map_err(|e| DevnetError::Login(e.to_string()))?;
-    client
-        .get_or_assign(verifier, user)
-        .await
-        .map_err(|e| DevnetError::Login(e.to_string()))?;
-    client
-        .retrieve(verifier, json!({ "verifier_id": user }), &token)
-        .await
-        .map_err(|e| DevnetError::Login(e.to_string()))
-}
-
-/// Reads a `--verifiers` file: `[[verifiers]]` tables as in a node config.
-pub fn read_verifiers(path: &Path) -> Result<Vec<VerifierConfig>, DevnetError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct File {
-        #[serde(default)]
-        verifiers: Vec<VerifierConfig>,
-    }
-    let text = std::fs::read_to_string(path).map_err(io(format!("read {}", path.display())))?;
-    let f: File = toml::from_str(&text)
-        .map_err(|e| DevnetError::Invalid(format!("{}: {e}", path.display())))?;
-    for (i, v) in f.verifiers.iter().enumerate() {
-        v.validate(true).map_err(|e| {
-            DevnetError::Invalid(format!("{}: verifiers[{i}]: {e}", path.display()))
-        })?;
-        if v.name == DEV_VERIFIER {
-            return Err(DevnetError::Invalid(format!(
-                "{}: the name {DEV_VERIFIER:?} is taken by the devnet's own issuer",
-                path.display()
-            )));
-        }
-    }
-    Ok(f.verifiers)
-}
-
-/// The key a devnet node uses (tests that act as that node on the network).
-pub fn node_key(dir: &Path, i: u32) -> Result<NodeKey, DevnetError> {
-    crate::config::load_or_create_key(&dir.join(format!("node{i}")).join("node.key"))
-        .map_err(|e| DevnetError::Invalid(e.to_string()))
 }

@@ -37,13 +37,21 @@
 //! max_token_age_s = 600             # optional: largest token age (now - iat); default 600
 //! ```
 
+mod genesis;
+mod key;
+mod sections;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use genesis::{Genesis, GenesisNode, NodeListConfig};
+pub use key::load_or_create_key;
+pub use sections::{listen_from, AbciConfig, ConsensusSection, GrpcConfig, P2pSection, RpcConfig};
+
 use crate::crypto::NodePub;
-use crate::tx::{EpochInfo, NodeEntry};
+use crate::keygen::config::KeygenConfig;
 use crate::verifier::VerifierConfig;
 
 /// A configuration error, naming the field and the problem.
@@ -75,73 +83,10 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(field: &str, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(field: &str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field: field.to_string(),
         problem: problem.into(),
-    }
-}
-
-/// `[rpc]`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RpcConfig {
-    /// Listen address of the client JSON-RPC (and /healthz, /metrics).
-    pub listen: String,
-    /// Largest request body.
-    pub max_body_bytes: usize,
-    /// Per-request time limit.
-    pub request_timeout_ms: u64,
-    /// How long KeyAssign waits for its transaction to commit.
-    pub key_assign_timeout_ms: u64,
-    /// If set, KeyAssign requires the signer's signature (hex SEC1 public key).
-    pub key_assign_auth_pubkey: Option<String>,
-}
-
-impl Default for RpcConfig {
-    fn default() -> Self {
-        RpcConfig {
-            listen: "127.0.0.1:8000".into(),
-            max_body_bytes: 1 << 20,
-            request_timeout_ms: 15_000,
-            key_assign_timeout_ms: 10_000,
-            key_assign_auth_pubkey: None,
-        }
-    }
-}
-
-/// `[grpc]`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GrpcConfig {
-    /// Listen address of the operator gRPC API; empty disables it.
-    pub listen: String,
-}
-
-impl Default for GrpcConfig {
-    fn default() -> Self {
-        GrpcConfig {
-            listen: "127.0.0.1:9000".into(),
-        }
-    }
-}
-
-/// `[abci]`: serve the consensus app to CometBFT instead of the embedded engine.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AbciConfig {
-    /// Listen address for CometBFT's ABCI connections; empty = embedded engine.
-    pub listen: String,
-    /// CometBFT's RPC URL, where the node broadcasts its transactions.
-    pub cometbft_rpc: String,
-}
-
-impl Default for AbciConfig {
-    fn default() -> Self {
-        AbciConfig {
-            listen: String::new(),
-            cometbft_rpc: "http://127.0.0.1:26657".into(),
-        }
     }
 }
 
@@ -187,251 +132,11 @@ pub struct NodeConfig {
     pub consensus: ConsensusSection,
     /// Key buffer and key generation.
     #[serde(default)]
-    pub keygen: crate::keygen::KeygenConfig,
-}
-
-/// `[p2p]`: the node-to-node network.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct P2pSection {
-    /// Listen multiaddr (`/ip4/0.0.0.0/tcp/4001`); empty = the port of this node's
-    /// genesis `p2p` address on all interfaces.
-    pub listen: String,
-    /// Largest message in MiB (0 = 256).
-    pub max_message_mib: usize,
-    /// Per-peer dial addresses that replace the genesis ones (keyed by node index;
-    /// used to put links behind relays, e.g. in partition tests).
-    pub peer_addrs: std::collections::BTreeMap<String, String>,
-}
-
-/// `[consensus]`: the embedded BFT engine.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConsensusSection {
-    /// Listen multiaddr; empty = the port of this node's genesis `consensus` address.
-    pub listen: String,
-    /// Per-peer dial addresses that replace the genesis ones (keyed by node index).
-    pub peer_addrs: std::collections::BTreeMap<String, String>,
-    /// Propose timeout, milliseconds.
-    pub timeout_propose_ms: u64,
-    /// Prevote timeout, milliseconds.
-    pub timeout_prevote_ms: u64,
-    /// Precommit timeout, milliseconds.
-    pub timeout_precommit_ms: u64,
-    /// How long a proposer waits for transactions before proposing an empty block, ms.
-    pub idle_block_ms: u64,
-    /// Relaunch the engine (redialing every peer) after this many seconds without a
-    /// decided block; 0 disables the watchdog.
-    pub stall_restart_s: u64,
-}
-
-impl Default for ConsensusSection {
-    fn default() -> Self {
-        ConsensusSection {
-            listen: String::new(),
-            peer_addrs: std::collections::BTreeMap::new(),
-            timeout_propose_ms: 2000,
-            timeout_prevote_ms: 500,
-            timeout_precommit_ms: 500,
-            idle_block_ms: 300,
-            stall_restart_s: 15,
-        }
-    }
-}
-
-/// The listen multiaddr of a genesis address: the same transport and port on
-/// all interfaces (`/ip4/127.0.0.1/tcp/4001` → `/ip4/0.0.0.0/tcp/4001`) unless
-/// it is a loopback address, which is kept.
-pub fn listen_from(addr: &str) -> String {
-    let parts: Vec<&str> = addr.split('/').collect();
-    match parts.as_slice() {
-        ["", "ip4", ip, rest @ ..] if !ip.starts_with("127.") => {
-            format!("/ip4/0.0.0.0/{}", rest.join("/"))
-        }
-        _ => addr.to_string(),
-    }
+    pub keygen: KeygenConfig,
 }
 
 fn default_key_file() -> PathBuf {
     PathBuf::from("node.key")
-}
-
-/// `[node_list]`: the genesis is the committee of `epoch` in the NodeList contract at
-/// `contract` (see `chain::load_genesis`), read once all n nodes have listed themselves.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct NodeListConfig {
-    /// Ethereum JSON-RPC URL (`http://` or `https://`).
-    pub eth_rpc: String,
-    /// The contract's address, `0x` and 40 hex digits.
-    pub contract: String,
-    /// The epoch whose committee is the genesis (1 or more).
-    pub epoch: u64,
-    /// Seconds between polls while the epoch fills (default 10).
-    #[serde(default)]
-    pub poll_s: Option<u64>,
-    /// Seconds to wait for the epoch to fill before the node gives up (default 600).
-    #[serde(default)]
-    pub wait_s: Option<u64>,
-    /// If set (with `announce_consensus` and `announce_p2p`), the node lists itself in
-    /// the epoch at start (`listNode`, once whitelisted) with these endpoints: its
-    /// JSON-RPC URL (`http://host:port/jrpc`).
-    #[serde(default)]
-    pub announce_rpc: Option<String>,
-    /// The consensus multiaddr the node announces.
-    #[serde(default)]
-    pub announce_consensus: Option<String>,
-    /// The p2p multiaddr the node announces.
-    #[serde(default)]
-    pub announce_p2p: Option<String>,
-}
-
-impl NodeListConfig {
-    /// Time between polls.
-    pub fn poll_interval(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.poll_s.unwrap_or(10))
-    }
-
-    /// How long to wait for the epoch to fill.
-    pub fn wait_timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.wait_s.unwrap_or(600))
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        if !cfg!(feature = "eth") {
-            return Err(invalid(
-                "node_list",
-                "this build has no `eth` feature; give a `genesis` file",
-            ));
-        }
-        if !(self.eth_rpc.starts_with("http://") || self.eth_rpc.starts_with("https://")) {
-            return Err(invalid(
-                "node_list.eth_rpc",
-                format!("{:?} is not an http:// or https:// URL", self.eth_rpc),
-            ));
-        }
-        let hex = self.contract.strip_prefix("0x").unwrap_or("");
-        if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(invalid(
-                "node_list.contract",
-                format!("{:?} is not 0x and 40 hex digits", self.contract),
-            ));
-        }
-        if self.epoch == 0 {
-            return Err(invalid("node_list.epoch", "epochs start at 1"));
-        }
-        if self.poll_s == Some(0) {
-            return Err(invalid("node_list.poll_s", "must be positive"));
-        }
-        let announce = [
-            &self.announce_rpc,
-            &self.announce_consensus,
-            &self.announce_p2p,
-        ];
-        let given = announce.iter().filter(|a| a.is_some()).count();
-        if given != 0 && given != 3 {
-            return Err(invalid(
-                "node_list.announce_*",
-                "give all three of announce_rpc, announce_consensus and announce_p2p, or none",
-            ));
-        }
-        Ok(())
-    }
-
-    /// The endpoints to list this node with, when all three are configured.
-    pub fn announce(&self) -> Option<(&str, &str, &str)> {
-        match (
-            &self.announce_rpc,
-            &self.announce_consensus,
-            &self.announce_p2p,
-        ) {
-            (Some(r), Some(c), Some(p)) => Some((r, c, p)),
-            _ => None,
-        }
-    }
-}
-
-/// One node of the genesis file.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct GenesisNode {
-    /// 1-based index.
-    pub index: u32,
-    /// Compressed or uncompressed SEC1 public key, hex.
-    pub pubkey: String,
-    /// libp2p multiaddr of the node's AVSS/mempool network (`/ip4/.../tcp/PORT`).
-    #[serde(default)]
-    pub p2p: String,
-    /// libp2p multiaddr of the node's consensus (malachite) network.
-    #[serde(default)]
-    pub consensus: String,
-    /// JSON-RPC endpoint (`http://host:port/jrpc`).
-    #[serde(default)]
-    pub rpc: String,
-}
-
-/// The genesis file: the first committee.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Genesis {
-    /// Chain id (distinguishes networks).
-    pub chain_id: String,
-    /// First epoch number.
-    pub epoch: u64,
-    /// Committee size.
-    pub n: u32,
-    /// Threshold.
-    pub k: u32,
-    /// Tolerated faults.
-    pub t: u32,
-    /// Members.
-    pub nodes: Vec<GenesisNode>,
-}
-
-impl Genesis {
-    /// Reads and validates a genesis file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
-            path: path.to_path_buf(),
-            err,
-        })?;
-        let g: Genesis = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            err: e.to_string(),
-        })?;
-        g.epoch_info()?;
-        Ok(g)
-    }
-
-    /// The consensus view of it.
-    pub fn epoch_info(&self) -> Result<EpochInfo, ConfigError> {
-        let mut nodes = Vec::with_capacity(self.nodes.len());
-        let mut sorted = self.nodes.clone();
-        sorted.sort_by_key(|n| n.index);
-        for n in &sorted {
-            let raw = hex::decode(n.pubkey.trim_start_matches("0x"))
-                .map_err(|_| invalid(&format!("nodes[{}].pubkey", n.index), "not hex"))?;
-            let pk = NodePub::from_sec1(&raw).map_err(|_| {
-                invalid(
-                    &format!("nodes[{}].pubkey", n.index),
-                    "not a secp256k1 point",
-                )
-            })?;
-            nodes.push(NodeEntry {
-                index: n.index,
-                pubkey: pk.compressed(),
-            });
-        }
-        let e = EpochInfo {
-            epoch: self.epoch,
-            n: self.n,
-            k: self.k,
-            t: self.t,
-            nodes,
-        };
-        e.validate().map_err(|p| invalid("genesis", p))?;
-        Ok(e)
-    }
 }
 
 fn env(name: &str) -> Option<String> {
@@ -621,71 +326,6 @@ impl NodeConfig {
             self.data_dir.join(&self.key_file)
         }
     }
-}
-
-/// Loads the node key from `path`, or creates it (mode 0600) on first start.
-/// The file holds the 32-byte secret as 64 hex characters.
-pub fn load_or_create_key(path: &Path) -> Result<crate::crypto::NodeKey, ConfigError> {
-    use crate::crypto::NodeKey;
-    use zeroize::Zeroizing;
-    if path.exists() {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            if let Ok(m) = std::fs::metadata(path) {
-                if m.permissions().mode() & 0o077 != 0 {
-                    return Err(invalid(
-                        "key_file",
-                        format!("{} is readable by others; chmod 600 it", path.display()),
-                    ));
-                }
-            }
-        }
-        let text =
-            Zeroizing::new(
-                std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    err,
-                })?,
-            );
-        let raw = Zeroizing::new(
-            hex::decode(text.trim()).map_err(|_| invalid("key_file", "not 64 hex characters"))?,
-        );
-        let arr: [u8; 32] = raw
-            .as_slice()
-            .try_into()
-            .map_err(|_| invalid("key_file", "not 64 hex characters"))?;
-        let arr = Zeroizing::new(arr);
-        return NodeKey::from_bytes(&arr)
-            .map_err(|_| invalid("key_file", "not a valid secret key"));
-    }
-    let key = NodeKey::random();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|err| ConfigError::Read {
-            path: dir.to_path_buf(),
-            err,
-        })?;
-    }
-    let text = Zeroizing::new(hex::encode(*key.to_bytes()));
-    write_private(path, text.as_bytes()).map_err(|err| ConfigError::Read {
-        path: path.to_path_buf(),
-        err,
-    })?;
-    Ok(key)
-}
-
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(data)?;
-    f.sync_all()
 }
 
 #[cfg(test)]

@@ -424,6 +424,49 @@ impl Head {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Decided blocks (the embedded BFT engine, `crate::bft`).
+//
+// `blocks` maps a height (u64 big-endian) to `version ‖ bytes(value) ‖
+// bytes(certificate)`: the decided block's encoding and its commit
+// certificate, as the engine encodes them. They serve value sync (peers
+// catching up ask for them) and are written in the same LMDB transaction as
+// the block's state writes and head (`commit_block_with`), so a crash never
+// leaves a committed app state without its block, or a block without its state.
+// ---------------------------------------------------------------------------
+
+const DECIDED_VERSION: u8 = 1;
+
+/// A decided block as stored: its encoding and its commit certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecidedRecord {
+    /// The block's encoding.
+    pub value: Vec<u8>,
+    /// The commit certificate's encoding.
+    pub certificate: Vec<u8>,
+}
+
+impl DecidedRecord {
+    /// Encodes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(DECIDED_VERSION)
+            .bytes(&self.value)
+            .bytes(&self.certificate);
+        w.finish()
+    }
+
+    /// Decodes.
+    pub fn decode(b: &[u8]) -> Result<Self, CodecError> {
+        let mut r = Reader::new(b);
+        r.version("decided block", DECIDED_VERSION)?;
+        let value = r.bytes("decided value", u64::from(u32::MAX))?.to_vec();
+        let certificate = r.bytes("certificate", u64::from(u32::MAX))?.to_vec();
+        r.end()?;
+        Ok(DecidedRecord { value, certificate })
+    }
+}
+
 /// Every decoder, by name (the fuzz target drives them all from one input).
 pub fn decode_any(tag: u8, b: &[u8]) -> bool {
     match tag % 11 {

@@ -1,0 +1,54 @@
+//! How a consensus [`Event`] reads for operators (progress stream, logs).
+
+use super::Event;
+
+impl Event {
+    /// The event's progress kind (`"dealer_set"`, `"public_keys"`, `"key_assigned"`,
+    /// `"epoch"`, `"batch_opened"`, `"blamed"`) and a one-line description.
+    pub fn describe(&self) -> (&'static str, String) {
+        match self {
+            Event::DealerSet { batch, dealers } => (
+                "dealer_set",
+                format!(
+                    "keys {}..{} dealers {:?}",
+                    batch.start,
+                    batch.end(),
+                    dealers
+                ),
+            ),
+            Event::PublicKeys { batch } => (
+                "public_keys",
+                format!("keys {}..{} created", batch.start, batch.end()),
+            ),
+            Event::KeyAssigned { index, new } => (
+                "key_assigned",
+                format!("key {index} ({})", if *new { "new" } else { "existing" }),
+            ),
+            Event::HandoverDecided { epoch } => {
+                ("epoch", format!("hand-over to epoch {epoch} decided"))
+            }
+            Event::EpochChanged { epoch } => ("epoch", format!("epoch {epoch} is current")),
+            Event::BatchOpened { batch } => (
+                "batch_opened",
+                format!("keys {}..{} open for dealing", batch.start, batch.end()),
+            ),
+            Event::Blamed {
+                batch,
+                node,
+                as_dealer,
+                reason,
+            } => (
+                "blamed",
+                format!(
+                    "node {node} blamed as {} in batch {}: {reason}",
+                    if *as_dealer {
+                        "dealer"
+                    } else {
+                        "false accuser"
+                    },
+                    batch.start
+                ),
+            ),
+        }
+    }
+}

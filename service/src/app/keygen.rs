@@ -1,0 +1,225 @@
+//! The key generation family: `OpenBatch`, `DealerSet`, `PublicKeys`.
+
+use std::collections::BTreeSet;
+
+use super::state::{
+    batch_record, batch_round, counters, current_epoch, is_blamed, keys, open_batch, proposal_key,
+    storage, vote, KvRead, Overlay, VOTE_PUBKEYS,
+};
+use super::{App, AppError, Event, TxCode, TxOutcome};
+use crate::crypto::NodePub;
+use crate::store::records::{self, BatchRecord, KeyRecord};
+use crate::tx::{keys_hash, ready_digest, BatchId, DealerEvidence};
+
+impl App {
+    pub(super) fn open_batch<R: KvRead + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, R>,
+        batch: &BatchId,
+    ) -> Result<TxOutcome, AppError> {
+        let cur = current_epoch(st)?;
+        let c = counters(st)?;
+        if let Some(open) = open_batch(st)? {
+            let code = if open == *batch {
+                TxCode::Duplicate
+            } else {
+                TxCode::Invalid
+            };
+            return Ok(TxOutcome::err(
+                code,
+                format!("batch {}..{} is already open", open.start, open.end()),
+            ));
+        }
+        if c.frozen {
+            return Ok(TxOutcome::err(
+                TxCode::Frozen,
+                "epoch hand-over in progress",
+            ));
+        }
+        if batch.epoch != cur.epoch {
+            return Ok(TxOutcome::err(TxCode::Invalid, "batch of another epoch"));
+        }
+        if batch.start != c.next_batch_start {
+            let code = if batch.start < c.next_batch_start {
+                TxCode::Duplicate
+            } else {
+                TxCode::Invalid
+            };
+            return Ok(TxOutcome::err(
+                code,
+                format!("batch must start at {}", c.next_batch_start),
+            ));
+        }
+        st.put(keys::OPEN_BATCH.to_vec(), records::encode_batch_id(batch));
+        Ok(TxOutcome::ok(vec![Event::BatchOpened { batch: *batch }]))
+    }
+
+    pub(super) fn dealer_set<R: KvRead + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, R>,
+        batch: &BatchId,
+        dealers: &[DealerEvidence],
+    ) -> Result<TxOutcome, AppError> {
+        let cur = current_epoch(st)?;
+        let mut c = counters(st)?;
+        if batch_record(st, batch.start)?.is_some() {
+            return Ok(TxOutcome::err(TxCode::Duplicate, "batch already decided"));
+        }
+        if batch.epoch != cur.epoch {
+            return Ok(TxOutcome::err(TxCode::Invalid, "batch of another epoch"));
+        }
+        if c.frozen {
+            return Ok(TxOutcome::err(
+                TxCode::Frozen,
+                "epoch hand-over in progress",
+            ));
+        }
+        if open_batch(st)? != Some(*batch) {
+            return Ok(TxOutcome::err(
+                TxCode::Invalid,
+                "batch is not the open batch",
+            ));
+        }
+        let need_dealers = cur.k as usize;
+        let need_readies = (cur.k + cur.t) as usize;
+        if dealers.len() < need_dealers {
+            return Ok(TxOutcome::err(
+                TxCode::Invalid,
+                format!("{} dealers, need {need_dealers}", dealers.len()),
+            ));
+        }
+        let mut prev = 0u32;
+        for d in dealers {
+            if d.dealer <= prev || cur.node(d.dealer).is_none() {
+                return Ok(TxOutcome::err(
+                    TxCode::Invalid,
+                    format!("dealer {} out of order or unknown", d.dealer),
+                ));
+            }
+            prev = d.dealer;
+            if is_blamed(st, cur.epoch, d.dealer)? {
+                return Ok(TxOutcome::err(
+                    TxCode::Invalid,
+                    format!("dealer {} is blamed in this epoch", d.dealer),
+                ));
+            }
+            let digest = ready_digest(batch, d.dealer, &d.commitments);
+            let mut signers = BTreeSet::new();
+            for r in &d.readies {
+                let Some(node) = cur.node(r.signer) else {
+                    continue;
+                };
+                let Ok(pk) = NodePub::from_sec1(&node.pubkey) else {
+                    continue;
+                };
+                if pk.verify_prehash(&digest, &r.sig).is_ok() {
+                    signers.insert(r.signer);
+                }
+            }
+            if signers.len() < need_readies {
+                return Ok(TxOutcome::err(
+                    TxCode::Invalid,
+                    format!(
+                        "dealer {}: {} valid ready signatures, need {need_readies}",
+                        d.dealer,
+                        signers.len()
+                    ),
+                ));
+            }
+        }
+        let rec = BatchRecord {
+            batch: *batch,
+            dealers: dealers.iter().map(|d| (d.dealer, d.commitments)).collect(),
+            keys_hash: None,
+        };
+        st.put(keys::with_u64(keys::BATCH, batch.start), rec.encode());
+        st.delete(keys::OPEN_BATCH.to_vec());
+        c.next_batch_start = batch.end();
+        st.put(keys::COUNTERS.to_vec(), c.encode());
+        Ok(TxOutcome::ok(vec![Event::DealerSet {
+            batch: *batch,
+            dealers: dealers.iter().map(|d| d.dealer).collect(),
+        }]))
+    }
+
+    pub(super) fn public_keys<R: KvRead + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, R>,
+        signer: u32,
+        batch: &BatchId,
+        h: &[u8; 32],
+        list: &[[u8; 33]],
+    ) -> Result<TxOutcome, AppError> {
+        let cur = current_epoch(st)?;
+        let Some(mut rec) = batch_record(st, batch.start)? else {
+            return Ok(TxOutcome::err(TxCode::Invalid, "no dealer set for batch"));
+        };
+        if rec.batch != *batch {
+            return Ok(TxOutcome::err(
+                TxCode::Invalid,
+                "batch does not match its dealer set",
+            ));
+        }
+        if rec.keys_hash.is_some() {
+            return Ok(TxOutcome::err(
+                TxCode::Duplicate,
+                "public keys already decided",
+            ));
+        }
+        let pkey = proposal_key(h);
+        let stored = st.get(&pkey)?.is_some();
+        if !list.is_empty() {
+            if list.len() != batch.count as usize || keys_hash(list) != *h {
+                return Ok(TxOutcome::err(
+                    TxCode::Invalid,
+                    "keys do not match their hash",
+                ));
+            }
+            // A list already stored under this hash was checked when it arrived
+            // (each key decompressed: ~10 us, so 2,000 keys per vote add up).
+            if !stored && list.iter().any(|k| NodePub::from_sec1(k).is_err()) {
+                return Ok(TxOutcome::err(
+                    TxCode::Invalid,
+                    "invalid public key in batch",
+                ));
+            }
+        }
+        let Some(count) = vote(st, VOTE_PUBKEYS, &batch_round(batch), signer, h)? else {
+            return Ok(TxOutcome::err(TxCode::Duplicate, "already voted"));
+        };
+        if !list.is_empty() && !stored {
+            st.put(pkey.clone(), records::encode_keys(list));
+        }
+        if count < u64::from(cur.k) {
+            return Ok(TxOutcome::ok(Vec::new()));
+        }
+        let Some(kb) = st.get(&pkey)? else {
+            // Decided by count but nobody sent the list yet: the next vote with keys decides.
+            return Ok(TxOutcome::ok(Vec::new()));
+        };
+        let list = records::decode_keys(&kb).map_err(storage)?;
+        for (i, pk) in list.iter().enumerate() {
+            let index = batch.start + i as u64;
+            let kr = KeyRecord {
+                index,
+                pubkey: *pk,
+                owner: None,
+            };
+            st.put(keys::with_u64(keys::KEY, index), kr.encode());
+            st.put(keys::pubkey(pk), records::encode_u64(index));
+        }
+        st.delete(pkey);
+        rec.keys_hash = Some(*h);
+        st.put(keys::with_u64(keys::BATCH, batch.start), rec.encode());
+        // Advance the created counter over every contiguous decided batch.
+        let mut c = counters(st)?;
+        while let Some(b) = batch_record(st, c.last_created)? {
+            if b.keys_hash.is_none() {
+                break;
+            }
+            c.last_created = b.batch.end();
+        }
+        st.put(keys::COUNTERS.to_vec(), c.encode());
+        Ok(TxOutcome::ok(vec![Event::PublicKeys { batch: *batch }]))
+    }
+}

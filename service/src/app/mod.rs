@@ -1,0 +1,279 @@
+//! The consensus state machine ("the app"), independent of the engine that
+//! orders its transactions (malachite embedded, or CometBFT over ABCI).
+//!
+//! Execution is deterministic: it reads only the replicated state (through
+//! [`KvRead`]) and the ordered transactions, and produces a write set. The
+//! caller persists a block's write set, height and app hash in one LMDB
+//! transaction ([`crate::store::Store::commit_block`]).
+//!
+//! App hash: `keccak256(prev_app_hash ‖ height ‖ keccak256(write set))`, where
+//! the write set is encoded in key order (key, then value or a tombstone). The
+//! state is the fold of all write sets, so equal app hashes at a height mean
+//! equal histories and equal states; a node that diverges is detected at the
+//! next block.
+
+mod assign;
+mod complaint;
+mod epoch;
+mod events;
+pub mod evidence;
+mod keygen;
+mod state;
+
+use std::collections::BTreeMap;
+
+use state::Overlay;
+pub use state::{
+    assigned_index, batch_record, chain_app_hash, counters, current_epoch, genesis_writes,
+    index_of_pubkey, is_blamed, key_record, keys, next_epoch, open_batch, AppError, KvRead,
+};
+
+use crate::crypto::NodePub;
+use crate::tx::{BatchId, SignedTx, TxBody};
+
+/// Result codes of a transaction (ABCI `code`; 0 = OK).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum TxCode {
+    /// Executed.
+    Ok = 0,
+    /// Bytes do not decode.
+    Decode = 1,
+    /// Signer unknown or signature invalid.
+    Unauthorized = 2,
+    /// Well-formed but not valid in this state.
+    Invalid = 3,
+    /// Already decided or already voted (a harmless replay).
+    Duplicate = 4,
+    /// No free key to assign.
+    NoFreeKeys = 5,
+    /// Key assignment frozen during an epoch hand-over.
+    Frozen = 6,
+}
+
+/// The outcome of one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxOutcome {
+    /// Code.
+    pub code: TxCode,
+    /// Human-readable reason (deterministic).
+    pub log: String,
+    /// Events for subscribers.
+    pub events: Vec<Event>,
+}
+
+impl TxOutcome {
+    fn ok(events: Vec<Event>) -> Self {
+        TxOutcome {
+            code: TxCode::Ok,
+            log: String::new(),
+            events,
+        }
+    }
+    fn err(code: TxCode, log: impl Into<String>) -> Self {
+        TxOutcome {
+            code,
+            log: log.into(),
+            events: Vec::new(),
+        }
+    }
+}
+
+/// Something a committed block did that the node or a client waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A dealer set was decided.
+    DealerSet {
+        /// Batch.
+        batch: BatchId,
+        /// Dealers.
+        dealers: Vec<u32>,
+    },
+    /// A batch's public keys were decided.
+    PublicKeys {
+        /// Batch.
+        batch: BatchId,
+    },
+    /// A key belongs to a user (new or existing assignment).
+    KeyAssigned {
+        /// Key index.
+        index: u64,
+        /// Whether this transaction created the assignment.
+        new: bool,
+    },
+    /// Hand-over to the next epoch decided; assignment frozen.
+    HandoverDecided {
+        /// Next epoch.
+        epoch: u64,
+    },
+    /// The next epoch became current.
+    EpochChanged {
+        /// New current epoch.
+        epoch: u64,
+    },
+    /// A batch was opened for dealing.
+    BatchOpened {
+        /// Batch.
+        batch: BatchId,
+    },
+    /// A node was blamed (a dealer with valid evidence against it, or an accuser
+    /// whose complaint the evidence refuted).
+    Blamed {
+        /// Batch of the complaint.
+        batch: BatchId,
+        /// The blamed node.
+        node: u32,
+        /// Whether it was blamed as a dealer (else as a false accuser).
+        as_dealer: bool,
+        /// The evidence's verdict.
+        reason: String,
+    },
+}
+
+/// A block's effect: per-transaction outcomes, writes, and the app hash after it.
+#[derive(Clone, Debug)]
+pub struct BlockOutcome {
+    /// Height.
+    pub height: u64,
+    /// One outcome per transaction, in order.
+    pub results: Vec<TxOutcome>,
+    /// Writes (None = delete), in key order.
+    pub writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// App hash after the block.
+    pub app_hash: [u8; 32],
+}
+
+/// The state machine. Stateless itself: everything lives in the store.
+#[derive(Clone, Debug, Default)]
+pub struct App;
+
+impl App {
+    /// Authenticates a transaction: decodes it, and checks that its signer is a
+    /// member of the epoch it names (current, or next for resharing votes) and
+    /// that the signature verifies.
+    pub fn authenticate(
+        &self,
+        state: &(impl KvRead + ?Sized),
+        bytes: &[u8],
+    ) -> Result<SignedTx, TxOutcome> {
+        let tx = SignedTx::decode(bytes)
+            .map_err(|e| TxOutcome::err(TxCode::Decode, format!("decode: {e}")))?;
+        let cur =
+            current_epoch(state).map_err(|e| TxOutcome::err(TxCode::Invalid, e.to_string()))?;
+        let committee = if tx.epoch == cur.epoch {
+            Some(cur)
+        } else if matches!(tx.body, TxBody::ReshareComplete { .. }) {
+            next_epoch(state)
+                .map_err(|e| TxOutcome::err(TxCode::Invalid, e.to_string()))?
+                .filter(|e| e.epoch == tx.epoch)
+        } else {
+            None
+        };
+        let committee = committee.ok_or_else(|| {
+            TxOutcome::err(
+                TxCode::Unauthorized,
+                format!("epoch {} is not an active committee", tx.epoch),
+            )
+        })?;
+        let node = committee.node(tx.signer).ok_or_else(|| {
+            TxOutcome::err(
+                TxCode::Unauthorized,
+                format!("unknown signer {}", tx.signer),
+            )
+        })?;
+        let pk = NodePub::from_sec1(&node.pubkey)
+            .map_err(|_| TxOutcome::err(TxCode::Unauthorized, "bad signer key"))?;
+        pk.verify_prehash(&tx.signing_digest(), &tx.sig)
+            .map_err(|_| TxOutcome::err(TxCode::Unauthorized, "bad signature"))?;
+        Ok(tx)
+    }
+
+    /// CheckTx: authenticate and validate against the committed state without writing.
+    pub fn check_tx(&self, state: &(impl KvRead + ?Sized), bytes: &[u8]) -> TxOutcome {
+        let tx = match self.authenticate(state, bytes) {
+            Ok(tx) => tx,
+            Err(o) => return o,
+        };
+        let mut ov = Overlay {
+            base: state,
+            writes: BTreeMap::new(),
+        };
+        match self.execute(&mut ov, &tx) {
+            Ok(o) => o,
+            Err(e) => TxOutcome::err(TxCode::Invalid, e.to_string()),
+        }
+    }
+
+    /// Executes a block of ordered transactions on top of `state` (the state
+    /// after `height - 1`, whose app hash is `prev_hash`).
+    pub fn finalize_block(
+        &self,
+        state: &(impl KvRead + ?Sized),
+        height: u64,
+        prev_hash: &[u8; 32],
+        txs: &[Vec<u8>],
+    ) -> Result<BlockOutcome, AppError> {
+        let mut ov = Overlay {
+            base: state,
+            writes: BTreeMap::new(),
+        };
+        let mut results = Vec::with_capacity(txs.len());
+        for bytes in txs {
+            let tx = match self.authenticate(&ov, bytes) {
+                Ok(tx) => tx,
+                Err(o) => {
+                    results.push(o);
+                    continue;
+                }
+            };
+            // Execute on a nested overlay so a rejected tx leaves no writes.
+            let mut inner = Overlay {
+                base: &ov,
+                writes: BTreeMap::new(),
+            };
+            let out = self.execute(&mut inner, &tx)?;
+            let writes = std::mem::take(&mut inner.writes);
+            drop(inner);
+            if out.code == TxCode::Ok {
+                ov.writes.extend(writes);
+            }
+            results.push(out);
+        }
+        let app_hash = chain_app_hash(prev_hash, height, &ov.writes);
+        Ok(BlockOutcome {
+            height,
+            results,
+            writes: ov.writes,
+            app_hash,
+        })
+    }
+
+    fn execute<R: KvRead + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, R>,
+        tx: &SignedTx,
+    ) -> Result<TxOutcome, AppError> {
+        match &tx.body {
+            TxBody::DealerSet { batch, dealers } => self.dealer_set(st, batch, dealers),
+            TxBody::PublicKeys {
+                batch,
+                keys_hash: h,
+                keys,
+            } => self.public_keys(st, tx.signer, batch, h, keys),
+            TxBody::KeyAssign {
+                verifier,
+                verifier_id,
+            } => self.key_assign(st, verifier, verifier_id),
+            TxBody::EpochHandover { next } => self.handover(st, tx.signer, next),
+            TxBody::ReshareComplete { epoch, keys } => {
+                self.reshare_complete(st, tx.signer, *epoch, *keys)
+            }
+            TxBody::OpenBatch { batch } => self.open_batch(st, batch),
+            TxBody::Complaint {
+                batch,
+                dealer,
+                evidence,
+            } => self.complaint(st, tx.signer, batch, *dealer, evidence),
+        }
+    }
+}

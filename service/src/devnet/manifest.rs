@@ -1,0 +1,185 @@
+//! What a client needs of a devnet: endpoints, the manifest (`devnet.json`),
+//! minted tokens, and a whole login against it.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use serde::Deserialize;
+
+use super::{io, Devnet, DevnetError};
+use crate::client::{Client, Endpoint, Login};
+use crate::crypto::{NodeKey, NodePub};
+use crate::hexfmt::hex_min;
+use crate::verifier::{DevClaims, DevKey, VerifierConfig, DEV_AUDIENCE, DEV_VERIFIER};
+
+impl Devnet {
+    /// Client endpoints of every node.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        self.layout
+            .nodes
+            .iter()
+            .map(|p| Endpoint {
+                index: p.index,
+                url: format!("http://127.0.0.1:{}/jrpc", p.rpc),
+            })
+            .collect()
+    }
+
+    /// The client-side description (`devnet.json`).
+    pub fn manifest(&self) -> Value {
+        let nodes: Vec<Value> = self
+            .genesis
+            .nodes
+            .iter()
+            .map(|g| {
+                let (x, y) = hex::decode(&g.pubkey)
+                    .ok()
+                    .and_then(|b| NodePub::from_sec1(&b).ok())
+                    .map(|p| p.xy())
+                    .map(|(x, y)| (hex_min(&x), hex_min(&y)))
+                    .unwrap_or_default();
+                json!({
+                    "index": g.index,
+                    "endpoint": g.rpc,
+                    "pub_key_x": x,
+                    "pub_key_y": y,
+                })
+            })
+            .collect();
+        let verifiers: Vec<Value> = self
+            .verifiers()
+            .iter()
+            .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+            .collect();
+        json!({
+            "nodes": nodes,
+            "n": self.layout.n,
+            "k": self.layout.k,
+            "verifiers": verifiers,
+        })
+    }
+
+    /// Writes `devnet.json` into the data directory and returns its path.
+    pub fn write_manifest(&self) -> Result<PathBuf, DevnetError> {
+        let path = self.opts.data_dir.join("devnet.json");
+        let text = serde_json::to_string_pretty(&self.manifest())
+            .map_err(|e| DevnetError::Invalid(e.to_string()))?;
+        std::fs::write(&path, text).map_err(io("write devnet.json"))?;
+        Ok(path)
+    }
+
+    /// Mints a development id token for `email` (verifier `devnet`).
+    pub fn mint(&self, email: &str) -> Result<String, DevnetError> {
+        mint_with(&self.issuer_seed, &self.issuer.issuer(), email)
+    }
+
+    /// Stops every node (SIGTERM) and the issuer.
+    pub fn shutdown(&mut self) {
+        for i in 1..=self.layout.n {
+            let _ = self.stop(i);
+        }
+    }
+}
+
+fn mint_with(seed: &[u8; 32], issuer: &str, email: &str) -> Result<String, DevnetError> {
+    let key = DevKey::es256_from_seed(*seed).map_err(|e| DevnetError::Login(e.to_string()))?;
+    let now = crate::node::unix_s();
+    let nonce = hex::encode(rand_core::RngCore::next_u64(&mut rand_core::OsRng).to_be_bytes());
+    Ok(key.mint(
+        &DevClaims::new(DEV_AUDIENCE, now)
+            .email(email)
+            .subject(email)
+            .claim("nonce", Value::from(nonce)),
+        issuer,
+    ))
+}
+
+/// `torus-node login`: mints a development token for `user` and runs the whole
+/// legacy client flow (lookup, KeyAssign, lookup, commitments, shares,
+/// decryption, reconstruction) against the devnet described by `manifest`.
+pub async fn login(manifest: &Path, verifier: &str, user: &str) -> Result<Login, DevnetError> {
+    let text =
+        std::fs::read_to_string(manifest).map_err(io(format!("read {}", manifest.display())))?;
+    let m: Value = serde_json::from_str(&text)
+        .map_err(|e| DevnetError::Invalid(format!("{}: {e}", manifest.display())))?;
+    let Some(v) = m["verifiers"]
+        .as_array()
+        .and_then(|a| a.iter().find(|v| v["name"] == verifier))
+    else {
+        return Err(DevnetError::Invalid(format!(
+            "verifier {verifier:?} is not in {}",
+            manifest.display()
+        )));
+    };
+    if verifier != DEV_VERIFIER {
+        return Err(DevnetError::Invalid(format!(
+            "login mints tokens only for the {DEV_VERIFIER:?} verifier (its key is in dev-issuer.key); \
+             for {verifier:?} use a real client with a real token"
+        )));
+    }
+    let issuer = v["issuer"]
+        .as_str()
+        .ok_or_else(|| DevnetError::Invalid("verifier without issuer".into()))?;
+    let seed_path = manifest
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("dev-issuer.key");
+    let s =
+        std::fs::read_to_string(&seed_path).map_err(io(format!("read {}", seed_path.display())))?;
+    let seed = crate::hexfmt::parse_hex32(s.trim())
+        .ok_or_else(|| DevnetError::Invalid("dev-issuer.key is not 64 hex digits".into()))?;
+    let token = mint_with(&seed, issuer, user)?;
+    let mut endpoints = Vec::new();
+    for n in m["nodes"].as_array().into_iter().flatten() {
+        let (Some(index), Some(url)) = (n["index"].as_u64(), n["endpoint"].as_str()) else {
+            return Err(DevnetError::Invalid(
+                "a node entry without index or endpoint".into(),
+            ));
+        };
+        endpoints.push(Endpoint {
+            index: index as u32,
+            url: url.to_string(),
+        });
+    }
+    let client = Client::new(endpoints).map_err(|e| DevnetError::Login(e.to_string()))?;
+    client
+        .get_or_assign(verifier, user)
+        .await
+        .map_err(|e| DevnetError::Login(e.to_string()))?;
+    client
+        .retrieve(verifier, json!({ "verifier_id": user }), &token)
+        .await
+        .map_err(|e| DevnetError::Login(e.to_string()))
+}
+
+/// Reads a `--verifiers` file: `[[verifiers]]` tables as in a node config.
+pub fn read_verifiers(path: &Path) -> Result<Vec<VerifierConfig>, DevnetError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        verifiers: Vec<VerifierConfig>,
+    }
+    let text = std::fs::read_to_string(path).map_err(io(format!("read {}", path.display())))?;
+    let f: File = toml::from_str(&text)
+        .map_err(|e| DevnetError::Invalid(format!("{}: {e}", path.display())))?;
+    for (i, v) in f.verifiers.iter().enumerate() {
+        v.validate(true).map_err(|e| {
+            DevnetError::Invalid(format!("{}: verifiers[{i}]: {e}", path.display()))
+        })?;
+        if v.name == DEV_VERIFIER {
+            return Err(DevnetError::Invalid(format!(
+                "{}: the name {DEV_VERIFIER:?} is taken by the devnet's own issuer",
+                path.display()
+            )));
+        }
+    }
+    Ok(f.verifiers)
+}
+
+/// The key a devnet node uses (tests that act as that node on the network).
+pub fn node_key(dir: &Path, i: u32) -> Result<NodeKey, DevnetError> {
+    crate::config::load_or_create_key(&dir.join(format!("node{i}")).join("node.key"))
+        .map_err(|e| DevnetError::Invalid(e.to_string()))
+}

@@ -1,0 +1,498 @@
+//! The key buffer's orchestration on the keygen thread: batch runs and
+//! recoveries by batch, the open-batch trigger, transactions re-submitted until
+//! decided, and the reaction to committed blocks, messages and ticks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::recover::{self, Recovery};
+use super::run::BatchRun;
+use super::KeygenConfig;
+use crate::app::{self, Event};
+use crate::node::{CommittedBlock, NodeState};
+use crate::p2p::{Inbound, Message, P2pClient};
+use crate::tx::{BatchId, EpochInfo, TxBody};
+
+/// A batch whose dealer set was decided this long ago without our shares is
+/// recovered from peers' points (in parallel with the normal path).
+const RECOVER_AFTER: Duration = Duration::from_secs(3);
+
+/// A transaction this node submitted and may re-submit until it is decided.
+struct Pending {
+    tx: TxBody,
+    at: Instant,
+}
+
+pub(crate) struct Keygen {
+    node: Arc<NodeState>,
+    p2p: P2pClient,
+    cfg: KeygenConfig,
+    runs: BTreeMap<u64, BatchRun>,
+    recoveries: BTreeMap<u64, Recovery>,
+    open_sent: Option<(u64, Instant)>,
+    pending: Vec<Pending>,
+}
+
+impl Keygen {
+    pub(super) fn new(node: Arc<NodeState>, p2p: P2pClient, cfg: KeygenConfig) -> Self {
+        Keygen {
+            node,
+            p2p,
+            cfg,
+            runs: BTreeMap::new(),
+            recoveries: BTreeMap::new(),
+            open_sent: None,
+            pending: Vec::new(),
+        }
+    }
+
+    fn me(&self) -> u32 {
+        self.p2p.index()
+    }
+
+    pub(crate) fn submit(&mut self, body: TxBody) {
+        if let TxBody::DealerSet { batch, .. } = &body {
+            // A new proposal supersedes an earlier one of ours (a dealer was blamed).
+            let start = batch.start;
+            self.pending.retain(
+                |p| !matches!(&p.tx, TxBody::DealerSet { batch, .. } if batch.start == start),
+            );
+        }
+        match self.node.sign_tx(body.clone()) {
+            Ok(tx) => {
+                if let Err(e) = self.node.submit(tx.encode()) {
+                    tracing::warn!(error = %e, kind = body.kind(), "could not submit a transaction");
+                }
+                self.pending.push(Pending {
+                    tx: body,
+                    at: Instant::now(),
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot sign a transaction"),
+        }
+    }
+
+    /// Re-reads committed state and (re)starts whatever this node should be
+    /// doing: the open batch, public keys of decided batches, recoveries.
+    pub(super) fn resume(&mut self) {
+        let (epoch, open, batches) = match self.committed_view() {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "keygen cannot read the committed state");
+                return;
+            }
+        };
+        if let Some(b) = open {
+            self.ensure_run(&epoch, b, true);
+        }
+        for rec in batches {
+            if rec.keys_hash.is_some() {
+                // Decided: only shares may be missing.
+                if !self.has_shares(&rec.batch) {
+                    self.start_recovery(&epoch, &rec);
+                }
+                continue;
+            }
+            if self.has_shares(&rec.batch) {
+                // Shares stored, public keys pending: rejoin the vote.
+                self.ensure_run(&epoch, rec.batch, false);
+                if let Some(run) = self.runs.get_mut(&rec.batch.start) {
+                    run.restore_from_store(&self.node, &self.p2p, &rec);
+                }
+            } else {
+                self.start_recovery(&epoch, &rec);
+            }
+        }
+        self.maybe_open();
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn committed_view(
+        &self,
+    ) -> Result<
+        (
+            EpochInfo,
+            Option<BatchId>,
+            Vec<crate::store::records::BatchRecord>,
+        ),
+        String,
+    > {
+        let snap = self.node.store().snapshot().map_err(|e| e.to_string())?;
+        let epoch = app::current_epoch(&snap).map_err(|e| e.to_string())?;
+        let open = app::open_batch(&snap).map_err(|e| e.to_string())?;
+        let c = app::counters(&snap).map_err(|e| e.to_string())?;
+        // Batches from the first not-yet-created key up to the next unopened index.
+        let mut out = Vec::new();
+        let mut start = 0u64;
+        while start < c.next_batch_start {
+            match app::batch_record(&snap, start).map_err(|e| e.to_string())? {
+                Some(b) => {
+                    start = b.batch.end();
+                    if b.batch.epoch == epoch.epoch {
+                        out.push(b);
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok((epoch, open, out))
+    }
+
+    fn has_shares(&self, batch: &BatchId) -> bool {
+        self.node.store().has_share(batch.start).unwrap_or(false)
+    }
+
+    fn ensure_run(&mut self, epoch: &EpochInfo, batch: BatchId, deal: bool) {
+        if self.runs.contains_key(&batch.start) {
+            return;
+        }
+        match BatchRun::new(&self.node, epoch, batch, self.me(), &self.cfg) {
+            Ok(mut run) => {
+                if deal {
+                    run.deal(&self.node, &self.p2p, &self.cfg);
+                }
+                // Ask peers to resend what they already sent us (after a restart).
+                self.p2p.broadcast(&Message::Resync { batch });
+                self.runs.insert(batch.start, run);
+            }
+            Err(e) => tracing::error!(batch = batch.start, error = %e, "cannot start batch"),
+        }
+    }
+
+    fn start_recovery(&mut self, epoch: &EpochInfo, rec: &crate::store::records::BatchRecord) {
+        if self.recoveries.contains_key(&rec.batch.start) || self.has_shares(&rec.batch) {
+            return;
+        }
+        tracing::warn!(
+            batch = rec.batch.start,
+            keys = rec.batch.count,
+            "no shares for a decided batch: recovering them from peers"
+        );
+        match Recovery::new(epoch, rec, self.me()) {
+            Ok(r) => {
+                r.request(&self.p2p);
+                self.recoveries.insert(rec.batch.start, r);
+            }
+            Err(e) => tracing::error!(batch = rec.batch.start, error = %e, "cannot recover batch"),
+        }
+    }
+
+    pub(super) fn on_message(&mut self, m: Inbound) {
+        let Some(batch) = m.msg.batch() else {
+            // Transactions are routed to the mempool before they get here.
+            return;
+        };
+        let from = m.from;
+        match m.msg {
+            Message::RecoverRequest { batch } => {
+                recover::serve(&self.node, &self.p2p, from, &batch);
+                return;
+            }
+            Message::RecoverPoints { batch, points } => {
+                let done = match self.recoveries.get_mut(&batch.start) {
+                    Some(r) => r.on_points(&self.node, &self.p2p, from, &batch, &points),
+                    None => false,
+                };
+                if done {
+                    self.finish_recovery(batch.start);
+                }
+                return;
+            }
+            Message::FetchCommitments {
+                batch,
+                dealer,
+                digest,
+            } => {
+                let have = self
+                    .runs
+                    .get(&batch.start)
+                    .and_then(|r| r.commitments_bytes(dealer, &digest));
+                let bytes = match have {
+                    Some(b) => Some(b),
+                    None => recover::stored_commitments(&self.node, &batch, dealer, &digest),
+                };
+                if let Some(commitments) = bytes {
+                    self.p2p.send(
+                        from,
+                        Message::Commitments {
+                            batch,
+                            dealer,
+                            commitments,
+                        },
+                    );
+                }
+                return;
+            }
+            Message::Commitments {
+                batch,
+                dealer,
+                commitments,
+            } => {
+                if let Some(r) = self.recoveries.get_mut(&batch.start) {
+                    let done = r.on_commitments(&self.node, &self.p2p, dealer, &commitments);
+                    if done {
+                        self.finish_recovery(batch.start);
+                    }
+                    return;
+                }
+                if let Some(run) = self.runs.get_mut(&batch.start) {
+                    run.on_commitments(&self.node, &self.p2p, dealer, commitments);
+                    self.after_progress(batch.start);
+                }
+                return;
+            }
+            _ => {}
+        }
+        let Some(run) = self.runs.get_mut(&batch.start) else {
+            tracing::debug!(
+                from,
+                kind = m.msg.kind(),
+                batch = batch.start,
+                "message for a batch not open here"
+            );
+            return;
+        };
+        if run.batch != batch {
+            tracing::warn!(
+                from,
+                batch = batch.start,
+                "message names another batch shape; dropped"
+            );
+            return;
+        }
+        run.on_message(&self.node, &self.p2p, &self.cfg, from, m.msg);
+        self.after_progress(batch.start);
+    }
+
+    fn finish_recovery(&mut self, start: u64) {
+        let Some(r) = self.recoveries.remove(&start) else {
+            return;
+        };
+        tracing::info!(batch = start, "shares recovered from peers");
+        let view = self.committed_view();
+        if let (Some(run), Ok((_, _, recs))) = (self.runs.get_mut(&start), view) {
+            if let Some(rec) = recs.iter().find(|b| b.batch.start == start) {
+                run.restore_from_store(&self.node, &self.p2p, rec);
+                drop(r);
+                return;
+            }
+        }
+        // If the public keys are not decided yet, rejoin the vote.
+        let decided = self
+            .node
+            .store()
+            .snapshot()
+            .ok()
+            .and_then(|s| app::batch_record(&s, start).ok().flatten())
+            .map(|b| b.keys_hash.is_some())
+            .unwrap_or(true);
+        if !decided {
+            if let Ok((epoch, _, recs)) = self.committed_view() {
+                if let Some(rec) = recs.iter().find(|b| b.batch.start == start) {
+                    self.ensure_run(&epoch, rec.batch, false);
+                    if let Some(run) = self.runs.get_mut(&start) {
+                        run.restore_from_store(&self.node, &self.p2p, rec);
+                    }
+                }
+            }
+        }
+        drop(r);
+    }
+
+    /// After any progress on a batch: propose its dealer set when ready.
+    fn after_progress(&mut self, start: u64) {
+        let Some(run) = self.runs.get_mut(&start) else {
+            return;
+        };
+        if let Some(body) = run.dealer_set_proposal(&self.node, &self.cfg) {
+            self.submit(body);
+        }
+    }
+
+    pub(super) fn on_tick(&mut self) {
+        let starts: Vec<u64> = self.runs.keys().copied().collect();
+        let mut stuck = Vec::new();
+        for s in starts {
+            self.after_progress(s);
+            if let Some(run) = self.runs.get_mut(&s) {
+                run.on_tick(&self.node, &self.p2p);
+                if run.stuck_since_decided(RECOVER_AFTER) && !self.recoveries.contains_key(&s) {
+                    stuck.push(s);
+                }
+            }
+        }
+        if !stuck.is_empty() {
+            if let Ok((epoch, _, recs)) = self.committed_view() {
+                for s in stuck {
+                    if let Some(rec) = recs.iter().find(|r| r.batch.start == s) {
+                        self.start_recovery(&epoch, rec);
+                    }
+                }
+            }
+        }
+        for r in self.recoveries.values_mut() {
+            r.on_tick(&self.p2p);
+        }
+        // Re-submit transactions that were lost (a restarted proposer's mempool).
+        let resubmit = Duration::from_millis(self.cfg.resubmit_ms);
+        let now = Instant::now();
+        let due: Vec<TxBody> = self
+            .pending
+            .iter_mut()
+            .filter(|p| now.duration_since(p.at) >= resubmit)
+            .map(|p| {
+                p.at = now;
+                p.tx.clone()
+            })
+            .collect();
+        for body in due {
+            if let Ok(tx) = self.node.sign_tx(body) {
+                let _ = self.node.submit(tx.encode());
+            }
+        }
+        self.maybe_open();
+    }
+
+    pub(super) fn on_block(&mut self, b: &CommittedBlock) {
+        let epoch = match self.node.epoch() {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "keygen cannot read the epoch");
+                return;
+            }
+        };
+        for (_, outcome) in &b.txs {
+            for e in &outcome.events {
+                match e {
+                    Event::BatchOpened { batch } => {
+                        self.open_sent = None;
+                        self.ensure_run(&epoch, *batch, true);
+                    }
+                    Event::DealerSet { batch, .. } => {
+                        let rec = self
+                            .node
+                            .store()
+                            .snapshot()
+                            .ok()
+                            .and_then(|s| app::batch_record(&s, batch.start).ok().flatten());
+                        let Some(rec) = rec else { continue };
+                        match self.runs.get_mut(&batch.start) {
+                            Some(run) => run.on_decided(&self.node, &self.p2p, &rec),
+                            None => self.start_recovery(&epoch, &rec),
+                        }
+                    }
+                    Event::PublicKeys { batch } => {
+                        let mut missing = !self.has_shares(batch);
+                        if let Some(mut run) = self.runs.remove(&batch.start) {
+                            missing = !run.has_shares() && missing;
+                            run.finish(&self.node);
+                        }
+                        self.p2p.drop_batch(batch.start);
+                        if missing {
+                            // The network finished without us (we were down or cut off).
+                            let rec =
+                                self.node.store().snapshot().ok().and_then(|s| {
+                                    app::batch_record(&s, batch.start).ok().flatten()
+                                });
+                            if let Some(rec) = rec {
+                                self.start_recovery(&epoch, &rec);
+                            }
+                        }
+                    }
+                    Event::Blamed {
+                        node, as_dealer, ..
+                    } => {
+                        for run in self.runs.values_mut() {
+                            run.on_blamed(*node, *as_dealer);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Forget pending transactions the block decided one way or another.
+        self.pending.retain(|p| !is_settled(&self.node, &p.tx));
+        let starts: Vec<u64> = self.runs.keys().copied().collect();
+        for s in starts {
+            self.after_progress(s);
+        }
+        self.maybe_open();
+    }
+
+    /// Submits `OpenBatch` when the buffer is below its low watermark and no
+    /// batch is open.
+    fn maybe_open(&mut self) {
+        let Ok(snap) = self.node.store().snapshot() else {
+            return;
+        };
+        let (Ok(epoch), Ok(open), Ok(c)) = (
+            app::current_epoch(&snap),
+            app::open_batch(&snap),
+            app::counters(&snap),
+        ) else {
+            return;
+        };
+        drop(snap);
+        if open.is_some() || c.frozen {
+            return;
+        }
+        let buffered = c.next_batch_start - c.last_unassigned;
+        if buffered >= self.cfg.low_watermark {
+            return;
+        }
+        let start = c.next_batch_start;
+        if let Some((s, at)) = self.open_sent {
+            if s == start && at.elapsed() < Duration::from_millis(self.cfg.resubmit_ms) {
+                return;
+            }
+        }
+        let want = self.cfg.high_watermark.saturating_sub(buffered).max(1);
+        let count = want.min(u64::from(self.cfg.batch_keys));
+        let batch = BatchId {
+            epoch: epoch.epoch,
+            start,
+            count: u32::try_from(count).unwrap_or(self.cfg.batch_keys),
+        };
+        tracing::info!(
+            start,
+            keys = batch.count,
+            buffered,
+            low = self.cfg.low_watermark,
+            "key buffer below its low watermark: opening a batch"
+        );
+        self.open_sent = Some((start, Instant::now()));
+        match self.node.sign_tx(TxBody::OpenBatch { batch }) {
+            Ok(tx) => {
+                if let Err(e) = self.node.submit(tx.encode()) {
+                    tracing::warn!(error = %e, "could not submit OpenBatch");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot sign OpenBatch"),
+        }
+    }
+}
+
+/// Whether committed state already settled what `tx` asked for.
+fn is_settled(node: &NodeState, tx: &TxBody) -> bool {
+    let Ok(snap) = node.store().snapshot() else {
+        return false;
+    };
+    match tx {
+        TxBody::DealerSet { batch, .. } => app::batch_record(&snap, batch.start)
+            .ok()
+            .flatten()
+            .is_some(),
+        TxBody::PublicKeys { batch, .. } => app::batch_record(&snap, batch.start)
+            .ok()
+            .flatten()
+            .is_some_and(|b| b.keys_hash.is_some()),
+        TxBody::Complaint { dealer, batch, .. } => {
+            // Settled once the dealer (or, for a refuted complaint, this node) is blamed.
+            let me = node.index().unwrap_or(0);
+            app::is_blamed(&snap, batch.epoch, *dealer).unwrap_or(false)
+                || app::is_blamed(&snap, batch.epoch, me).unwrap_or(false)
+        }
+        _ => true,
+    }
+}

@@ -1,0 +1,242 @@
+//! Shares and public keys: aggregation over the decided dealers, the shares
+//! stored with the aggregated slice, public key shares with proofs, and the
+//! public-key vote.
+
+use std::time::Instant;
+
+use rand_core::RngCore;
+use torus_engine::avss::{SendRef, Slice};
+use torus_engine::dkg::{self, KeyShares, PublicShares};
+use torus_engine::wire::{Wire, WireXy};
+use torus_engine::Secp256k1;
+use zeroize::Zeroizing;
+
+use super::{observe, BatchRun};
+use crate::node::NodeState;
+use crate::p2p::{Message, P2pClient};
+use crate::store::records::BatchRecord;
+use crate::tx::TxBody;
+
+impl BatchRun {
+    // ---- shares and public keys ----
+
+    pub(super) fn try_aggregate(&mut self, node: &NodeState, p2p: &P2pClient) {
+        if self.shares.is_some() {
+            return;
+        }
+        let Some(rec) = self.decided.clone() else {
+            return;
+        };
+        if node.store().has_share(self.batch.start).unwrap_or(false) {
+            // Recovered from peers meanwhile.
+            self.restore_from_store(node, p2p, &rec);
+            return;
+        }
+        // Every decided sharing needs our slice under its decided digest.
+        let mut missing = Vec::new();
+        for (d, h) in &rec.dealers {
+            if !self.slice_for(node, *d, h) {
+                missing.push(*d);
+            }
+        }
+        if !missing.is_empty() {
+            for d in missing {
+                let st = self.dealer(d);
+                let h = rec.dealers.iter().find(|x| x.0 == d).map(|x| x.1);
+                if let Some(h) = h {
+                    if !st.commitments.contains_key(&h) && !st.fetching.contains_key(&h) {
+                        // Ask the dealer first; `on_tick` rotates through the others.
+                        st.fetching.insert(h, (Instant::now(), d));
+                        p2p.send(
+                            d,
+                            Message::FetchCommitments {
+                                batch: self.batch,
+                                dealer: d,
+                                digest: h,
+                            },
+                        );
+                    }
+                }
+            }
+            return;
+        }
+        let t0 = Instant::now();
+        let mut sends = Vec::new();
+        for (d, h) in &rec.dealers {
+            let Some(st) = self.dealers.get(d) else {
+                return;
+            };
+            let (Some(c), Some(s)) = (st.commitments.get(h), st.slices.get(h)) else {
+                return;
+            };
+            sends.push((*d, c.clone(), s));
+        }
+        let refs: Vec<SendRef<'_, Secp256k1>> = sends
+            .iter()
+            .map(|(d, c, s)| SendRef {
+                dealer: *d,
+                commitments: &c.decoded,
+                slice: s,
+            })
+            .collect();
+        let shares = match dkg::aggregate(node.engine(), &self.params, self.me, &refs) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(batch = self.batch.start, error = %e, "aggregation failed");
+                return;
+            }
+        };
+        let agg = match Slice::sum(self.me, sends.iter().map(|(_, _, s)| *s)) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sum slices");
+                return;
+            }
+        };
+        let commitments: Vec<(u32, &[u8])> = sends
+            .iter()
+            .map(|(d, c, _)| (*d, c.bytes.as_slice()))
+            .collect();
+        let agg_bytes = Zeroizing::new(agg.encode());
+        if let Err(e) = node.store().put_batch_result(
+            self.batch.epoch,
+            self.batch.start,
+            &shares,
+            &agg_bytes,
+            &commitments,
+        ) {
+            tracing::error!(batch = self.batch.start, error = %e, "cannot store shares");
+            return;
+        }
+        if let Err(e) =
+            node.store()
+                .set_progress(self.batch.start, self.batch.count, "shares stored")
+        {
+            tracing::error!(batch = self.batch.start, error = %e, "cannot record the batch's progress");
+        }
+        observe(node, "aggregate", t0);
+        drop(refs);
+        drop(sends);
+        self.publish_public_shares(node, p2p, shares);
+    }
+
+    pub(super) fn publish_public_shares(
+        &mut self,
+        node: &NodeState,
+        p2p: &P2pClient,
+        shares: KeyShares<Secp256k1>,
+    ) {
+        let t0 = Instant::now();
+        let mut seed = [0u8; 32];
+        rand_core::OsRng.fill_bytes(&mut seed);
+        let public = match dkg::public_shares(node.engine(), &shares, seed) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "public key shares failed");
+                return;
+            }
+        };
+        observe(node, "public_shares", t0);
+        self.shares = Some(shares);
+        let msg = Message::PubShares {
+            batch: self.batch,
+            shares: public.encode_xy(),
+        };
+        for m in 1..=self.params.n {
+            self.send(p2p, m, msg.clone());
+        }
+        let early = std::mem::take(&mut self.early_pub);
+        for p in early {
+            self.take_pub_shares(node, p);
+        }
+    }
+
+    pub(super) fn on_pub_shares(&mut self, node: &NodeState, from: u32, bytes: &[u8]) {
+        let p = match PublicShares::<Secp256k1>::decode(bytes) {
+            Ok(p) if p.node == from && p.keys() == self.batch.count as usize => p,
+            _ => {
+                tracing::warn!(from, "public key shares that do not decode or fit; dropped");
+                return;
+            }
+        };
+        if self.shares.is_none() {
+            self.early_pub.push(p);
+            return;
+        }
+        self.take_pub_shares(node, p);
+    }
+
+    pub(super) fn take_pub_shares(&mut self, node: &NodeState, p: PublicShares<Secp256k1>) {
+        if self.voted || self.pub_shares.contains_key(&p.node) {
+            return;
+        }
+        let Some(shares) = &self.shares else { return };
+        // Our own public shares come from our own verified shares: no proof to check.
+        if p.node != self.me {
+            let t0 = Instant::now();
+            if let Err(e) =
+                dkg::verify_public_shares(node.engine(), &self.params, &shares.commitments, &[&p])
+            {
+                tracing::warn!(from = p.node, error = %e, "public key shares do not verify; dropped");
+                return;
+            }
+            observe(node, "verify_proofs", t0);
+        }
+        self.pub_shares.insert(p.node, p);
+        if self.pub_shares.len() < self.params.ku() {
+            return;
+        }
+        let refs: Vec<&PublicShares<Secp256k1>> =
+            self.pub_shares.values().take(self.params.ku()).collect();
+        let pks = match dkg::user_public_keys(node.engine(), &self.params, &refs) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "user public keys failed");
+                return;
+            }
+        };
+        let mut keys = Vec::with_capacity(pks.len());
+        for a in &pks {
+            let Some(k) = crate::tx::digest::compressed_point(a) else {
+                tracing::error!(
+                    batch = self.batch.start,
+                    "a user public key is the identity: not voting"
+                );
+                return;
+            };
+            keys.push(k);
+        }
+        self.voted = true;
+        let keys_hash = crate::tx::keys_hash(&keys);
+        tracing::info!(
+            batch = self.batch.start,
+            keys = keys.len(),
+            ms = self.started.elapsed().as_millis() as u64,
+            "voting the batch's public keys"
+        );
+        Self::submit(
+            node,
+            TxBody::PublicKeys {
+                batch: self.batch,
+                keys_hash,
+                keys,
+            },
+        );
+    }
+
+    /// After a restart with shares already stored: reload them and rejoin the
+    /// public-key vote.
+    pub fn restore_from_store(&mut self, node: &NodeState, p2p: &P2pClient, rec: &BatchRecord) {
+        self.decided = Some(rec.clone());
+        if self.shares.is_some() {
+            return;
+        }
+        match node
+            .store()
+            .key_shares(self.me, self.params, self.batch.start, self.batch.count)
+        {
+            Ok(s) => self.publish_public_shares(node, p2p, s),
+            Err(e) => tracing::error!(batch = self.batch.start, error = %e, "cannot reload shares"),
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! Share release: the rules of a ShareRequest item, as a typed use case behind the
+//! thin `ShareRequest` handler ([`super::share`]).
+//!
+//! A node releases its share of a user's key, encrypted to the temporary key the
+//! client committed to, when all of these hold (spec §4, §10.6):
+//!
+//! 1. the item names a verifier and carries a byte-canonical id token
+//!    ([`parse_item`]);
+//! 2. the verifier accepts the token (the handler calls it: it may fetch keys);
+//! 3. at least k committee members signed a commitment, and k of them signed the
+//!    same `mug00` commitment for this verifier ([`commit_quorum`]);
+//! 4. the token hashes to that commitment;
+//! 5. the temporary key is the one this node stored for the commitment, if it
+//!    stored one;
+//! 6. the token was never revealed under another commitment or temporary key, and
+//!    no other encoding of it was committed here first ([`ShareRelease`] binds the
+//!    first reveal in LMDB);
+//! 7. the user has a key and this node holds a share of it.
+//!
+//! Every refusal is a [`ReleaseError`]; [`ReleaseError::to_rpc`] is the one place
+//! they become JSON-RPC errors (the legacy client matches some texts).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::app;
+use crate::crypto::{ecies_encrypt, sig_from_hex, Ecies, NodePub, TableVerifier};
+use crate::hexfmt::{keccak256, parse_hex32};
+use crate::jrpc::{msg, RpcError, ShareItem};
+use crate::store::records::{KeyRecord, TokenCommitment, TokenUse};
+use crate::store::{Store, StoreError, TokenUseBinding};
+use crate::tx::EpochInfo;
+use crate::verifier::{token_is_canonical, Verified, VerifyError};
+
+/// Why a node refuses to release a share (or cannot).
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    /// The item has no verifier name or no id token.
+    #[error("item without a verifier or an id token")]
+    MissingField,
+    /// The id token carries whitespace or padding.
+    #[error("the token is not byte-canonical")]
+    NotCanonical,
+    /// The verifier refused the token.
+    #[error("verifier: {0}")]
+    Verify(#[from] VerifyError),
+    /// Fewer than k valid committee signatures.
+    #[error("only {valid} valid signatures")]
+    TooFewSignatures {
+        /// Valid signatures found.
+        valid: usize,
+    },
+    /// No k signatures on one commitment.
+    #[error("no {k} signatures on the same data")]
+    NoQuorum {
+        /// The threshold.
+        k: usize,
+    },
+    /// The quorum's commitment is not a `mug00` commitment for this verifier.
+    #[error("the quorum's prefix or verifier differs, need {k}")]
+    QuorumMismatch {
+        /// The threshold.
+        k: usize,
+    },
+    /// The token does not hash to the signed commitment.
+    #[error("the token does not hash to its commitment")]
+    TokenMismatch,
+    /// This node stored another temporary key for the commitment.
+    #[error("the temporary key differs from this node's commitment")]
+    TempKeyDiffers,
+    /// The temporary key is not a curve point.
+    #[error("invalid temporary public key")]
+    BadTempKey,
+    /// The signed commitment is not 32 bytes of hex.
+    #[error("bad commitment")]
+    BadCommitment,
+    /// Another encoding of this token was committed here first.
+    #[error("another encoding of this token was committed first")]
+    OtherEncodingFirst,
+    /// The token was revealed before under another commitment or temporary key.
+    #[error("the token was already revealed under another commitment or temporary key")]
+    AlreadyRevealed,
+    /// The user has no key yet.
+    #[error("no key is assigned to the user")]
+    NotAssigned,
+    /// An assignment names a key whose record is missing.
+    #[error("key {0} is assigned but has no record")]
+    KeyMissing(u64),
+    /// A key record holds a public key that is not a curve point.
+    #[error("key {0} has an invalid public key")]
+    BadPublicKey(u64),
+    /// This node holds no share of the key.
+    #[error("no share of the key is stored")]
+    NoShare,
+    /// The store failed.
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+impl From<StoreError> for ReleaseError {
+    fn from(e: StoreError) -> Self {
+        ReleaseError::Storage(e.to_string())
+    }
+}
+
+impl From<app::AppError> for ReleaseError {
+    fn from(e: app::AppError) -> Self {
+        ReleaseError::Storage(e.to_string())
+    }
+}
+
+impl ReleaseError {
+    /// The JSON-RPC error the client sees (the texts of the original node where
+    /// the client matches them).
+    pub fn to_rpc(&self) -> RpcError {
+        use ReleaseError as E;
+        let same_data = "Not enough valid signatures on the same data";
+        match self {
+            E::MissingField => RpcError::params_internal(msg::COULD_NOT_VERIFY),
+            E::NotCanonical => RpcError::params_internal(format!(
+                "{} (the token must not carry whitespace or padding)",
+                msg::CLEAN_TOKEN
+            )),
+            E::Verify(e) => RpcError::params_internal(format!("{} {e}", msg::VERIFY_PARAMS)),
+            E::TooFewSignatures { valid } => RpcError::params_internal(format!(
+                "Not enough valid signatures. Only {valid}valid signatures found."
+            )),
+            E::NoQuorum { k } => RpcError::params_internal(format!("{same_data}, need {k}")),
+            E::QuorumMismatch { k } => RpcError::params_internal(format!(
+                "{same_data}, need {k} (prefix or verifier differs)"
+            )),
+            E::TokenMismatch => RpcError::params_internal(msg::TOKEN_MISMATCH),
+            E::TempKeyDiffers => RpcError::params_internal(format!(
+                "{same_data}: temporary key differs from this node's commitment"
+            )),
+            E::BadTempKey => RpcError::params_internal("invalid temporary public key"),
+            E::BadCommitment => RpcError::params_internal(format!("{same_data}: bad commitment")),
+            E::OtherEncodingFirst => RpcError::params_internal(format!(
+                "{}: another encoding of this token was committed first",
+                msg::DUPLICATE_TOKEN
+            )),
+            E::AlreadyRevealed => RpcError::params_internal(format!(
+                "{}: this token was already revealed under another commitment or temporary key",
+                msg::DUPLICATE_TOKEN
+            )),
+            E::NotAssigned => RpcError::internal(format!(
+                "share request could not retrieve keyIndexes: {}",
+                msg::NOT_ASSIGNED
+            )),
+            E::KeyMissing(index) => RpcError::internal(format!(
+                "Could not find address to key index error: key {index} missing"
+            )),
+            E::BadPublicKey(index) => RpcError::internal(format!(
+                "Could not find address to key index error: bad public key at {index}"
+            )),
+            E::NoShare => RpcError::internal(msg::NO_SHARE),
+            E::Storage(e) => {
+                tracing::error!(error = %e, "storage error while serving a request");
+                RpcError::internal("node storage error")
+            }
+        }
+    }
+}
+
+/// Precomputed verification tables of the committee's node keys, which sign
+/// every commitment a ShareRequest carries (`k` verifications per request).
+/// Filled on first use; only keys of the current committee are added, and the
+/// map is cleared when it outgrows a few committees (epoch changes).
+#[derive(Default)]
+pub struct SignerTables {
+    keys: std::sync::RwLock<HashMap<[u8; 33], Arc<TableVerifier<k256::Secp256k1>>>>,
+}
+
+/// More entries than this and [`SignerTables`] starts again (a committee has
+/// at most a few dozen nodes; a table takes about 1 MiB).
+const MAX_SIGNER_TABLES: usize = 64;
+
+impl SignerTables {
+    /// The table of `compressed` (built on first use).
+    pub fn get(&self, compressed: &[u8; 33], pk: &NodePub) -> Arc<TableVerifier<k256::Secp256k1>> {
+        if let Some(v) = self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(compressed)
+        {
+            return v.clone();
+        }
+        let v = Arc::new(pk.table_verifier());
+        let mut map = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_SIGNER_TABLES {
+            map.clear();
+        }
+        map.entry(*compressed).or_insert(v).clone()
+    }
+}
+
+/// The fields of a node's signed commitment `data`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SignedCommit {
+    /// `"mug00"` for a login.
+    pub prefix: String,
+    /// The token commitment, lower-case hex.
+    pub commitment: String,
+    /// The verifier the commitment names.
+    pub verifier: String,
+    /// Temporary public key x.
+    pub temp_x: [u8; 32],
+    /// Temporary public key y.
+    pub temp_y: [u8; 32],
+}
+
+/// Parses `prefix ␜ commitment ␜ temp_x ␜ temp_y ␜ verifier ␜ timestamp`.
+pub fn parse_commit_data(data: &str) -> Option<SignedCommit> {
+    let parts: Vec<&str> = data.split('\u{1c}').collect();
+    let [prefix, commitment, tx, ty, verifier, _ts] = parts.as_slice() else {
+        return None;
+    };
+    Some(SignedCommit {
+        prefix: (*prefix).to_string(),
+        commitment: commitment.to_ascii_lowercase(),
+        verifier: (*verifier).to_string(),
+        temp_x: parse_hex32(tx)?,
+        temp_y: parse_hex32(ty)?,
+    })
+}
+
+/// Counts valid committee signatures (one per member), then picks the signed value
+/// with the most signatures (ties broken by the smallest value, so every node picks
+/// the same). Returns `(valid signatures, best value and its count)`.
+pub fn commit_quorum(
+    epoch: &EpochInfo,
+    tables: &SignerTables,
+    item: &ShareItem,
+    k: usize,
+) -> (usize, Option<(SignedCommit, usize)>) {
+    let mut valid = 0usize;
+    let mut seen_signers = std::collections::HashSet::new();
+    let mut groups: BTreeMap<SignedCommit, usize> = BTreeMap::new();
+    for s in &item.signatures {
+        let (Some(x), Some(y)) = (parse_hex32(&s.nodepubx), parse_hex32(&s.nodepuby)) else {
+            continue;
+        };
+        let Ok(pk) = NodePub::from_xy(&x, &y) else {
+            continue;
+        };
+        let compressed = pk.compressed();
+        let Some(idx) = epoch.index_of(&compressed) else {
+            continue;
+        };
+        let Some(sig) = sig_from_hex(&s.signature) else {
+            continue;
+        };
+        // A signer already counted is skipped before any curve arithmetic.
+        if seen_signers.contains(&idx) {
+            continue;
+        }
+        let verifier = tables.get(&compressed, &pk);
+        if !verifier.verify_prehash(&keccak256(s.data.as_bytes()), &sig) {
+            continue;
+        }
+        seen_signers.insert(idx);
+        valid += 1;
+        if let Some(sc) = parse_commit_data(&s.data) {
+            let c = groups.entry(sc.clone()).or_insert(0);
+            *c += 1;
+            // k = floor(n/2)+1 signatures on one value: no other value can also
+            // reach k, so the answer is already decided; skip the remaining checks.
+            if *c >= k {
+                return (valid, Some((sc, *c)));
+            }
+        }
+    }
+    let mut best: Option<(SignedCommit, usize)> = None;
+    for (k, c) in groups {
+        if best.as_ref().is_none_or(|(_, bc)| c > *bc) {
+            best = Some((k, c));
+        }
+    }
+    (valid, best)
+}
+
+/// The verifier name and id token of an item, the token byte-canonical.
+pub fn parse_item(fields: &Map<String, Value>) -> Result<(String, String), ReleaseError> {
+    let verifier = match fields.get("verifieridentifier") {
+        Some(Value::String(v)) if !v.is_empty() => v.clone(),
+        _ => return Err(ReleaseError::MissingField),
+    };
+    let token = match fields.get("idtoken") {
+        Some(Value::String(t)) => t.clone(),
+        _ => return Err(ReleaseError::MissingField),
+    };
+    if !token_is_canonical(&token) {
+        return Err(ReleaseError::NotCanonical);
+    }
+    Ok((verifier, token))
+}
+
+/// A released share: the key, its owner and the share encrypted to the client's
+/// temporary key.
+#[derive(Debug)]
+pub struct Released {
+    /// The key's record (index, public key, owner).
+    pub key: KeyRecord,
+    /// The key's public key as x, y.
+    pub public_xy: ([u8; 32], [u8; 32]),
+    /// The verifier and verifier id the key belongs to.
+    pub owner: (String, String),
+    /// This node's share, ECIES-encrypted to the temporary key.
+    pub share: Ecies,
+}
+
+/// The share-release use case over one node's committee view, store and signer
+/// tables. Everything here is synchronous; the handler runs the verifier (which
+/// may fetch keys) before [`ShareRelease::release`].
+pub struct ShareRelease<'a> {
+    /// The current committee.
+    pub epoch: &'a EpochInfo,
+    /// This node's store.
+    pub store: &'a Store,
+    /// The committee's signature tables.
+    pub signers: &'a SignerTables,
+}
+
+impl ShareRelease<'_> {
+    /// Releases this node's share of the key of the user `verified` names, for an
+    /// item whose token `token` the verifier `verifier` accepted. `now_s` stamps
+    /// the reveal. Steps 3-7 of the module docs, in that order.
+    pub fn release(
+        &self,
+        item: &ShareItem,
+        verifier: &str,
+        token: &str,
+        verified: &Verified,
+        now_s: u64,
+    ) -> Result<Released, ReleaseError> {
+        let k = self.epoch.k as usize;
+        let (valid, best) = commit_quorum(self.epoch, self.signers, item, k);
+        if valid < k {
+            return Err(ReleaseError::TooFewSignatures { valid });
+        }
+        let Some((signed, count)) = best.filter(|(_, c)| *c >= k) else {
+            return Err(ReleaseError::NoQuorum { k });
+        };
+        if signed.prefix != "mug00" || signed.verifier != verifier {
+            return Err(ReleaseError::QuorumMismatch { k });
+        }
+        tracing::debug!(signatures = count, "commitment quorum");
+        if hex::encode(keccak256(token.as_bytes())) != signed.commitment {
+            return Err(ReleaseError::TokenMismatch);
+        }
+        // The temporary key: our own stored commitment, else the quorum's (§10.6).
+        let stored = self.store.token(verifier, &signed.commitment)?;
+        let (tx, ty) = match &stored {
+            Some(s) if (s.temp_x, s.temp_y) != (signed.temp_x, signed.temp_y) => {
+                return Err(ReleaseError::TempKeyDiffers)
+            }
+            Some(s) => (s.temp_x, s.temp_y),
+            None => (signed.temp_x, signed.temp_y),
+        };
+        let temp = k256::PublicKey::from_sec1_bytes(&[&[4u8][..], &tx[..], &ty[..]].concat())
+            .map_err(|_| ReleaseError::BadTempKey)?;
+        self.guard_single_reveal(
+            verifier,
+            &signed.commitment,
+            stored.as_ref(),
+            verified,
+            (tx, ty),
+        )?;
+        let rec = self.assigned(verifier, &verified.verifier_id)?;
+        let Some((s, _sp, _)) = self.store.share(rec.index)? else {
+            return Err(ReleaseError::NoShare);
+        };
+        let public_xy = NodePub::from_sec1(&rec.pubkey)
+            .map(|p| p.xy())
+            .map_err(|_| ReleaseError::BadPublicKey(rec.index))?;
+        let first = s.iter().position(|b| *b != 0).unwrap_or(s.len());
+        let plain = zeroize::Zeroizing::new(s.get(first..).unwrap_or(&[]).to_vec());
+        let share = ecies_encrypt(&temp, &plain, &mut rand_core::OsRng);
+        let owner = rec
+            .owner
+            .clone()
+            .unwrap_or((verifier.to_string(), verified.verifier_id.clone()));
+        self.store
+            .mark_revealed(verifier, &signed.commitment, now_s)?;
+        Ok(Released {
+            key: rec,
+            public_xy,
+            owner,
+            share,
+        })
+    }
+
+    /// The key record of the user `(verifier, verifier_id)`.
+    fn assigned(&self, verifier: &str, verifier_id: &str) -> Result<KeyRecord, ReleaseError> {
+        let snap = self.store.snapshot()?;
+        let Some(index) = app::assigned_index(&snap, verifier, verifier_id)? else {
+            return Err(ReleaseError::NotAssigned);
+        };
+        app::key_record(&snap, index)?.ok_or(ReleaseError::KeyMissing(index))
+    }
+
+    /// One signed token, one reveal. A token is what its issuer signed
+    /// (`verified.token_id`), not its bytes: an ES256 signature `(r, s)` also
+    /// verifies as `(r, n - s)`, so whoever sees a revealed token can re-encode it,
+    /// commit the new bytes under their own temporary key and ask for shares again.
+    /// Two rules stop that, before any share is encrypted:
+    /// - of the encodings of one token, only the one this node saw committed first
+    ///   may be revealed here (an honest client commits before it reveals; a thief
+    ///   can only commit after);
+    /// - the first reveal binds the token to its commitment and temporary key; any
+    ///   other reveal of the same token is refused (a retry with the same commitment
+    ///   and key is answered).
+    fn guard_single_reveal(
+        &self,
+        verifier: &str,
+        commitment: &str,
+        stored: Option<&TokenCommitment>,
+        verified: &Verified,
+        (temp_x, temp_y): ([u8; 32], [u8; 32]),
+    ) -> Result<(), ReleaseError> {
+        for other in &verified.other_encodings {
+            let Some(o) = self.store.token(verifier, &hex::encode(other))? else {
+                continue;
+            };
+            if stored.is_none_or(|s| s.seq >= o.seq) {
+                return Err(ReleaseError::OtherEncodingFirst);
+            }
+        }
+        let commitment = parse_hex32(commitment).ok_or(ReleaseError::BadCommitment)?;
+        let use_ = TokenUse {
+            commitment,
+            temp_x,
+            temp_y,
+            expires_s: verified.expires_s,
+        };
+        match self.store.bind_token_use(&verified.token_id, &use_)? {
+            TokenUseBinding::Bound | TokenUseBinding::Same => Ok(()),
+            TokenUseBinding::Conflict(_) => Err(ReleaseError::AlreadyRevealed),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! `ShareRequest`: the thin handler over the share-release use case
+//! ([`super::release`]): parse the items, run the verifier, release, format.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+
+use super::release::{parse_item, ReleaseError, Released, ShareRelease};
+use super::{storage_err, RpcState};
+use crate::hexfmt::{hex_min, hex_u64};
+use crate::jrpc::{self, msg, RpcError};
+use crate::metrics::MethodLabels;
+use crate::node::unix_s;
+
+pub(super) async fn share_request(
+    st: &RpcState,
+    p: &Map<String, Value>,
+) -> Result<Value, RpcError> {
+    let items = jrpc::share_items(p)?;
+    let epoch = st.node.epoch().map_err(storage_err)?;
+    let release = ShareRelease {
+        epoch: &epoch,
+        store: st.node.store(),
+        signers: &st.sig_keys,
+    };
+    let mut keys: BTreeMap<u64, Value> = BTreeMap::new();
+    for item in &items {
+        let (verifier, token) = parse_item(&item.fields).map_err(|e| e.to_rpc())?;
+        let verified = match st
+            .node
+            .verifiers()
+            .verify(&verifier, &item.fields, unix_s())
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                st.node
+                    .metrics()
+                    .verify_failures
+                    .get_or_create(&MethodLabels {
+                        method: e.code().to_string(),
+                    })
+                    .inc();
+                return Err(ReleaseError::Verify(e).to_rpc());
+            }
+        };
+        let r = release
+            .release(item, &verifier, &token, &verified, unix_s())
+            .map_err(|e| e.to_rpc())?;
+        keys.insert(r.key.index, key_json(&r));
+    }
+    if keys.is_empty() {
+        return Err(RpcError::internal(msg::NO_SHARE));
+    }
+    Ok(json!({"keys": keys.into_values().collect::<Vec<_>>()}))
+}
+
+/// One released key as the legacy client reads it.
+fn key_json(r: &Released) -> Value {
+    let (x, y) = r.public_xy;
+    let c = &r.share;
+    let share_b64 = base64::engine::general_purpose::STANDARD.encode(hex::encode(&c.ciphertext));
+    let mut verifiers = Map::new();
+    verifiers.insert(r.owner.0.clone(), json!([r.owner.1.clone()]));
+    json!({
+        "Index": hex_u64(r.key.index),
+        "PublicKey": {"X": hex_min(&x), "Y": hex_min(&y)},
+        "Threshold": 1,
+        "Verifiers": verifiers,
+        "Share": share_b64,
+        "Metadata": {
+            "iv": hex::encode(c.iv),
+            "ephemPublicKey": hex::encode(c.ephem_public_key),
+            "mac": hex::encode(c.mac),
+            "mode": "AES256",
+        },
+    })
+}

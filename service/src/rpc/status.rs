@@ -1,0 +1,58 @@
+//! `GET /bftStatus`: the consensus head, the key buffer and recent batches.
+
+use serde_json::{json, Value};
+
+use crate::app;
+use crate::node::NodeState;
+
+pub(super) fn status_json(node: &NodeState, at: Option<u64>) -> Result<Value, String> {
+    let h = node.store().head().map_err(|e| e.to_string())?;
+    let snap = node.store().snapshot().map_err(|e| e.to_string())?;
+    let c = app::counters(&snap).map_err(|e| e.to_string())?;
+    let epoch = app::current_epoch(&snap).map_err(|e| e.to_string())?;
+    let open = app::open_batch(&snap)
+        .map_err(|e| e.to_string())?
+        .map(|b| json!({"start": b.start, "count": b.count}));
+    let mut blamed = Vec::new();
+    for n in &epoch.nodes {
+        if app::is_blamed(&snap, epoch.epoch, n.index).map_err(|e| e.to_string())? {
+            blamed.push(n.index);
+        }
+    }
+    // The most recent batches (at most 16), oldest first.
+    let mut batches = Vec::new();
+    let mut start = 0u64;
+    while let Some(b) = app::batch_record(&snap, start).map_err(|e| e.to_string())? {
+        batches.push(json!({
+            "start": b.batch.start,
+            "count": b.batch.count,
+            "dealers": b.dealers.iter().map(|d| d.0).collect::<Vec<_>>(),
+            "public_keys_decided": b.keys_hash.is_some(),
+        }));
+        start = b.batch.end();
+        if batches.len() > 16 {
+            batches.remove(0);
+        }
+    }
+    drop(snap);
+    let mut v = json!({
+        "height": h.height,
+        "app_hash": hex::encode(h.app_hash),
+        "epoch": epoch.epoch,
+        "keys_created": c.last_created,
+        "keys_assigned": c.last_unassigned,
+        "keys_free": c.last_created - c.last_unassigned,
+        "keys_opened": c.next_batch_start,
+        "open_batch": open,
+        "shares": node.store().share_count().map_err(|e| e.to_string())?,
+        "blamed": blamed,
+        "batches": batches,
+    });
+    if let Some(at) = at {
+        v["app_hash_at"] = match node.store().app_hash_at(at).map_err(|e| e.to_string())? {
+            Some(a) => Value::from(hex::encode(a)),
+            None => Value::Null,
+        };
+    }
+    Ok(v)
+}

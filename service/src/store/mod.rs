@@ -1,0 +1,57 @@
+//! The node's storage: the versioned record encodings ([`records`], built
+//! without the `server` feature for the fuzz targets) and, with `server`, the
+//! LMDB store (heed) in four rooms: the environment and the replicated state
+//! (`env`), sealed secrets and key generation material (`sealed`), token
+//! commitments and reveals (`tokens`), decided blocks and proposals (`blocks`).
+//!
+//! The LMDB store:
+//!
+//! Databases in one environment under `<data_dir>/lmdb`:
+//! * `state`: the replicated consensus state (see `crate::app::keys`);
+//! * `meta`: the head (height, app hash) and the genesis hash;
+//! * `shares`: this node's key shares, encrypted (`ShareRecord`);
+//! * `tokens`: token commitments and reveals (`TokenCommitment`);
+//! * `progress`: local DKG/PSS progress per batch;
+//! * `keygen`: this node's key generation material per batch: its dealing seed
+//!   and its aggregated slice (both sealed like shares), and the decided
+//!   dealers' commitments (public), kept to serve peers that recover a batch;
+//! * `proposals`: values proposed for heights not decided yet (received, or
+//!   built by this node), so that a restarted engine still has the values it
+//!   may have voted for or must re-propose;
+//! * `blocks`: decided blocks and their commit certificates, for the embedded
+//!   engine's value sync (see `Store::commit_block_with`).
+//!
+//! A block's state writes and its head go in one write transaction, so a crash
+//! leaves the node at the previous or the next height, never in between.
+//!
+//! Durability: the environment is opened with `MDB_NOSYNC` and synced
+//! explicitly: after every consensus block and every batch of shares (before
+//! the call returns), and for token commitments at most `SYNC_INTERVAL` later
+//! (the RPC server runs `Store::sync_if_dirty` on that period). A killed
+//! process loses nothing (the OS page cache holds every committed
+//! transaction); a power loss can lose at most the last interval of token
+//! commitments, which clients then simply make again. Without this, every
+//! CommitmentRequest would wait for its own fsync.
+//!
+//! Shares at rest: `s ‖ s'` is sealed with ChaCha20-Poly1305 under
+//! `keccak256("torus-node/share-at-rest/v1" ‖ node secret key)`, with a random
+//! 96-bit nonce and the record's key index and epoch as associated data. The
+//! LMDB file therefore holds no plaintext share, and a record moved to another
+//! index or node does not open.
+
+pub mod records;
+
+#[cfg(feature = "server")]
+mod blocks;
+#[cfg(feature = "server")]
+mod env;
+#[cfg(feature = "server")]
+mod sealed;
+#[cfg(feature = "server")]
+mod tokens;
+
+#[cfg(feature = "server")]
+pub use env::{Snapshot, Store, StoreError, DEFAULT_MAP_SIZE, SYNC_INTERVAL};
+pub use records::DecidedRecord;
+#[cfg(feature = "server")]
+pub use tokens::{TokenInsert, TokenUseBinding};

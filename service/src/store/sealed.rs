@@ -1,0 +1,328 @@
+//! Sealed secrets and key generation material: this node's shares (the `shares`
+//! database), its dealing seeds, aggregated slices and the decided dealers'
+//! commitments (`keygen`), and its local batch progress (`progress`).
+//!
+//! Sealing: ChaCha20-Poly1305 under the node's at-rest key with a random nonce;
+//! the associated data binds a record to its place (key index and epoch for a
+//! share, the record's key for keygen material).
+
+use chacha20poly1305::aead::{Aead, Payload};
+use ff::PrimeField;
+use k256::elliptic_curve::rand_core::RngCore;
+use torus_engine::dkg::KeyShares;
+use torus_engine::{Params, Secp256k1};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::env::{Store, StoreError};
+use super::records::ShareRecord;
+
+impl Store {
+    /// Stores this node's shares of keys `start..start+shares.keys()` (one transaction).
+    pub fn put_shares(
+        &self,
+        epoch: u64,
+        start: u64,
+        shares: &torus_engine::dkg::KeyShares<torus_engine::Secp256k1>,
+    ) -> Result<(), StoreError> {
+        let mut w = self.env.write_txn()?;
+        self.put_shares_in(&mut w, epoch, start, shares)?;
+        w.commit()?;
+        Ok(())
+    }
+
+    fn put_shares_in(
+        &self,
+        w: &mut heed::RwTxn<'_>,
+        epoch: u64,
+        start: u64,
+        shares: &torus_engine::dkg::KeyShares<torus_engine::Secp256k1>,
+    ) -> Result<(), StoreError> {
+        let cipher = self.cipher();
+        let mut rng = rand_core::OsRng;
+        for key in 0..shares.keys() {
+            let Some((s, sp)) = shares.share(key) else {
+                continue;
+            };
+            let index = start + key as u64;
+            let mut plain = Zeroizing::new([0u8; 64]);
+            plain[..32].copy_from_slice(&s.to_repr());
+            plain[32..].copy_from_slice(&sp.to_repr());
+            let mut nonce = [0u8; 12];
+            rng.fill_bytes(&mut nonce);
+            let aad = share_aad(index, epoch);
+            let sealed = cipher
+                .encrypt(
+                    (&nonce).into(),
+                    Payload {
+                        msg: &plain[..],
+                        aad: &aad,
+                    },
+                )
+                .map_err(|_| StoreError::Seal(index))?;
+            let commitments = shares
+                .commitment_vector(key)
+                .iter()
+                .map(|a| {
+                    crate::tx::digest::compressed_point(a).ok_or(StoreError::Corrupt {
+                        what: "share commitments",
+                        err: format!("key {index}: an identity commitment"),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let rec = ShareRecord {
+                index,
+                epoch,
+                nonce,
+                sealed,
+                commitments,
+            };
+            self.shares.put(w, &index.to_be_bytes(), &rec.encode())?;
+        }
+        Ok(())
+    }
+
+    /// This node's share of key `index`: `(s, s', commitment vector)`, decrypted.
+    #[allow(clippy::type_complexity)]
+    pub fn share(
+        &self,
+        index: u64,
+    ) -> Result<Option<(Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>, ShareRecord)>, StoreError> {
+        let r = self.env.read_txn()?;
+        let Some(b) = self.shares.get(&r, &index.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let rec = ShareRecord::decode(b).map_err(|e| StoreError::Corrupt {
+            what: "share",
+            err: e.to_string(),
+        })?;
+        if rec.index != index {
+            return Err(StoreError::Seal(index));
+        }
+        let aad = share_aad(index, rec.epoch);
+        let mut plain = self
+            .cipher()
+            .decrypt(
+                (&rec.nonce).into(),
+                Payload {
+                    msg: &rec.sealed,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| StoreError::Seal(index))?;
+        let mut s = Zeroizing::new([0u8; 32]);
+        let mut sp = Zeroizing::new([0u8; 32]);
+        if plain.len() != 64 {
+            plain.zeroize();
+            return Err(StoreError::Seal(index));
+        }
+        s.copy_from_slice(&plain[..32]);
+        sp.copy_from_slice(&plain[32..]);
+        plain.zeroize();
+        Ok(Some((s, sp, rec)))
+    }
+
+    /// Number of share records held.
+    pub fn share_count(&self) -> Result<u64, StoreError> {
+        let r = self.env.read_txn()?;
+        Ok(self.shares.len(&r)?)
+    }
+
+    /// Records the local progress of a batch (`phase` is a short label).
+    pub fn set_progress(&self, start: u64, count: u32, phase: &str) -> Result<(), StoreError> {
+        let mut w = self.env.write_txn()?;
+        let mut v = Vec::with_capacity(4 + phase.len());
+        v.extend_from_slice(&count.to_be_bytes());
+        v.extend_from_slice(phase.as_bytes());
+        self.progress.put(&mut w, &start.to_be_bytes(), &v)?;
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Every batch's local progress: `(start, count, phase)`.
+    pub fn progress(&self) -> Result<Vec<(u64, u32, String)>, StoreError> {
+        let r = self.env.read_txn()?;
+        let mut out = Vec::new();
+        for item in self.progress.iter(&r)? {
+            let (k, v) = item?;
+            let (Ok(kb), Some((cb, phase))) = (<[u8; 8]>::try_from(k), v.split_first_chunk::<4>())
+            else {
+                continue;
+            };
+            out.push((
+                u64::from_be_bytes(kb),
+                u32::from_be_bytes(*cb),
+                String::from_utf8_lossy(phase).into_owned(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// This node's shares of keys `start..start + count` as engine key shares,
+    /// decoded and checked by the engine (canonical scalars and points, one share
+    /// per key). A missing key is an error naming it.
+    pub fn key_shares(
+        &self,
+        node: u32,
+        params: Params,
+        start: u64,
+        count: u32,
+    ) -> Result<KeyShares<Secp256k1>, StoreError> {
+        let mut s = Vec::with_capacity(count as usize);
+        let mut sp = Vec::with_capacity(count as usize);
+        let mut recs = Vec::with_capacity(count as usize);
+        for index in start..start.saturating_add(u64::from(count)) {
+            let Some((a, b, rec)) = self.share(index)? else {
+                return Err(StoreError::MissingShare(index));
+            };
+            s.push(a);
+            sp.push(b);
+            recs.push(rec);
+        }
+        let sr: Vec<&[u8]> = s.iter().map(|x| &x[..]).collect();
+        let spr: Vec<&[u8]> = sp.iter().map(|x| &x[..]).collect();
+        let cr: Vec<&[u8]> = recs
+            .iter()
+            .flat_map(|r| r.commitments.iter().map(|c| &c[..]))
+            .collect();
+        KeyShares::decode_parts(node, params, &sr, &spr, &cr).map_err(|e| StoreError::Corrupt {
+            what: "stored shares",
+            err: e.to_string(),
+        })
+    }
+}
+
+// --- key generation material (the `keygen` database) ---
+
+const KG_SEED: u8 = b's';
+const KG_SLICE: u8 = b'a';
+const KG_COMMITMENTS: u8 = b'c';
+
+fn kg_key(tag: u8, start: u64, dealer: Option<u32>) -> Vec<u8> {
+    let mut k = Vec::with_capacity(13);
+    k.push(tag);
+    k.extend_from_slice(&start.to_be_bytes());
+    if let Some(d) = dealer {
+        k.extend_from_slice(&d.to_be_bytes());
+    }
+    k
+}
+
+impl Store {
+    /// Seals `plain` under the node's at-rest key: `nonce ‖ ciphertext`.
+    fn seal(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut nonce = [0u8; 12];
+        rand_core::OsRng.fill_bytes(&mut nonce);
+        let mut out = nonce.to_vec();
+        let c = self
+            .cipher()
+            .encrypt((&nonce).into(), Payload { msg: plain, aad })
+            .map_err(|_| StoreError::Corrupt {
+                what: "sealed record",
+                err: "encryption failed".into(),
+            })?;
+        out.extend_from_slice(&c);
+        Ok(out)
+    }
+
+    fn unseal(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let corrupt = || StoreError::Corrupt {
+            what: "sealed record",
+            err: "does not decrypt".into(),
+        };
+        let (nonce, c) = sealed.split_first_chunk::<12>().ok_or_else(corrupt)?;
+        self.cipher()
+            .decrypt(nonce.into(), Payload { msg: c, aad })
+            .map(Zeroizing::new)
+            .map_err(|_| corrupt())
+    }
+
+    /// Stores the seed this node deals batch `start` with (sealed, synced), so
+    /// that a restart re-derives the identical dealing instead of equivocating.
+    pub fn put_dealing_seed(&self, start: u64, seed: &[u8; 32]) -> Result<(), StoreError> {
+        let key = kg_key(KG_SEED, start, None);
+        let sealed = self.seal(&key, seed)?;
+        let mut w = self.env.write_txn()?;
+        self.keygen.put(&mut w, &key, &sealed)?;
+        w.commit()?;
+        self.sync()
+    }
+
+    /// The dealing seed of batch `start`, if this node dealt it.
+    pub fn dealing_seed(&self, start: u64) -> Result<Option<Zeroizing<[u8; 32]>>, StoreError> {
+        let key = kg_key(KG_SEED, start, None);
+        let r = self.env.read_txn()?;
+        let Some(b) = self.keygen.get(&r, &key)? else {
+            return Ok(None);
+        };
+        let plain = self.unseal(&key, b)?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        if plain.len() != 32 {
+            return Err(StoreError::Corrupt {
+                what: "dealing seed",
+                err: format!("{} bytes", plain.len()),
+            });
+        }
+        out.copy_from_slice(&plain);
+        Ok(Some(out))
+    }
+
+    /// Stores a finished batch in one transaction: this node's shares, its
+    /// aggregated slice over the decided dealers (sealed; it answers peers'
+    /// recovery requests) and the decided dealers' commitments. Synced.
+    pub fn put_batch_result(
+        &self,
+        epoch: u64,
+        start: u64,
+        shares: &torus_engine::dkg::KeyShares<torus_engine::Secp256k1>,
+        aggregated_slice: &[u8],
+        commitments: &[(u32, &[u8])],
+    ) -> Result<(), StoreError> {
+        let skey = kg_key(KG_SLICE, start, None);
+        let sealed = self.seal(&skey, aggregated_slice)?;
+        let mut w = self.env.write_txn()?;
+        self.put_shares_in(&mut w, epoch, start, shares)?;
+        self.keygen.put(&mut w, &skey, &sealed)?;
+        for (dealer, c) in commitments {
+            self.keygen
+                .put(&mut w, &kg_key(KG_COMMITMENTS, start, Some(*dealer)), c)?;
+        }
+        w.commit()?;
+        self.sync()
+    }
+
+    /// This node's aggregated slice of batch `start` (engine encoding), if stored.
+    pub fn aggregated_slice(&self, start: u64) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let key = kg_key(KG_SLICE, start, None);
+        let r = self.env.read_txn()?;
+        match self.keygen.get(&r, &key)? {
+            Some(b) => self.unseal(&key, b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A decided dealer's commitments of batch `start` (engine encoding), if stored.
+    pub fn dealer_commitments(
+        &self,
+        start: u64,
+        dealer: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let r = self.env.read_txn()?;
+        Ok(self
+            .keygen
+            .get(&r, &kg_key(KG_COMMITMENTS, start, Some(dealer)))?
+            .map(<[u8]>::to_vec))
+    }
+
+    /// Whether this node holds a share of key `index`.
+    pub fn has_share(&self, index: u64) -> Result<bool, StoreError> {
+        let r = self.env.read_txn()?;
+        Ok(self.shares.get(&r, &index.to_be_bytes())?.is_some())
+    }
+}
+
+fn share_aad(index: u64, epoch: u64) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    a[..8].copy_from_slice(&index.to_be_bytes());
+    a[8..].copy_from_slice(&epoch.to_be_bytes());
+    a
+}
