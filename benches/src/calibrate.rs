@@ -46,7 +46,8 @@ pub struct Machine {
     /// The CPU model (`model name` of /proc/cpuinfo), or the architecture when unknown.
     pub cpu_model: String,
     /// The source tree's git commit (12 hex digits, `+dirty` with uncommitted changes to
-    /// tracked files), or `unknown` outside a git checkout.
+    /// tracked files), or `unknown` outside a git checkout. `TORUS_BUILD_COMMIT` overrides
+    /// it, for a binary copied away from its checkout.
     pub commit: String,
     /// The UTC date of the run, `YYYY-MM-DD`.
     pub date: String,
@@ -90,6 +91,12 @@ fn cpu_model() -> String {
 }
 
 fn git_commit(dir: &Path) -> String {
+    if let Some(c) = std::env::var("TORUS_BUILD_COMMIT")
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+    {
+        return c.trim().to_string();
+    }
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .arg("-C")
