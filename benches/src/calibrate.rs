@@ -33,6 +33,107 @@ pub struct Calibration {
     pub msm: MsmRun,
     /// Keys per second of the short engine run (n = 9, or 5 when quick).
     pub keys_per_s: f64,
+    /// Where and when it ran.
+    pub machine: Machine,
+}
+
+/// Where, when and from what a calibration ran. Recorded in the profile's `description`, so
+/// that a shipped profile says which machine and which code its figures come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Machine {
+    /// Logical CPUs available to this process.
+    pub cores: usize,
+    /// The CPU model (`model name` of /proc/cpuinfo), or the architecture when unknown.
+    pub cpu_model: String,
+    /// The source tree's git commit (12 hex digits, `+dirty` with uncommitted changes to
+    /// tracked files), or `unknown` outside a git checkout. `TORUS_BUILD_COMMIT` overrides
+    /// it, for a binary copied away from its checkout.
+    pub commit: String,
+    /// The UTC date of the run, `YYYY-MM-DD`.
+    pub date: String,
+}
+
+impl Machine {
+    /// This machine, now, and the checkout this binary was built from.
+    pub fn detect() -> Machine {
+        Machine {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model: cpu_model(),
+            commit: git_commit(Path::new(env!("CARGO_MANIFEST_DIR"))),
+            date: utc_date(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            ),
+        }
+    }
+
+    /// `on DATE at commit C, CPU (N cores)`, as the description records it.
+    pub fn describe(&self) -> String {
+        format!(
+            "on {} at commit {}, {} ({} cores)",
+            self.date, self.commit, self.cpu_model, self.cores
+        )
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim() == "model name")
+                .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        })
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| format!("unknown {} CPU", std::env::consts::ARCH))
+}
+
+fn git_commit(dir: &Path) -> String {
+    if let Some(c) = std::env::var("TORUS_BUILD_COMMIT")
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+    {
+        return c.trim().to_string();
+    }
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(c) if !c.is_empty() => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{c}+dirty")
+            } else {
+                c
+            }
+        }
+        _ => "unknown".into(),
+    }
+}
+
+/// `YYYY-MM-DD` of a Unix time (UTC), by the days-to-civil conversion of the proleptic
+/// Gregorian calendar.
+pub fn utc_date(unix_s: u64) -> String {
+    let days = (unix_s / 86_400) as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let doe = days.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 /// The crossover size: the smallest measured size from which the GPU is faster
@@ -67,6 +168,8 @@ pub fn crossover(run: &MsmRun) -> Option<usize> {
 /// Runs the measurements.
 pub fn calibrate(cfg: &Calibrate, log: &dyn Fn(&str)) -> Result<Calibration> {
     let threads = rayon::current_num_threads();
+    let machine = Machine::detect();
+    log(&format!("calibrating {}", machine.describe()));
     let mut sizes: Vec<usize> = if cfg.quick {
         vec![1 << 6, 1 << 8]
     } else {
@@ -175,8 +278,9 @@ pub fn calibrate(cfg: &Calibrate, log: &dyn Fn(&str)) -> Result<Calibration> {
     let profile = HwProfile {
         name: cfg.name.clone(),
         description: format!(
-            "measured by torus-bench calibrate{}: {threads} threads, {keys_per_s:.0} keys/s (n={n}); {}; {gpu_note}",
+            "measured by torus-bench calibrate{} {}: {threads} threads, {keys_per_s:.0} keys/s (n={n}); {}; {gpu_note}",
             if cfg.quick { " --quick" } else { "" },
+            machine.describe(),
             cpu_desc
         ),
         threads,
@@ -196,6 +300,7 @@ pub fn calibrate(cfg: &Calibrate, log: &dyn Fn(&str)) -> Result<Calibration> {
         profile,
         msm: run,
         keys_per_s,
+        machine,
     })
 }
 
@@ -205,7 +310,8 @@ pub fn write_profile(profile: &HwProfile, path: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let text = format!(
-        "# Written by `torus-bench calibrate` on this machine.\n{}",
+        "# Written by `torus-bench calibrate`. The description records the run: date (UTC),\n\
+         # commit, CPU model and cores, and the measured figures behind every value.\n{}",
         profile.to_toml()?
     );
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
@@ -236,6 +342,42 @@ mod tests {
             }
         }
         run
+    }
+
+    #[test]
+    fn utc_dates_follow_the_gregorian_calendar() {
+        assert_eq!(utc_date(0), "1970-01-01");
+        assert_eq!(utc_date(86_399), "1970-01-01");
+        assert_eq!(
+            utc_date(951_782_400),
+            "2000-02-29",
+            "a leap day of a 400-year"
+        );
+        assert_eq!(
+            utc_date(4_107_542_400),
+            "2100-03-01",
+            "2100 is no leap year"
+        );
+        assert_eq!(utc_date(1_735_689_599), "2024-12-31");
+        assert_eq!(utc_date(1_735_689_600), "2025-01-01");
+    }
+
+    #[test]
+    fn the_machine_is_described_with_date_commit_model_and_cores() {
+        let m = Machine {
+            cores: 16,
+            cpu_model: "AMD EPYC 9654 96-Core Processor".into(),
+            commit: "0ae5572a1b2c".into(),
+            date: "2026-12-04".into(),
+        };
+        assert_eq!(
+            m.describe(),
+            "on 2026-12-04 at commit 0ae5572a1b2c, AMD EPYC 9654 96-Core Processor (16 cores)"
+        );
+        let here = Machine::detect();
+        assert!(here.cores >= 1);
+        assert!(!here.cpu_model.is_empty() && !here.commit.is_empty());
+        assert_eq!(here.date.len(), 10);
     }
 
     #[test]

@@ -124,6 +124,26 @@ fn calibrate_quick_writes_a_profile_from_its_measurements() {
     // The description carries the figures the profile was derived from.
     assert!(p.description.contains("keys/s"), "{}", p.description);
     assert!(p.description.contains("ns/pt"), "{}", p.description);
+    // ... and where, when and from which code it ran: date, commit, CPU model, cores.
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert!(
+        p.description.contains(&format!("({cores} cores)")),
+        "{}",
+        p.description
+    );
+    let after_on = p.description.split(" on ").nth(1).unwrap_or_default();
+    let date = &after_on[..10.min(after_on.len())];
+    assert!(
+        date.len() == 10 && date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-',
+        "no date: {}",
+        p.description
+    );
+    assert!(p.description.contains(" at commit "), "{}", p.description);
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        written.starts_with("# Written by `torus-bench calibrate`"),
+        "{written}"
+    );
     // What was printed is what was written.
     let printed = String::from_utf8_lossy(&out.stdout);
     assert_eq!(HwProfile::from_toml(&printed).unwrap(), p);

@@ -117,8 +117,13 @@ impl GpuContext {
             })
             .min_by_key(|a| rank(a.get_info().device_type));
         let Some(adapter) = chosen else {
-            let why = if seen.is_empty() {
+            let why = if seen.is_empty() && pat.is_empty() {
                 "wgpu found no adapter (no Vulkan/Metal/DX12 driver)".to_string()
+            } else if seen.is_empty() {
+                format!(
+                    "wgpu found no adapter (no Vulkan/Metal/DX12 driver), so none named {:?}",
+                    opts.adapter_pattern
+                )
             } else if pat.is_empty() {
                 format!("only software adapters found ({})", seen.join(", "))
             } else {

@@ -32,6 +32,7 @@ enum Req {
     Claims(u32),
 }
 
+#[async_trait::async_trait]
 impl request_response::Codec for HostileCodec {
     type Protocol = StreamProtocol;
     type Request = Req;

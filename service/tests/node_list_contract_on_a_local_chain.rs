@@ -4,8 +4,9 @@
 //! refusals (outsiders, foreign keys, duplicates, a full epoch, non-owners) come back as
 //! typed errors with their reasons.
 //!
-//! Needs `node` and the pinned npm packages: `npm ci` in `service/tests/eth`. Without
-//! them the tests fail, unless `TORUS_SKIP_ETH_TEST=1` is set.
+//! Needs Node.js: the pinned npm packages of `service/tests/eth` are installed by the
+//! test (`npm ci`, once); without Node.js the tests skip with a notice, unless
+//! `TORUS_REQUIRE_NODE=1`.
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -53,7 +54,7 @@ fn assert_reverted(e: ChainError, call: &str, error: &str, needle: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_list_themselves_and_epoch_one_reads_back_as_the_genesis() {
-    if !tooling_present() {
+    if !tooling_present("five_nodes_list_themselves_and_epoch_one_reads_back_as_the_genesis") {
         return;
     }
     let owner = NodeKey::random();
@@ -244,7 +245,9 @@ async fn five_nodes_list_themselves_and_epoch_one_reads_back_as_the_genesis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_refuses_outsiders_foreign_keys_duplicates_full_epochs_and_non_owners() {
-    if !tooling_present() {
+    if !tooling_present(
+        "the_contract_refuses_outsiders_foreign_keys_duplicates_full_epochs_and_non_owners",
+    ) {
         return;
     }
     let owner = NodeKey::random();

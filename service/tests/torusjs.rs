@@ -4,10 +4,13 @@
 //! verifier and with a development OIDC token. The key it reconstructs must equal
 //! the one the Rust client reconstructs.
 //!
-//! Needs `node` and npm; the test installs the pinned client into
-//! `service/tests/torusjs/node_modules` (`npm ci`) when it is missing.
+//! Needs Node.js: the test installs the pinned client into
+//! `service/tests/torusjs/node_modules` (`npm ci`, once); without Node.js it skips with a
+//! notice, unless `TORUS_REQUIRE_NODE=1`.
 
 #![allow(clippy::unwrap_used)]
+
+mod nodejs;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -16,20 +19,7 @@ use serde_json::{json, Value};
 use torus_node::testkit::{Cluster, DEV_VERIFIER};
 
 fn client_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/torusjs")
-}
-
-fn ensure_installed() {
-    let dir = client_dir();
-    if dir.join("node_modules/@toruslabs/torus.js").exists() {
-        return;
-    }
-    let st = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .status()
-        .expect("npm is required for the legacy client test (Node.js 18+)");
-    assert!(st.success(), "npm ci failed in {}", dir.display());
+    nodejs::package_dir("torusjs")
 }
 
 async fn run_client(c: &Cluster, verifier: &str, verifier_id: &str, token: &str) -> Value {
@@ -79,7 +69,9 @@ async fn run_client(c: &Cluster, verifier: &str, verifier_id: &str, token: &str)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_legacy_torus_js_client_logs_in() {
-    ensure_installed();
+    if !nodejs::ready("torusjs", "the_real_legacy_torus_js_client_logs_in") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let c = Cluster::start(dir.path(), 5, 3, 1).await.unwrap();
     c.generate_keys(6, 21).await.unwrap();

@@ -10,23 +10,38 @@ use rand_chacha::ChaCha20Rng;
 use torus_engine::backend::secp256k1::point::Affine;
 use torus_kernels::{GpuContext, GpuMsm, GpuOptions};
 
-/// Set to `1` to let the GPU tests pass (skipped) on a machine without any
-/// adapter. CI installs Mesa's llvmpipe instead, so it never sets this.
-pub const ALLOW_NO_ADAPTER: &str = "TORUS_ALLOW_NO_GPU_ADAPTER";
+/// Set to `1` to make a missing adapter a failure instead of a skip. CI installs Mesa's
+/// llvmpipe and sets it, so the GPU tests always run there.
+pub const REQUIRE_ADAPTER: &str = "TORUS_REQUIRE_GPU_ADAPTER";
 
-fn no_adapter(what: &str, e: &dyn std::fmt::Display) {
-    if std::env::var(ALLOW_NO_ADAPTER).as_deref() == Ok("1") {
-        eprintln!("SKIPPED {what}: {e} ({ALLOW_NO_ADAPTER}=1)");
-    } else {
-        panic!(
-            "{what}: {e}. Install a Vulkan driver (Debian: mesa-vulkan-drivers for llvmpipe) \
-             or set {ALLOW_NO_ADAPTER}=1 to skip the GPU tests"
-        );
-    }
+/// Whether a missing adapter must fail the test ([`REQUIRE_ADAPTER`]` = 1`).
+pub fn adapter_required() -> bool {
+    std::env::var(REQUIRE_ADAPTER).as_deref() == Ok("1")
 }
 
-/// The shared GPU MSM of this test binary, or `None` (skip) when no adapter
-/// exists and the skip is explicitly allowed; panics otherwise.
+/// Fails without an adapter when one is required; otherwise announces the skip once per
+/// test binary. The notice goes straight to stderr: `eprintln!` would be captured by the
+/// test harness and never shown for a passing (skipped) test.
+fn no_adapter(what: &str, e: &dyn std::fmt::Display) {
+    if adapter_required() {
+        panic!(
+            "{what}: {e}. Install a Vulkan driver (Debian: mesa-vulkan-drivers for llvmpipe), \
+             or unset {REQUIRE_ADAPTER} to skip the GPU tests"
+        );
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED the GPU tests of this binary: no GPU adapter ({what}: {e}); install \
+             mesa-vulkan-drivers, or set {REQUIRE_ADAPTER}=1 to make this a failure"
+        );
+    });
+}
+
+/// The shared GPU MSM of this test binary, or `None` (the test skips, with a one-line
+/// notice) when no adapter exists; panics instead when [`REQUIRE_ADAPTER`] is set.
 pub fn gpu() -> Option<&'static GpuMsm> {
     static GPU: OnceLock<Option<GpuMsm>> = OnceLock::new();
     GPU.get_or_init(|| match GpuMsm::new() {

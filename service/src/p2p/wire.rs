@@ -71,6 +71,9 @@ fn too_large(n: usize, max: usize) -> io::Error {
     )
 }
 
+// libp2p-request-response 0.29 (libp2p 0.56, the version malachite uses) declares the codec
+// with `async_trait`.
+#[async_trait::async_trait]
 impl libp2p::request_response::Codec for WireCodec {
     type Protocol = StreamProtocol;
     type Request = Frame;

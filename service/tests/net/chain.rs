@@ -1,5 +1,5 @@
-//! A local Ethereum chain for tests: ganache from `service/tests/eth`
-//! (`npm ci` there), killed when dropped.
+//! A local Ethereum chain for tests: ganache from `service/tests/eth` (installed by
+//! [`tooling_present`]), killed when dropped.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -17,27 +17,11 @@ pub fn eth_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/eth")
 }
 
-/// Whether the chain tooling is installed; if it is not, fails with how to install it,
-/// unless `TORUS_SKIP_ETH_TEST=1` asks to skip.
-pub fn tooling_present() -> bool {
-    let ganache = eth_dir().join("node_modules/ganache/dist/node/cli.js");
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if ganache.exists() && node_ok {
-        return true;
-    }
-    if std::env::var("TORUS_SKIP_ETH_TEST").as_deref() == Ok("1") {
-        eprintln!("TORUS_SKIP_ETH_TEST=1: skipping the NodeList chain test (no ganache/node)");
-        return false;
-    }
-    panic!(
-        "the NodeList chain test needs Node.js and the pinned npm packages: run `npm ci` in \
-         service/tests/eth (or set TORUS_SKIP_ETH_TEST=1 to skip it)"
-    );
+/// Whether the chain tooling can run: Node.js is found and the pinned npm packages of
+/// `service/tests/eth` are installed (`npm ci`, once). Without Node.js the test skips with a
+/// notice (returns `false`), unless `TORUS_REQUIRE_NODE=1`.
+pub fn tooling_present(what: &str) -> bool {
+    super::nodejs::ready("eth", what)
 }
 
 /// A ganache process on a free loopback port, killed when dropped (also on panic).

@@ -6,6 +6,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod chain;
+#[path = "../nodejs/mod.rs"]
+pub mod nodejs;
 
 use std::net::SocketAddr;
 use std::path::Path;
