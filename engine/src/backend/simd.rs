@@ -1,6 +1,9 @@
 //! Which vector backend the field arithmetic of the batch kernels uses, chosen
 //! once per process by run-time CPU feature detection (as curve25519-dalek does).
 //!
+//! - [`SimdBackend::Avx512Ifma`]: 8 lanes of radix-2^52 secp256k1 field
+//!   arithmetic with AVX-512 IFMA (`vpmadd52luq` / `vpmadd52huq`), in the one
+//!   audited `unsafe` module `backend::secp256k1::ifma`.
 //! - [`SimdBackend::Scalar`]: the portable 4x64-limb `Fe`, on every CPU; the
 //!   reference the vector backend is tested against.
 //!
@@ -18,6 +21,8 @@ use std::sync::OnceLock;
 pub enum SimdBackend {
     /// One field operation at a time on 64-bit limbs (any CPU).
     Scalar,
+    /// Eight field operations at once in AVX-512 IFMA lanes.
+    Avx512Ifma,
 }
 
 impl SimdBackend {
@@ -25,6 +30,7 @@ impl SimdBackend {
     pub fn name(self) -> &'static str {
         match self {
             SimdBackend::Scalar => "scalar",
+            SimdBackend::Avx512Ifma => "avx512ifma",
         }
     }
 
@@ -32,6 +38,7 @@ impl SimdBackend {
     pub fn available(self) -> bool {
         match self {
             SimdBackend::Scalar => true,
+            SimdBackend::Avx512Ifma => super::secp256k1::ifma::Ifma::detect().is_some(),
         }
     }
 }
@@ -45,8 +52,34 @@ pub fn selected() -> SimdBackend {
     static SEL: OnceLock<SimdBackend> = OnceLock::new();
     *SEL.get_or_init(|| {
         let forced = std::env::var(SIMD_ENV).ok();
-        let choice = SimdBackend::Scalar;
+        let choice = match forced.as_deref().map(str::trim) {
+            Some("scalar") => SimdBackend::Scalar,
+            _ if SimdBackend::Avx512Ifma.available() => SimdBackend::Avx512Ifma,
+            _ => SimdBackend::Scalar,
+        };
         tracing::debug!(simd = choice.name(), forced = ?forced, "engine SIMD backend");
         choice
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The diagnostic dalek's build tests make: the backend in use is the best
+    /// one this CPU runs, unless the environment forces the scalar one.
+    #[test]
+    fn the_best_available_backend_is_selected_unless_forced() {
+        let forced = std::env::var(SIMD_ENV).ok();
+        let want = if forced.as_deref().map(str::trim) == Some("scalar") {
+            SimdBackend::Scalar
+        } else if SimdBackend::Avx512Ifma.available() {
+            SimdBackend::Avx512Ifma
+        } else {
+            SimdBackend::Scalar
+        };
+        assert_eq!(selected(), want);
+        assert!(SimdBackend::Scalar.available());
+        assert_eq!(crate::Engine::new().simd_backend(), want.name());
+    }
 }

@@ -47,7 +47,9 @@
 //! elements normalize.
 
 use super::field::Fe;
+use super::ifma::{AddScratch, Fe8Raw, Ifma};
 use super::point::Affine;
+use crate::backend::simd::{self, SimdBackend};
 use k256::{ProjectivePoint, Scalar};
 
 #[cfg(feature = "parallel")]
@@ -264,9 +266,107 @@ fn batch_add(
     buckets: &mut [Affine],
     pre: &mut Vec<Fe>,
     kind: &mut Vec<u8>,
+    lanes: &mut Option<Lanes8>,
 ) {
+    if let Some(l) = lanes {
+        if l.batch_add(points, items, buckets) {
+            return;
+        }
+    }
     if !batch_add_generic(points, items, buckets, pre) {
         batch_add_careful(points, items, buckets, pre, kind);
+    }
+}
+
+/// Batch-affine additions in eight IFMA lanes (the buffers are reused).
+struct Lanes8 {
+    ifma: Ifma,
+    ax: Vec<Fe8Raw>,
+    ay: Vec<Fe8Raw>,
+    px: Vec<Fe8Raw>,
+    py: Vec<Fe8Raw>,
+    ox: Vec<Fe8Raw>,
+    oy: Vec<Fe8Raw>,
+    scratch: AddScratch,
+}
+
+impl Lanes8 {
+    /// The lanes when `backend` is IFMA and this CPU has it.
+    fn new(backend: SimdBackend) -> Option<Lanes8> {
+        let ifma = match backend {
+            SimdBackend::Avx512Ifma => Ifma::detect()?,
+            SimdBackend::Scalar => return None,
+        };
+        Some(Lanes8 {
+            ifma,
+            ax: Vec::new(),
+            ay: Vec::new(),
+            px: Vec::new(),
+            py: Vec::new(),
+            ox: Vec::new(),
+            oy: Vec::new(),
+            scratch: AddScratch::default(),
+        })
+    }
+
+    /// [`batch_add_generic`] in lanes: false (nothing modified) if some pair is
+    /// exceptional. Padding lanes add `(1, 0)` to `(0, 0)` (a non-zero
+    /// denominator; their results are dropped).
+    #[allow(clippy::indexing_slicing)] // b < buckets.len() and e & !NEG < points.len() by construction; g < groups.
+    fn batch_add(
+        &mut self,
+        points: &[Affine],
+        items: &[(u32, u32)],
+        buckets: &mut [Affine],
+    ) -> bool {
+        let groups = items.len().div_ceil(8);
+        for v in [
+            &mut self.ax,
+            &mut self.ay,
+            &mut self.px,
+            &mut self.py,
+            &mut self.ox,
+            &mut self.oy,
+        ] {
+            v.resize(groups, Fe8Raw::default());
+        }
+        for i in 0..groups * 8 {
+            let (g, j) = (i / 8, i % 8);
+            match items.get(i) {
+                Some(&(b, e)) => {
+                    let a = &buckets[b as usize];
+                    let p = &points[(e & !NEG) as usize];
+                    self.ax[g].set(j, &a.x);
+                    self.ay[g].set(j, &a.y);
+                    self.px[g].set(j, &p.x);
+                    self.py[g].set(j, &signed_y(p, e));
+                }
+                None => {
+                    self.ax[g].set(j, &Fe::ZERO);
+                    self.ay[g].set(j, &Fe::ZERO);
+                    self.px[g].set(j, &Fe::ONE);
+                    self.py[g].set(j, &Fe::ZERO);
+                }
+            }
+        }
+        if !self.ifma.vartime_batch_add(
+            &self.ax,
+            &self.ay,
+            &self.px,
+            &self.py,
+            &mut self.ox,
+            &mut self.oy,
+            &mut self.scratch,
+        ) {
+            return false;
+        }
+        for (i, &(b, _)) in items.iter().enumerate() {
+            let (g, j) = (i / 8, i % 8);
+            let a = &mut buckets[b as usize];
+            a.x = self.ox[g].get(j);
+            a.y = self.oy[g].get(j);
+        }
+        true
     }
 }
 
@@ -396,10 +496,12 @@ struct Scratch {
     seg_t: Vec<Affine>,
     /// Target batch size and queue capacity.
     batch_size: usize,
+    /// The IFMA lanes, when the selected SIMD backend has them.
+    lanes: Option<Lanes8>,
 }
 
 impl Scratch {
-    fn new(nb: usize) -> Scratch {
+    fn new(nb: usize, backend: SimdBackend) -> Scratch {
         let batch_size = (nb / BATCH_DIV).clamp(8, MAX_BATCH);
         Scratch {
             buckets: vec![Affine::IDENTITY; nb],
@@ -415,6 +517,7 @@ impl Scratch {
             seg_t: Vec::with_capacity(nb / SEG_LEN),
             kind: Vec::with_capacity(2 * MAX_BATCH),
             batch_size,
+            lanes: Lanes8::new(backend),
         }
     }
 
@@ -483,6 +586,7 @@ impl Scratch {
             &mut self.buckets,
             &mut self.pre,
             &mut self.kind,
+            &mut self.lanes,
         );
         self.batch.clear();
         self.next_epoch();
@@ -976,6 +1080,7 @@ fn msm_limbs<const L: usize>(
     bits: usize,
     c: usize,
     par: bool,
+    backend: SimdBackend,
 ) -> ProjectivePoint {
     let nw = (bits + 1).div_ceil(c);
     #[cfg(feature = "parallel")]
@@ -983,14 +1088,14 @@ fn msm_limbs<const L: usize>(
         let sums: Vec<Jac> = (0..nw)
             .into_par_iter()
             .map_init(
-                || Scratch::new(1 << (c - 1)),
+                || Scratch::new(1 << (c - 1), backend),
                 |s, w| window_sum(points, scalars, w, c, bits, s),
             )
             .collect();
         return combine(&sums, c);
     }
     let _ = par;
-    let mut s = Scratch::new(1 << (c - 1));
+    let mut s = Scratch::new(1 << (c - 1), backend);
     let sums: Vec<Jac> = (0..nw)
         .map(|w| window_sum(points, scalars, w, c, bits, &mut s))
         .collect();
@@ -1007,6 +1112,7 @@ fn msm_impl(
     scalars: &[Scalar],
     par: bool,
     force: Option<(bool, usize)>,
+    backend: SimdBackend,
 ) -> ProjectivePoint {
     debug_assert_eq!(points.len(), scalars.len());
     let n = points.len().min(scalars.len());
@@ -1020,7 +1126,7 @@ fn msm_impl(
             .chunks(MAX_POINTS)
             .zip(scalars.chunks(MAX_POINTS))
             .fold(ProjectivePoint::IDENTITY, |acc, (p, k)| {
-                acc + msm_impl(p, k, par, force)
+                acc + msm_impl(p, k, par, force, backend)
             });
     }
     let (ks, bits) = prepare(points, scalars, par);
@@ -1031,9 +1137,9 @@ fn msm_impl(
     let c = c.clamp(2, 16);
     if glv {
         let (gp, gk) = glv_inputs(points, &ks, par);
-        msm_limbs(gp.as_flattened(), gk.as_flattened(), 128, c, par)
+        msm_limbs(gp.as_flattened(), gk.as_flattened(), 128, c, par, backend)
     } else {
-        msm_limbs(points, &ks, bits, c, par)
+        msm_limbs(points, &ks, bits, c, par, backend)
     }
 }
 
@@ -1042,14 +1148,14 @@ fn msm_impl(
 /// Callers guarantee equal lengths (debug-asserted); otherwise the MSM over the
 /// common prefix is returned. Never panics.
 pub fn vartime_msm(points: &[Affine], scalars: &[Scalar]) -> ProjectivePoint {
-    msm_impl(points, scalars, false, None)
+    msm_impl(points, scalars, false, None, simd::selected())
 }
 
 /// Parallel (rayon) variable-time MSM; returns the same group element as
 /// [`vartime_msm`]. Public data only. Without the `parallel` feature it is the
 /// serial algorithm.
 pub fn vartime_msm_par(points: &[Affine], scalars: &[Scalar]) -> ProjectivePoint {
-    msm_impl(points, scalars, true, None)
+    msm_impl(points, scalars, true, None, simd::selected())
 }
 
 /// [`vartime_msm`] / [`vartime_msm_par`] with an explicit `(use_glv, window_bits)`
@@ -1061,7 +1167,26 @@ pub fn vartime_msm_with_plan(
     use_glv: bool,
     window_bits: usize,
 ) -> ProjectivePoint {
-    msm_impl(points, scalars, par, Some((use_glv, window_bits)))
+    msm_impl(
+        points,
+        scalars,
+        par,
+        Some((use_glv, window_bits)),
+        simd::selected(),
+    )
+}
+
+/// Test and benchmark hook: the MSM on an explicit SIMD backend (one this CPU
+/// lacks runs the scalar path) with an optional `(use_glv, window_bits)` plan.
+#[doc(hidden)]
+pub fn vartime_msm_on(
+    backend: SimdBackend,
+    points: &[Affine],
+    scalars: &[Scalar],
+    par: bool,
+    plan: Option<(bool, usize)>,
+) -> ProjectivePoint {
+    msm_impl(points, scalars, par, plan, backend)
 }
 
 /// [`vartime_msm`] / [`vartime_msm_par`] with a fixed window (hardware profiles);
@@ -1080,7 +1205,13 @@ pub fn vartime_msm_with_window(
         .max()
         .unwrap_or(0);
     let (glv, _) = plan(n, bits);
-    msm_impl(points, scalars, par, Some((glv, window_bits.clamp(2, 16))))
+    msm_impl(
+        points,
+        scalars,
+        par,
+        Some((glv, window_bits.clamp(2, 16))),
+        simd::selected(),
+    )
 }
 
 /// The `(use_glv, window_bits)` plan chosen for `n` points with `bits`-bit scalars.
@@ -1144,6 +1275,14 @@ mod tests {
             })
     }
 
+    /// Every SIMD backend this CPU has (the scalar one always).
+    fn backends() -> Vec<SimdBackend> {
+        [SimdBackend::Scalar, SimdBackend::Avx512Ifma]
+            .into_iter()
+            .filter(|b| b.available())
+            .collect()
+    }
+
     fn check(points: &[Affine], scalars: &[Scalar]) {
         let want = naive(points, scalars);
         assert_eq!(
@@ -1158,6 +1297,12 @@ mod tests {
             "par, n={}",
             points.len()
         );
+        for b in backends() {
+            for par in [false, true] {
+                let got = vartime_msm_on(b, points, scalars, par, None);
+                assert_eq!(got, want, "{b:?} par={par} n={}", points.len());
+            }
+        }
     }
 
     fn check_all_plans(points: &[Affine], scalars: &[Scalar]) {
@@ -1165,8 +1310,15 @@ mod tests {
         for glv in [false, true] {
             for c in [2, 3, 5, 8, 11, 13, 16] {
                 for par in [false, true] {
-                    let got = vartime_msm_with_plan(points, scalars, par, glv, c);
-                    assert_eq!(got, want, "glv={glv} c={c} par={par} n={}", points.len());
+                    for b in backends() {
+                        let got = vartime_msm_on(b, points, scalars, par, Some((glv, c)));
+                        assert_eq!(
+                            got,
+                            want,
+                            "{b:?} glv={glv} c={c} par={par} n={}",
+                            points.len()
+                        );
+                    }
                 }
             }
         }
@@ -1397,6 +1549,35 @@ mod tests {
                 }
                 assert_eq!(acc, k, "c={c}");
             }
+        }
+    }
+
+    /// Timing only (`cargo test --release -p torus-engine --lib pippenger::tests::timing
+    /// -- --ignored --nocapture`): ns per point at 2^16 points, 142-bit scalars,
+    /// one thread, per backend.
+    #[test]
+    #[ignore]
+    fn timing() {
+        let mut r = rng(9);
+        let n = 1 << 16;
+        let points = random_points(n, &mut r);
+        let scalars: Vec<Scalar> = (0..n).map(|_| short_scalar(142, &mut r)).collect();
+        let only = std::env::var("TIMING_BACKEND").ok();
+        for b in backends() {
+            if only.as_deref().is_some_and(|o| o != b.name()) {
+                continue;
+            }
+            let mut best = f64::INFINITY;
+            let reps: usize = std::env::var("TIMING_REPS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3);
+            for _ in 0..reps {
+                let t0 = std::time::Instant::now();
+                std::hint::black_box(vartime_msm_on(b, &points, &scalars, false, None));
+                best = best.min(t0.elapsed().as_secs_f64());
+            }
+            println!("{b:?}: {:.0} ns per point", best * 1e9 / n as f64);
         }
     }
 }
