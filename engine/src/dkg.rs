@@ -221,14 +221,43 @@ pub fn challenge<S: Suite>(
     t1: &Affine<S>,
     t2: &Affine<S>,
 ) -> Scalar<S> {
-    let mut buf = Vec::with_capacity(6 * 64);
-    let g = S::to_affine(&S::generator());
-    let h = S::to_affine(&S::h());
-    for p in [&g, &h, gs, gshr, t1, t2] {
-        pad64(&S::x_bytes_minimal(p), &mut buf);
+    Challenger::<S>::new().challenge(gs, gshr, t1, t2)
+}
+
+/// [`challenge`] for many proofs: the fixed prefix `pad64(G.x) || pad64(H.x)`
+/// (two conversions to affine, each an inversion) is computed once per batch.
+struct Challenger<S: Suite> {
+    prefix: Vec<u8>,
+    _suite: core::marker::PhantomData<S>,
+}
+
+impl<S: Suite> Challenger<S> {
+    fn new() -> Self {
+        let mut prefix = Vec::with_capacity(2 * 64);
+        for p in [S::to_affine(&S::generator()), S::to_affine(&S::h())] {
+            pad64(&S::x_bytes_minimal(&p), &mut prefix);
+        }
+        Challenger {
+            prefix,
+            _suite: core::marker::PhantomData,
+        }
     }
-    let d: [u8; 32] = Keccak256::digest(&buf).into();
-    S::scalar_from_hash(&d)
+
+    fn challenge(
+        &self,
+        gs: &Affine<S>,
+        gshr: &Affine<S>,
+        t1: &Affine<S>,
+        t2: &Affine<S>,
+    ) -> Scalar<S> {
+        let mut buf = Vec::with_capacity(6 * 64);
+        buf.extend_from_slice(&self.prefix);
+        for p in [gs, gshr, t1, t2] {
+            pad64(&S::x_bytes_minimal(p), &mut buf);
+        }
+        let d: [u8; 32] = Keccak256::digest(&buf).into();
+        S::scalar_from_hash(&d)
+    }
 }
 
 /// Computes this node's public key shares and proofs, in constant time on the
@@ -251,6 +280,7 @@ pub fn public_shares<S: Suite>(
     }
     let t1 = engine.ct_mul_g::<S>(&v1);
     let t2 = engine.ct_mul_h::<S>(&v2);
+    let chal = Challenger::<S>::new();
     let proofs = engine.map(keys, |key| {
         let (Some(g1), Some(g2), Some(a1), Some(a2), Some(x1), Some(x2), Some((s, sp))) = (
             gs.get(key),
@@ -263,7 +293,7 @@ pub fn public_shares<S: Suite>(
         ) else {
             return None;
         };
-        let c = challenge::<S>(g1, g2, a1, a2);
+        let c = chal.challenge(g1, g2, a1, a2);
         Some(Proof {
             t1: *a1,
             t2: *a2,
@@ -326,12 +356,13 @@ pub fn verify_public_shares<S: Suite>(
         }
     }
     // Challenges are per proof; compute once.
+    let challenger = Challenger::<S>::new();
     let chal: Vec<Vec<Scalar<S>>> = shares
         .iter()
         .map(|p| {
             engine.map(keys, |key| {
                 match (p.gs.get(key), p.gshr.get(key), p.proofs.get(key)) {
-                    (Some(a), Some(b), Some(pr)) => challenge::<S>(a, b, &pr.t1, &pr.t2),
+                    (Some(a), Some(b), Some(pr)) => challenger.challenge(a, b, &pr.t1, &pr.t2),
                     _ => Scalar::<S>::ZERO,
                 }
             })

@@ -13,7 +13,7 @@
 
 use core::fmt::Debug;
 
-use ff::PrimeField;
+use ff::{Field, PrimeField};
 use group::Group;
 
 use crate::error::DecodeError;
@@ -91,6 +91,36 @@ pub trait Suite: Copy + Clone + Debug + Default + PartialEq + Eq + Send + Sync +
     fn decode_scalar(bytes: &[u8]) -> Result<Self::Scalar, DecodeError>;
     /// Reduces a 256-bit big-endian integer mod q (for hash challenges).
     fn scalar_from_hash(bytes: &[u8; 32]) -> Self::Scalar;
+
+    /// The canonical integer value of a scalar as little-endian 64-bit limbs.
+    /// Constant time (scalars are often secret).
+    fn scalar_to_le_limbs(s: &Self::Scalar) -> [u64; 4] {
+        let be = Self::encode_scalar(s);
+        core::array::from_fn(|i| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(be.get(24 - 8 * i..32 - 8 * i).unwrap_or(&[0; 8]));
+            u64::from_be_bytes(w)
+        })
+    }
+    /// The scalar congruent to the 256-bit little-endian integer `l` (reduced
+    /// mod q). Constant time.
+    fn scalar_from_le_limbs(l: &[u64; 4]) -> Self::Scalar {
+        let mut be = [0u8; 32];
+        for (i, w) in l.iter().enumerate() {
+            if let Some(b) = be.get_mut(24 - 8 * i..32 - 8 * i) {
+                b.copy_from_slice(&w.to_be_bytes());
+            }
+        }
+        Self::scalar_from_hash(&be)
+    }
+    /// The scalar congruent to the 512-bit little-endian integer `l`. Constant time.
+    fn scalar_from_wide_le_limbs(l: &[u64; 8]) -> Self::Scalar {
+        let lo: [u64; 4] = core::array::from_fn(|i| l.get(i).copied().unwrap_or(0));
+        let hi: [u64; 4] = core::array::from_fn(|i| l.get(4 + i).copied().unwrap_or(0));
+        // 2^256 mod q = (2^256 - 1 mod q) + 1.
+        let two256 = Self::scalar_from_le_limbs(&[u64::MAX; 4]) + Self::Scalar::ONE;
+        Self::scalar_from_le_limbs(&hi) * two256 + Self::scalar_from_le_limbs(&lo)
+    }
 
     /// Constant-time `out[i] = f[i]*G + fp[i]*H` for secret scalars (single-threaded;
     /// the caller splits work across threads).

@@ -1,5 +1,6 @@
 //! secp256k1 (k256) implementation of [`Suite`].
 
+use k256::elliptic_curve::bigint::U512;
 use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::PrimeField;
 use k256::{FieldBytes, ProjectivePoint, Scalar, U256};
@@ -191,6 +192,19 @@ impl Suite for Secp256k1 {
 
     fn scalar_from_hash(bytes: &[u8; 32]) -> Scalar {
         <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(*bytes))
+    }
+
+    fn scalar_to_le_limbs(s: &Scalar) -> [u64; 4] {
+        U256::from(s).to_words()
+    }
+
+    fn scalar_from_le_limbs(l: &[u64; 4]) -> Scalar {
+        // One conditional subtraction of q (2^256 < 2q), constant time.
+        <Scalar as Reduce<U256>>::reduce(U256::from_words(*l))
+    }
+
+    fn scalar_from_wide_le_limbs(l: &[u64; 8]) -> Scalar {
+        <Scalar as Reduce<U512>>::reduce(U512::from_words(*l))
     }
 
     fn ct_commit_batch(f: &[Scalar], fp: &[Scalar], out: &mut [Affine]) {
