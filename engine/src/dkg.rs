@@ -19,12 +19,12 @@
 //! binding `gshr == sum_j i^j D[j]`.
 
 use ff::Field;
-use group::Group;
+
 use sha3::{Digest, Keccak256};
 
 use crate::avss::{bisect, culprits_from, fresh_seed, weights, Fold, SendRef};
 use crate::error::{Error, Result};
-use crate::group::{Affine, Point, Scalar, Suite};
+use crate::group::{Affine, Scalar, Suite};
 use crate::params::Params;
 use crate::poly::{lagrange_at_zero, powers};
 use crate::secret::SecretVec;
@@ -126,25 +126,26 @@ pub fn aggregate<S: Suite>(
         }
         crate::avss::check_send_structure(params, node, keys, d)?;
     }
-    let k = params.ku();
     let ones = vec![Scalar::<S>::ONE; decided.len()];
     let (s, sp) = combine_shares(decided, keys, &ones);
-    let sums: Vec<Point<S>> = engine.map(keys * k, |e| {
-        let (key, j) = (e / k, e % k);
-        let mut acc = Point::<S>::identity();
-        for d in decided {
-            if let Some(p) = d.commitments.matrix(key).get(j * k) {
-                acc += S::from_affine(p);
+    // D[key*k + j] = sum_d C_d[j][0]: batch-affine sums over the dealers, in
+    // parallel over chunks of the (key, j) entries.
+    let columns: Vec<Vec<Affine<S>>> = decided.iter().map(|d| d.commitments.column0()).collect();
+    let mut sums = columns.first().cloned().unwrap_or_default();
+    const CHUNK: usize = 1024;
+    engine.chunks_mut(&mut sums, CHUNK, |c, acc| {
+        for col in columns.iter().skip(1) {
+            if let Some(add) = col.get(c * CHUNK..c * CHUNK + acc.len()) {
+                S::vartime_add_assign(acc, add);
             }
         }
-        acc
     });
     Ok(KeyShares {
         node,
         params: *params,
         s,
         sp,
-        commitments: S::batch_to_affine(&sums),
+        commitments: sums,
     })
 }
 
@@ -270,7 +271,7 @@ pub fn public_shares<S: Suite>(
     use rand_chacha::rand_core::SeedableRng;
     let keys = shares.keys();
     let gs = engine.ct_mul_g::<S>(&shares.s);
-    let gshr = engine.ct_commit::<S>(&shares.s, &shares.sp)?;
+    let gshr = gshr_from_commitments::<S>(engine, shares)?;
     let mut v1 = SecretVec::<Scalar<S>>::zeros(keys);
     let mut v2 = SecretVec::<Scalar<S>>::zeros(keys);
     let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
@@ -312,6 +313,37 @@ pub fn public_shares<S: Suite>(
             got: 0,
         })?,
     })
+}
+
+/// `gshr = s*G + s'*H` of every key, computed from PUBLIC data only: for shares
+/// consistent with the verified sends it equals `sum_j i^j D[j]`, which is
+/// evaluated in variable time (Horner by the small node index) instead of a
+/// constant-time double-base multiplication of the secrets.
+fn gshr_from_commitments<S: Suite>(
+    engine: &Engine,
+    shares: &KeyShares<S>,
+) -> Result<Vec<Affine<S>>> {
+    let k = shares.params.ku();
+    let keys = shares.keys();
+    if shares.commitments.len() != keys * k {
+        return Err(Error::LengthMismatch {
+            what: "commitment vectors",
+            expected: keys * k,
+            got: shares.commitments.len(),
+        });
+    }
+    let mut out = vec![Affine::<S>::default(); keys];
+    const CHUNK: usize = 512;
+    let x = u64::from(shares.node);
+    engine.chunks_mut(&mut out, CHUNK, |c, o| {
+        if let Some(rows) = shares
+            .commitments
+            .get(c * CHUNK * k..(c * CHUNK + o.len()) * k)
+        {
+            S::vartime_eval_small(rows, k, x, o);
+        }
+    });
+    Ok(out)
 }
 
 /// Verifies many nodes' public key shares and proofs for a batch against the

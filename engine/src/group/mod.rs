@@ -130,6 +130,38 @@ pub trait Suite: Copy + Clone + Debug + Default + PartialEq + Eq + Send + Sync +
     /// Constant-time `out[i] = s[i]*H` for secret scalars (single-threaded).
     fn ct_mul_h_batch(s: &[Self::Scalar], out: &mut [Self::Affine]);
 
+    /// Variable-time `acc[i] += add[i]` over PUBLIC points (equal lengths are the
+    /// caller's contract; extra elements are ignored). The default adds in
+    /// projective coordinates and normalizes with one shared inversion.
+    fn vartime_add_assign(acc: &mut [Self::Affine], add: &[Self::Affine]) {
+        let sums: Vec<Self::Point> = acc
+            .iter()
+            .zip(add)
+            .map(|(a, b)| Self::from_affine(a) + Self::from_affine(b))
+            .collect();
+        for (a, s) in acc.iter_mut().zip(Self::batch_to_affine(&sums)) {
+            *a = s;
+        }
+    }
+
+    /// Variable-time `out[r] = sum_j x^j rows[r*k + j]` over PUBLIC points and a
+    /// small public integer `x` (Horner's rule; `rows` holds `out.len() * k`
+    /// points, `k >= 1`). The default works in projective coordinates.
+    fn vartime_eval_small(rows: &[Self::Affine], k: usize, x: u64, out: &mut [Self::Affine]) {
+        let pts: Vec<Self::Point> = rows
+            .chunks(k.max(1))
+            .take(out.len())
+            .map(|row| {
+                row.iter().rev().fold(Self::Point::identity(), |acc, p| {
+                    mul_small_u64::<Self>(&acc, x) + Self::from_affine(p)
+                })
+            })
+            .collect();
+        for (o, p) in out.iter_mut().zip(Self::batch_to_affine(&pts)) {
+            *o = p;
+        }
+    }
+
     /// Variable-time multi-scalar multiplication `sum scalars[i]*points[i]` over PUBLIC
     /// data, single-threaded. Equal lengths are the caller's contract.
     fn vartime_msm(points: &[Self::Affine], scalars: &[Self::Scalar]) -> Self::Point;
@@ -164,6 +196,18 @@ pub trait Suite: Copy + Clone + Debug + Default + PartialEq + Eq + Send + Sync +
         let _ = (offload, points, scalars);
         None
     }
+}
+
+/// `x * p` for a public small integer, by double-and-add (variable time).
+pub(crate) fn mul_small_u64<S: Suite>(p: &Point<S>, x: u64) -> Point<S> {
+    let mut acc = Point::<S>::identity();
+    for bit in (0..64 - x.leading_zeros()).rev() {
+        acc = acc.double();
+        if (x >> bit) & 1 == 1 {
+            acc += p;
+        }
+    }
+    acc
 }
 
 /// Encodes a point to a fresh vector.

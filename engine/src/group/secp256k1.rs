@@ -219,6 +219,14 @@ impl Suite for Secp256k1 {
         fixed_base::ct_mul_h_batch(s, out);
     }
 
+    fn vartime_add_assign(acc: &mut [Affine], add: &[Affine]) {
+        pippenger::vartime_add_assign(acc, add);
+    }
+
+    fn vartime_eval_small(rows: &[Affine], k: usize, x: u64, out: &mut [Affine]) {
+        pippenger::vartime_eval_small(rows, k.max(1), x, out);
+    }
+
     fn vartime_msm(points: &[Affine], scalars: &[Scalar]) -> ProjectivePoint {
         pippenger::vartime_msm(points, scalars)
     }

@@ -791,6 +791,99 @@ fn batch_acc(
     }
 }
 
+/// Variable-time `acc[i] += add[i]` for PUBLIC points, in batch-affine form with
+/// shared inversions (chunks of [`MAX_BATCH`]), handling every exceptional case
+/// (identities, equal and opposite points). On the IFMA backend the generic
+/// additions run in lanes; a chunk with an exceptional pair takes the scalar path.
+pub fn vartime_add_assign(acc: &mut [Affine], add: &[Affine]) {
+    vartime_add_assign_on(simd::selected(), acc, add);
+}
+
+/// [`vartime_add_assign`] on an explicit SIMD backend (tests).
+#[doc(hidden)]
+pub fn vartime_add_assign_on(backend: SimdBackend, acc: &mut [Affine], add: &[Affine]) {
+    let n = acc.len().min(add.len());
+    let mut lanes = Lanes8::new(backend);
+    let mut pre = Vec::with_capacity(MAX_BATCH);
+    let mut kind = Vec::with_capacity(MAX_BATCH);
+    let mut items: Vec<(u32, u32)> = Vec::with_capacity(MAX_BATCH);
+    let (Some(acc), Some(add)) = (acc.get_mut(..n), add.get(..n)) else {
+        return;
+    };
+    for (a, p) in acc.chunks_mut(MAX_BATCH).zip(add.chunks(MAX_BATCH)) {
+        let plain = a.iter().zip(p).all(|(x, y)| !x.infinity && !y.infinity);
+        if let (true, Some(l)) = (plain, lanes.as_mut()) {
+            items.clear();
+            items.extend((0..a.len() as u32).map(|i| (i, i)));
+            if l.batch_add(p, &items, a) {
+                continue;
+            }
+        }
+        batch_acc(a, p, 0, 1, &mut pre, &mut kind);
+    }
+}
+
+/// Variable-time `acc[i] = 2 acc[i]` for PUBLIC points with one shared inversion
+/// per chunk (identities stay; secp256k1 has no point with `y = 0`).
+pub fn vartime_double_assign(acc: &mut [Affine]) {
+    let mut pre: Vec<Fe> = Vec::with_capacity(MAX_BATCH.min(acc.len()));
+    for a in acc.chunks_mut(MAX_BATCH) {
+        pre.clear();
+        let mut prod = Fe::ONE;
+        for p in a.iter() {
+            pre.push(prod);
+            if !p.infinity {
+                prod = prod.mul(&p.y.double());
+            }
+        }
+        let mut inv = prod.invert();
+        for (p, pre_i) in a.iter_mut().zip(&pre).rev() {
+            if p.infinity {
+                continue;
+            }
+            let den = p.y.double();
+            let di = inv.mul(pre_i);
+            inv = inv.mul(&den);
+            let l = p.x.square().mul_small(3).mul(&di);
+            let sum_x = p.x.double();
+            apply_slope(p, &sum_x, &l);
+        }
+    }
+}
+
+/// Variable-time `out[r] = sum_j x^j rows[r * k + j]` for PUBLIC points and a
+/// small public integer `x` (e.g. `gshr = sum_j i^j D[j]` for every key), by
+/// Horner's rule with all rows in lockstep: every doubling and addition is a
+/// batch-affine step with one shared inversion per chunk. `k >= 1`;
+/// `out.len()` rows are computed (`rows` must hold `out.len() * k` points).
+pub fn vartime_eval_small(rows: &[Affine], k: usize, x: u64, out: &mut [Affine]) {
+    let n = out.len().min(rows.len().checked_div(k).unwrap_or(0));
+    let Some(out) = out.get_mut(..n) else { return };
+    let col = |j: usize| -> Vec<Affine> {
+        (0..n)
+            .map(|r| rows.get(r * k + j).copied().unwrap_or(Affine::IDENTITY))
+            .collect()
+    };
+    let mut acc = col(k - 1);
+    let top = 63 - x.max(1).leading_zeros();
+    for j in (0..k - 1).rev() {
+        if x == 0 {
+            acc.fill(Affine::IDENTITY);
+        } else {
+            // acc * x by double-and-add on the bits of x below the top one.
+            let base = acc.clone();
+            for bit in (0..top).rev() {
+                vartime_double_assign(&mut acc);
+                if (x >> bit) & 1 == 1 {
+                    vartime_add_assign(&mut acc, &base);
+                }
+            }
+        }
+        vartime_add_assign(&mut acc, &col(j));
+    }
+    out.copy_from_slice(&acc);
+}
+
 /// Bucket reduction `sum_{b < span} (b + 1) * B_b` in batch-affine form.
 ///
 /// The buckets are cut into `S = span / SEG_LEN` segments that run their
@@ -1579,5 +1672,80 @@ mod tests {
             }
             println!("{b:?}: {:.0} ns per point", best * 1e9 / n as f64);
         }
+    }
+
+    /// Batch sums with every exceptional case (identities on either side, equal
+    /// points, opposite points) at positions across lane groups and chunks, on
+    /// every backend, against k256.
+    #[test]
+    fn add_assign_handles_every_case_on_every_backend() {
+        let mut r = rng(21);
+        for n in [0usize, 1, 7, 8, 9, 100, 1500] {
+            let a = random_points(n, &mut r);
+            let mut b = random_points(n, &mut r);
+            let mut a2 = a.clone();
+            for i in (0..n).step_by(13) {
+                match i % 4 {
+                    0 => b[i] = a[i],
+                    1 => b[i] = a[i].neg(),
+                    2 => b[i] = Affine::IDENTITY,
+                    _ => a2[i] = Affine::IDENTITY,
+                }
+            }
+            let want: Vec<ProjectivePoint> = a2
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| x.to_projective() + y.to_projective())
+                .collect();
+            for backend in backends() {
+                let mut acc = a2.clone();
+                vartime_add_assign_on(backend, &mut acc, &b);
+                for (i, (got, w)) in acc.iter().zip(&want).enumerate() {
+                    assert_eq!(got.to_projective(), *w, "{backend:?} n={n} i={i}");
+                }
+            }
+            // Without exceptional pairs the lanes do all the work.
+            let c = random_points(n, &mut r);
+            let want: Vec<ProjectivePoint> = a
+                .iter()
+                .zip(&c)
+                .map(|(x, y)| x.to_projective() + y.to_projective())
+                .collect();
+            for backend in backends() {
+                let mut acc = a.clone();
+                vartime_add_assign_on(backend, &mut acc, &c);
+                let got: Vec<ProjectivePoint> = acc.iter().map(Affine::to_projective).collect();
+                assert_eq!(got, want, "{backend:?} n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn eval_small_is_horner_in_the_exponent() {
+        let mut r = rng(22);
+        for (n, k) in [(0usize, 3usize), (1, 1), (5, 2), (37, 5), (9, 4)] {
+            let mut rows = random_points(n * k, &mut r);
+            if n > 2 {
+                rows[k] = Affine::IDENTITY; // an identity entry
+            }
+            for x in [0u64, 1, 2, 3, 9, 255, 1 << 40] {
+                let mut out = vec![Affine::IDENTITY; n];
+                vartime_eval_small(&rows, k, x, &mut out);
+                for (i, o) in out.iter().enumerate() {
+                    let mut want = ProjectivePoint::IDENTITY;
+                    for j in (0..k).rev() {
+                        want = want * Scalar::from(x) + rows[i * k + j].to_projective();
+                    }
+                    assert_eq!(o.to_projective(), want, "n={n} k={k} x={x} row {i}");
+                }
+            }
+        }
+        // Doubling in place, identities kept.
+        let mut pts = random_points(20, &mut r);
+        pts[3] = Affine::IDENTITY;
+        let want: Vec<ProjectivePoint> = pts.iter().map(|p| p.to_projective().double()).collect();
+        vartime_double_assign(&mut pts);
+        let got: Vec<ProjectivePoint> = pts.iter().map(Affine::to_projective).collect();
+        assert_eq!(got, want);
     }
 }
