@@ -171,8 +171,8 @@ pub type Phases = BTreeMap<&'static str, f64>;
 pub struct NodeOutput<S: Suite> {
     /// The node's final shares and commitment vectors.
     pub shares: KeyShares<S>,
-    /// The public key shares whose proofs the node verified: its own, then k - 1
-    /// others' (the set the user public keys are interpolated from).
+    /// The public key shares whose proofs the node verified, by index: those of
+    /// nodes 1..=k (the set the user public keys are interpolated from).
     pub verified: Vec<PublicShares<S>>,
 }
 
@@ -232,10 +232,16 @@ pub fn run_node_full<S: Suite>(engine: &Engine, inputs: &Inputs<S>) -> (Phases, 
         dkg::public_shares(engine, &shares, seed(2, u64::from(me))).expect("public shares")
     });
     t.insert("public_shares", s);
-    // A node needs k verified public key shares (spec §1): its own and k-1 others'.
-    let all_pub: Vec<&PublicShares<S>> = std::iter::once(&mine_pub)
-        .chain(inputs.public_others.iter().take(p.ku() - 1))
+    // A node needs k verified public key shares (spec §1). It takes those of
+    // the k lowest indexes (its own among them when me <= k; its own proof is
+    // verified too, so the work is k proofs whoever it is): over {1..k} the
+    // Lagrange coefficients at 0 are integers, and any k verified shares give
+    // the same user public keys.
+    let mut all_pub: Vec<&PublicShares<S>> = std::iter::once(&mine_pub)
+        .chain(inputs.public_others.iter())
+        .filter(|x| x.node <= p.k)
         .collect();
+    all_pub.sort_by_key(|x| x.node);
     let (r, s) = timed(|| dkg::verify_public_shares(engine, &p, &shares.commitments, &all_pub));
     r.expect("proofs verify");
     t.insert("verify_proofs", s);

@@ -457,8 +457,9 @@ pub fn verify_public_shares<S: Suite>(
     Err(Error::InvalidProof(culprits_from(&pairs)))
 }
 
-/// User public keys: Lagrange interpolation at 0 of the public key shares of the
-/// first k nodes given (which must have been verified).
+/// User public keys: Lagrange interpolation at 0 of k of the public key shares
+/// given (which must have been verified): those of nodes `1..=k` when all are
+/// given, else the first k.
 pub fn user_public_keys<S: Suite>(
     engine: &Engine,
     params: &Params,
@@ -471,7 +472,18 @@ pub fn user_public_keys<S: Suite>(
             got: shares.len(),
         });
     }
-    let used: Vec<&&PublicShares<S>> = shares.iter().take(k).collect();
+    // Any k verified shares give the same keys. Over the indexes {1..k} the
+    // Lagrange coefficients at 0 are small integers (a few doublings and
+    // additions per key instead of a full multiplication), so that set is
+    // preferred when it is among the shares given.
+    let low: Vec<&&PublicShares<S>> = (1..=params.k)
+        .filter_map(|i| shares.iter().find(|p| p.node == i))
+        .collect();
+    let used: Vec<&&PublicShares<S>> = if low.len() == k {
+        low
+    } else {
+        shares.iter().take(k).collect()
+    };
     let idx: Vec<u32> = used.iter().map(|p| p.node).collect();
     let lambda = lagrange_at_zero::<Scalar<S>>(&idx)?;
     let cols: Vec<&[Affine<S>]> = used.iter().map(|p| p.gs.as_slice()).collect();
