@@ -5,6 +5,7 @@ use blstrs::{G1Affine, G1Projective, Scalar};
 use group::{Curve, Group};
 
 use super::Suite;
+use crate::backend::bls12_381::fixed_base::FixedBase;
 use crate::error::DecodeError;
 
 /// Marker type for the G1 group of BLS12-381.
@@ -141,24 +142,19 @@ impl Suite for Bls12381 {
         crate::group::reduce_be_256::<Scalar>(bytes)
     }
 
-    /// blst's point multiplication is constant time (fixed window with
-    /// constant-time table gathers), so this composes it per scalar.
+    /// Constant-time fixed-base tables for G and H
+    /// (`backend::bls12_381::fixed_base`): 86 complete mixed additions per
+    /// commitment and constant-time table scans, no doublings.
     fn ct_commit_batch(f: &[Scalar], fp: &[Scalar], out: &mut [G1Affine]) {
-        let (g, h) = (G1Projective::generator(), h_point());
-        let pts: Vec<G1Projective> = f.iter().zip(fp).map(|(a, b)| g * a + h * b).collect();
-        batch_normalize(&pts, out);
+        FixedBase::get(h_point).commit(f, fp, out);
     }
 
     fn ct_mul_g_batch(s: &[Scalar], out: &mut [G1Affine]) {
-        let g = G1Projective::generator();
-        let pts: Vec<G1Projective> = s.iter().map(|x| g * x).collect();
-        batch_normalize(&pts, out);
+        FixedBase::get(h_point).mul_g(s, out);
     }
 
     fn ct_mul_h_batch(s: &[Scalar], out: &mut [G1Affine]) {
-        let h = h_point();
-        let pts: Vec<G1Projective> = s.iter().map(|x| h * x).collect();
-        batch_normalize(&pts, out);
+        FixedBase::get(h_point).mul_h(s, out);
     }
 
     fn vartime_msm(points: &[G1Affine], scalars: &[Scalar]) -> G1Projective {

@@ -937,35 +937,67 @@ const INV_COST: f64 = 45.0;
 /// Relative per-point cost of the GLV split (decomposition + point copies), in additions.
 const GLV_COST: f64 = 2.0;
 
-/// Best window width and modelled cost for `n` points of `bits` bits.
-fn best_window(n: usize, bits: usize) -> (usize, f64) {
-    let mut best = (2usize, f64::INFINITY);
+/// Modelled time (per worker) of one window width `c` for `n` points of `bits`
+/// bits on `threads` workers, with each window's points split into `p` chunks
+/// (every (window, chunk) task accumulates its own buckets and reduces them).
+fn window_cost(n: usize, bits: usize, c: usize, p: usize, threads: usize) -> f64 {
+    let nw = (bits + 1).div_ceil(c);
+    let nb = 1usize << (c - 1);
+    // One shared inversion per batch: amortized INV_COST / batch per addition.
+    let batch = (nb / BATCH_DIV).clamp(8, MAX_BATCH) as f64;
+    let per_add = 1.0 + INV_COST / batch;
+    let rounds = (nw * p).div_ceil(threads.max(1)) as f64;
+    rounds * ((n as f64 / p as f64) * per_add + BUCKET_COST * nb as f64)
+}
+
+/// Best `(window width, point chunks, modelled cost)` for `n` points of `bits`
+/// bits on `threads` workers.
+fn best_window(n: usize, bits: usize, threads: usize) -> (usize, usize, f64) {
+    let mut best = (2usize, 1usize, f64::INFINITY);
     for c in 2..=16usize {
-        let nw = (bits + 1).div_ceil(c) as f64;
-        let nb = 1usize << (c - 1);
-        // One shared inversion per batch: amortized INV_COST / batch per addition.
-        let batch = (nb / BATCH_DIV).clamp(8, MAX_BATCH) as f64;
-        let per_add = 1.0 + INV_COST / batch;
-        let cost = nw * (n as f64 * per_add + BUCKET_COST * nb as f64);
-        if cost < best.1 {
-            best = (c, cost);
+        let (p, cost) = best_chunks(n, bits, c, threads);
+        if cost < best.2 {
+            best = (c, p, cost);
         }
     }
     best
 }
 
-/// The plan: `(use_glv, window width)`.
-fn plan(n: usize, bits: usize) -> (bool, usize) {
-    let (c_plain, cost_plain) = best_window(n, bits);
+/// Best number of point chunks per window for width `c` (1 on one worker).
+fn best_chunks(n: usize, bits: usize, c: usize, threads: usize) -> (usize, f64) {
+    let mut best = (1usize, window_cost(n, bits, c, 1, threads));
+    // Chunks only pay for themselves in balancing the workers.
+    for p in 2..=(4 * threads).min(n.max(1)) {
+        let cost = window_cost(n, bits, c, p, threads);
+        if cost < best.1 * 0.98 {
+            best = (p, cost);
+        }
+    }
+    best
+}
+
+/// The plan: `(use_glv, window width, point chunks per window)`.
+fn plan(n: usize, bits: usize, threads: usize) -> (bool, usize, usize) {
+    let (c_plain, p_plain, cost_plain) = best_window(n, bits, threads);
     if bits <= 128 {
-        return (false, c_plain);
+        return (false, c_plain, p_plain);
     }
-    let (c_glv, cost_glv) = best_window(2 * n, 128);
-    if cost_glv + GLV_COST * (n as f64) < cost_plain {
-        (true, c_glv)
+    let (c_glv, p_glv, cost_glv) = best_window(2 * n, 128, threads);
+    if cost_glv + GLV_COST * (n as f64) / (threads.max(1) as f64) < cost_plain {
+        (true, c_glv, p_glv)
     } else {
-        (false, c_plain)
+        (false, c_plain, p_plain)
     }
+}
+
+/// Workers of the parallel MSM (the current rayon pool).
+fn workers(par: bool) -> usize {
+    #[cfg(feature = "parallel")]
+    if par {
+        return rayon::current_num_threads().max(1);
+    }
+    let _ = par;
+    1
 }
 
 // ---------------------------------------------------------------------------
@@ -1178,13 +1210,33 @@ fn msm_limbs<const L: usize>(
     let nw = (bits + 1).div_ceil(c);
     #[cfg(feature = "parallel")]
     if par {
-        let sums: Vec<Jac> = (0..nw)
+        // Windows x point chunks, as the cost model balances them on the pool.
+        let n = points.len().min(scalars.len());
+        let (p, _) = best_chunks(n, bits, c, workers(true));
+        let len = n.div_ceil(p.max(1)).max(1);
+        let tasks: Vec<(usize, usize)> = (0..nw)
+            .flat_map(|w| (0..n.div_ceil(len)).map(move |ch| (w, ch)))
+            .collect();
+        let parts: Vec<(usize, Jac)> = tasks
             .into_par_iter()
             .map_init(
                 || Scratch::new(1 << (c - 1), backend),
-                |s, w| window_sum(points, scalars, w, c, bits, s),
+                |s, (w, ch)| {
+                    let lo = ch * len;
+                    let hi = (lo + len).min(n);
+                    let (Some(pt), Some(sc)) = (points.get(lo..hi), scalars.get(lo..hi)) else {
+                        return (w, Jac::INF);
+                    };
+                    (w, window_sum(pt, sc, w, c, bits, s))
+                },
             )
             .collect();
+        let mut sums = vec![Jac::INF; nw];
+        for (w, j) in parts {
+            if let Some(sw) = sums.get_mut(w) {
+                *sw = sw.add(&j);
+            }
+        }
         return combine(&sums, c);
     }
     let _ = par;
@@ -1226,7 +1278,10 @@ fn msm_impl(
     if bits == 0 {
         return ProjectivePoint::IDENTITY;
     }
-    let (glv, c) = force.unwrap_or_else(|| plan(n, bits));
+    let (glv, c) = force.unwrap_or_else(|| {
+        let (g, c, _) = plan(n, bits, workers(par));
+        (g, c)
+    });
     let c = c.clamp(2, 16);
     if glv {
         let (gp, gk) = glv_inputs(points, &ks, par);
@@ -1297,7 +1352,7 @@ pub fn vartime_msm_with_window(
         .map(|s| bit_len(&limbs(s)))
         .max()
         .unwrap_or(0);
-    let (glv, _) = plan(n, bits);
+    let (glv, _, _) = plan(n, bits, workers(par));
     msm_impl(
         points,
         scalars,
@@ -1307,9 +1362,18 @@ pub fn vartime_msm_with_window(
     )
 }
 
-/// The `(use_glv, window_bits)` plan chosen for `n` points with `bits`-bit scalars.
+/// The `(use_glv, window_bits)` plan chosen for `n` points with `bits`-bit scalars
+/// on one worker.
 pub fn msm_plan(n: usize, bits: usize) -> (bool, usize) {
-    plan(n, bits)
+    let (g, c, _) = plan(n, bits, 1);
+    (g, c)
+}
+
+/// The `(use_glv, window_bits, point_chunks)` plan on `threads` workers: each
+/// window's points are split into `point_chunks` tasks when the windows alone
+/// cannot keep every worker busy.
+pub fn msm_plan_parallel(n: usize, bits: usize, threads: usize) -> (bool, usize, usize) {
+    plan(n, bits, threads)
 }
 
 #[cfg(test)]
@@ -1747,5 +1811,50 @@ mod tests {
         vartime_double_assign(&mut pts);
         let got: Vec<ProjectivePoint> = pts.iter().map(Affine::to_projective).collect();
         assert_eq!(got, want);
+    }
+
+    /// With more workers than windows, each window's points are split into
+    /// chunks (windows x chunks tasks); the result is unchanged.
+    #[cfg(feature = "parallel")]
+    #[test]
+    fn windows_times_chunks_on_many_workers() {
+        let mut r = rng(23);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(12)
+            .build()
+            .unwrap();
+        // The plans split where windows alone cannot fill the workers.
+        assert!(msm_plan_parallel(3000, 142, 12).2 > 1);
+        assert!(msm_plan_parallel(450_000, 142, 16).2 > 1);
+        for (n, bits) in [(3000usize, 142usize), (5000, 256), (777, 64)] {
+            let points = random_points(n, &mut r);
+            let scalars: Vec<Scalar> = (0..n).map(|_| short_scalar(bits, &mut r)).collect();
+            let want = naive(&points, &scalars);
+            for b in backends() {
+                let got = pool.install(|| vartime_msm_on(b, &points, &scalars, true, None));
+                assert_eq!(got, want, "{b:?} n={n} bits={bits}");
+            }
+        }
+        // One worker never splits.
+        assert_eq!(msm_plan_parallel(450_000, 142, 1).2, 1);
+    }
+
+    #[test]
+    #[ignore]
+    fn print_plans() {
+        for t in [1usize, 2, 12, 16] {
+            for (n, b) in [
+                (3000usize, 142usize),
+                (65536, 142),
+                (65536, 256),
+                (450_000, 142),
+                (4_500_000, 142),
+            ] {
+                println!(
+                    "threads {t} n {n} bits {b}: {:?}",
+                    msm_plan_parallel(n, b, t)
+                );
+            }
+        }
     }
 }
