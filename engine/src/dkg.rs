@@ -428,19 +428,21 @@ pub fn verify_public_shares<S: Suite>(
             long.points.extend_from_slice(&[*gs, *gshr]);
             long.scalars
                 .extend_from_slice(&[*c * (w1 - w2), *c * w2 + w3]);
-            fold.points.extend_from_slice(&[pr.t1, pr.t2]);
-            fold.scalars.extend_from_slice(&[-w1, -w2]);
+            // Short scalars stay short: the points are negated, not the weights.
+            fold.points
+                .extend_from_slice(&[S::neg_affine(&pr.t1), S::neg_affine(&pr.t2)]);
+            fold.scalars.extend_from_slice(&[w1, w2]);
             let ip = powers(Scalar::<S>::from(u64::from(p.node)), k);
             let e = dcoef
                 .entry(key)
                 .or_insert_with(|| vec![Scalar::<S>::ZERO; k]);
             for (x, pj) in e.iter_mut().zip(&ip) {
-                *x -= w3 * pj;
+                *x += w3 * pj;
             }
         }
         for (key, coefs) in dcoef {
             if let Some(d) = commitments.get(key * k..(key + 1) * k) {
-                fold.points.extend_from_slice(d);
+                fold.points.extend(d.iter().map(S::neg_affine));
                 fold.scalars.extend_from_slice(&coefs);
             }
         }

@@ -388,41 +388,36 @@ impl<S: Suite> Fold<S> {
     /// width) holds. Two MSMs, so that the short scalars of `self` keep their
     /// shorter Pippenger (its cost follows the longest scalar of a call).
     pub fn holds_with_long(self, engine: &crate::Engine, long: Fold<S>) -> bool {
-        use group::Group;
-        if long.points.is_empty() {
-            return self.holds(engine);
-        }
-        let Ok(l) = engine.vartime_msm::<S>(&long.points, &long.scalars) else {
+        let Ok(mut lhs) = engine.vartime_msm::<S>(&self.points, &self.scalars) else {
             return false;
         };
-        let neg = -l;
-        let mut short = self;
-        short.g += long.g;
-        short.h += long.h;
-        // Move the long part's result into the short MSM as one more point.
-        if !bool::from(neg.is_identity()) {
-            short.points.push(S::to_affine(&neg));
-            short.scalars.push(-Scalar::<S>::from(1u64));
+        if !long.points.is_empty() {
+            let Ok(l) = engine.vartime_msm::<S>(&long.points, &long.scalars) else {
+                return false;
+            };
+            lhs += l;
         }
-        short.holds(engine)
+        lhs == Self::ct_rhs(engine, self.g + long.g, self.h + long.h)
     }
 
-    /// Whether the folded equation holds (one MSM).
-    pub fn holds(mut self, engine: &crate::Engine) -> bool {
-        use ff::Field;
-        use group::Group;
-        if !bool::from(self.g.is_zero()) {
-            self.points.push(S::to_affine(&S::generator()));
-            self.scalars.push(-self.g);
+    /// Whether the folded equation holds: one MSM over the folded points (whose
+    /// scalars are short: a weight times small powers), compared with
+    /// `g*G + h*H`. That side is computed apart, in constant time: `g` and `h`
+    /// are weighted sums of secret slice values, and as full-width scalars they
+    /// would also make the whole MSM full width.
+    pub fn holds(self, engine: &crate::Engine) -> bool {
+        self.holds_with_long(engine, Fold::with_capacity(0))
+    }
+
+    /// `g*G + h*H`, constant time (the fixed-base kernel's small-batch path).
+    fn ct_rhs(engine: &crate::Engine, g: Scalar<S>, h: Scalar<S>) -> crate::group::Point<S> {
+        match engine.ct_commit::<S>(&[g], &[h]) {
+            Ok(v) => v
+                .first()
+                .map(S::from_affine)
+                .unwrap_or_else(|| <crate::group::Point<S> as group::Group>::identity()),
+            Err(_) => <crate::group::Point<S> as group::Group>::identity(),
         }
-        if !bool::from(self.h.is_zero()) {
-            self.points.push(S::to_affine(&S::h()));
-            self.scalars.push(-self.h);
-        }
-        engine
-            .vartime_msm::<S>(&self.points, &self.scalars)
-            .map(|p| bool::from(p.is_identity()))
-            .unwrap_or(false)
     }
 }
 

@@ -292,6 +292,15 @@ mod tests {
             assert_eq!(a.points, b.points);
             assert!(a.scalars == b.scalars, "receiver {receiver}");
             assert!(a.g == b.g && a.h == b.h, "receiver {receiver}");
+            // The MSM's scalars are short (128-bit weights times powers of at
+            // most 9^4 < 2^13): the MSM's cost follows its longest scalar.
+            for sc in &a.scalars {
+                let l = S::scalar_to_le_limbs(sc);
+                assert!(
+                    l[3] == 0 && l[2] < 1 << 14,
+                    "receiver {receiver}: long scalar"
+                );
+            }
             assert!(a.holds(&e));
         }
     }

@@ -66,6 +66,10 @@ impl Suite for Bls12381 {
         bool::from(group::prime::PrimeCurveAffine::is_identity(a))
     }
 
+    fn neg_affine(a: &G1Affine) -> G1Affine {
+        -*a
+    }
+
     fn encode_point(a: &G1Affine, out: &mut Vec<u8>) {
         out.extend_from_slice(&a.to_compressed());
     }

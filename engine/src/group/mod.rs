@@ -64,6 +64,10 @@ pub trait Suite: Copy + Clone + Debug + Default + PartialEq + Eq + Send + Sync +
     fn from_affine(a: &Self::Affine) -> Self::Point;
     /// Whether `a` is the identity.
     fn is_identity(a: &Self::Affine) -> bool;
+    /// `-a` (the default goes through projective coordinates: an inversion).
+    fn neg_affine(a: &Self::Affine) -> Self::Affine {
+        Self::to_affine(&-Self::from_affine(a))
+    }
 
     /// Canonical compressed encoding; appends [`Suite::POINT_LEN`] bytes. The identity
     /// encodes as all zero bytes (it is never accepted back, see [`Suite::decode_point`]).

@@ -89,6 +89,10 @@ impl Suite for Secp256k1 {
         a.infinity
     }
 
+    fn neg_affine(a: &Affine) -> Affine {
+        a.neg()
+    }
+
     fn encode_point(a: &Affine, out: &mut Vec<u8>) {
         if a.infinity {
             out.extend_from_slice(&[0u8; 33]);
