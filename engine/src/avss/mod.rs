@@ -415,7 +415,7 @@ impl<S: Suite> Fold<S> {
             Ok(v) => v
                 .first()
                 .map(S::from_affine)
-                .unwrap_or_else(|| <crate::group::Point<S> as group::Group>::identity()),
+                .unwrap_or_else(<crate::group::Point<S> as group::Group>::identity),
             Err(_) => <crate::group::Point<S> as group::Group>::identity(),
         }
     }
