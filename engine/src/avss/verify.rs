@@ -366,4 +366,41 @@ mod tests {
             -blstrs::Scalar::ONE * <blstrs::Scalar as ff::PrimeField>::from_u128(u128::MAX)
         );
     }
+
+    /// An honest batch's folded check holds for every fresh seed (a spurious
+    /// failure would be hidden by the bisection, which finds no culprit, but
+    /// would multiply the cost).
+    #[test]
+    #[ignore]
+    fn honest_folds_always_hold() {
+        let e = Engine::new();
+        let p = Params::torus(9).unwrap();
+        let keys = 300;
+        let dealings: Vec<_> = (1..=p.n)
+            .map(|d| deal::<Secp256k1>(&e, p, d, keys, None, [d as u8; 32]).unwrap())
+            .collect();
+        let receiver = 9;
+        let slices: Vec<_> = dealings
+            .iter()
+            .map(|d| d.slice(&e, receiver).unwrap())
+            .collect();
+        let sends: Vec<SendRef<'_, Secp256k1>> = dealings
+            .iter()
+            .zip(&slices)
+            .map(|(d, s)| SendRef::new(d, s))
+            .collect();
+        let items: Vec<(usize, usize)> = (0..sends.len())
+            .flat_map(|d| (0..keys).map(move |k| (d, k)))
+            .collect();
+        let ipw = powers_u64(u64::from(receiver), p.ku()).unwrap();
+        let mut bad = 0;
+        for i in 0..200u32 {
+            let mut seed = [0u8; 32];
+            seed[..4].copy_from_slice(&i.to_le_bytes());
+            if !fold_sends_int(&e, &seed, &ipw, &sends, &items, keys).holds(&e) {
+                bad += 1;
+            }
+        }
+        assert_eq!(bad, 0, "spurious fold failures");
+    }
 }

@@ -62,6 +62,21 @@ pub fn selected() -> SimdBackend {
     })
 }
 
+/// Seconds of CPU time this thread has run (Linux `/proc/thread-self/schedstat`),
+/// for timing A/B tests on a loaded machine: unlike wall time it does not count
+/// the time spent waiting for a core. 0 where unavailable.
+#[doc(hidden)]
+pub fn thread_cpu_time() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map_or(0.0, |ns| ns * 1e-9)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

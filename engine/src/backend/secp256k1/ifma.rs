@@ -94,6 +94,35 @@ impl Fe8Raw {
     }
 }
 
+/// Eight field elements in memory as consecutive 4x64-bit limbs (element `e`'s
+/// limb `l` at flat position `4 e + l`): what a caller copies `Fe` values into
+/// with plain 32-byte copies; the kernels transpose it in registers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C, align(64))]
+pub struct Fe8Aos(pub [Lanes; 4]);
+
+impl Fe8Aos {
+    /// Sets element `e` (< 8) to `v`.
+    #[inline(always)]
+    pub fn set(&mut self, e: usize, v: &Fe) {
+        let off = (e % 2) * 4;
+        if let Some(dst) = self.0.get_mut(e / 2).and_then(|r| r.get_mut(off..off + 4)) {
+            dst.copy_from_slice(&v.0);
+        }
+    }
+
+    /// Element `e` (< 8) as an `Fe`.
+    #[inline(always)]
+    pub fn get(&self, e: usize) -> Fe {
+        let off = (e % 2) * 4;
+        let mut out = [0u64; 4];
+        if let Some(src) = self.0.get(e / 2).and_then(|r| r.get(off..off + 4)) {
+            out.copy_from_slice(src);
+        }
+        Fe(out)
+    }
+}
+
 /// A fixed-base table entry in radix 2^52: `x` limbs then `y` limbs.
 pub type Entry52 = [u64; 10];
 
@@ -268,12 +297,12 @@ impl Ifma {
     #[allow(clippy::too_many_arguments)]
     pub fn vartime_batch_add(
         self,
-        ax: &[Fe8Raw],
-        ay: &[Fe8Raw],
-        px: &[Fe8Raw],
-        py: &[Fe8Raw],
-        out_x: &mut [Fe8Raw],
-        out_y: &mut [Fe8Raw],
+        ax: &[Fe8Aos],
+        ay: &[Fe8Aos],
+        px: &[Fe8Aos],
+        py: &[Fe8Aos],
+        out_x: &mut [Fe8Aos],
+        out_y: &mut [Fe8Aos],
         scratch: &mut AddScratch,
     ) -> bool {
         let g = ax.len();
@@ -372,7 +401,7 @@ fn invert8(v: &[Fe; 8]) -> [Fe; 8] {
 mod x86 {
     use core::arch::x86_64::*;
 
-    use super::{invert8, AddScratch, Entry52, Fe8Mem, Fe8Raw, FixedScratch, Lanes, R52};
+    use super::{invert8, AddScratch, Entry52, Fe8Aos, Fe8Mem, Fe8Raw, FixedScratch, Lanes, R52};
     use crate::backend::secp256k1::field::Fe;
 
     /// Eight field elements in registers (normalized limbs).
@@ -633,10 +662,98 @@ mod x86 {
         ])
     }
 
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[inline]
+    fn idx(i: [i64; 8]) -> __m512i {
+        _mm512_set_epi64(i[7], i[6], i[5], i[4], i[3], i[2], i[1], i[0])
+    }
+
+    /// 4x64 limbs (each element `< 2^256`) from the consecutive layout to radix
+    /// 2^52: a 4 x 8 transpose in registers, then the limb split.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[inline]
+    fn from_aos(a: &Fe8Aos) -> Fe8 {
+        let z0 = load(&a.0[0]);
+        let z1 = load(&a.0[1]);
+        let z2 = load(&a.0[2]);
+        let z3 = load(&a.0[3]);
+        let lo = idx([0, 4, 8, 12, 1, 5, 9, 13]);
+        let hi = idx([2, 6, 10, 14, 3, 7, 11, 15]);
+        // (l0 | l1) and (l2 | l3) of elements 0..4, then of elements 4..8.
+        let a01 = _mm512_permutex2var_epi64(z0, lo, z1);
+        let a23 = _mm512_permutex2var_epi64(z0, hi, z1);
+        let b01 = _mm512_permutex2var_epi64(z2, lo, z3);
+        let b23 = _mm512_permutex2var_epi64(z2, hi, z3);
+        let first = idx([0, 1, 2, 3, 8, 9, 10, 11]);
+        let second = idx([4, 5, 6, 7, 12, 13, 14, 15]);
+        let mut raw = [
+            _mm512_permutex2var_epi64(a01, first, b01),
+            _mm512_permutex2var_epi64(a01, second, b01),
+            _mm512_permutex2var_epi64(a23, first, b23),
+            _mm512_permutex2var_epi64(a23, second, b23),
+        ];
+        split52(&mut raw)
+    }
+
+    /// The radix-2^52 split of four 64-bit limb vectors.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[inline]
+    fn split52(a: &mut [__m512i; 4]) -> Fe8 {
+        let m = splat(M52);
+        let [a0, a1, a2, a3] = *a;
+        Fe8([
+            _mm512_and_si512(a0, m),
+            _mm512_and_si512(
+                _mm512_or_si512(_mm512_srli_epi64::<52>(a0), _mm512_slli_epi64::<12>(a1)),
+                m,
+            ),
+            _mm512_and_si512(
+                _mm512_or_si512(_mm512_srli_epi64::<40>(a1), _mm512_slli_epi64::<24>(a2)),
+                m,
+            ),
+            _mm512_and_si512(
+                _mm512_or_si512(_mm512_srli_epi64::<28>(a2), _mm512_slli_epi64::<36>(a3)),
+                m,
+            ),
+            _mm512_srli_epi64::<16>(a3),
+        ])
+    }
+
+    /// Radix 2^52 to the consecutive 4x64 layout, weakly reduced.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[inline]
+    fn to_aos(v: &Fe8, out: &mut Fe8Aos) {
+        let [l0, l1, l2, l3] = pack64(v);
+        let first = idx([0, 1, 2, 3, 8, 9, 10, 11]);
+        let second = idx([4, 5, 6, 7, 12, 13, 14, 15]);
+        // (l0 | l1) and (l2 | l3) of elements 0..4 and of elements 4..8.
+        let a01 = _mm512_permutex2var_epi64(l0, first, l1);
+        let b01 = _mm512_permutex2var_epi64(l0, second, l1);
+        let a23 = _mm512_permutex2var_epi64(l2, first, l3);
+        let b23 = _mm512_permutex2var_epi64(l2, second, l3);
+        let lo = idx([0, 4, 8, 12, 1, 5, 9, 13]);
+        let hi = idx([2, 6, 10, 14, 3, 7, 11, 15]);
+        store(&mut out.0[0], _mm512_permutex2var_epi64(a01, lo, a23));
+        store(&mut out.0[1], _mm512_permutex2var_epi64(a01, hi, a23));
+        store(&mut out.0[2], _mm512_permutex2var_epi64(b01, lo, b23));
+        store(&mut out.0[3], _mm512_permutex2var_epi64(b01, hi, b23));
+    }
+
     /// Radix 2^52 to 4x64 limbs, weakly reduced (`< 2^256`); constant time.
     #[target_feature(enable = "avx512f,avx512ifma")]
     #[inline]
     fn to_raw(v: &Fe8, out: &mut Fe8Raw) {
+        let [a0, a1, a2, a3] = pack64(v);
+        store(&mut out.0[0], a0);
+        store(&mut out.0[1], a1);
+        store(&mut out.0[2], a2);
+        store(&mut out.0[3], a3);
+    }
+
+    /// Radix 2^52 to four 64-bit limb vectors, weakly reduced; constant time.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[inline]
+    fn pack64(v: &Fe8) -> [__m512i; 4] {
         let [t0, t1, t2, t3, t4] = v.0;
         let r = splat(R256);
         // Fold bits 256..259 (top < 16: top * R < 2^37).
@@ -656,10 +773,7 @@ mod x86 {
         let a1 = _mm512_or_si512(_mm512_srli_epi64::<12>(t1), _mm512_slli_epi64::<40>(t2));
         let a2 = _mm512_or_si512(_mm512_srli_epi64::<24>(t2), _mm512_slli_epi64::<28>(t3));
         let a3 = _mm512_or_si512(_mm512_srli_epi64::<36>(t3), _mm512_slli_epi64::<16>(t4));
-        store(&mut out.0[0], a0);
-        store(&mut out.0[1], a1);
-        store(&mut out.0[2], a2);
-        store(&mut out.0[3], a3);
+        [a0, a1, a2, a3]
     }
 
     /// Lanes whose element is zero mod p (value 0 or p after reduction below
@@ -877,18 +991,18 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512ifma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) fn batch_add(
-        ax: &[Fe8Raw],
-        ay: &[Fe8Raw],
-        px: &[Fe8Raw],
-        py: &[Fe8Raw],
-        out_x: &mut [Fe8Raw],
-        out_y: &mut [Fe8Raw],
+        ax: &[Fe8Aos],
+        ay: &[Fe8Aos],
+        px: &[Fe8Aos],
+        py: &[Fe8Aos],
+        out_x: &mut [Fe8Aos],
+        out_y: &mut [Fe8Aos],
         s: &mut AddScratch,
     ) -> bool {
         let groups = ax.len();
         let mut run = one();
         for g in 0..groups {
-            let dx = sub(&from_raw(&px[g]), &from_raw(&ax[g]));
+            let dx = sub(&from_aos(&px[g]), &from_aos(&ax[g]));
             run = mul(&run, &dx);
             st(&mut s.dx[g], &dx);
             st(&mut s.prefix[g], &run);
@@ -905,13 +1019,13 @@ mod x86 {
                 inv
             };
             inv = mul(&inv, &dx);
-            let (x1, y1) = (from_raw(&ax[g]), from_raw(&ay[g]));
-            let (x2, y2) = (from_raw(&px[g]), from_raw(&py[g]));
+            let (x1, y1) = (from_aos(&ax[g]), from_aos(&ay[g]));
+            let (x2, y2) = (from_aos(&px[g]), from_aos(&py[g]));
             let lambda = mul(&sub(&y2, &y1), &inv_g);
             let x3 = sub2(&square(&lambda), &x1, &x2);
             let y3 = sub(&mul(&lambda, &sub(&x1, &x3)), &y1);
-            to_raw(&x3, &mut out_x[g]);
-            to_raw(&y3, &mut out_y[g]);
+            to_aos(&x3, &mut out_x[g]);
+            to_aos(&y3, &mut out_y[g]);
         }
         true
     }
@@ -1080,6 +1194,55 @@ mod tests {
             }
             assert!(normalized(&xm));
             assert_eq!(unpack(&xm), x, "step {i}");
+        }
+    }
+
+    /// The Pippenger kernel, lane by lane, against the affine formulas on `Fe`,
+    /// with every lane position and group count 1..3; and its refusal when a
+    /// denominator is zero.
+    #[test]
+    fn batch_add_lanes_match_affine_formulas() {
+        let Some(t) = token() else { return };
+        let mut r = rng();
+        for groups in 1..4usize {
+            let mut ax = vec![Fe8Aos::default(); groups];
+            let mut ay = ax.clone();
+            let mut px = ax.clone();
+            let mut py = ax.clone();
+            let mut want = Vec::new();
+            for g in 0..groups {
+                for e in 0..8 {
+                    let f = |r: &mut rand_chacha::ChaCha20Rng| {
+                        Fe([r.next_u64(), r.next_u64(), r.next_u64(), r.next_u64()])
+                    };
+                    let (x1, y1, x2, y2) = (f(&mut r), f(&mut r), f(&mut r), f(&mut r));
+                    ax[g].set(e, &x1);
+                    ay[g].set(e, &y1);
+                    px[g].set(e, &x2);
+                    py[g].set(e, &y2);
+                    let l = y2.sub(&y1).mul(&x2.sub(&x1).invert());
+                    let x3 = l.square().sub(&x1.add(&x2));
+                    let y3 = l.mul(&x1.sub(&x3)).sub(&y1);
+                    want.push((x3, y3));
+                }
+            }
+            let mut ox = vec![Fe8Aos::default(); groups];
+            let mut oy = ox.clone();
+            let mut s = AddScratch::default();
+            assert!(t.vartime_batch_add(&ax, &ay, &px, &py, &mut ox, &mut oy, &mut s));
+            for g in 0..groups {
+                for e in 0..8 {
+                    let (x3, y3) = want[g * 8 + e];
+                    assert_eq!(ox[g].get(e), x3, "group {g} lane {e}");
+                    assert_eq!(oy[g].get(e), y3, "group {g} lane {e}");
+                }
+            }
+            // A zero denominator in any lane: refused, nothing written.
+            let x = ax[groups - 1].get(5);
+            px[groups - 1].set(5, &x);
+            let before = ox.clone();
+            assert!(!t.vartime_batch_add(&ax, &ay, &px, &py, &mut ox, &mut oy, &mut s));
+            assert_eq!(ox, before);
         }
     }
 }
