@@ -205,17 +205,12 @@ pub(crate) fn blst_msm(points: &[G1Affine], scalars: &[Scalar]) -> G1Projective 
     blst_to_projective(&r)
 }
 
-/// Converts blst's raw projective result into blstrs' type through its canonical
-/// compressed encoding (blstrs does not expose a constructor from `blst_p1`).
-#[allow(unsafe_code)]
+/// blst's raw projective result as blstrs' type (blstrs exposes its `blst_p1`
+/// through `AsMut`, so no encoding round trip and no FFI call is needed).
 fn blst_to_projective(p: &blst::blst_p1) -> G1Projective {
-    let mut out = [0u8; 48];
-    // SAFETY: `out` is 48 writable bytes, the size of a compressed G1 point, and
-    // `p` is a valid blst_p1 produced by blst itself.
-    unsafe { blst::blst_p1_compress(out.as_mut_ptr(), p) };
-    Option::<G1Affine>::from(G1Affine::from_compressed_unchecked(&out))
-        .map(G1Projective::from)
-        .unwrap_or_else(G1Projective::identity)
+    let mut out = G1Projective::identity();
+    *out.as_mut() = *p;
+    out
 }
 
 #[cfg(test)]
