@@ -12,7 +12,8 @@
 //! canonical encodings of the same group elements).
 //!
 //! `TORUS_ENGINE_SIMD=scalar` in the environment forces the scalar backend (read
-//! once, at the first use): CI runs the test suite once per backend that way.
+//! once, at the first use), e.g. to run the whole test suite on it; the
+//! differential tests themselves run every backend the CPU has.
 
 use std::sync::OnceLock;
 
