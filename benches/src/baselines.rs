@@ -109,6 +109,25 @@ pub fn commit_single_call_us<S: Suite>(n: usize) -> f64 {
     times[times.len() / 2] * 1e6
 }
 
+/// Microseconds per BLS12-381 commitment `f*G + f'*H` made the way the engine
+/// made them before its fixed-base tables (issue 16): two of blst's
+/// constant-time point multiplications per commitment, then one batch
+/// normalization; single thread, median of `reps` calls of `n`.
+pub fn bls_commit_blst_mult_us(n: usize, reps: usize) -> f64 {
+    use group::{Curve, Group};
+    let f: Vec<blstrs::Scalar> = (0..n).map(|_| blstrs::Scalar::random(OsRng)).collect();
+    let fp: Vec<blstrs::Scalar> = (0..n).map(|_| blstrs::Scalar::random(OsRng)).collect();
+    let (g, h) = (blstrs::G1Projective::generator(), Bls12381::h());
+    let s = median_secs(reps, || {
+        let pts: Vec<blstrs::G1Projective> =
+            f.iter().zip(&fp).map(|(a, b)| g * a + h * b).collect();
+        let mut out = vec![blstrs::G1Affine::default(); n];
+        blstrs::G1Projective::batch_normalize(&pts, &mut out);
+        std::hint::black_box(out);
+    });
+    s * 1e6 / n as f64
+}
+
 /// Random public points (affine) for MSM comparisons.
 pub fn random_points<S: Suite>(n: usize) -> Vec<torus_engine::Affine<S>> {
     let e = Engine::new();

@@ -65,4 +65,5 @@ fn baselines_agree_with_ours() {
     assert!(baselines::libsecp256k1_gen_us(10, 1) > 0.0);
     assert!(baselines::commit_us::<Secp256k1>(10, 1) > 0.0);
     assert!(baselines::commit_single_call_us::<Secp256k1>(3) > 0.0);
+    assert!(baselines::bls_commit_blst_mult_us(3, 1) > 0.0);
 }

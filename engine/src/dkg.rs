@@ -131,14 +131,19 @@ pub fn aggregate<S: Suite>(
     // D[key*k + j] = sum_d C_d[j][0]: batch-affine sums over the dealers, in
     // parallel over chunks of the (key, j) entries.
     let columns: Vec<Vec<Affine<S>>> = decided.iter().map(|d| d.commitments.column0()).collect();
-    let mut sums = columns.first().cloned().unwrap_or_default();
+    let mut sums = vec![Affine::<S>::default(); keys * params.ku()];
     const CHUNK: usize = 1024;
-    engine.chunks_mut(&mut sums, CHUNK, |c, acc| {
-        for col in columns.iter().skip(1) {
-            if let Some(add) = col.get(c * CHUNK..c * CHUNK + acc.len()) {
-                S::vartime_add_assign(acc, add);
+    engine.chunks_mut(&mut sums, CHUNK, |c, out| {
+        let lo = c * CHUNK;
+        let cols: Vec<&[Affine<S>]> = columns
+            .iter()
+            .map(|col| col.get(lo..lo + out.len()).unwrap_or(&[]))
+            .collect();
+        S::vartime_sum_columns(&cols, out.len(), |i, p| {
+            if let Some(o) = out.get_mut(i) {
+                *o = p;
             }
-        }
+        });
     });
     Ok(KeyShares {
         node,

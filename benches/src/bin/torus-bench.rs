@@ -731,6 +731,18 @@ fn baselines_json<S: Suite>(m: &mut Map<String, Value>, cfg: &EngineBench, threa
         commit_us / lib_us,
         commit_single_us / lib_us
     );
+    if S::NAME == Bls12381::NAME {
+        let n = 2_000;
+        let old = baselines::bls_commit_blst_mult_us(n, reps);
+        let new = baselines::commit_us::<Bls12381>(n, reps);
+        m.insert("bls_commit_us".into(), json!(new));
+        m.insert("bls_commit_blst_mult_us".into(), json!(old));
+        m.insert("bls_commit_ratio_vs_blst_mult".into(), json!(new / old));
+        println!(
+            "bls12-381 commit f*G+f'*H (1 thread, {n} per call): fixed-base tables {new:.1} us, two blst multiplications {old:.1} us, ratio {:.2}",
+            new / old
+        );
+    }
     let params = cfg.params;
     let msm_log2 = cfg.msm_log2;
     eprintln!("  [baselines] MSM at 2^{msm_log2} points on {threads} threads");

@@ -121,7 +121,11 @@ pub fn verify_sends<S: Suite>(
         .flat_map(|d| (0..keys).map(move |k| (d, k)))
         .collect();
     let ip = powers(Scalar::<S>::from(u64::from(receiver)), params.ku());
-    let ipw = powers_u64(u64::from(receiver), params.ku());
+    let ipw = if S::FAST_LIMBS {
+        powers_u64(u64::from(receiver), params.ku())
+    } else {
+        None
+    };
     let check = |subset: &[(usize, usize)]| {
         let seed = fresh_seed();
         let fold = match &ipw {

@@ -96,6 +96,11 @@ pub trait Suite: Copy + Clone + Debug + Default + PartialEq + Eq + Send + Sync +
     /// Reduces a 256-bit big-endian integer mod q (for hash challenges).
     fn scalar_from_hash(bytes: &[u8; 32]) -> Self::Scalar;
 
+    /// Whether the limb conversions below are cheap (a few word operations):
+    /// then folds and evaluations at small integers are computed as integers and
+    /// reduced once; otherwise they stay in field arithmetic.
+    const FAST_LIMBS: bool = false;
+
     /// The canonical integer value of a scalar as little-endian 64-bit limbs.
     /// Constant time (scalars are often secret).
     fn scalar_to_le_limbs(s: &Self::Scalar) -> [u64; 4] {
@@ -138,13 +143,32 @@ pub trait Suite: Copy + Clone + Debug + Default + PartialEq + Eq + Send + Sync +
     /// caller's contract; extra elements are ignored). The default adds in
     /// projective coordinates and normalizes with one shared inversion.
     fn vartime_add_assign(acc: &mut [Self::Affine], add: &[Self::Affine]) {
-        let sums: Vec<Self::Point> = acc
-            .iter()
-            .zip(add)
-            .map(|(a, b)| Self::from_affine(a) + Self::from_affine(b))
+        let copy = acc.to_vec();
+        Self::vartime_sum_columns(&[&copy, add], acc.len(), |i, s| {
+            if let Some(a) = acc.get_mut(i) {
+                *a = s;
+            }
+        });
+    }
+
+    /// Variable-time `out(i, sum_c columns[c][i])` for `i < len` over PUBLIC
+    /// points (columns shorter than `len` contribute nothing past their end).
+    /// The default sums in projective coordinates and normalizes once.
+    fn vartime_sum_columns(
+        columns: &[&[Self::Affine]],
+        len: usize,
+        mut out: impl FnMut(usize, Self::Affine),
+    ) {
+        let sums: Vec<Self::Point> = (0..len)
+            .map(|i| {
+                columns
+                    .iter()
+                    .filter_map(|c| c.get(i))
+                    .fold(Self::Point::identity(), |acc, p| acc + Self::from_affine(p))
+            })
             .collect();
-        for (a, s) in acc.iter_mut().zip(Self::batch_to_affine(&sums)) {
-            *a = s;
+        for (i, s) in Self::batch_to_affine(&sums).into_iter().enumerate() {
+            out(i, s);
         }
     }
 

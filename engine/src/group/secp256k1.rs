@@ -198,6 +198,8 @@ impl Suite for Secp256k1 {
         <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(*bytes))
     }
 
+    const FAST_LIMBS: bool = true;
+
     fn scalar_to_le_limbs(s: &Scalar) -> [u64; 4] {
         U256::from(s).to_words()
     }
@@ -225,6 +227,27 @@ impl Suite for Secp256k1 {
 
     fn vartime_add_assign(acc: &mut [Affine], add: &[Affine]) {
         pippenger::vartime_add_assign(acc, add);
+    }
+
+    fn vartime_sum_columns(columns: &[&[Affine]], len: usize, mut out: impl FnMut(usize, Affine)) {
+        let mut acc: Vec<Affine> = (0..len)
+            .map(|i| {
+                columns
+                    .first()
+                    .and_then(|c| c.get(i))
+                    .copied()
+                    .unwrap_or(Affine::IDENTITY)
+            })
+            .collect();
+        for c in columns.iter().skip(1) {
+            let add: Vec<Affine> = (0..len)
+                .map(|i| c.get(i).copied().unwrap_or(Affine::IDENTITY))
+                .collect();
+            pippenger::vartime_add_assign(&mut acc, &add);
+        }
+        for (i, a) in acc.into_iter().enumerate() {
+            out(i, a);
+        }
     }
 
     fn vartime_eval_small(rows: &[Affine], k: usize, x: u64, out: &mut [Affine]) {
