@@ -19,12 +19,12 @@
 //! binding `gshr == sum_j i^j D[j]`.
 
 use ff::Field;
-use group::Group;
+
 use sha3::{Digest, Keccak256};
 
 use crate::avss::{bisect, culprits_from, fresh_seed, weights, Fold, SendRef};
 use crate::error::{Error, Result};
-use crate::group::{Affine, Point, Scalar, Suite};
+use crate::group::{Affine, Scalar, Suite};
 use crate::params::Params;
 use crate::poly::{lagrange_at_zero, powers};
 use crate::secret::SecretVec;
@@ -180,25 +180,31 @@ pub fn aggregate<S: Suite>(
         }
         crate::avss::check_send_structure(params, node, keys, d)?;
     }
-    let k = params.ku();
     let ones = vec![Scalar::<S>::ONE; decided.len()];
     let (s, sp) = combine_shares(decided, keys, &ones);
-    let sums: Vec<Point<S>> = engine.map(keys * k, |e| {
-        let (key, j) = (e / k, e % k);
-        let mut acc = Point::<S>::identity();
-        for d in decided {
-            if let Some(p) = d.commitments.matrix(key).get(j * k) {
-                acc += S::from_affine(p);
+    // D[key*k + j] = sum_d C_d[j][0]: batch-affine sums over the dealers, in
+    // parallel over chunks of the (key, j) entries.
+    let columns: Vec<Vec<Affine<S>>> = decided.iter().map(|d| d.commitments.column0()).collect();
+    let mut sums = vec![Affine::<S>::default(); keys * params.ku()];
+    const CHUNK: usize = 1024;
+    engine.chunks_mut(&mut sums, CHUNK, |c, out| {
+        let lo = c * CHUNK;
+        let cols: Vec<&[Affine<S>]> = columns
+            .iter()
+            .map(|col| col.get(lo..lo + out.len()).unwrap_or(&[]))
+            .collect();
+        S::vartime_sum_columns(&cols, out.len(), |i, p| {
+            if let Some(o) = out.get_mut(i) {
+                *o = p;
             }
-        }
-        acc
+        });
     });
     Ok(KeyShares {
         node,
         params: *params,
         s,
         sp,
-        commitments: S::batch_to_affine(&sums),
+        commitments: sums,
     })
 }
 
@@ -275,14 +281,43 @@ pub fn challenge<S: Suite>(
     t1: &Affine<S>,
     t2: &Affine<S>,
 ) -> Scalar<S> {
-    let mut buf = Vec::with_capacity(6 * 64);
-    let g = S::to_affine(&S::generator());
-    let h = S::to_affine(&S::h());
-    for p in [&g, &h, gs, gshr, t1, t2] {
-        pad64(&S::x_bytes_minimal(p), &mut buf);
+    Challenger::<S>::new().challenge(gs, gshr, t1, t2)
+}
+
+/// [`challenge`] for many proofs: the fixed prefix `pad64(G.x) || pad64(H.x)`
+/// (two conversions to affine, each an inversion) is computed once per batch.
+struct Challenger<S: Suite> {
+    prefix: Vec<u8>,
+    _suite: core::marker::PhantomData<S>,
+}
+
+impl<S: Suite> Challenger<S> {
+    fn new() -> Self {
+        let mut prefix = Vec::with_capacity(2 * 64);
+        for p in [S::to_affine(&S::generator()), S::to_affine(&S::h())] {
+            pad64(&S::x_bytes_minimal(&p), &mut prefix);
+        }
+        Challenger {
+            prefix,
+            _suite: core::marker::PhantomData,
+        }
     }
-    let d: [u8; 32] = Keccak256::digest(&buf).into();
-    S::scalar_from_hash(&d)
+
+    fn challenge(
+        &self,
+        gs: &Affine<S>,
+        gshr: &Affine<S>,
+        t1: &Affine<S>,
+        t2: &Affine<S>,
+    ) -> Scalar<S> {
+        let mut buf = Vec::with_capacity(6 * 64);
+        buf.extend_from_slice(&self.prefix);
+        for p in [gs, gshr, t1, t2] {
+            pad64(&S::x_bytes_minimal(p), &mut buf);
+        }
+        let d: [u8; 32] = Keccak256::digest(&buf).into();
+        S::scalar_from_hash(&d)
+    }
 }
 
 /// Computes this node's public key shares and proofs, in constant time on the
@@ -295,7 +330,7 @@ pub fn public_shares<S: Suite>(
     use rand_chacha::rand_core::SeedableRng;
     let keys = shares.keys();
     let gs = engine.ct_mul_g::<S>(&shares.s);
-    let gshr = engine.ct_commit::<S>(&shares.s, &shares.sp)?;
+    let gshr = gshr_from_commitments::<S>(engine, shares)?;
     let mut v1 = SecretVec::<Scalar<S>>::zeros(keys);
     let mut v2 = SecretVec::<Scalar<S>>::zeros(keys);
     let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
@@ -305,6 +340,7 @@ pub fn public_shares<S: Suite>(
     }
     let t1 = engine.ct_mul_g::<S>(&v1);
     let t2 = engine.ct_mul_h::<S>(&v2);
+    let chal = Challenger::<S>::new();
     let proofs = engine.map(keys, |key| {
         let (Some(g1), Some(g2), Some(a1), Some(a2), Some(x1), Some(x2), Some((s, sp))) = (
             gs.get(key),
@@ -317,7 +353,7 @@ pub fn public_shares<S: Suite>(
         ) else {
             return None;
         };
-        let c = challenge::<S>(g1, g2, a1, a2);
+        let c = chal.challenge(g1, g2, a1, a2);
         Some(Proof {
             t1: *a1,
             t2: *a2,
@@ -336,6 +372,37 @@ pub fn public_shares<S: Suite>(
             got: 0,
         })?,
     })
+}
+
+/// `gshr = s*G + s'*H` of every key, computed from PUBLIC data only: for shares
+/// consistent with the verified sends it equals `sum_j i^j D[j]`, which is
+/// evaluated in variable time (Horner by the small node index) instead of a
+/// constant-time double-base multiplication of the secrets.
+fn gshr_from_commitments<S: Suite>(
+    engine: &Engine,
+    shares: &KeyShares<S>,
+) -> Result<Vec<Affine<S>>> {
+    let k = shares.params.ku();
+    let keys = shares.keys();
+    if shares.commitments.len() != keys * k {
+        return Err(Error::LengthMismatch {
+            what: "commitment vectors",
+            expected: keys * k,
+            got: shares.commitments.len(),
+        });
+    }
+    let mut out = vec![Affine::<S>::default(); keys];
+    const CHUNK: usize = 512;
+    let x = u64::from(shares.node);
+    engine.chunks_mut(&mut out, CHUNK, |c, o| {
+        if let Some(rows) = shares
+            .commitments
+            .get(c * CHUNK * k..(c * CHUNK + o.len()) * k)
+        {
+            S::vartime_eval_small(rows, k, x, o);
+        }
+    });
+    Ok(out)
 }
 
 /// Verifies many nodes' public key shares and proofs for a batch against the
@@ -380,12 +447,13 @@ pub fn verify_public_shares<S: Suite>(
         }
     }
     // Challenges are per proof; compute once.
+    let challenger = Challenger::<S>::new();
     let chal: Vec<Vec<Scalar<S>>> = shares
         .iter()
         .map(|p| {
             engine.map(keys, |key| {
                 match (p.gs.get(key), p.gshr.get(key), p.proofs.get(key)) {
-                    (Some(a), Some(b), Some(pr)) => challenge::<S>(a, b, &pr.t1, &pr.t2),
+                    (Some(a), Some(b), Some(pr)) => challenger.challenge(a, b, &pr.t1, &pr.t2),
                     _ => Scalar::<S>::ZERO,
                 }
             })
@@ -419,19 +487,21 @@ pub fn verify_public_shares<S: Suite>(
             long.points.extend_from_slice(&[*gs, *gshr]);
             long.scalars
                 .extend_from_slice(&[*c * (w1 - w2), *c * w2 + w3]);
-            fold.points.extend_from_slice(&[pr.t1, pr.t2]);
-            fold.scalars.extend_from_slice(&[-w1, -w2]);
+            // Short scalars stay short: the points are negated, not the weights.
+            fold.points
+                .extend_from_slice(&[S::neg_affine(&pr.t1), S::neg_affine(&pr.t2)]);
+            fold.scalars.extend_from_slice(&[w1, w2]);
             let ip = powers(Scalar::<S>::from(u64::from(p.node)), k);
             let e = dcoef
                 .entry(key)
                 .or_insert_with(|| vec![Scalar::<S>::ZERO; k]);
             for (x, pj) in e.iter_mut().zip(&ip) {
-                *x -= w3 * pj;
+                *x += w3 * pj;
             }
         }
         for (key, coefs) in dcoef {
             if let Some(d) = commitments.get(key * k..(key + 1) * k) {
-                fold.points.extend_from_slice(d);
+                fold.points.extend(d.iter().map(S::neg_affine));
                 fold.scalars.extend_from_slice(&coefs);
             }
         }
@@ -448,8 +518,9 @@ pub fn verify_public_shares<S: Suite>(
     Err(Error::InvalidProof(culprits_from(&pairs)))
 }
 
-/// User public keys: Lagrange interpolation at 0 of the public key shares of the
-/// first k nodes given (which must have been verified).
+/// User public keys: Lagrange interpolation at 0 of k of the public key shares
+/// given (which must have been verified): those of nodes `1..=k` when all are
+/// given, else the first k.
 pub fn user_public_keys<S: Suite>(
     engine: &Engine,
     params: &Params,
@@ -462,7 +533,18 @@ pub fn user_public_keys<S: Suite>(
             got: shares.len(),
         });
     }
-    let used: Vec<&&PublicShares<S>> = shares.iter().take(k).collect();
+    // Any k verified shares give the same keys. Over the indexes {1..k} the
+    // Lagrange coefficients at 0 are small integers (a few doublings and
+    // additions per key instead of a full multiplication), so that set is
+    // preferred when it is among the shares given.
+    let low: Vec<&&PublicShares<S>> = (1..=params.k)
+        .filter_map(|i| shares.iter().find(|p| p.node == i))
+        .collect();
+    let used: Vec<&&PublicShares<S>> = if low.len() == k {
+        low
+    } else {
+        shares.iter().take(k).collect()
+    };
     let idx: Vec<u32> = used.iter().map(|p| p.node).collect();
     let lambda = lagrange_at_zero::<Scalar<S>>(&idx)?;
     let cols: Vec<&[Affine<S>]> = used.iter().map(|p| p.gs.as_slice()).collect();

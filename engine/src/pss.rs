@@ -98,8 +98,9 @@ pub fn verify_reshare_secrets<S: Suite>(
                 .iter()
                 .zip(powers(Scalar::<S>::from(u64::from(*idx)), ko))
             {
-                fold.points.push(*p);
-                fold.scalars.push(-(wt * ij));
+                // The point is negated, not the scalar (short scalars stay short).
+                fold.points.push(S::neg_affine(p));
+                fold.scalars.push(wt * ij);
             }
         }
         fold.holds(engine)

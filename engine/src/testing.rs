@@ -114,6 +114,13 @@ pub fn check_dkg<S: Suite>(engine: &Engine, params: Params, keys: usize) {
             );
         }
     }
+    // Any k shares give the same public keys (the last k: other Lagrange
+    // coefficients, not integers in general).
+    let tail: Vec<&PublicShares<S>> = run.public.iter().rev().take(k).collect();
+    assert_eq!(
+        dkg::user_public_keys(engine, &params, &tail).unwrap(),
+        run.public_keys
+    );
     // Public keys against the naive Lagrange in the exponent.
     let idx: Vec<u32> = run.public.iter().take(k).map(|p| p.node).collect();
     for key in 0..keys {

@@ -3,11 +3,10 @@
 use ff::Field;
 use rand_chacha::rand_core::SeedableRng;
 
-use super::{Commitments, Slice};
+use super::{Commitments, Slice, SmallPoint};
 use crate::error::{Error, Result};
 use crate::group::{Scalar, Suite};
 use crate::params::Params;
-use crate::poly::powers;
 use crate::secret::SecretVec;
 use crate::Engine;
 
@@ -160,7 +159,7 @@ impl<S: Suite> Dealing<S> {
         let k = self.params.ku();
         let kk = k * k;
         let keys = self.keys();
-        let ip = powers(Scalar::<S>::from(u64::from(receiver)), k);
+        let x = SmallPoint::<S>::new(receiver, k);
         let mut out = Slice {
             receiver,
             k,
@@ -192,22 +191,18 @@ impl<S: Suite> Dealing<S> {
                 ) else {
                     continue;
                 };
-                for (j, (frow, fprow)) in fm.chunks(k).zip(fpm.chunks(k)).enumerate() {
-                    let pj = ip.get(j).copied().unwrap_or(Scalar::<S>::ZERO);
-                    let mut bj = Scalar::<S>::ZERO;
-                    let mut bpj = Scalar::<S>::ZERO;
-                    for (l, ((x, xp), pl)) in frow.iter().zip(fprow).zip(&ip).enumerate() {
-                        if let (Some(al), Some(apl)) = (a.get_mut(l), ap.get_mut(l)) {
-                            *al += *x * pj;
-                            *apl += *xp * pj;
-                        }
-                        bj += *x * pl;
-                        bpj += *xp * pl;
-                    }
-                    if let (Some(bs), Some(bps)) = (b.get_mut(j), bp.get_mut(j)) {
-                        *bs = bj;
-                        *bps = bpj;
-                    }
+                // a[l] = sum_j f[j][l] i^j (column l), b[j] = sum_l f[j][l] i^l (row j).
+                for (l, (al, apl)) in a.iter_mut().zip(ap.iter_mut()).enumerate() {
+                    *al = x.eval(fm.iter().skip(l).step_by(k));
+                    *apl = x.eval(fpm.iter().skip(l).step_by(k));
+                }
+                for ((bj, bpj), (frow, fprow)) in b
+                    .iter_mut()
+                    .zip(bp.iter_mut())
+                    .zip(fm.chunks(k).zip(fpm.chunks(k)))
+                {
+                    *bj = x.eval(frow.iter());
+                    *bpj = x.eval(fprow.iter());
                 }
             }
         });

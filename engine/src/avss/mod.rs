@@ -19,6 +19,7 @@ pub use points::{
 pub use verify::{check_send_structure, verify_sends, SendRef};
 
 use ff::PrimeField;
+use zeroize::Zeroize;
 
 use crate::error::{Error, Result};
 use crate::group::{Affine, Scalar, Suite};
@@ -281,6 +282,167 @@ pub(crate) fn weights<S: Suite>(seed: &[u8; 32], item: u64, out: &mut [Scalar<S>
     }
 }
 
+/// The same weights as [`weights`], as integers (`< 2^128`, odd): the integer
+/// fold multiplies them by small powers without any modular reduction.
+pub(crate) fn weights_u128(seed: &[u8; 32], item: u64, out: &mut [u128]) {
+    use rand_chacha::rand_core::{RngCore, SeedableRng};
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed(*seed);
+    rng.set_stream(item);
+    for w in out.iter_mut() {
+        let mut b = [0u8; 16];
+        rng.fill_bytes(&mut b);
+        *w = u128::from_le_bytes(b) | 1;
+    }
+}
+
+/// `[1, x, ..., x^(len-1)]` as integers, or `None` when `x^(len-1)` does not fit
+/// in 64 bits (then callers use field arithmetic).
+pub(crate) fn powers_u64(x: u64, len: usize) -> Option<Vec<u64>> {
+    let mut out = Vec::with_capacity(len);
+    let mut acc = 1u64;
+    for i in 0..len {
+        out.push(acc);
+        if i + 1 < len {
+            acc = acc.checked_mul(x)?;
+        }
+    }
+    Some(out)
+}
+
+/// `sum_j coeffs[j] * xpow[j]` for secret scalars and small public integers
+/// (powers of a node index): the products and their sum are accumulated as a
+/// 512-bit integer and reduced once, instead of one modular multiplication
+/// per term (Horner). Constant time in the coefficients.
+pub(crate) fn eval_small<'a, S: Suite>(
+    coeffs: impl Iterator<Item = &'a Scalar<S>>,
+    xpow: &[u64],
+) -> Scalar<S> {
+    let mut acc = [0u64; 8];
+    for (c, x) in coeffs.zip(xpow) {
+        let mut l = S::scalar_to_le_limbs(c);
+        let mut carry = 0u128;
+        for (a, li) in acc.iter_mut().zip(l.iter()) {
+            let t = (*li as u128) * (*x as u128) + (*a as u128) + carry;
+            *a = t as u64;
+            carry = t >> 64;
+        }
+        // Fewer than 2^64 terms: the carry chain stops within the eight limbs.
+        for a in acc.iter_mut().skip(4) {
+            let t = (*a as u128) + carry;
+            *a = t as u64;
+            carry = t >> 64;
+        }
+        l.zeroize();
+    }
+    let r = S::scalar_from_wide_le_limbs(&acc);
+    acc.zeroize();
+    r
+}
+
+/// Evaluations of polynomials at small public points `x`: integer powers and
+/// [`eval_small`] when `x^(k-1)` fits in 64 bits, else Horner in the field.
+pub(crate) struct SmallPoint<S: Suite> {
+    xpow: Option<Vec<u64>>,
+    x: Scalar<S>,
+}
+
+impl<S: Suite> SmallPoint<S> {
+    pub(crate) fn new(x: u32, k: usize) -> Self {
+        SmallPoint {
+            xpow: if S::FAST_LIMBS {
+                powers_u64(u64::from(x), k)
+            } else {
+                None
+            },
+            x: Scalar::<S>::from(u64::from(x)),
+        }
+    }
+
+    /// `sum_j coeffs[j] x^j` (at most k coefficients).
+    pub(crate) fn eval<'a>(
+        &self,
+        coeffs: impl DoubleEndedIterator<Item = &'a Scalar<S>>,
+    ) -> Scalar<S> {
+        match &self.xpow {
+            Some(p) => eval_small::<S>(coeffs, p),
+            None => coeffs
+                .rev()
+                .fold(Scalar::<S>::from(0u64), |acc, c| acc * self.x + c),
+        }
+    }
+}
+
+/// `a * x + b * y` for 128-bit `a, b` and 64-bit `x, y`, as a 256-bit
+/// little-endian integer (it is below 2^193). Constant time.
+#[inline]
+pub(crate) fn lin2_u128(a: u128, x: u64, b: u128, y: u64) -> [u64; 4] {
+    let m = |w: u128, v: u64| -> (u128, u128) {
+        let lo = (w as u64 as u128) * (v as u128);
+        let hi = (w >> 64) * (v as u128);
+        // w * v = lo + hi * 2^64 = (low 128 bits, high 64 bits)
+        let t = (lo >> 64) + (hi as u64 as u128);
+        let low = (lo as u64 as u128) | (t << 64);
+        let high = (hi >> 64) + (t >> 64);
+        (low, high)
+    };
+    let (l1, h1) = m(a, x);
+    let (l2, h2) = m(b, y);
+    let (lo, c) = l1.overflowing_add(l2);
+    let hi = h1 + h2 + u128::from(c);
+    [lo as u64, (lo >> 64) as u64, hi as u64, (hi >> 64) as u64]
+}
+
+/// A 512-bit accumulator of products `scalar * weight` (scalar `< 2^256`,
+/// weight `< 2^128`): sums of up to 2^64 products need no reduction, which is
+/// done once at the end. Constant time; zeroized on drop (the scalars are
+/// secret shares).
+pub(crate) struct WideAcc([u64; 8]);
+
+impl WideAcc {
+    pub(crate) fn new() -> Self {
+        WideAcc([0; 8])
+    }
+
+    /// `self += s * w`.
+    #[inline]
+    pub(crate) fn add_mul(&mut self, s: &[u64; 4], w: u128) {
+        let w = [w as u64, (w >> 64) as u64];
+        let mut p = [0u64; 6];
+        for (i, wi) in w.iter().enumerate() {
+            let mut carry = 0u128;
+            for (j, sj) in s.iter().enumerate() {
+                if let Some(pij) = p.get_mut(i + j) {
+                    let t = (*sj as u128) * (*wi as u128) + (*pij as u128) + carry;
+                    *pij = t as u64;
+                    carry = t >> 64;
+                }
+            }
+            if let Some(top) = p.get_mut(i + 4) {
+                *top = carry as u64;
+            }
+        }
+        let mut carry = 0u64;
+        for (i, a) in self.0.iter_mut().enumerate() {
+            let (x, c1) = a.overflowing_add(p.get(i).copied().unwrap_or(0));
+            let (x, c2) = x.overflowing_add(carry);
+            *a = x;
+            carry = u64::from(c1 | c2);
+        }
+        p.zeroize();
+    }
+
+    /// The sum reduced mod q.
+    pub(crate) fn reduce<S: Suite>(&self) -> Scalar<S> {
+        S::scalar_from_wide_le_limbs(&self.0)
+    }
+}
+
+impl Drop for WideAcc {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
 /// A fresh seed for verification weights, from the OS CSPRNG.
 pub(crate) fn fresh_seed() -> [u8; 32] {
     use rand_core::RngCore;
@@ -318,41 +480,36 @@ impl<S: Suite> Fold<S> {
     /// width) holds. Two MSMs, so that the short scalars of `self` keep their
     /// shorter Pippenger (its cost follows the longest scalar of a call).
     pub fn holds_with_long(self, engine: &crate::Engine, long: Fold<S>) -> bool {
-        use group::Group;
-        if long.points.is_empty() {
-            return self.holds(engine);
-        }
-        let Ok(l) = engine.vartime_msm::<S>(&long.points, &long.scalars) else {
+        let Ok(mut lhs) = engine.vartime_msm::<S>(&self.points, &self.scalars) else {
             return false;
         };
-        let neg = -l;
-        let mut short = self;
-        short.g += long.g;
-        short.h += long.h;
-        // Move the long part's result into the short MSM as one more point.
-        if !bool::from(neg.is_identity()) {
-            short.points.push(S::to_affine(&neg));
-            short.scalars.push(-Scalar::<S>::from(1u64));
+        if !long.points.is_empty() {
+            let Ok(l) = engine.vartime_msm::<S>(&long.points, &long.scalars) else {
+                return false;
+            };
+            lhs += l;
         }
-        short.holds(engine)
+        lhs == Self::ct_rhs(engine, self.g + long.g, self.h + long.h)
     }
 
-    /// Whether the folded equation holds (one MSM).
-    pub fn holds(mut self, engine: &crate::Engine) -> bool {
-        use ff::Field;
-        use group::Group;
-        if !bool::from(self.g.is_zero()) {
-            self.points.push(S::to_affine(&S::generator()));
-            self.scalars.push(-self.g);
+    /// Whether the folded equation holds: one MSM over the folded points (whose
+    /// scalars are short: a weight times small powers), compared with
+    /// `g*G + h*H`. That side is computed apart, in constant time: `g` and `h`
+    /// are weighted sums of secret slice values, and as full-width scalars they
+    /// would also make the whole MSM full width.
+    pub fn holds(self, engine: &crate::Engine) -> bool {
+        self.holds_with_long(engine, Fold::with_capacity(0))
+    }
+
+    /// `g*G + h*H`, constant time (the fixed-base kernel's small-batch path).
+    fn ct_rhs(engine: &crate::Engine, g: Scalar<S>, h: Scalar<S>) -> crate::group::Point<S> {
+        match engine.ct_commit::<S>(&[g], &[h]) {
+            Ok(v) => v
+                .first()
+                .map(S::from_affine)
+                .unwrap_or_else(<crate::group::Point<S> as group::Group>::identity),
+            Err(_) => <crate::group::Point<S> as group::Group>::identity(),
         }
-        if !bool::from(self.h.is_zero()) {
-            self.points.push(S::to_affine(&S::h()));
-            self.scalars.push(-self.h);
-        }
-        engine
-            .vartime_msm::<S>(&self.points, &self.scalars)
-            .map(|p| bool::from(p.is_identity()))
-            .unwrap_or(false)
     }
 }
 
@@ -392,4 +549,46 @@ pub(crate) fn culprits_from(pairs: &[(u32, usize)]) -> Vec<crate::error::Culprit
             crate::error::Culprit { node, keys }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod small_point_tests {
+    use super::*;
+    use crate::poly::horner;
+    use crate::{Bls12381, Secp256k1};
+    use ff::Field;
+
+    fn evaluations_match_horner<S: Suite>() {
+        let mut r = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        for k in [1usize, 2, 5, 9, 17] {
+            let mut coeffs: Vec<Scalar<S>> = (0..k).map(|_| Scalar::<S>::random(&mut r)).collect();
+            coeffs[0] = -Scalar::<S>::ONE;
+            if k > 2 {
+                coeffs[k - 1] = -Scalar::<S>::ONE;
+            }
+            for x in [1u32, 2, 9, 255, 1000, u32::MAX] {
+                let want = horner(&coeffs, Scalar::<S>::from(u64::from(x)));
+                let p = SmallPoint::<S>::new(x, k);
+                assert_eq!(p.eval(coeffs.iter()), want, "k={k} x={x}");
+                // Big k and x take the field path; small ones the integer path
+                // (on suites with cheap limb conversions).
+                assert_eq!(
+                    p.xpow.is_some(),
+                    S::FAST_LIMBS && powers_u64(u64::from(x), k).is_some()
+                );
+            }
+        }
+    }
+
+    use rand_chacha::rand_core::SeedableRng;
+
+    #[test]
+    fn small_point_evaluations_match_horner_secp256k1() {
+        evaluations_match_horner::<Secp256k1>();
+    }
+
+    #[test]
+    fn small_point_evaluations_match_horner_bls12_381() {
+        evaluations_match_horner::<Bls12381>();
+    }
 }

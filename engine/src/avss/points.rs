@@ -11,11 +11,11 @@ use std::collections::HashSet;
 use ff::Field;
 use subtle::ConstantTimeEq;
 
-use super::{bisect, culprits_from, fresh_seed, weights, Commitments, Fold, Slice};
+use super::{bisect, culprits_from, fresh_seed, weights, Commitments, Fold, Slice, SmallPoint};
 use crate::error::{Error, Result};
 use crate::group::{Scalar, Suite};
 use crate::params::Params;
-use crate::poly::{horner, lagrange_basis, powers};
+use crate::poly::{lagrange_basis, powers};
 use crate::secret::SecretVec;
 use crate::Engine;
 
@@ -54,7 +54,7 @@ impl<S: Suite> PointMsg<S> {
 /// The echo (or ready) points node `slice.receiver` sends to node `to`:
 /// `alpha = a_i(to) = f(i, to)`, `beta = b_i(to) = f(to, i)`.
 pub fn echo_points<S: Suite>(slice: &Slice<S>, to: u32) -> PointMsg<S> {
-    let x = Scalar::<S>::from(u64::from(to));
+    let x = SmallPoint::<S>::new(to, slice.k());
     let keys = slice.keys();
     let mut m = PointMsg {
         sender: slice.receiver,
@@ -72,10 +72,10 @@ pub fn echo_points<S: Suite>(slice: &Slice<S>, to: u32) -> PointMsg<S> {
             m.beta.as_mut_slice().get_mut(key),
             m.beta_p.as_mut_slice().get_mut(key),
         ) {
-            *x1 = horner(a, x);
-            *x2 = horner(ap, x);
-            *x3 = horner(b, x);
-            *x4 = horner(bp, x);
+            *x1 = x.eval(a.iter());
+            *x2 = x.eval(ap.iter());
+            *x3 = x.eval(b.iter());
+            *x4 = x.eval(bp.iter());
         }
     }
     m
@@ -123,9 +123,9 @@ impl<S: Suite> ExpectedPoints<S> {
     /// Evaluates `slice` at every index in `senders` (in parallel over keys).
     pub fn new(engine: &Engine, slice: &Slice<S>, senders: &[u32]) -> Self {
         let keys = slice.keys();
-        let xs: Vec<Scalar<S>> = senders
+        let xs: Vec<SmallPoint<S>> = senders
             .iter()
-            .map(|&s| Scalar::<S>::from(u64::from(s)))
+            .map(|&s| SmallPoint::<S>::new(s, slice.k()))
             .collect();
         let mut values = SecretVec::zeros(senders.len() * keys * 4);
         let per_sender = keys * 4;
@@ -135,10 +135,10 @@ impl<S: Suite> ExpectedPoints<S> {
                 let (a, ap) = slice.row(key);
                 let (b, bp) = slice.column(key);
                 if let [o0, o1, o2, o3] = out {
-                    *o0 = horner(b, *x);
-                    *o1 = horner(bp, *x);
-                    *o2 = horner(a, *x);
-                    *o3 = horner(ap, *x);
+                    *o0 = x.eval(b.iter());
+                    *o1 = x.eval(bp.iter());
+                    *o2 = x.eval(a.iter());
+                    *o3 = x.eval(ap.iter());
                 }
             }
         });

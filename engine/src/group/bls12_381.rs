@@ -5,6 +5,7 @@ use blstrs::{G1Affine, G1Projective, Scalar};
 use group::{Curve, Group};
 
 use super::Suite;
+use crate::backend::bls12_381::fixed_base::FixedBase;
 use crate::error::DecodeError;
 
 /// Marker type for the G1 group of BLS12-381.
@@ -63,6 +64,10 @@ impl Suite for Bls12381 {
 
     fn is_identity(a: &G1Affine) -> bool {
         bool::from(group::prime::PrimeCurveAffine::is_identity(a))
+    }
+
+    fn neg_affine(a: &G1Affine) -> G1Affine {
+        -*a
     }
 
     fn encode_point(a: &G1Affine, out: &mut Vec<u8>) {
@@ -141,24 +146,19 @@ impl Suite for Bls12381 {
         crate::group::reduce_be_256::<Scalar>(bytes)
     }
 
-    /// blst's point multiplication is constant time (fixed window with
-    /// constant-time table gathers), so this composes it per scalar.
+    /// Constant-time fixed-base tables for G and H
+    /// (`backend::bls12_381::fixed_base`): 86 complete mixed additions per
+    /// commitment and constant-time table scans, no doublings.
     fn ct_commit_batch(f: &[Scalar], fp: &[Scalar], out: &mut [G1Affine]) {
-        let (g, h) = (G1Projective::generator(), h_point());
-        let pts: Vec<G1Projective> = f.iter().zip(fp).map(|(a, b)| g * a + h * b).collect();
-        batch_normalize(&pts, out);
+        FixedBase::get(h_point).commit(f, fp, out);
     }
 
     fn ct_mul_g_batch(s: &[Scalar], out: &mut [G1Affine]) {
-        let g = G1Projective::generator();
-        let pts: Vec<G1Projective> = s.iter().map(|x| g * x).collect();
-        batch_normalize(&pts, out);
+        FixedBase::get(h_point).mul_g(s, out);
     }
 
     fn ct_mul_h_batch(s: &[Scalar], out: &mut [G1Affine]) {
-        let h = h_point();
-        let pts: Vec<G1Projective> = s.iter().map(|x| h * x).collect();
-        batch_normalize(&pts, out);
+        FixedBase::get(h_point).mul_h(s, out);
     }
 
     fn vartime_msm(points: &[G1Affine], scalars: &[Scalar]) -> G1Projective {
@@ -205,17 +205,12 @@ pub(crate) fn blst_msm(points: &[G1Affine], scalars: &[Scalar]) -> G1Projective 
     blst_to_projective(&r)
 }
 
-/// Converts blst's raw projective result into blstrs' type through its canonical
-/// compressed encoding (blstrs does not expose a constructor from `blst_p1`).
-#[allow(unsafe_code)]
+/// blst's raw projective result as blstrs' type (blstrs exposes its `blst_p1`
+/// through `AsMut`, so no encoding round trip and no FFI call is needed).
 fn blst_to_projective(p: &blst::blst_p1) -> G1Projective {
-    let mut out = [0u8; 48];
-    // SAFETY: `out` is 48 writable bytes, the size of a compressed G1 point, and
-    // `p` is a valid blst_p1 produced by blst itself.
-    unsafe { blst::blst_p1_compress(out.as_mut_ptr(), p) };
-    Option::<G1Affine>::from(G1Affine::from_compressed_unchecked(&out))
-        .map(G1Projective::from)
-        .unwrap_or_else(G1Projective::identity)
+    let mut out = G1Projective::identity();
+    *out.as_mut() = *p;
+    out
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 
 use core::fmt::Debug;
 
-use ff::PrimeField;
+use ff::{Field, PrimeField};
 use group::Group;
 
 use crate::error::DecodeError;
@@ -65,6 +65,10 @@ pub trait Suite: Copy + Clone + Debug + Default + PartialEq + Eq + Send + Sync +
     fn from_affine(a: &Self::Affine) -> Self::Point;
     /// Whether `a` is the identity.
     fn is_identity(a: &Self::Affine) -> bool;
+    /// `-a` (the default goes through projective coordinates: an inversion).
+    fn neg_affine(a: &Self::Affine) -> Self::Affine {
+        Self::to_affine(&-Self::from_affine(a))
+    }
 
     /// Canonical compressed encoding; appends [`Suite::POINT_LEN`] bytes. The identity
     /// encodes as all zero bytes (it is never accepted back, see [`Suite::decode_point`]).
@@ -93,6 +97,41 @@ pub trait Suite: Copy + Clone + Debug + Default + PartialEq + Eq + Send + Sync +
     /// Reduces a 256-bit big-endian integer mod q (for hash challenges).
     fn scalar_from_hash(bytes: &[u8; 32]) -> Self::Scalar;
 
+    /// Whether the limb conversions below are cheap (a few word operations):
+    /// then folds and evaluations at small integers are computed as integers and
+    /// reduced once; otherwise they stay in field arithmetic.
+    const FAST_LIMBS: bool = false;
+
+    /// The canonical integer value of a scalar as little-endian 64-bit limbs.
+    /// Constant time (scalars are often secret).
+    fn scalar_to_le_limbs(s: &Self::Scalar) -> [u64; 4] {
+        let be = Self::encode_scalar(s);
+        core::array::from_fn(|i| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(be.get(24 - 8 * i..32 - 8 * i).unwrap_or(&[0; 8]));
+            u64::from_be_bytes(w)
+        })
+    }
+    /// The scalar congruent to the 256-bit little-endian integer `l` (reduced
+    /// mod q). Constant time.
+    fn scalar_from_le_limbs(l: &[u64; 4]) -> Self::Scalar {
+        let mut be = [0u8; 32];
+        for (i, w) in l.iter().enumerate() {
+            if let Some(b) = be.get_mut(24 - 8 * i..32 - 8 * i) {
+                b.copy_from_slice(&w.to_be_bytes());
+            }
+        }
+        Self::scalar_from_hash(&be)
+    }
+    /// The scalar congruent to the 512-bit little-endian integer `l`. Constant time.
+    fn scalar_from_wide_le_limbs(l: &[u64; 8]) -> Self::Scalar {
+        let lo: [u64; 4] = core::array::from_fn(|i| l.get(i).copied().unwrap_or(0));
+        let hi: [u64; 4] = core::array::from_fn(|i| l.get(4 + i).copied().unwrap_or(0));
+        // 2^256 mod q = (2^256 - 1 mod q) + 1.
+        let two256 = Self::scalar_from_le_limbs(&[u64::MAX; 4]) + Self::Scalar::ONE;
+        Self::scalar_from_le_limbs(&hi) * two256 + Self::scalar_from_le_limbs(&lo)
+    }
+
     /// Constant-time `out[i] = f[i]*G + fp[i]*H` for secret scalars (single-threaded;
     /// the caller splits work across threads).
     fn ct_commit_batch(f: &[Self::Scalar], fp: &[Self::Scalar], out: &mut [Self::Affine]);
@@ -100,6 +139,57 @@ pub trait Suite: Copy + Clone + Debug + Default + PartialEq + Eq + Send + Sync +
     fn ct_mul_g_batch(s: &[Self::Scalar], out: &mut [Self::Affine]);
     /// Constant-time `out[i] = s[i]*H` for secret scalars (single-threaded).
     fn ct_mul_h_batch(s: &[Self::Scalar], out: &mut [Self::Affine]);
+
+    /// Variable-time `acc[i] += add[i]` over PUBLIC points (equal lengths are the
+    /// caller's contract; extra elements are ignored). The default adds in
+    /// projective coordinates and normalizes with one shared inversion.
+    fn vartime_add_assign(acc: &mut [Self::Affine], add: &[Self::Affine]) {
+        let copy = acc.to_vec();
+        Self::vartime_sum_columns(&[&copy, add], acc.len(), |i, s| {
+            if let Some(a) = acc.get_mut(i) {
+                *a = s;
+            }
+        });
+    }
+
+    /// Variable-time `out(i, sum_c columns[c][i])` for `i < len` over PUBLIC
+    /// points (columns shorter than `len` contribute nothing past their end).
+    /// The default sums in projective coordinates and normalizes once.
+    fn vartime_sum_columns(
+        columns: &[&[Self::Affine]],
+        len: usize,
+        mut out: impl FnMut(usize, Self::Affine),
+    ) {
+        let sums: Vec<Self::Point> = (0..len)
+            .map(|i| {
+                columns
+                    .iter()
+                    .filter_map(|c| c.get(i))
+                    .fold(Self::Point::identity(), |acc, p| acc + Self::from_affine(p))
+            })
+            .collect();
+        for (i, s) in Self::batch_to_affine(&sums).into_iter().enumerate() {
+            out(i, s);
+        }
+    }
+
+    /// Variable-time `out[r] = sum_j x^j rows[r*k + j]` over PUBLIC points and a
+    /// small public integer `x` (Horner's rule; `rows` holds `out.len() * k`
+    /// points, `k >= 1`). The default works in projective coordinates.
+    fn vartime_eval_small(rows: &[Self::Affine], k: usize, x: u64, out: &mut [Self::Affine]) {
+        let pts: Vec<Self::Point> = rows
+            .chunks(k.max(1))
+            .take(out.len())
+            .map(|row| {
+                row.iter().rev().fold(Self::Point::identity(), |acc, p| {
+                    mul_small_u64::<Self>(&acc, x) + Self::from_affine(p)
+                })
+            })
+            .collect();
+        for (o, p) in out.iter_mut().zip(Self::batch_to_affine(&pts)) {
+            *o = p;
+        }
+    }
 
     /// Variable-time multi-scalar multiplication `sum scalars[i]*points[i]` over PUBLIC
     /// data, single-threaded. Equal lengths are the caller's contract.
@@ -135,6 +225,18 @@ pub trait Suite: Copy + Clone + Debug + Default + PartialEq + Eq + Send + Sync +
         let _ = (offload, points, scalars);
         None
     }
+}
+
+/// `x * p` for a public small integer, by double-and-add (variable time).
+pub(crate) fn mul_small_u64<S: Suite>(p: &Point<S>, x: u64) -> Point<S> {
+    let mut acc = Point::<S>::identity();
+    for bit in (0..64 - x.leading_zeros()).rev() {
+        acc = acc.double();
+        if (x >> bit) & 1 == 1 {
+            acc += p;
+        }
+    }
+    acc
 }
 
 /// Encodes a point to a fresh vector.

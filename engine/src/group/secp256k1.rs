@@ -1,5 +1,6 @@
 //! secp256k1 (k256) implementation of [`Suite`].
 
+use k256::elliptic_curve::bigint::U512;
 use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::PrimeField;
 use k256::{FieldBytes, ProjectivePoint, Scalar, U256};
@@ -104,6 +105,10 @@ impl Suite for Secp256k1 {
 
     fn is_identity(a: &Affine) -> bool {
         a.infinity
+    }
+
+    fn neg_affine(a: &Affine) -> Affine {
+        a.neg()
     }
 
     fn encode_point(a: &Affine, out: &mut Vec<u8>) {
@@ -211,6 +216,21 @@ impl Suite for Secp256k1 {
         <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(*bytes))
     }
 
+    const FAST_LIMBS: bool = true;
+
+    fn scalar_to_le_limbs(s: &Scalar) -> [u64; 4] {
+        U256::from(s).to_words()
+    }
+
+    fn scalar_from_le_limbs(l: &[u64; 4]) -> Scalar {
+        // One conditional subtraction of q (2^256 < 2q), constant time.
+        <Scalar as Reduce<U256>>::reduce(U256::from_words(*l))
+    }
+
+    fn scalar_from_wide_le_limbs(l: &[u64; 8]) -> Scalar {
+        <Scalar as Reduce<U512>>::reduce(U512::from_words(*l))
+    }
+
     fn ct_commit_batch(f: &[Scalar], fp: &[Scalar], out: &mut [Affine]) {
         fixed_base::ct_commit_batch(f, fp, out);
     }
@@ -221,6 +241,35 @@ impl Suite for Secp256k1 {
 
     fn ct_mul_h_batch(s: &[Scalar], out: &mut [Affine]) {
         fixed_base::ct_mul_h_batch(s, out);
+    }
+
+    fn vartime_add_assign(acc: &mut [Affine], add: &[Affine]) {
+        pippenger::vartime_add_assign(acc, add);
+    }
+
+    fn vartime_sum_columns(columns: &[&[Affine]], len: usize, mut out: impl FnMut(usize, Affine)) {
+        let mut acc: Vec<Affine> = (0..len)
+            .map(|i| {
+                columns
+                    .first()
+                    .and_then(|c| c.get(i))
+                    .copied()
+                    .unwrap_or(Affine::IDENTITY)
+            })
+            .collect();
+        for c in columns.iter().skip(1) {
+            let add: Vec<Affine> = (0..len)
+                .map(|i| c.get(i).copied().unwrap_or(Affine::IDENTITY))
+                .collect();
+            pippenger::vartime_add_assign(&mut acc, &add);
+        }
+        for (i, a) in acc.into_iter().enumerate() {
+            out(i, a);
+        }
+    }
+
+    fn vartime_eval_small(rows: &[Affine], k: usize, x: u64, out: &mut [Affine]) {
+        pippenger::vartime_eval_small(rows, k.max(1), x, out);
     }
 
     fn vartime_msm(points: &[Affine], scalars: &[Scalar]) -> ProjectivePoint {

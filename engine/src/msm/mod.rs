@@ -171,6 +171,13 @@ impl Engine {
         }
     }
 
+    /// Name of the vector backend of the field arithmetic (`"avx512ifma"` or
+    /// `"scalar"`), chosen once per process by CPU feature detection (see
+    /// [`crate::backend::simd`]).
+    pub fn simd_backend(&self) -> &'static str {
+        crate::backend::simd::selected().name()
+    }
+
     /// Name of the chosen backend, for logs and diagnostics.
     pub fn backend_name(&self) -> &'static str {
         match self.kind {

@@ -390,6 +390,37 @@ impl Fe {
         Option::from(CtOption::new(v, Choice::from(w as u8)))
     }
 
+    /// The value in radix 2^52 (five limbs `< 2^52`, little-endian): the lane
+    /// layout of the IFMA backend.
+    pub fn to_limbs52(&self) -> [u64; 5] {
+        const M: u64 = (1 << 52) - 1;
+        let [a0, a1, a2, a3] = self.0;
+        [
+            a0 & M,
+            ((a0 >> 52) | (a1 << 12)) & M,
+            ((a1 >> 40) | (a2 << 24)) & M,
+            ((a2 >> 28) | (a3 << 36)) & M,
+            a3 >> 16,
+        ]
+    }
+
+    /// The element with radix-2^52 limbs `l` (each `< 2^52`, value `< 2^260`),
+    /// weakly reduced. Constant time.
+    pub fn from_limbs52(l: &[u64; 5]) -> Fe {
+        let [l0, l1, l2, l3, l4] = *l;
+        let a0 = l0 | (l1 << 52);
+        let a1 = (l1 >> 12) | (l2 << 40);
+        let a2 = (l2 >> 24) | (l3 << 28);
+        let a3 = (l3 >> 36) | (l4 << 16);
+        let top = l4 >> 48; // bits 256..259
+                            // + top * R (< 2^37): a carry out of 2^256 leaves a value < 2^37.
+        let (r0, c) = adc(a0, top * R, 0);
+        let (r1, c) = adc(a1, 0, c);
+        let (r2, c) = adc(a2, 0, c);
+        let (r3, c) = adc(a3, 0, c);
+        Fe(Self::fold_small([r0, r1, r2, r3], c))
+    }
+
     /// Converts from k256's field element (through bytes; for boundaries).
     pub fn from_k256(f: &k256::FieldElement) -> Fe {
         Fe::from_bytes_wide(&f.to_bytes().into())
@@ -439,33 +470,21 @@ impl Zeroize for Fe {
     }
 }
 
+/// Field values that stress carries and reductions, shared by the tests of every
+/// backend (the scalar `Fe` here, the IFMA lanes in `ifma`).
 #[cfg(test)]
-mod tests {
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+pub(crate) mod test_values {
     use super::*;
-    use k256::FieldElement as K;
     use rand_chacha::rand_core::{RngCore, SeedableRng};
 
-    /// Independent reference value of a raw limb vector: sum limb_i * 2^(64 i) in k256.
-    fn k(v: &Fe) -> K {
-        let two64 = K::from_u64(1 << 32).square();
-        let mut acc = K::ZERO;
-        for limb in v.0.iter().rev() {
-            acc = (acc * two64 + K::from_u64(*limb)).normalize();
-        }
-        acc
-    }
-
-    fn same(a: &Fe, b: &K) -> bool {
-        a.to_bytes() == <[u8; 32]>::from(b.normalize().to_bytes())
-    }
-
-    fn p_plus(d: u64) -> Fe {
+    pub(crate) fn p_plus(d: u64) -> Fe {
         Fe([P[0] + d, P[1], P[2], P[3]])
     }
 
     /// Values that stress the carries: 0, 1, p-2..p+2, the whole weak range top,
     /// limbs at their extremes.
-    fn edge_values() -> Vec<Fe> {
+    pub(crate) fn edge_values() -> Vec<Fe> {
         let m = u64::MAX;
         let mut v = vec![
             Fe::ZERO,
@@ -505,7 +524,7 @@ mod tests {
     }
 
     /// Random values whose limbs are drawn from carry-critical patterns.
-    fn structured(r: &mut rand_chacha::ChaCha20Rng) -> Fe {
+    pub(crate) fn structured(r: &mut rand_chacha::ChaCha20Rng) -> Fe {
         let mut pick = || {
             let x = r.next_u64();
             match x % 8 {
@@ -521,11 +540,11 @@ mod tests {
         Fe([pick(), pick(), pick(), pick()])
     }
 
-    fn rng() -> rand_chacha::ChaCha20Rng {
+    pub(crate) fn rng() -> rand_chacha::ChaCha20Rng {
         rand_chacha::ChaCha20Rng::seed_from_u64(0xfe)
     }
 
-    fn all_inputs() -> Vec<Fe> {
+    pub(crate) fn all_inputs() -> Vec<Fe> {
         let mut r = rng();
         let mut v = edge_values();
         for _ in 0..150 {
@@ -536,6 +555,29 @@ mod tests {
         }
         v
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k256::FieldElement as K;
+    use rand_chacha::rand_core::RngCore;
+
+    /// Independent reference value of a raw limb vector: sum limb_i * 2^(64 i) in k256.
+    fn k(v: &Fe) -> K {
+        let two64 = K::from_u64(1 << 32).square();
+        let mut acc = K::ZERO;
+        for limb in v.0.iter().rev() {
+            acc = (acc * two64 + K::from_u64(*limb)).normalize();
+        }
+        acc
+    }
+
+    fn same(a: &Fe, b: &K) -> bool {
+        a.to_bytes() == <[u8; 32]>::from(b.normalize().to_bytes())
+    }
+
+    use super::test_values::{all_inputs, p_plus, rng, structured};
 
     #[test]
     fn reference_is_sane() {

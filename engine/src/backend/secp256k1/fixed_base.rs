@@ -97,7 +97,9 @@ use subtle::{Choice, ConditionallySelectable};
 use zeroize::Zeroize;
 
 use super::field::Fe;
+use super::ifma::{Entry52, Fe8Mem, FixedScratch, Ifma};
 use super::point::Affine;
+use crate::backend::simd::{self, SimdBackend};
 
 /// Window width in bits (digits are odd, in `[-(2^W - 1), 2^W - 1]`).
 pub const WINDOW: usize = 6;
@@ -166,6 +168,14 @@ struct BaseTable {
     /// `windows * 2^(W-1)` points, window-major, as raw words: the canonical limbs
     /// of x then y (compact and cheap to scan with plain masking).
     raw: Vec<RawEntry>,
+    /// The same points in radix 2^52 (x limbs then y limbs), for the IFMA lanes.
+    raw52: Vec<Entry52>,
+}
+
+fn entry52(e: &Entry) -> Entry52 {
+    let x = e.x.normalize().to_limbs52();
+    let y = e.y.normalize().to_limbs52();
+    [x[0], x[1], x[2], x[3], x[4], y[0], y[1], y[2], y[3], y[4]]
 }
 
 /// x and y encodings (see [`BaseTable::raw`]).
@@ -227,7 +237,8 @@ impl<const W: usize> Tables<W> {
 
     /// Table memory in bytes.
     pub fn size_bytes(&self) -> usize {
-        (self.g.raw.len() + self.h.raw.len()) * core::mem::size_of::<RawEntry>()
+        (self.g.raw.len() + self.h.raw.len())
+            * (core::mem::size_of::<RawEntry>() + core::mem::size_of::<Entry52>())
     }
 }
 
@@ -253,11 +264,14 @@ fn build_base_table<const W: usize>(base: ProjectivePoint) -> BaseTable {
             b = b.double();
         }
     }
-    let raw = Affine::batch_from_projective(&proj)
+    let entries: Vec<Entry> = Affine::batch_from_projective(&proj)
         .iter()
-        .map(|a| raw_entry(&Entry { x: a.x, y: a.y }))
+        .map(|a| Entry { x: a.x, y: a.y })
         .collect();
-    BaseTable { raw }
+    BaseTable {
+        raw: entries.iter().map(raw_entry).collect(),
+        raw52: entries.iter().map(entry52).collect(),
+    }
 }
 
 /// The offset point R: first x = SHA3-256(domain || ctr) (ctr = 0, 1, ...) that is a
@@ -481,8 +495,177 @@ enum Bases {
     GH,
 }
 
-/// Core: processes one chunk (any length) with tables `t`.
+/// Core: processes one chunk (any length) with tables `t` on `backend`.
 fn run_chunk<const W: usize>(
+    t: &Tables<W>,
+    bases: Bases,
+    a: &[Scalar],
+    b: &[Scalar],
+    out: &mut [Affine],
+    backend: SimdBackend,
+) {
+    if out.len() < SMALL_BATCH {
+        run_chunk_small::<W>(t, bases, a, b, out);
+        return;
+    }
+    if let (SimdBackend::Avx512Ifma, Some(ifma)) = (backend, Ifma::detect()) {
+        if run_chunk_ifma::<W>(ifma, t, bases, a, b, out) {
+            return;
+        }
+    }
+    run_chunk_scalar::<W>(t, bases, a, b, out);
+}
+
+/// Recodes the scalars of a chunk: `digits[k * stride + i]` is the code of round
+/// `k` for element `i` (`stride >= n`; padding elements keep code 0).
+fn recode_chunk<const W: usize>(
+    t: &Tables<W>,
+    bases: Bases,
+    a: &[Scalar],
+    b: &[Scalar],
+    n: usize,
+    stride: usize,
+) -> Vec<u8> {
+    let m = Tables::<W>::WINDOWS;
+    let two = matches!(bases, Bases::GH);
+    let rounds = if two { 2 * m } else { m };
+    let mut digits = vec![0u8; rounds * stride];
+    for (i, s) in a.iter().take(n).enumerate() {
+        #[allow(clippy::indexing_slicing)] // i < n <= stride
+        recode::<W>(t, s, &mut digits[i..], stride);
+    }
+    if two {
+        for (i, s) in b.iter().take(n).enumerate() {
+            #[allow(clippy::indexing_slicing)] // m*stride + i < 2*m*stride
+            recode::<W>(t, s, &mut digits[m * stride + i..], stride);
+        }
+    }
+    digits
+}
+
+/// The window table of round `k`.
+fn round_table<const W: usize>(t: &Tables<W>, bases: Bases, k: usize) -> (&BaseTable, usize) {
+    let m = Tables::<W>::WINDOWS;
+    match bases {
+        Bases::G => (&t.g, k),
+        Bases::H => (&t.h, k),
+        Bases::GH if k < m => (&t.g, k),
+        Bases::GH => (&t.h, k - m),
+    }
+}
+
+/// The chunk in eight IFMA lanes. Returns false (and leaves `out` to the
+/// caller's scalar path) only if a round met a zero batch product, an event of
+/// negligible probability (module docs).
+fn run_chunk_ifma<const W: usize>(
+    ifma: Ifma,
+    t: &Tables<W>,
+    bases: Bases,
+    a: &[Scalar],
+    b: &[Scalar],
+    out: &mut [Affine],
+) -> bool {
+    let n = out.len();
+    if n == 0 {
+        return true;
+    }
+    let groups = n.div_ceil(8);
+    let stride = groups * 8;
+    let per = Tables::<W>::ENTRIES;
+    let two = matches!(bases, Bases::GH);
+    let rounds = if two {
+        2 * Tables::<W>::WINDOWS
+    } else {
+        Tables::<W>::WINDOWS
+    };
+    let mut digits = recode_chunk::<W>(t, bases, a, b, n, stride);
+    let tables: Vec<&[Entry52]> = (0..rounds)
+        .map(|k| {
+            let (tab, w) = round_table::<W>(t, bases, k);
+            tab.raw52.get(w * per..(w + 1) * per).unwrap_or(&[])
+        })
+        .collect();
+    let start = entry52(&t.offset);
+    let mut ax = vec![Fe8Mem::default(); groups];
+    let mut ay = vec![Fe8Mem::default(); groups];
+    for (gx, gy) in ax.iter_mut().zip(ay.iter_mut()) {
+        for i in 0..5 {
+            #[allow(clippy::indexing_slicing)] // i < 5, 5 + i < 10
+            {
+                gx.0[i] = [start[i]; 8];
+                gy.0[i] = [start[5 + i]; 8];
+            }
+        }
+    }
+    let mut scratch = FixedScratch::default();
+    let ok = ifma.fixed_base_rounds(&tables, &digits, &mut ax, &mut ay, &mut scratch);
+    digits.zeroize();
+    if !ok {
+        zeroize_lanes(&mut ax);
+        zeroize_lanes(&mut ay);
+        return false;
+    }
+    let mut inf = vec![0u8; stride];
+    let mut flags = vec![0u8; stride];
+    let neg = entry52(&t.neg_offset);
+    let ok = ifma.fixed_base_last_round(&neg, &mut ax, &mut ay, &mut inf, &mut flags, &mut scratch);
+    if !ok {
+        zeroize_lanes(&mut ax);
+        zeroize_lanes(&mut ay);
+        return false;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        let (g, j) = (i / 8, i % 8);
+        let limbs = |v: &[Fe8Mem]| -> [u64; 5] {
+            v.get(g).map_or([0; 5], |e| {
+                core::array::from_fn(|l| e.0.get(l).and_then(|x| x.get(j)).copied().unwrap_or(0))
+            })
+        };
+        let zc = Choice::from(inf.get(i).copied().unwrap_or(0));
+        *o = Affine {
+            x: Fe::conditional_select(&Fe::from_limbs52(&limbs(&ax)).normalize(), &Fe::ZERO, zc),
+            y: Fe::conditional_select(&Fe::from_limbs52(&limbs(&ay)).normalize(), &Fe::ZERO, zc),
+            infinity: bool::from(zc),
+        };
+    }
+    zeroize_lanes(&mut ax);
+    zeroize_lanes(&mut ay);
+    inf.zeroize();
+    fallback_flagged(bases, a, b, out, flags.get(..n).unwrap_or(&[]));
+    true
+}
+
+fn zeroize_lanes(v: &mut [Fe8Mem]) {
+    for e in v.iter_mut() {
+        for l in e.0.iter_mut() {
+            l.zeroize();
+        }
+    }
+}
+
+/// Recomputes the flagged outputs with k256's complete arithmetic (events of
+/// negligible probability, see the module docs).
+fn fallback_flagged(bases: Bases, a: &[Scalar], b: &[Scalar], out: &mut [Affine], flags: &[u8]) {
+    let any = flags.iter().fold(0u8, |x, &f| x | f);
+    if any != 0 {
+        let hp = h_affine().to_projective();
+        for (i, (o, &f)) in out.iter_mut().zip(flags).enumerate() {
+            if f != 0 {
+                let sa = a.get(i).copied().unwrap_or(Scalar::ZERO);
+                let sb = b.get(i).copied().unwrap_or(Scalar::ZERO);
+                let p = match bases {
+                    Bases::G => ProjectivePoint::mul_by_generator(&sa),
+                    Bases::H => hp * sa,
+                    Bases::GH => ProjectivePoint::mul_by_generator(&sa) + hp * sb,
+                };
+                *o = Affine::from_projective(&p);
+            }
+        }
+    }
+}
+
+/// The chunk on the scalar `Fe`.
+fn run_chunk_scalar<const W: usize>(
     t: &Tables<W>,
     bases: Bases,
     a: &[Scalar],
@@ -498,25 +681,10 @@ fn run_chunk<const W: usize>(
     let two = matches!(bases, Bases::GH);
     let rounds = if two { 2 * m } else { m };
     // digits[k * n + i]: code of round k for element i
-    let mut digits = vec![0u8; rounds * n];
-    for (i, s) in a.iter().take(n).enumerate() {
-        #[allow(clippy::indexing_slicing)] // i < n
-        recode::<W>(t, s, &mut digits[i..], n);
-    }
-    if two {
-        for (i, s) in b.iter().take(n).enumerate() {
-            #[allow(clippy::indexing_slicing)] // m*n + i < 2*m*n
-            recode::<W>(t, s, &mut digits[m * n + i..], n);
-        }
-    }
+    let mut digits = recode_chunk::<W>(t, bases, a, b, n, n);
     let mut work = Work::new(n, t.offset);
     for k in 0..rounds {
-        let (tab, w) = match bases {
-            Bases::G => (&t.g, k),
-            Bases::H => (&t.h, k),
-            Bases::GH if k < m => (&t.g, k),
-            Bases::GH => (&t.h, k - m),
-        };
+        let (tab, w) = round_table::<W>(t, bases, k);
         #[allow(clippy::indexing_slicing)] // w < m, k < rounds
         {
             let codes = &digits[k * n..(k + 1) * n];
@@ -528,7 +696,20 @@ fn run_chunk<const W: usize>(
         work.add_round(false, &mut []);
     }
     digits.zeroize();
-    // last round: subtract R
+    finish_chunk::<W>(t, bases, a, b, out, &mut work);
+}
+
+/// The last round (`acc += -R`, careful mode), the outputs, and the fallback
+/// for flagged elements.
+fn finish_chunk<const W: usize>(
+    t: &Tables<W>,
+    bases: Bases,
+    a: &[Scalar],
+    b: &[Scalar],
+    out: &mut [Affine],
+    work: &mut Work,
+) {
+    let n = out.len();
     for ts in work.tsel.iter_mut() {
         *ts = t.neg_offset;
     }
@@ -544,22 +725,130 @@ fn run_chunk<const W: usize>(
     }
     inf.zeroize();
     // Fallback for events of negligible probability (see module docs).
-    let any = work.flags.iter().fold(0u8, |x, &f| x | f);
-    if any != 0 {
-        let hp = h_affine().to_projective();
-        for (i, (o, &f)) in out.iter_mut().zip(&work.flags).enumerate() {
-            if f != 0 {
-                let sa = a.get(i).copied().unwrap_or(Scalar::ZERO);
-                let sb = b.get(i).copied().unwrap_or(Scalar::ZERO);
-                let p = match bases {
-                    Bases::G => ProjectivePoint::mul_by_generator(&sa),
-                    Bases::H => hp * sa,
-                    Bases::GH => ProjectivePoint::mul_by_generator(&sa) + hp * sb,
-                };
-                *o = Affine::from_projective(&p);
+    fallback_flagged(bases, a, b, out, &work.flags);
+}
+
+/// Batches below this size take [`run_chunk_small`]: a batch-affine round costs
+/// one inversion (~270 multiplications) whatever the batch size.
+pub const SMALL_BATCH: usize = 16;
+
+/// A Jacobian point of the small-batch path.
+#[derive(Clone, Copy)]
+struct JacCt {
+    x: Fe,
+    y: Fe,
+    z: Fe,
+}
+
+impl Zeroize for JacCt {
+    fn zeroize(&mut self) {
+        self.x.zeroize();
+        self.y.zeroize();
+        self.z.zeroize();
+    }
+}
+
+/// `p + q` (`q` affine) by the formulas `madd-2007-bl` (a = 0), 7M + 4S, with
+/// no branch: constant time. They fail only when `p = +-q` (then `z3 = 0`),
+/// which the offset point rules out except after a discrete-log relation; the
+/// caller flags a zero `z` at the end.
+#[inline]
+fn madd_ct(p: &JacCt, q: &Entry) -> JacCt {
+    let z1z1 = p.z.square();
+    let u2 = q.x.mul(&z1z1);
+    let s2 = q.y.mul(&p.z).mul(&z1z1);
+    let h = u2.sub(&p.x);
+    let hh = h.square();
+    let i = hh.double().double();
+    let j = h.mul(&i);
+    let r = s2.sub(&p.y).double();
+    let v = p.x.mul(&i);
+    let x3 = r.square().sub(&j).sub(&v.double());
+    let y3 = r.mul(&v.sub(&x3)).sub(&p.y.mul(&j).double());
+    let z3 = p.z.add(&h).square().sub(&z1z1).sub(&hh);
+    JacCt {
+        x: x3,
+        y: y3,
+        z: z3,
+    }
+}
+
+/// A small chunk (`n < SMALL_BATCH`): the same rounds, each element on its own
+/// in Jacobian coordinates (no per-round inversion), then one shared inversion
+/// to affine and the careful last round of the batch path. Constant time.
+fn run_chunk_small<const W: usize>(
+    t: &Tables<W>,
+    bases: Bases,
+    a: &[Scalar],
+    b: &[Scalar],
+    out: &mut [Affine],
+) {
+    let n = out.len();
+    if n == 0 {
+        return;
+    }
+    let per = Tables::<W>::ENTRIES;
+    let two = matches!(bases, Bases::GH);
+    let rounds = if two {
+        2 * Tables::<W>::WINDOWS
+    } else {
+        Tables::<W>::WINDOWS
+    };
+    let mut digits = recode_chunk::<W>(t, bases, a, b, n, n);
+    let start = JacCt {
+        x: t.offset.x,
+        y: t.offset.y,
+        z: Fe::ONE,
+    };
+    let mut acc = vec![start; n];
+    for k in 0..rounds {
+        let (tab, w) = round_table::<W>(t, bases, k);
+        #[allow(clippy::indexing_slicing)] // w < WINDOWS, k < rounds
+        {
+            let codes = &digits[k * n..(k + 1) * n];
+            let table = &tab.raw[w * per..(w + 1) * per];
+            for (p, &c) in acc.iter_mut().zip(codes) {
+                let mut q = lookup_raw(table, c);
+                *p = madd_ct(p, &q);
+                q.zeroize();
             }
         }
     }
+    digits.zeroize();
+    // To affine with one shared inversion; a zero z (only after a discrete-log
+    // relation) is replaced by 1 and flagged for the fallback.
+    let mut work = Work::new(n, t.offset);
+    let mut run = Fe::ONE;
+    for ((p, pre), flag) in acc
+        .iter_mut()
+        .zip(work.prefix.iter_mut())
+        .zip(work.flags.iter_mut())
+    {
+        let z0 = p.z.is_zero();
+        *flag |= z0.unwrap_u8();
+        p.z = Fe::conditional_select(&p.z, &Fe::ONE, z0);
+        run = run.mul(&p.z);
+        *pre = run;
+    }
+    let mut inv = run.invert();
+    for i in (0..n).rev() {
+        #[allow(clippy::indexing_slicing)] // i < n = acc.len() = work.prefix.len()
+        {
+            let zi = if i > 0 {
+                inv.mul(&work.prefix[i - 1])
+            } else {
+                inv
+            };
+            inv = inv.mul(&acc[i].z);
+            let zi2 = zi.square();
+            work.acc[i] = Entry {
+                x: acc[i].x.mul(&zi2),
+                y: acc[i].y.mul(&zi2.mul(&zi)),
+            };
+        }
+    }
+    acc.zeroize();
+    finish_chunk::<W>(t, bases, a, b, out, &mut work);
 }
 
 fn run_batch<const W: usize>(
@@ -570,13 +859,25 @@ fn run_batch<const W: usize>(
     out: &mut [Affine],
     chunk: usize,
 ) {
+    run_batch_on::<W>(t, bases, a, b, out, chunk, simd::selected());
+}
+
+fn run_batch_on<const W: usize>(
+    t: &Tables<W>,
+    bases: Bases,
+    a: &[Scalar],
+    b: &[Scalar],
+    out: &mut [Affine],
+    chunk: usize,
+    backend: SimdBackend,
+) {
     let chunk = chunk.max(1);
     let mut start = 0;
     for o in out.chunks_mut(chunk) {
         let end = start + o.len();
         let sa = a.get(start..end).unwrap_or(&[]);
         let sb = b.get(start..end).unwrap_or(&[]);
-        run_chunk::<W>(t, bases, sa, sb, o);
+        run_chunk::<W>(t, bases, sa, sb, o, backend);
         start = end;
     }
 }
@@ -591,6 +892,22 @@ pub fn commit_with<const W: usize>(
     chunk: usize,
 ) {
     run_batch::<W>(t, Bases::GH, f, fp, out, chunk);
+}
+
+/// Test and benchmark hook: commit on an explicit SIMD backend (a backend this
+/// CPU lacks runs the scalar path).
+#[doc(hidden)]
+pub fn commit_on(backend: SimdBackend, f: &[Scalar], fp: &[Scalar], out: &mut [Affine]) {
+    let n = f.len().min(fp.len()).min(out.len());
+    run_batch_on::<WINDOW>(
+        tables(),
+        Bases::GH,
+        f.get(..n).unwrap_or(&[]),
+        fp.get(..n).unwrap_or(&[]),
+        out.get_mut(..n).unwrap_or(&mut []),
+        CHUNK,
+        backend,
+    );
 }
 
 /// Benchmark hook: s*G with explicit tables and chunk size.
@@ -747,20 +1064,58 @@ mod tests {
         }
     }
 
+    /// Every SIMD backend this CPU has (the scalar one always).
+    fn backends() -> Vec<SimdBackend> {
+        [SimdBackend::Scalar, SimdBackend::Avx512Ifma]
+            .into_iter()
+            .filter(|b| b.available())
+            .collect()
+    }
+
+    /// Outputs as canonical bytes (x, y, infinity): "bit-identical" means equal here.
+    fn bytes(v: &[Affine]) -> Vec<([u8; 32], [u8; 32], bool)> {
+        v.iter()
+            .map(|p| (p.x.to_bytes(), p.y.to_bytes(), p.infinity))
+            .collect()
+    }
+
     fn check_all<const W: usize>(t: &Tables<W>, f: &[Scalar], fp: &[Scalar], chunk: usize) {
         let n = f.len();
-        let mut out = vec![Affine::IDENTITY; n];
-        commit_with::<W>(t, f, fp, &mut out, chunk);
-        for i in 0..n {
-            assert_eq!(out[i], ref_commit(&f[i], &fp[i]), "commit i={i}");
-        }
-        run_batch::<W>(t, Bases::G, f, &[], &mut out, chunk);
-        for i in 0..n {
-            assert_eq!(out[i], ref_commit(&f[i], &Scalar::ZERO), "G i={i}");
-        }
-        run_batch::<W>(t, Bases::H, fp, &[], &mut out, chunk);
-        for i in 0..n {
-            assert_eq!(out[i], ref_commit(&Scalar::ZERO, &fp[i]), "H i={i}");
+        let mut first: Option<Vec<_>> = None;
+        for backend in backends() {
+            let mut out = vec![Affine::IDENTITY; n];
+            let mut all = Vec::new();
+            run_batch_on::<W>(t, Bases::GH, f, fp, &mut out, chunk, backend);
+            for i in 0..n {
+                assert_eq!(
+                    out[i],
+                    ref_commit(&f[i], &fp[i]),
+                    "{backend:?} commit i={i}"
+                );
+            }
+            all.extend(bytes(&out));
+            run_batch_on::<W>(t, Bases::G, f, &[], &mut out, chunk, backend);
+            for i in 0..n {
+                assert_eq!(
+                    out[i],
+                    ref_commit(&f[i], &Scalar::ZERO),
+                    "{backend:?} G i={i}"
+                );
+            }
+            all.extend(bytes(&out));
+            run_batch_on::<W>(t, Bases::H, fp, &[], &mut out, chunk, backend);
+            for i in 0..n {
+                assert_eq!(
+                    out[i],
+                    ref_commit(&Scalar::ZERO, &fp[i]),
+                    "{backend:?} H i={i}"
+                );
+            }
+            all.extend(bytes(&out));
+            match &first {
+                None => first = Some(all),
+                Some(f0) => assert!(f0 == &all, "{backend:?} differs from the scalar backend"),
+            }
         }
     }
 
@@ -837,6 +1192,41 @@ mod tests {
         }
     }
 
+    /// Every batch length from 0 to 41 (all lane remainders, one to six lane
+    /// groups) and around the chunk size, on every backend, against k256.
+    #[test]
+    fn every_size_on_every_backend() {
+        let mut r = rng();
+        let t = tables();
+        for n in (0..=41).chain([1023, 1024, 1025]) {
+            let mut f: Vec<Scalar> = (0..n).map(|_| Scalar::random(&mut r)).collect();
+            let fp: Vec<Scalar> = (0..n).map(|_| Scalar::random(&mut r)).collect();
+            if n > 3 {
+                f[n / 2] = Scalar::ZERO;
+                f[1] = -Scalar::ONE;
+            }
+            if n > 100 {
+                // The reference is slow: check a sample of the big sizes.
+                let idx: Vec<usize> = (0..n).step_by(61).chain([n - 1]).collect();
+                let mut outs = Vec::new();
+                for backend in backends() {
+                    let mut out = vec![Affine::IDENTITY; n];
+                    run_batch_on::<WINDOW>(t, Bases::GH, &f, &fp, &mut out, CHUNK, backend);
+                    for &i in &idx {
+                        assert_eq!(out[i], ref_commit(&f[i], &fp[i]), "{backend:?} n={n} i={i}");
+                    }
+                    outs.push(bytes(&out));
+                }
+                assert!(
+                    outs.windows(2).all(|w| w[0] == w[1]),
+                    "backends differ at n={n}"
+                );
+            } else {
+                check_all::<WINDOW>(t, &f, &fp, CHUNK);
+            }
+        }
+    }
+
     #[test]
     fn mismatched_lengths_use_common_prefix() {
         // debug_assert fires in debug builds; the release behaviour is tested via the
@@ -889,16 +1279,44 @@ mod tests {
         f.push(-Scalar::from(6u64));
         f.push(Scalar::ZERO);
         f.extend((0..5).map(|_| Scalar::random(&mut r)));
-        let fp: Vec<Scalar> = (0..f.len()).map(|_| Scalar::random(&mut r)).collect();
-        let n = f.len();
-        let mut out = vec![Affine::IDENTITY; n];
-        run_batch::<5>(&t, Bases::G, &f, &[], &mut out, 1024);
-        for i in 0..n {
-            assert_eq!(out[i], ref_commit(&f[i], &Scalar::ZERO), "G i={i}");
-        }
-        commit_with::<5>(&t, &f, &fp, &mut out, 1024);
-        for i in 0..n {
-            assert_eq!(out[i], ref_commit(&f[i], &fp[i]), "commit i={i}");
+        // Below SMALL_BATCH (Jacobian path) and above it (batch-affine paths).
+        let small = f.clone();
+        check_exceptional(&t, &small, &mut r);
+        f.extend((0..30).map(|_| Scalar::random(&mut r)));
+        check_exceptional(&t, &f, &mut r);
+    }
+
+    fn check_exceptional(t: &Tables<5>, f: &[Scalar], r: &mut rand_chacha::ChaCha20Rng) {
+        let fp: Vec<Scalar> = (0..f.len()).map(|_| Scalar::random(&mut *r)).collect();
+        check_all::<5>(t, f, &fp, 1024);
+    }
+
+    /// Timing only (`cargo test --release -p torus-engine --lib fixed_base::tests::timing
+    /// -- --ignored --nocapture`): microseconds per commitment on each backend.
+    #[test]
+    #[ignore]
+    fn timing() {
+        let mut r = rng();
+        let n = 4096;
+        let f: Vec<Scalar> = (0..n).map(|_| Scalar::random(&mut r)).collect();
+        let fp: Vec<Scalar> = (0..n).map(|_| Scalar::random(&mut r)).collect();
+        init_tables();
+        let only = std::env::var("TIMING_BACKEND").ok();
+        for backend in backends() {
+            if only.as_deref().is_some_and(|o| o != backend.name()) {
+                continue;
+            }
+            let mut out = vec![Affine::IDENTITY; n];
+            let mut best = f64::INFINITY;
+            for _ in 0..5 {
+                let t0 = crate::backend::simd::thread_cpu_time();
+                commit_on(backend, &f, &fp, &mut out);
+                best = best.min(crate::backend::simd::thread_cpu_time() - t0);
+            }
+            println!(
+                "{backend:?}: {:.2} us per commitment",
+                best * 1e6 / n as f64
+            );
         }
     }
 }

@@ -47,7 +47,9 @@
 //! elements normalize.
 
 use super::field::Fe;
+use super::ifma::{AddScratch, Fe8Aos, Ifma};
 use super::point::Affine;
+use crate::backend::simd::{self, SimdBackend};
 use k256::{ProjectivePoint, Scalar};
 
 #[cfg(feature = "parallel")]
@@ -264,9 +266,107 @@ fn batch_add(
     buckets: &mut [Affine],
     pre: &mut Vec<Fe>,
     kind: &mut Vec<u8>,
+    lanes: &mut Option<Lanes8>,
 ) {
+    if let Some(l) = lanes {
+        if l.batch_add(points, items, buckets) {
+            return;
+        }
+    }
     if !batch_add_generic(points, items, buckets, pre) {
         batch_add_careful(points, items, buckets, pre, kind);
+    }
+}
+
+/// Batch-affine additions in eight IFMA lanes (the buffers are reused).
+struct Lanes8 {
+    ifma: Ifma,
+    ax: Vec<Fe8Aos>,
+    ay: Vec<Fe8Aos>,
+    px: Vec<Fe8Aos>,
+    py: Vec<Fe8Aos>,
+    ox: Vec<Fe8Aos>,
+    oy: Vec<Fe8Aos>,
+    scratch: AddScratch,
+}
+
+impl Lanes8 {
+    /// The lanes when `backend` is IFMA and this CPU has it.
+    fn new(backend: SimdBackend) -> Option<Lanes8> {
+        let ifma = match backend {
+            SimdBackend::Avx512Ifma => Ifma::detect()?,
+            SimdBackend::Scalar => return None,
+        };
+        Some(Lanes8 {
+            ifma,
+            ax: Vec::new(),
+            ay: Vec::new(),
+            px: Vec::new(),
+            py: Vec::new(),
+            ox: Vec::new(),
+            oy: Vec::new(),
+            scratch: AddScratch::default(),
+        })
+    }
+
+    /// [`batch_add_generic`] in lanes: false (nothing modified) if some pair is
+    /// exceptional. Padding lanes add `(1, 0)` to `(0, 0)` (a non-zero
+    /// denominator; their results are dropped).
+    #[allow(clippy::indexing_slicing)] // b < buckets.len() and e & !NEG < points.len() by construction; g < groups.
+    fn batch_add(
+        &mut self,
+        points: &[Affine],
+        items: &[(u32, u32)],
+        buckets: &mut [Affine],
+    ) -> bool {
+        let groups = items.len().div_ceil(8);
+        for v in [
+            &mut self.ax,
+            &mut self.ay,
+            &mut self.px,
+            &mut self.py,
+            &mut self.ox,
+            &mut self.oy,
+        ] {
+            v.resize(groups, Fe8Aos::default());
+        }
+        for i in 0..groups * 8 {
+            let (g, j) = (i / 8, i % 8);
+            match items.get(i) {
+                Some(&(b, e)) => {
+                    let a = &buckets[b as usize];
+                    let p = &points[(e & !NEG) as usize];
+                    self.ax[g].set(j, &a.x);
+                    self.ay[g].set(j, &a.y);
+                    self.px[g].set(j, &p.x);
+                    self.py[g].set(j, &signed_y(p, e));
+                }
+                None => {
+                    self.ax[g].set(j, &Fe::ZERO);
+                    self.ay[g].set(j, &Fe::ZERO);
+                    self.px[g].set(j, &Fe::ONE);
+                    self.py[g].set(j, &Fe::ZERO);
+                }
+            }
+        }
+        if !self.ifma.vartime_batch_add(
+            &self.ax,
+            &self.ay,
+            &self.px,
+            &self.py,
+            &mut self.ox,
+            &mut self.oy,
+            &mut self.scratch,
+        ) {
+            return false;
+        }
+        for (i, &(b, _)) in items.iter().enumerate() {
+            let (g, j) = (i / 8, i % 8);
+            let a = &mut buckets[b as usize];
+            a.x = self.ox[g].get(j);
+            a.y = self.oy[g].get(j);
+        }
+        true
     }
 }
 
@@ -394,12 +494,16 @@ struct Scratch {
     /// Segment running sums / weighted sums of the bucket reduction.
     seg_r: Vec<Affine>,
     seg_t: Vec<Affine>,
+    /// `(segment, bucket)` pairs of one reduction step (IFMA lanes).
+    seg_items: Vec<(u32, u32)>,
     /// Target batch size and queue capacity.
     batch_size: usize,
+    /// The IFMA lanes, when the selected SIMD backend has them.
+    lanes: Option<Lanes8>,
 }
 
 impl Scratch {
-    fn new(nb: usize) -> Scratch {
+    fn new(nb: usize, backend: SimdBackend) -> Scratch {
         let batch_size = (nb / BATCH_DIV).clamp(8, MAX_BATCH);
         Scratch {
             buckets: vec![Affine::IDENTITY; nb],
@@ -413,8 +517,10 @@ impl Scratch {
             pre: Vec::with_capacity(2 * MAX_BATCH),
             seg_r: Vec::with_capacity(nb / SEG_LEN),
             seg_t: Vec::with_capacity(nb / SEG_LEN),
+            seg_items: Vec::with_capacity(nb / SEG_LEN),
             kind: Vec::with_capacity(2 * MAX_BATCH),
             batch_size,
+            lanes: Lanes8::new(backend),
         }
     }
 
@@ -483,6 +589,7 @@ impl Scratch {
             &mut self.buckets,
             &mut self.pre,
             &mut self.kind,
+            &mut self.lanes,
         );
         self.batch.clear();
         self.next_epoch();
@@ -588,13 +695,16 @@ fn window_sum<const L: usize>(
         }
         s.flush(points);
     }
+    // A few overflow buckets must not send the whole window to the Jacobian
+    // running sum: move them into the affine buckets first.
+    fold_overflow(s);
     let top = s
         .buckets
         .iter()
         .rposition(|a| !a.infinity)
         .map_or(0, |t| t + 1);
     let span = top.next_power_of_two();
-    if s.ovf_used.is_empty() && span >= SEG_MIN_BUCKETS {
+    if span >= SEG_MIN_BUCKETS {
         return reduce_segmented(s, span);
     }
     // Running-sum reduction: sum_b (b + 1) * (B_b + O_b).
@@ -614,6 +724,50 @@ fn window_sum<const L: usize>(
         sum = sum.add(&running);
     }
     sum
+}
+
+/// Adds the Jacobian overflow buckets into the affine buckets (one shared
+/// inversion to normalize them, then one careful batch addition) and empties them.
+#[allow(clippy::indexing_slicing)] // ovf_used holds bucket ids < nb.
+fn fold_overflow(s: &mut Scratch) {
+    if s.ovf_used.is_empty() {
+        return;
+    }
+    let ids: Vec<u32> = s
+        .ovf_used
+        .iter()
+        .copied()
+        .filter(|&b| !s.ovf[b as usize].inf)
+        .collect();
+    // Normalize: z != 0 for every finite Jacobian point built by `Jac`.
+    let mut prod = Fe::ONE;
+    let mut pre = Vec::with_capacity(ids.len());
+    for &b in &ids {
+        pre.push(prod);
+        prod = prod.mul(&s.ovf[b as usize].z);
+    }
+    let mut inv = prod.invert();
+    let mut add = vec![Affine::IDENTITY; ids.len()];
+    for (i, &b) in ids.iter().enumerate().rev() {
+        let j = s.ovf[b as usize];
+        let zi = inv.mul(&pre[i]);
+        inv = inv.mul(&j.z);
+        let zi2 = zi.square();
+        add[i] = Affine {
+            x: j.x.mul(&zi2),
+            y: j.y.mul(&zi2.mul(&zi)),
+            infinity: false,
+        };
+    }
+    let mut acc: Vec<Affine> = ids.iter().map(|&b| s.buckets[b as usize]).collect();
+    batch_acc(&mut acc, &add, 0, 1, &mut s.pre, &mut s.kind);
+    for (&b, a) in ids.iter().zip(&acc) {
+        s.buckets[b as usize] = *a;
+    }
+    for &b in &s.ovf_used {
+        s.ovf[b as usize] = Jac::INF;
+    }
+    s.ovf_used.clear();
 }
 
 /// Segment length of the batch-affine bucket reduction (a power of two).
@@ -687,6 +841,128 @@ fn batch_acc(
     }
 }
 
+/// Variable-time `acc[i] += add[i]` for PUBLIC points, in batch-affine form with
+/// shared inversions (chunks of [`MAX_BATCH`]), handling every exceptional case
+/// (identities, equal and opposite points). On the IFMA backend the generic
+/// additions run in lanes; a chunk with an exceptional pair takes the scalar path.
+pub fn vartime_add_assign(acc: &mut [Affine], add: &[Affine]) {
+    vartime_add_assign_on(simd::selected(), acc, add);
+}
+
+/// [`vartime_add_assign`] on an explicit SIMD backend (tests).
+#[doc(hidden)]
+pub fn vartime_add_assign_on(backend: SimdBackend, acc: &mut [Affine], add: &[Affine]) {
+    let n = acc.len().min(add.len());
+    let mut lanes = Lanes8::new(backend);
+    let mut pre = Vec::with_capacity(MAX_BATCH);
+    let mut kind = Vec::with_capacity(MAX_BATCH);
+    let mut items: Vec<(u32, u32)> = Vec::with_capacity(MAX_BATCH);
+    let (Some(acc), Some(add)) = (acc.get_mut(..n), add.get(..n)) else {
+        return;
+    };
+    for (a, p) in acc.chunks_mut(MAX_BATCH).zip(add.chunks(MAX_BATCH)) {
+        let plain = a.iter().zip(p).all(|(x, y)| !x.infinity && !y.infinity);
+        if let (true, Some(l)) = (plain, lanes.as_mut()) {
+            items.clear();
+            items.extend((0..a.len() as u32).map(|i| (i, i)));
+            if l.batch_add(p, &items, a) {
+                continue;
+            }
+        }
+        batch_acc(a, p, 0, 1, &mut pre, &mut kind);
+    }
+}
+
+/// Variable-time `acc[i] = 2 acc[i]` for PUBLIC points with one shared inversion
+/// per chunk (identities stay; secp256k1 has no point with `y = 0`).
+pub fn vartime_double_assign(acc: &mut [Affine]) {
+    let mut pre: Vec<Fe> = Vec::with_capacity(MAX_BATCH.min(acc.len()));
+    for a in acc.chunks_mut(MAX_BATCH) {
+        pre.clear();
+        let mut prod = Fe::ONE;
+        for p in a.iter() {
+            pre.push(prod);
+            if !p.infinity {
+                prod = prod.mul(&p.y.double());
+            }
+        }
+        let mut inv = prod.invert();
+        for (p, pre_i) in a.iter_mut().zip(&pre).rev() {
+            if p.infinity {
+                continue;
+            }
+            let den = p.y.double();
+            let di = inv.mul(pre_i);
+            inv = inv.mul(&den);
+            let l = p.x.square().mul_small(3).mul(&di);
+            let sum_x = p.x.double();
+            apply_slope(p, &sum_x, &l);
+        }
+    }
+}
+
+/// Variable-time `out[r] = sum_j x^j rows[r * k + j]` for PUBLIC points and a
+/// small public integer `x` (e.g. `gshr = sum_j i^j D[j]` for every key), by
+/// Horner's rule with all rows in lockstep: every doubling and addition is a
+/// batch-affine step with one shared inversion per chunk. `k >= 1`;
+/// `out.len()` rows are computed (`rows` must hold `out.len() * k` points).
+pub fn vartime_eval_small(rows: &[Affine], k: usize, x: u64, out: &mut [Affine]) {
+    let n = out.len().min(rows.len().checked_div(k).unwrap_or(0));
+    let Some(out) = out.get_mut(..n) else { return };
+    let col = |j: usize| -> Vec<Affine> {
+        (0..n)
+            .map(|r| rows.get(r * k + j).copied().unwrap_or(Affine::IDENTITY))
+            .collect()
+    };
+    let mut acc = col(k - 1);
+    let top = 63 - x.max(1).leading_zeros();
+    for j in (0..k - 1).rev() {
+        if x == 0 {
+            acc.fill(Affine::IDENTITY);
+        } else {
+            // acc * x by double-and-add on the bits of x below the top one.
+            let base = acc.clone();
+            for bit in (0..top).rev() {
+                vartime_double_assign(&mut acc);
+                if (x >> bit) & 1 == 1 {
+                    vartime_add_assign(&mut acc, &base);
+                }
+            }
+        }
+        vartime_add_assign(&mut acc, &col(j));
+    }
+    out.copy_from_slice(&acc);
+}
+
+/// [`batch_acc`] in IFMA lanes when no operand is the identity and no pair is
+/// exceptional (the common case of the bucket reduction), else on the scalar path.
+#[allow(clippy::too_many_arguments)]
+fn batch_acc_lanes(
+    lanes: &mut Option<Lanes8>,
+    items: &mut Vec<(u32, u32)>,
+    acc: &mut [Affine],
+    src: &[Affine],
+    off: usize,
+    stride: usize,
+    pre: &mut Vec<Fe>,
+    kind: &mut Vec<u8>,
+) {
+    if let Some(l) = lanes {
+        let plain = acc
+            .iter()
+            .enumerate()
+            .all(|(i, a)| !a.infinity && src.get(off + i * stride).is_some_and(|p| !p.infinity));
+        if plain {
+            items.clear();
+            items.extend((0..acc.len()).map(|i| (i as u32, (off + i * stride) as u32)));
+            if l.batch_add(src, items, acc) {
+                return;
+            }
+        }
+    }
+    batch_acc(acc, src, off, stride, pre, kind);
+}
+
 /// Bucket reduction `sum_{b < span} (b + 1) * B_b` in batch-affine form.
 ///
 /// The buckets are cut into `S = span / SEG_LEN` segments that run their
@@ -702,7 +978,9 @@ fn reduce_segmented(s: &mut Scratch, span: usize) -> Jac {
     s.seg_t.clear();
     s.seg_t.resize(segs, Affine::IDENTITY);
     for j in (0..SEG_LEN).rev() {
-        batch_acc(
+        batch_acc_lanes(
+            &mut s.lanes,
+            &mut s.seg_items,
             &mut s.seg_r,
             &s.buckets,
             j,
@@ -710,7 +988,16 @@ fn reduce_segmented(s: &mut Scratch, span: usize) -> Jac {
             &mut s.pre,
             &mut s.kind,
         );
-        batch_acc(&mut s.seg_t, &s.seg_r, 0, 1, &mut s.pre, &mut s.kind);
+        batch_acc_lanes(
+            &mut s.lanes,
+            &mut s.seg_items,
+            &mut s.seg_t,
+            &s.seg_r,
+            0,
+            1,
+            &mut s.pre,
+            &mut s.kind,
+        );
     }
     let mut tot = Jac::INF;
     for t in &s.seg_t {
@@ -740,35 +1027,70 @@ const INV_COST: f64 = 45.0;
 /// Relative per-point cost of the GLV split (decomposition + point copies), in additions.
 const GLV_COST: f64 = 2.0;
 
-/// Best window width and modelled cost for `n` points of `bits` bits.
-fn best_window(n: usize, bits: usize) -> (usize, f64) {
-    let mut best = (2usize, f64::INFINITY);
+/// Modelled time (per worker) of one window width `c` for `n` points of `bits`
+/// bits on `threads` workers, with each window's points split into `p` chunks
+/// (every (window, chunk) task accumulates its own buckets and reduces them).
+fn window_cost(n: usize, bits: usize, c: usize, p: usize, threads: usize) -> f64 {
+    let nw = (bits + 1).div_ceil(c);
+    let nb = 1usize << (c - 1);
+    // One shared inversion per batch: amortized INV_COST / batch per addition.
+    let batch = (nb / BATCH_DIV).clamp(8, MAX_BATCH) as f64;
+    // Buckets beyond the L2 cache (8192 affine buckets are 576 KiB) make every
+    // addition slower (measured on Zen 4: c = 14..16 lose to c = 13 serially).
+    let cache = if nb > 4096 { 1.25 } else { 1.0 };
+    let per_add = cache * (1.0 + INV_COST / batch);
+    let rounds = (nw * p).div_ceil(threads.max(1)) as f64;
+    rounds * ((n as f64 / p as f64) * per_add + BUCKET_COST * nb as f64)
+}
+
+/// Best `(window width, point chunks, modelled cost)` for `n` points of `bits`
+/// bits on `threads` workers.
+fn best_window(n: usize, bits: usize, threads: usize) -> (usize, usize, f64) {
+    let mut best = (2usize, 1usize, f64::INFINITY);
     for c in 2..=16usize {
-        let nw = (bits + 1).div_ceil(c) as f64;
-        let nb = 1usize << (c - 1);
-        // One shared inversion per batch: amortized INV_COST / batch per addition.
-        let batch = (nb / BATCH_DIV).clamp(8, MAX_BATCH) as f64;
-        let per_add = 1.0 + INV_COST / batch;
-        let cost = nw * (n as f64 * per_add + BUCKET_COST * nb as f64);
-        if cost < best.1 {
-            best = (c, cost);
+        let (p, cost) = best_chunks(n, bits, c, threads);
+        if cost < best.2 {
+            best = (c, p, cost);
         }
     }
     best
 }
 
-/// The plan: `(use_glv, window width)`.
-fn plan(n: usize, bits: usize) -> (bool, usize) {
-    let (c_plain, cost_plain) = best_window(n, bits);
+/// Best number of point chunks per window for width `c` (1 on one worker).
+fn best_chunks(n: usize, bits: usize, c: usize, threads: usize) -> (usize, f64) {
+    let mut best = (1usize, window_cost(n, bits, c, 1, threads));
+    // Chunks only pay for themselves in balancing the workers.
+    for p in 2..=(4 * threads).min(n.max(1)) {
+        let cost = window_cost(n, bits, c, p, threads);
+        if cost < best.1 * 0.98 {
+            best = (p, cost);
+        }
+    }
+    best
+}
+
+/// The plan: `(use_glv, window width, point chunks per window)`.
+fn plan(n: usize, bits: usize, threads: usize) -> (bool, usize, usize) {
+    let (c_plain, p_plain, cost_plain) = best_window(n, bits, threads);
     if bits <= 128 {
-        return (false, c_plain);
+        return (false, c_plain, p_plain);
     }
-    let (c_glv, cost_glv) = best_window(2 * n, 128);
-    if cost_glv + GLV_COST * (n as f64) < cost_plain {
-        (true, c_glv)
+    let (c_glv, p_glv, cost_glv) = best_window(2 * n, 128, threads);
+    if cost_glv + GLV_COST * (n as f64) / (threads.max(1) as f64) < cost_plain {
+        (true, c_glv, p_glv)
     } else {
-        (false, c_plain)
+        (false, c_plain, p_plain)
     }
+}
+
+/// Workers of the parallel MSM (the current rayon pool).
+fn workers(par: bool) -> usize {
+    #[cfg(feature = "parallel")]
+    if par {
+        return rayon::current_num_threads().max(1);
+    }
+    let _ = par;
+    1
 }
 
 // ---------------------------------------------------------------------------
@@ -976,21 +1298,42 @@ fn msm_limbs<const L: usize>(
     bits: usize,
     c: usize,
     par: bool,
+    backend: SimdBackend,
 ) -> ProjectivePoint {
     let nw = (bits + 1).div_ceil(c);
     #[cfg(feature = "parallel")]
     if par {
-        let sums: Vec<Jac> = (0..nw)
+        // Windows x point chunks, as the cost model balances them on the pool.
+        let n = points.len().min(scalars.len());
+        let (p, _) = best_chunks(n, bits, c, workers(true));
+        let len = n.div_ceil(p.max(1)).max(1);
+        let tasks: Vec<(usize, usize)> = (0..nw)
+            .flat_map(|w| (0..n.div_ceil(len)).map(move |ch| (w, ch)))
+            .collect();
+        let parts: Vec<(usize, Jac)> = tasks
             .into_par_iter()
             .map_init(
-                || Scratch::new(1 << (c - 1)),
-                |s, w| window_sum(points, scalars, w, c, bits, s),
+                || Scratch::new(1 << (c - 1), backend),
+                |s, (w, ch)| {
+                    let lo = ch * len;
+                    let hi = (lo + len).min(n);
+                    let (Some(pt), Some(sc)) = (points.get(lo..hi), scalars.get(lo..hi)) else {
+                        return (w, Jac::INF);
+                    };
+                    (w, window_sum(pt, sc, w, c, bits, s))
+                },
             )
             .collect();
+        let mut sums = vec![Jac::INF; nw];
+        for (w, j) in parts {
+            if let Some(sw) = sums.get_mut(w) {
+                *sw = sw.add(&j);
+            }
+        }
         return combine(&sums, c);
     }
     let _ = par;
-    let mut s = Scratch::new(1 << (c - 1));
+    let mut s = Scratch::new(1 << (c - 1), backend);
     let sums: Vec<Jac> = (0..nw)
         .map(|w| window_sum(points, scalars, w, c, bits, &mut s))
         .collect();
@@ -1007,6 +1350,7 @@ fn msm_impl(
     scalars: &[Scalar],
     par: bool,
     force: Option<(bool, usize)>,
+    backend: SimdBackend,
 ) -> ProjectivePoint {
     debug_assert_eq!(points.len(), scalars.len());
     let n = points.len().min(scalars.len());
@@ -1020,20 +1364,23 @@ fn msm_impl(
             .chunks(MAX_POINTS)
             .zip(scalars.chunks(MAX_POINTS))
             .fold(ProjectivePoint::IDENTITY, |acc, (p, k)| {
-                acc + msm_impl(p, k, par, force)
+                acc + msm_impl(p, k, par, force, backend)
             });
     }
     let (ks, bits) = prepare(points, scalars, par);
     if bits == 0 {
         return ProjectivePoint::IDENTITY;
     }
-    let (glv, c) = force.unwrap_or_else(|| plan(n, bits));
+    let (glv, c) = force.unwrap_or_else(|| {
+        let (g, c, _) = plan(n, bits, workers(par));
+        (g, c)
+    });
     let c = c.clamp(2, 16);
     if glv {
         let (gp, gk) = glv_inputs(points, &ks, par);
-        msm_limbs(gp.as_flattened(), gk.as_flattened(), 128, c, par)
+        msm_limbs(gp.as_flattened(), gk.as_flattened(), 128, c, par, backend)
     } else {
-        msm_limbs(points, &ks, bits, c, par)
+        msm_limbs(points, &ks, bits, c, par, backend)
     }
 }
 
@@ -1042,14 +1389,14 @@ fn msm_impl(
 /// Callers guarantee equal lengths (debug-asserted); otherwise the MSM over the
 /// common prefix is returned. Never panics.
 pub fn vartime_msm(points: &[Affine], scalars: &[Scalar]) -> ProjectivePoint {
-    msm_impl(points, scalars, false, None)
+    msm_impl(points, scalars, false, None, simd::selected())
 }
 
 /// Parallel (rayon) variable-time MSM; returns the same group element as
 /// [`vartime_msm`]. Public data only. Without the `parallel` feature it is the
 /// serial algorithm.
 pub fn vartime_msm_par(points: &[Affine], scalars: &[Scalar]) -> ProjectivePoint {
-    msm_impl(points, scalars, true, None)
+    msm_impl(points, scalars, true, None, simd::selected())
 }
 
 /// [`vartime_msm`] / [`vartime_msm_par`] with an explicit `(use_glv, window_bits)`
@@ -1061,7 +1408,26 @@ pub fn vartime_msm_with_plan(
     use_glv: bool,
     window_bits: usize,
 ) -> ProjectivePoint {
-    msm_impl(points, scalars, par, Some((use_glv, window_bits)))
+    msm_impl(
+        points,
+        scalars,
+        par,
+        Some((use_glv, window_bits)),
+        simd::selected(),
+    )
+}
+
+/// Test and benchmark hook: the MSM on an explicit SIMD backend (one this CPU
+/// lacks runs the scalar path) with an optional `(use_glv, window_bits)` plan.
+#[doc(hidden)]
+pub fn vartime_msm_on(
+    backend: SimdBackend,
+    points: &[Affine],
+    scalars: &[Scalar],
+    par: bool,
+    plan: Option<(bool, usize)>,
+) -> ProjectivePoint {
+    msm_impl(points, scalars, par, plan, backend)
 }
 
 /// [`vartime_msm`] / [`vartime_msm_par`] with a fixed window (hardware profiles);
@@ -1079,13 +1445,28 @@ pub fn vartime_msm_with_window(
         .map(|s| bit_len(&limbs(s)))
         .max()
         .unwrap_or(0);
-    let (glv, _) = plan(n, bits);
-    msm_impl(points, scalars, par, Some((glv, window_bits.clamp(2, 16))))
+    let (glv, _, _) = plan(n, bits, workers(par));
+    msm_impl(
+        points,
+        scalars,
+        par,
+        Some((glv, window_bits.clamp(2, 16))),
+        simd::selected(),
+    )
 }
 
-/// The `(use_glv, window_bits)` plan chosen for `n` points with `bits`-bit scalars.
+/// The `(use_glv, window_bits)` plan chosen for `n` points with `bits`-bit scalars
+/// on one worker.
 pub fn msm_plan(n: usize, bits: usize) -> (bool, usize) {
-    plan(n, bits)
+    let (g, c, _) = plan(n, bits, 1);
+    (g, c)
+}
+
+/// The `(use_glv, window_bits, point_chunks)` plan on `threads` workers: each
+/// window's points are split into `point_chunks` tasks when the windows alone
+/// cannot keep every worker busy.
+pub fn msm_plan_parallel(n: usize, bits: usize, threads: usize) -> (bool, usize, usize) {
+    plan(n, bits, threads)
 }
 
 #[cfg(test)]
@@ -1144,6 +1525,14 @@ mod tests {
             })
     }
 
+    /// Every SIMD backend this CPU has (the scalar one always).
+    fn backends() -> Vec<SimdBackend> {
+        [SimdBackend::Scalar, SimdBackend::Avx512Ifma]
+            .into_iter()
+            .filter(|b| b.available())
+            .collect()
+    }
+
     fn check(points: &[Affine], scalars: &[Scalar]) {
         let want = naive(points, scalars);
         assert_eq!(
@@ -1158,6 +1547,12 @@ mod tests {
             "par, n={}",
             points.len()
         );
+        for b in backends() {
+            for par in [false, true] {
+                let got = vartime_msm_on(b, points, scalars, par, None);
+                assert_eq!(got, want, "{b:?} par={par} n={}", points.len());
+            }
+        }
     }
 
     fn check_all_plans(points: &[Affine], scalars: &[Scalar]) {
@@ -1165,8 +1560,15 @@ mod tests {
         for glv in [false, true] {
             for c in [2, 3, 5, 8, 11, 13, 16] {
                 for par in [false, true] {
-                    let got = vartime_msm_with_plan(points, scalars, par, glv, c);
-                    assert_eq!(got, want, "glv={glv} c={c} par={par} n={}", points.len());
+                    for b in backends() {
+                        let got = vartime_msm_on(b, points, scalars, par, Some((glv, c)));
+                        assert_eq!(
+                            got,
+                            want,
+                            "{b:?} glv={glv} c={c} par={par} n={}",
+                            points.len()
+                        );
+                    }
                 }
             }
         }
@@ -1396,6 +1798,184 @@ mod tests {
                     }
                 }
                 assert_eq!(acc, k, "c={c}");
+            }
+        }
+    }
+
+    /// Timing only (`cargo test --release -p torus-engine --lib pippenger::tests::timing
+    /// -- --ignored --nocapture`): ns per point at 2^16 points, 142-bit scalars,
+    /// one thread, per backend.
+    #[test]
+    #[ignore]
+    fn timing() {
+        let mut r = rng(9);
+        let n: usize = std::env::var("TIMING_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1 << 16);
+        let points = random_points(n, &mut r);
+        let scalars: Vec<Scalar> = (0..n).map(|_| short_scalar(142, &mut r)).collect();
+        let only = std::env::var("TIMING_BACKEND").ok();
+        for b in backends() {
+            if only.as_deref().is_some_and(|o| o != b.name()) {
+                continue;
+            }
+            let mut best = f64::INFINITY;
+            let reps: usize = std::env::var("TIMING_REPS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3);
+            for _ in 0..reps {
+                let t0 = crate::backend::simd::thread_cpu_time();
+                let plan = std::env::var("TIMING_C")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .map(|c| (false, c));
+                std::hint::black_box(vartime_msm_on(b, &points, &scalars, false, plan));
+                best = best.min(crate::backend::simd::thread_cpu_time() - t0);
+            }
+            println!("{b:?}: {:.0} ns per point", best * 1e9 / n as f64);
+        }
+    }
+
+    /// Batch sums with every exceptional case (identities on either side, equal
+    /// points, opposite points) at positions across lane groups and chunks, on
+    /// every backend, against k256.
+    #[test]
+    fn add_assign_handles_every_case_on_every_backend() {
+        let mut r = rng(21);
+        for n in [0usize, 1, 7, 8, 9, 100, 1500] {
+            let a = random_points(n, &mut r);
+            let mut b = random_points(n, &mut r);
+            let mut a2 = a.clone();
+            for i in (0..n).step_by(13) {
+                match i % 4 {
+                    0 => b[i] = a[i],
+                    1 => b[i] = a[i].neg(),
+                    2 => b[i] = Affine::IDENTITY,
+                    _ => a2[i] = Affine::IDENTITY,
+                }
+            }
+            let want: Vec<ProjectivePoint> = a2
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| x.to_projective() + y.to_projective())
+                .collect();
+            for backend in backends() {
+                let mut acc = a2.clone();
+                vartime_add_assign_on(backend, &mut acc, &b);
+                for (i, (got, w)) in acc.iter().zip(&want).enumerate() {
+                    assert_eq!(got.to_projective(), *w, "{backend:?} n={n} i={i}");
+                }
+            }
+            // Without exceptional pairs the lanes do all the work.
+            let c = random_points(n, &mut r);
+            let want: Vec<ProjectivePoint> = a
+                .iter()
+                .zip(&c)
+                .map(|(x, y)| x.to_projective() + y.to_projective())
+                .collect();
+            for backend in backends() {
+                let mut acc = a.clone();
+                vartime_add_assign_on(backend, &mut acc, &c);
+                let got: Vec<ProjectivePoint> = acc.iter().map(Affine::to_projective).collect();
+                assert_eq!(got, want, "{backend:?} n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn eval_small_is_horner_in_the_exponent() {
+        let mut r = rng(22);
+        for (n, k) in [(0usize, 3usize), (1, 1), (5, 2), (37, 5), (9, 4)] {
+            let mut rows = random_points(n * k, &mut r);
+            if n > 2 {
+                rows[k] = Affine::IDENTITY; // an identity entry
+            }
+            for x in [0u64, 1, 2, 3, 9, 255, 1 << 40] {
+                let mut out = vec![Affine::IDENTITY; n];
+                vartime_eval_small(&rows, k, x, &mut out);
+                for (i, o) in out.iter().enumerate() {
+                    let mut want = ProjectivePoint::IDENTITY;
+                    for j in (0..k).rev() {
+                        want = want * Scalar::from(x) + rows[i * k + j].to_projective();
+                    }
+                    assert_eq!(o.to_projective(), want, "n={n} k={k} x={x} row {i}");
+                }
+            }
+        }
+        // Doubling in place, identities kept.
+        let mut pts = random_points(20, &mut r);
+        pts[3] = Affine::IDENTITY;
+        let want: Vec<ProjectivePoint> = pts.iter().map(|p| p.to_projective().double()).collect();
+        vartime_double_assign(&mut pts);
+        let got: Vec<ProjectivePoint> = pts.iter().map(Affine::to_projective).collect();
+        assert_eq!(got, want);
+    }
+
+    /// With more workers than windows, each window's points are split into
+    /// chunks (windows x chunks tasks); the result is unchanged.
+    #[cfg(feature = "parallel")]
+    #[test]
+    fn windows_times_chunks_on_many_workers() {
+        let mut r = rng(23);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(12)
+            .build()
+            .unwrap();
+        // The plans split where windows alone cannot fill the workers.
+        assert!(msm_plan_parallel(3000, 142, 12).2 > 1);
+        assert!(msm_plan_parallel(450_000, 142, 16).2 > 1);
+        for (n, bits) in [(3000usize, 142usize), (5000, 256), (777, 64)] {
+            let points = random_points(n, &mut r);
+            let scalars: Vec<Scalar> = (0..n).map(|_| short_scalar(bits, &mut r)).collect();
+            let want = naive(&points, &scalars);
+            for b in backends() {
+                let got = pool.install(|| vartime_msm_on(b, &points, &scalars, true, None));
+                assert_eq!(got, want, "{b:?} n={n} bits={bits}");
+            }
+        }
+        // One worker never splits.
+        assert_eq!(msm_plan_parallel(450_000, 142, 1).2, 1);
+    }
+
+    #[test]
+    #[ignore]
+    fn print_plans() {
+        for t in [1usize, 2, 12, 16] {
+            for (n, b) in [
+                (3000usize, 142usize),
+                (65536, 142),
+                (65536, 256),
+                (450_000, 142),
+                (4_500_000, 142),
+            ] {
+                println!(
+                    "threads {t} n {n} bits {b}: {:?}",
+                    msm_plan_parallel(n, b, t)
+                );
+            }
+        }
+    }
+
+    /// Many points on the same bucket overflow the deferral queue into the
+    /// Jacobian buckets while the other buckets span a segmented reduction:
+    /// both paths meet in one window.
+    #[test]
+    fn overflow_buckets_meet_the_segmented_reduction() {
+        let mut r = rng(24);
+        let n = 6000;
+        let points = random_points(n, &mut r);
+        let mut scalars: Vec<Scalar> = (0..n).map(|_| short_scalar(64, &mut r)).collect();
+        let same = short_scalar(64, &mut r);
+        for s in scalars.iter_mut().step_by(2) {
+            *s = same;
+        }
+        let want = naive(&points, &scalars);
+        for b in backends() {
+            for c in [10usize, 11] {
+                let got = vartime_msm_on(b, &points, &scalars, false, Some((false, c)));
+                assert_eq!(got, want, "{b:?} c={c}");
             }
         }
     }
