@@ -18,7 +18,9 @@ pub struct Params {
 }
 
 impl Params {
-    /// Validated parameters: `1 <= k <= n`, `k + t <= n`, `n <= MAX_NODES`.
+    /// Validated parameters: `1 <= k <= n`, `k + t <= n`, `t < k` (else the `t`
+    /// tolerated faulty nodes could reconstruct every key), `n >= 3t + 1` (the AVSS
+    /// echo and ready quorums need it), `n <= MAX_NODES`.
     pub fn new(n: u32, k: u32, t: u32) -> Result<Self> {
         let bad = |reason| Err(Error::InvalidParams { n, k, t, reason });
         if n == 0 || n > MAX_NODES {
@@ -29,6 +31,12 @@ impl Params {
         }
         if k.saturating_add(t) > n {
             return bad("k + t must not exceed n (a sharing completes with k + t readies)");
+        }
+        if t >= k {
+            return bad("t must be below k (t faulty nodes must not hold k shares)");
+        }
+        if u64::from(n) < 3 * u64::from(t) + 1 {
+            return bad("n must be at least 3t + 1 (AVSS quorums)");
         }
         Ok(Params { n, k, t })
     }
@@ -78,6 +86,22 @@ mod tests {
         assert!(Params::new(3, 4, 0).is_err());
         assert!(Params::new(5, 3, 3).is_err());
         assert!(Params::new(0, 0, 0).is_err());
+    }
+
+    #[test]
+    fn parameters_that_let_the_faulty_nodes_reconstruct_or_break_quorums_are_refused() {
+        // t faulty nodes holding k shares would reconstruct every key.
+        assert!(Params::new(7, 2, 2).is_err());
+        assert!(Params::new(7, 2, 3).is_err());
+        // n < 3t + 1: echo and ready quorums cannot both hold.
+        assert!(Params::new(5, 3, 2).is_err());
+        assert!(Params::new(6, 3, 2).is_err());
+        assert!(Params::new(7, 3, 2).is_ok());
+        assert!(Params::new(u32::MAX, 3, u32::MAX / 2).is_err());
+    }
+
+    #[test]
+    fn echo_thresholds() {
         assert_eq!(Params::new(5, 3, 1).unwrap().echo_threshold(), 4);
         assert_eq!(Params::new(9, 5, 2).unwrap().echo_threshold(), 6);
     }

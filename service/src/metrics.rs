@@ -82,6 +82,10 @@ pub struct Metrics {
     pub keygen_batches: Counter,
     /// Complaints this node filed.
     pub complaints_filed: Counter,
+    /// Client connections closed on accept because `rpc.max_connections` were open.
+    pub rpc_connections_refused: Counter,
+    /// Open client connections.
+    pub rpc_connections: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -119,6 +123,18 @@ impl Metrics {
         });
         let keygen_batches = Counter::default();
         let complaints_filed = Counter::default();
+        let rpc_connections_refused = Counter::default();
+        let rpc_connections = Gauge::default();
+        registry.register(
+            "rpc_connections_refused",
+            "Client connections closed on accept at the rpc.max_connections limit",
+            rpc_connections_refused.clone(),
+        );
+        registry.register(
+            "rpc_connections",
+            "Open client connections",
+            rpc_connections.clone(),
+        );
         registry.register("p2p_in", "Node-to-node messages received", p2p_in.clone());
         registry.register("p2p_out", "Node-to-node messages sent", p2p_out.clone());
         registry.register("p2p_peers", "Connected committee peers", p2p_peers.clone());
@@ -191,6 +207,8 @@ impl Metrics {
             keygen_phase,
             keygen_batches,
             complaints_filed,
+            rpc_connections_refused,
+            rpc_connections,
         }
     }
 

@@ -112,6 +112,15 @@ pub fn check(
             {
                 return Err("key hashes do not match the signed digests".into());
             }
+            // The dealer signed these lists: one hash per key of the batch, or it is at fault.
+            let count = batch.count as usize;
+            if commitment_hashes.len() != count || slice_hashes.len() != count {
+                return Ok(Verdict::DealerGuilty(format!(
+                    "signed hash lists of {} and {} keys for a batch of {count}",
+                    commitment_hashes.len(),
+                    slice_hashes.len()
+                )));
+            }
             let key = *key as usize;
             let (Some(mh), Some(sh)) = (commitment_hashes.get(key), slice_hashes.get(key)) else {
                 return Err("key out of range".into());
@@ -167,5 +176,107 @@ pub fn check(
                 Err(e) => Ok(Verdict::DealerGuilty(format!("key {key}: {e}"))),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::crypto::NodeKey;
+    use crate::tx::NodeEntry;
+
+    struct World {
+        keys: Vec<NodeKey>,
+        epoch: EpochInfo,
+        batch: BatchId,
+    }
+
+    fn world() -> World {
+        let keys: Vec<NodeKey> = (0..5).map(|_| NodeKey::random()).collect();
+        let nodes = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| NodeEntry {
+                index: i as u32 + 1,
+                pubkey: k.public().compressed(),
+            })
+            .collect();
+        let epoch = EpochInfo {
+            epoch: 1,
+            n: 5,
+            k: 3,
+            t: 1,
+            nodes,
+        };
+        let batch = BatchId {
+            epoch: 1,
+            start: 0,
+            count: 4,
+        };
+        World { keys, epoch, batch }
+    }
+
+    /// A BadSlice complaint by node 2 against dealer 1 whose header signs `mh` and `sh`.
+    fn bad_slice(w: &World, mh: Vec<[u8; 32]>, sh: Vec<[u8; 32]>, key: u32) -> Evidence {
+        let header = DealHeader::sign(
+            &w.keys[0],
+            w.batch,
+            1,
+            2,
+            w.epoch.k,
+            w.batch.count,
+            commitments_digest(&w.batch, 1, w.epoch.k, &mh),
+            slice_digest(&w.batch, 1, w.epoch.k, &sh),
+        );
+        Evidence::BadSlice {
+            header,
+            key,
+            commitment_hashes: mh,
+            slice_hashes: sh,
+            matrix: Vec::new(),
+            slice: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_dealer_that_signed_a_short_slice_hash_list_is_guilty_not_its_accuser() {
+        let w = world();
+        // Four keys in the batch, the dealer signed a slice list of one.
+        let ev = bad_slice(&w, vec![[1; 32]; 4], vec![[2; 32]; 1], 0);
+        let v = check(&w.epoch, &w.batch, 1, 2, &ev).unwrap();
+        assert!(matches!(v, Verdict::DealerGuilty(_)), "{v:?}");
+        // And a long commitment list.
+        let ev = bad_slice(&w, vec![[1; 32]; 5], vec![[2; 32]; 4], 3);
+        let v = check(&w.epoch, &w.batch, 1, 2, &ev).unwrap();
+        assert!(matches!(v, Verdict::DealerGuilty(_)), "{v:?}");
+    }
+
+    #[test]
+    fn lists_of_the_right_length_need_the_key_data_that_hashes_to_them() {
+        let w = world();
+        let ev = bad_slice(&w, vec![[1; 32]; 4], vec![[2; 32]; 4], 1);
+        // Empty matrix and slice do not hash to the listed hashes: proves nothing.
+        assert!(check(&w.epoch, &w.batch, 1, 2, &ev).is_err());
+        // A key beyond the batch proves nothing either.
+        let ev = bad_slice(&w, vec![[1; 32]; 4], vec![[2; 32]; 4], 4);
+        assert!(check(&w.epoch, &w.batch, 1, 2, &ev).is_err());
+    }
+
+    #[test]
+    fn evidence_not_signed_by_the_dealer_or_about_another_receiver_proves_nothing() {
+        let w = world();
+        let mut ev = bad_slice(&w, vec![[1; 32]; 4], vec![[2; 32]; 1], 0);
+        // Node 3 cannot complain about node 2's send.
+        assert!(check(&w.epoch, &w.batch, 1, 3, &ev).is_err());
+        // Lists other than the signed ones.
+        if let Evidence::BadSlice { slice_hashes, .. } = &mut ev {
+            slice_hashes.push([9; 32]);
+        }
+        assert!(check(&w.epoch, &w.batch, 1, 2, &ev).is_err());
+        // Blaming dealer 2 with dealer 1's header.
+        let ev = bad_slice(&w, vec![[1; 32]; 4], vec![[2; 32]; 1], 0);
+        assert!(check(&w.epoch, &w.batch, 2, 2, &ev).is_err());
     }
 }

@@ -12,6 +12,8 @@
 //! listen = "127.0.0.1:8000"         # TORUS_RPC_LISTEN
 //! max_body_bytes = 1048576
 //! request_timeout_ms = 15000
+//! header_timeout_ms = 10000
+//! max_connections = 1024
 //! key_assign_timeout_ms = 10000
 //! key_assign_auth_pubkey = "04..."  # optional: the KeyAssign signer's key (spec §10.5)
 //!
@@ -249,8 +251,17 @@ impl NodeConfig {
                 "must be between 1 KiB and 64 MiB",
             ));
         }
-        if self.rpc.request_timeout_ms == 0 || self.rpc.key_assign_timeout_ms == 0 {
+        if self.rpc.request_timeout_ms == 0
+            || self.rpc.key_assign_timeout_ms == 0
+            || self.rpc.header_timeout_ms == 0
+        {
             return Err(invalid("rpc.*_timeout_ms", "must be positive"));
+        }
+        if self.rpc.max_connections == 0 || self.rpc.max_connections > 1 << 20 {
+            return Err(invalid(
+                "rpc.max_connections",
+                "must be between 1 and 1048576",
+            ));
         }
         if let Some(pk) = &self.rpc.key_assign_auth_pubkey {
             let raw = hex::decode(pk.trim_start_matches("0x"))

@@ -10,8 +10,13 @@ pub struct RpcConfig {
     pub listen: String,
     /// Largest request body.
     pub max_body_bytes: usize,
-    /// Per-request time limit.
+    /// Per-request time limit, from the end of the headers: reading the body counts.
     pub request_timeout_ms: u64,
+    /// A connection must deliver a request's complete headers within this time after
+    /// it opens or after its previous response (slow-header clients are dropped).
+    pub header_timeout_ms: u64,
+    /// Open client connections at most; more are closed on accept.
+    pub max_connections: usize,
     /// How long KeyAssign waits for its transaction to commit.
     pub key_assign_timeout_ms: u64,
     /// If set, KeyAssign requires the signer's signature (hex SEC1 public key).
@@ -24,6 +29,8 @@ impl Default for RpcConfig {
             listen: "127.0.0.1:8000".into(),
             max_body_bytes: 1 << 20,
             request_timeout_ms: 15_000,
+            header_timeout_ms: 10_000,
+            max_connections: 1024,
             key_assign_timeout_ms: 10_000,
             key_assign_auth_pubkey: None,
         }

@@ -7,6 +7,7 @@
 
 mod assign;
 mod commitment;
+pub mod http;
 mod lookup;
 pub mod release;
 mod share;
@@ -104,8 +105,13 @@ pub async fn serve(node: Arc<NodeState>, listener: tokio::net::TcpListener) -> s
             }
         }
     };
+    let limits = http::HttpLimits {
+        header_timeout: Duration::from_millis(node.config().rpc.header_timeout_ms),
+        max_connections: node.config().rpc.max_connections,
+    };
+    let metrics = node.metrics().clone();
     tokio::select! {
-        r = axum::serve(listener, router_with(node, sig_keys)) => r,
+        r = http::serve_http(listener, router_with(node, sig_keys), limits, metrics) => r,
         () = syncer => Ok(()),
     }
 }
@@ -156,10 +162,18 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 async fn jrpc_handler(State(st): State<RpcState>, body: Body) -> Response {
     let started = Instant::now();
     let limit = st.node.config().rpc.max_body_bytes;
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => {
+    // The time limit starts with the headers: a body trickled in slowly counts against it.
+    let timeout = Duration::from_millis(st.node.config().rpc.request_timeout_ms);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let bytes = match tokio::time::timeout_at(deadline, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
             let e = RpcError::invalid_request(format!("request body larger than {limit} bytes"));
+            record(&st, "invalid", Err(&e), started);
+            return json_response(StatusCode::OK, jrpc::response_err(&Value::Null, &e));
+        }
+        Err(_) => {
+            let e = RpcError::invalid_request("request body not received within the time limit");
             record(&st, "invalid", Err(&e), started);
             return json_response(StatusCode::OK, jrpc::response_err(&Value::Null, &e));
         }
@@ -171,9 +185,8 @@ async fn jrpc_handler(State(st): State<RpcState>, body: Body) -> Response {
             return json_response(StatusCode::OK, jrpc::response_err(&id, &e));
         }
     };
-    let timeout = Duration::from_millis(st.node.config().rpc.request_timeout_ms);
     let method = req.method.clone();
-    let out = tokio::time::timeout(timeout, dispatch(&st, &req, &bytes)).await;
+    let out = tokio::time::timeout_at(deadline, dispatch(&st, &req, &bytes)).await;
     let result = match out {
         Ok(r) => r,
         Err(_) => Err(Reply::Rpc(RpcError::internal("request timed out"))),

@@ -52,6 +52,12 @@ pub enum ReleaseError {
         /// Valid signatures found.
         valid: usize,
     },
+    /// More signatures than committee members.
+    #[error("more than {n} node signatures")]
+    TooManySignatures {
+        /// The committee size.
+        n: usize,
+    },
     /// No k signatures on one commitment.
     #[error("no {k} signatures on the same data")]
     NoQuorum {
@@ -126,6 +132,10 @@ impl ReleaseError {
             E::Verify(e) => RpcError::params_internal(format!("{} {e}", msg::VERIFY_PARAMS)),
             E::TooFewSignatures { valid } => RpcError::params_internal(format!(
                 "Not enough valid signatures. Only {valid}valid signatures found."
+            )),
+            E::TooManySignatures { n } => RpcError::params_internal(format!(
+                "{}: more node signatures than the {n} committee members",
+                msg::COULD_NOT_VERIFY
             )),
             E::NoQuorum { k } => RpcError::params_internal(format!("{same_data}, need {k}")),
             E::QuorumMismatch { k } => RpcError::params_internal(format!(
@@ -227,17 +237,35 @@ pub fn parse_commit_data(data: &str) -> Option<SignedCommit> {
     })
 }
 
+/// What [`commit_quorum`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumCount {
+    /// Valid committee signatures, one per member at most.
+    pub valid: usize,
+    /// The signed value with the most signatures, and that count.
+    pub best: Option<(SignedCommit, usize)>,
+    /// Signatures checked with curve arithmetic: at most one per committee member,
+    /// however many an item carries (a bound on the work one item can ask for).
+    pub checked: usize,
+}
+
 /// Counts valid committee signatures (one per member), then picks the signed value
 /// with the most signatures (ties broken by the smallest value, so every node picks
-/// the same). Returns `(valid signatures, best value and its count)`.
+/// the same). Each member's signature is checked once at most: a second signature
+/// claiming a member already tried (valid or not) is skipped before any curve
+/// arithmetic, so an item cannot buy more than n verifications.
 pub fn commit_quorum(
     epoch: &EpochInfo,
     tables: &SignerTables,
     item: &ShareItem,
     k: usize,
-) -> (usize, Option<(SignedCommit, usize)>) {
-    let mut valid = 0usize;
-    let mut seen_signers = std::collections::HashSet::new();
+) -> QuorumCount {
+    let mut out = QuorumCount {
+        valid: 0,
+        best: None,
+        checked: 0,
+    };
+    let mut tried = std::collections::HashSet::new();
     let mut groups: BTreeMap<SignedCommit, usize> = BTreeMap::new();
     for s in &item.signatures {
         let (Some(x), Some(y)) = (parse_hex32(&s.nodepubx), parse_hex32(&s.nodepuby)) else {
@@ -253,33 +281,32 @@ pub fn commit_quorum(
         let Some(sig) = sig_from_hex(&s.signature) else {
             continue;
         };
-        // A signer already counted is skipped before any curve arithmetic.
-        if seen_signers.contains(&idx) {
+        if !tried.insert(idx) {
             continue;
         }
+        out.checked += 1;
         let verifier = tables.get(&compressed, &pk);
         if !verifier.verify_prehash(&keccak256(s.data.as_bytes()), &sig) {
             continue;
         }
-        seen_signers.insert(idx);
-        valid += 1;
+        out.valid += 1;
         if let Some(sc) = parse_commit_data(&s.data) {
             let c = groups.entry(sc.clone()).or_insert(0);
             *c += 1;
             // k = floor(n/2)+1 signatures on one value: no other value can also
             // reach k, so the answer is already decided; skip the remaining checks.
             if *c >= k {
-                return (valid, Some((sc, *c)));
+                out.best = Some((sc, *c));
+                return out;
             }
         }
     }
-    let mut best: Option<(SignedCommit, usize)> = None;
     for (k, c) in groups {
-        if best.as_ref().is_none_or(|(_, bc)| c > *bc) {
-            best = Some((k, c));
+        if out.best.as_ref().is_none_or(|(_, bc)| c > *bc) {
+            out.best = Some((k, c));
         }
     }
-    (valid, best)
+    out
 }
 
 /// The verifier name and id token of an item, the token byte-canonical.
@@ -337,7 +364,13 @@ impl ShareRelease<'_> {
         now_s: u64,
     ) -> Result<Released, ReleaseError> {
         let k = self.epoch.k as usize;
-        let (valid, best) = commit_quorum(self.epoch, self.signers, item, k);
+        // One signature per committee member is all an honest client sends.
+        if item.signatures.len() > self.epoch.n as usize {
+            return Err(ReleaseError::TooManySignatures {
+                n: self.epoch.n as usize,
+            });
+        }
+        let QuorumCount { valid, best, .. } = commit_quorum(self.epoch, self.signers, item, k);
         if valid < k {
             return Err(ReleaseError::TooFewSignatures { valid });
         }
@@ -440,5 +473,128 @@ impl ShareRelease<'_> {
             TokenUseBinding::Bound | TokenUseBinding::Same => Ok(()),
             TokenUseBinding::Conflict(_) => Err(ReleaseError::AlreadyRevealed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::crypto::{sig_to_hex, NodeKey};
+    use crate::jrpc::NodeSignature;
+    use crate::tx::NodeEntry;
+
+    fn committee(n: u32) -> (Vec<NodeKey>, EpochInfo) {
+        let keys: Vec<NodeKey> = (0..n).map(|_| NodeKey::random()).collect();
+        let nodes = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| NodeEntry {
+                index: i as u32 + 1,
+                pubkey: k.public().compressed(),
+            })
+            .collect();
+        let epoch = EpochInfo {
+            epoch: 1,
+            n,
+            k: n / 2 + 1,
+            t: (n - 1) / 4,
+            nodes,
+        };
+        (keys, epoch)
+    }
+
+    fn data() -> String {
+        let h = "ab".repeat(32);
+        ["mug00", &"cd".repeat(32), &h, &h, "google", "1700000000"].join("\u{1c}")
+    }
+
+    fn signature(key: &NodeKey, data: &str) -> NodeSignature {
+        let (x, y) = key.public().xy();
+        NodeSignature {
+            signature: sig_to_hex(&key.sign(data.as_bytes())),
+            data: data.to_owned(),
+            nodepubx: hex::encode(x),
+            nodepuby: hex::encode(y),
+        }
+    }
+
+    fn item(signatures: Vec<NodeSignature>) -> ShareItem {
+        ShareItem {
+            signatures,
+            fields: Map::new(),
+        }
+    }
+
+    #[test]
+    fn a_quorum_of_distinct_members_is_counted_once_each() {
+        let (keys, epoch) = committee(5);
+        let tables = SignerTables::default();
+        let d = data();
+        let mut sigs: Vec<_> = keys.iter().take(3).map(|k| signature(k, &d)).collect();
+        // The same member's valid signature again does not count twice.
+        sigs.insert(1, sigs[0].clone());
+        let q = commit_quorum(&epoch, &tables, &item(sigs), 3);
+        assert_eq!(q.valid, 3);
+        assert_eq!(q.best.as_ref().map(|(_, c)| *c), Some(3));
+        assert_eq!(q.checked, 3);
+    }
+
+    #[test]
+    fn invalid_signatures_claiming_one_member_are_checked_once() {
+        let (keys, epoch) = committee(5);
+        let tables = SignerTables::default();
+        let d = data();
+        // 1,000 different bad signatures, each claiming member 1 (signed by member 2).
+        let sigs: Vec<_> = (0..1000)
+            .map(|i| {
+                let mut s = signature(&keys[1], &format!("{d}{i}"));
+                let good = signature(&keys[0], &d);
+                s.nodepubx = good.nodepubx;
+                s.nodepuby = good.nodepuby;
+                s
+            })
+            .collect();
+        let q = commit_quorum(&epoch, &tables, &item(sigs), 3);
+        assert_eq!(q.valid, 0);
+        assert_eq!(
+            q.checked, 1,
+            "one member's claims bought more than one check"
+        );
+    }
+
+    #[test]
+    fn more_signatures_than_committee_members_are_refused_before_any_check() {
+        let (keys, epoch) = committee(5);
+        let d = data();
+        let sigs: Vec<_> = keys
+            .iter()
+            .cycle()
+            .take(6)
+            .map(|k| signature(k, &d))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &NodeKey::random(), 64 << 20).unwrap();
+        let tables = SignerTables::default();
+        let release = ShareRelease {
+            epoch: &epoch,
+            store: &store,
+            signers: &tables,
+        };
+        let verified = Verified {
+            verifier_id: "alice@example.com".into(),
+            token_id: [7; 32],
+            other_encodings: Vec::new(),
+            expires_s: u64::MAX,
+        };
+        let err = release
+            .release(&item(sigs), "google", "a.b.c", &verified, 1)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            matches!(err, ReleaseError::TooManySignatures { n: 5 }),
+            "{err:?}"
+        );
     }
 }

@@ -18,12 +18,7 @@ pub(super) async fn share_request(
     p: &Map<String, Value>,
 ) -> Result<Value, RpcError> {
     let items = jrpc::share_items(p)?;
-    let epoch = st.node.epoch().map_err(storage_err)?;
-    let release = ShareRelease {
-        epoch: &epoch,
-        store: st.node.store(),
-        signers: &st.sig_keys,
-    };
+    let epoch = std::sync::Arc::new(st.node.epoch().map_err(storage_err)?);
     let mut keys: BTreeMap<u64, Value> = BTreeMap::new();
     for item in &items {
         let (verifier, token) = parse_item(&item.fields).map_err(|e| e.to_rpc())?;
@@ -45,9 +40,20 @@ pub(super) async fn share_request(
                 return Err(ReleaseError::Verify(e).to_rpc());
             }
         };
-        let r = release
-            .release(item, &verifier, &token, &verified, unix_s())
-            .map_err(|e| e.to_rpc())?;
+        // Signature checks and ECIES are CPU work: off the async workers.
+        let (node, signers, epoch) = (st.node.clone(), st.sig_keys.clone(), epoch.clone());
+        let item = item.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            ShareRelease {
+                epoch: &epoch,
+                store: node.store(),
+                signers: &signers,
+            }
+            .release(&item, &verifier, &token, &verified, unix_s())
+        })
+        .await
+        .map_err(storage_err)?
+        .map_err(|e| e.to_rpc())?;
         keys.insert(r.key.index, key_json(&r));
     }
     if keys.is_empty() {

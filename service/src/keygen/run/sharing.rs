@@ -12,9 +12,14 @@ use torus_engine::{Error as EngineError, Secp256k1};
 use zeroize::Zeroizing;
 
 use super::{observe, BatchRun, KnownCommitments};
+use crate::app::evidence::Verdict;
 use crate::node::NodeState;
 use crate::p2p::{Message, P2pClient, PointsMsg, SendMsg};
 use crate::tx::{digest, ready_digest, Evidence, ReadySig};
+
+/// Keys of one refused send checked against the reference rule before giving up on a
+/// complaint (each check is one key's row and column, on the CPU).
+const MAX_KEYS_RECHECKED: usize = 8;
 
 impl BatchRun {
     pub(super) fn on_send(&mut self, node: &NodeState, p2p: &P2pClient, from: u32, s: SendMsg) {
@@ -63,10 +68,7 @@ impl BatchRun {
             }
         };
         observe(node, "decode_send", t0);
-        if c.k() != self.params.ku()
-            || c.keys() != self.batch.count as usize
-            || slice.receiver != self.me
-        {
+        if c.k() != self.params.ku() || slice.receiver != self.me {
             tracing::warn!(from, "send content does not match its header; ignored");
             return;
         }
@@ -87,6 +89,23 @@ impl BatchRun {
             );
             return;
         }
+        // The dealer signed hash lists over another number of keys than the batch
+        // has: provable from the lists alone (no key's data is needed).
+        let count = self.batch.count as usize;
+        if mh.len() != count || sh.len() != count {
+            let ev = Evidence::BadSlice {
+                header: h.clone(),
+                key: 0,
+                matrix: Vec::new(),
+                slice: Vec::new(),
+                commitment_hashes: mh,
+                slice_hashes: sh,
+            };
+            if let Some(tx) = self.complain(node, from, ev, "hash lists of another key count") {
+                Self::submit(node, tx);
+            }
+            return;
+        }
         if from != self.me {
             let t1 = Instant::now();
             let r = avss::verify_sends(
@@ -101,31 +120,61 @@ impl BatchRun {
             );
             observe(node, "verify_send", t1);
             if let Err(e) = r {
-                let key = match &e {
+                // Only a key our engine names, confirmed by the consensus rule itself
+                // (the CPU reference path), becomes a complaint: a complaint about a
+                // consistent key would get this node blamed, and a backend fault
+                // (a GPU kernel bug) must not get an honest dealer blamed.
+                let culprits: Vec<usize> = match &e {
                     EngineError::InvalidSend(culprits) => culprits
                         .iter()
-                        .find(|c| c.node == from)
-                        .and_then(|c| c.keys.first().copied())
-                        .unwrap_or(0),
-                    _ => 0,
+                        .filter(|c| c.node == from)
+                        .flat_map(|c| c.keys.iter().copied())
+                        .take(MAX_KEYS_RECHECKED)
+                        .collect(),
+                    _ => Vec::new(),
                 };
-                let ev = Evidence::BadSlice {
-                    header: h.clone(),
-                    key: key as u32,
-                    matrix: digest::matrix_bytes(&c, key),
-                    slice: match digest::slice_bytes(&slice, key) {
-                        Ok(b) => b.to_vec(),
-                        Err(e) => {
-                            tracing::error!(from, error = %e, "evidence names a key beyond the batch");
+                for key in culprits {
+                    let Ok(slice_bytes) = digest::slice_bytes(&slice, key) else {
+                        continue;
+                    };
+                    let ev = Evidence::BadSlice {
+                        header: h.clone(),
+                        key: key as u32,
+                        matrix: digest::matrix_bytes(&c, key),
+                        slice: slice_bytes.to_vec(),
+                        commitment_hashes: mh.clone(),
+                        slice_hashes: sh.clone(),
+                    };
+                    match crate::app::evidence::check(&self.epoch, &self.batch, from, self.me, &ev)
+                    {
+                        Ok(Verdict::DealerGuilty(_)) => {
+                            if let Some(tx) = self.complain(node, from, ev, &e.to_string()) {
+                                Self::submit(node, tx);
+                            }
                             return;
                         }
-                    },
-                    commitment_hashes: mh,
-                    slice_hashes: sh,
-                };
-                if let Some(tx) = self.complain(node, from, ev, &e.to_string()) {
-                    Self::submit(node, tx);
+                        Ok(Verdict::FalseComplaint(why)) => {
+                            tracing::error!(
+                                from,
+                                key,
+                                why,
+                                "the engine refused a key the reference check accepts"
+                            );
+                        }
+                        Err(why) => {
+                            tracing::error!(
+                                from,
+                                key,
+                                why,
+                                "evidence for a refused key proves nothing"
+                            );
+                        }
+                    }
                 }
+                // Nothing provable: no complaint, no echo for this dealer; our slice can
+                // still come by interpolation from the others' echoes.
+                tracing::error!(from, error = %e, "send refused without provable evidence; no complaint filed");
+                self.dealer(from).rejected = true;
                 return;
             }
         }
