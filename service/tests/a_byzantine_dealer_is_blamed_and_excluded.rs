@@ -2,7 +2,8 @@
 //! node's row, deals (k+1) x (k+1) matrices, or equivocates (a different
 //! dealing to one node). Each time the honest nodes file a complaint with
 //! evidence, the consensus app checks it and blames the dealer, the dealer is
-//! in no decided dealer set, every honest node ends with the same history and
+//! in no dealer set decided after its blame (the first batch's set may race the
+//! complaint), every honest node ends with the same history and
 //! the same public keys, and logins work.
 
 #![allow(clippy::unwrap_used)]
@@ -34,19 +35,28 @@ async fn run(fault: &'static str) {
             serde_json::json!([5]),
             "{fault}: node {i}: {s}"
         );
-        for b in s["batches"].as_array().unwrap() {
+        let batches = s["batches"].as_array().unwrap();
+        for b in batches {
             let dealers: Vec<u64> = b["dealers"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|d| d.as_u64().unwrap())
                 .collect();
-            assert!(
-                !dealers.contains(&5),
-                "{fault}: dealer 5 in a dealer set: {b}"
-            );
+            // The first batch's dealer set can be decided before the complaint is
+            // committed: with k + t readies from the other nodes the faulty dealer's
+            // sharing is complete (node 2 interpolates its slice), and which of the two
+            // transactions commits first is a race. Every later batch is dealt after
+            // the blame and must exclude the dealer.
+            if b["start"].as_u64() != Some(0) {
+                assert!(
+                    !dealers.contains(&5),
+                    "{fault}: dealer 5 in a dealer set after its blame: {b}"
+                );
+            }
             assert!(dealers.len() >= 3, "{fault}: {b}");
         }
+        assert!(batches.len() >= 2, "{fault}: {s}");
     }
     let m = net::metrics(&dn, 1).await;
     assert!(
