@@ -185,7 +185,6 @@ mod tests {
 
     use super::*;
     use crate::crypto::NodeKey;
-    use crate::tx::NodeEntry;
 
     struct World {
         keys: Vec<NodeKey>,
@@ -194,22 +193,8 @@ mod tests {
     }
 
     fn world() -> World {
-        let keys: Vec<NodeKey> = (0..5).map(|_| NodeKey::random()).collect();
-        let nodes = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| NodeEntry {
-                index: i as u32 + 1,
-                pubkey: k.public().compressed(),
-            })
-            .collect();
-        let epoch = EpochInfo {
-            epoch: 1,
-            n: 5,
-            k: 3,
-            t: 1,
-            nodes,
-        };
+        // n = 5: k = 3, t = 1.
+        let (keys, epoch) = EpochInfo::random_for_tests(5);
         let batch = BatchId {
             epoch: 1,
             start: 0,

@@ -165,15 +165,14 @@ async fn jrpc_handler(State(st): State<RpcState>, body: Body) -> Response {
     // The time limit starts with the headers: a body trickled in slowly counts against it.
     let timeout = Duration::from_millis(st.node.config().rpc.request_timeout_ms);
     let deadline = tokio::time::Instant::now() + timeout;
-    let bytes = match tokio::time::timeout_at(deadline, axum::body::to_bytes(body, limit)).await {
+    let read = tokio::time::timeout_at(deadline, axum::body::to_bytes(body, limit)).await;
+    let bytes = match read {
         Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
-            let e = RpcError::invalid_request(format!("request body larger than {limit} bytes"));
-            record(&st, "invalid", Err(&e), started);
-            return json_response(StatusCode::OK, jrpc::response_err(&Value::Null, &e));
-        }
-        Err(_) => {
-            let e = RpcError::invalid_request("request body not received within the time limit");
+        bad => {
+            let e = RpcError::invalid_request(match bad {
+                Ok(_) => format!("request body larger than {limit} bytes"),
+                Err(_) => "request body not received within the time limit".to_owned(),
+            });
             record(&st, "invalid", Err(&e), started);
             return json_response(StatusCode::OK, jrpc::response_err(&Value::Null, &e));
         }

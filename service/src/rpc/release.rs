@@ -483,26 +483,9 @@ mod tests {
     use super::*;
     use crate::crypto::{sig_to_hex, NodeKey};
     use crate::jrpc::NodeSignature;
-    use crate::tx::NodeEntry;
 
     fn committee(n: u32) -> (Vec<NodeKey>, EpochInfo) {
-        let keys: Vec<NodeKey> = (0..n).map(|_| NodeKey::random()).collect();
-        let nodes = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| NodeEntry {
-                index: i as u32 + 1,
-                pubkey: k.public().compressed(),
-            })
-            .collect();
-        let epoch = EpochInfo {
-            epoch: 1,
-            n,
-            k: n / 2 + 1,
-            t: (n - 1) / 4,
-            nodes,
-        };
-        (keys, epoch)
+        EpochInfo::random_for_tests(n)
     }
 
     fn data() -> String {

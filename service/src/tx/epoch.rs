@@ -69,6 +69,28 @@ impl EpochInfo {
             .find(|n| &n.pubkey == pubkey)
             .map(|n| n.index)
     }
+    /// Test committee of `n` fresh node keys, epoch 1, Torus thresholds
+    /// (`k = n/2 + 1`, `t = (n-1)/4`), and the keys in index order.
+    #[cfg(test)]
+    pub(crate) fn random_for_tests(n: u32) -> (Vec<crate::crypto::NodeKey>, EpochInfo) {
+        let keys: Vec<_> = (0..n).map(|_| crate::crypto::NodeKey::random()).collect();
+        let nodes = keys
+            .iter()
+            .zip(1..)
+            .map(|(k, index)| NodeEntry {
+                index,
+                pubkey: k.public().compressed(),
+            })
+            .collect();
+        let epoch = EpochInfo {
+            epoch: 1,
+            n,
+            k: n / 2 + 1,
+            t: n.saturating_sub(1) / 4,
+            nodes,
+        };
+        (keys, epoch)
+    }
     /// Encodes.
     pub fn encode(&self, w: &mut Writer) {
         w.u64(self.epoch).u32(self.n).u32(self.k).u32(self.t);
