@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(m) = Message::decode(data) {
         let again = m.encode();
         assert_eq!(again.as_slice(), data, "encode(decode(b)) != b");
-        assert!(Message::decode(&again).ok() == Some(m.clone()), "decode(encode(m)) != m");
+        assert!(
+            Message::decode(&again).ok() == Some(m.clone()),
+            "decode(encode(m)) != m"
+        );
         let _ = (m.kind(), m.batch());
     }
 });

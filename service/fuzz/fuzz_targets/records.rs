@@ -10,8 +10,8 @@
 use libfuzzer_sys::fuzz_target;
 use torus_node::store::records::{
     decode_any, decode_batch_id, decode_epoch, decode_keys, decode_u64, encode_batch_id,
-    encode_epoch, encode_keys, encode_u64,
-    BatchRecord, Counters, Head, KeyRecord, ShareRecord, TokenCommitment, TokenUse,
+    encode_epoch, encode_keys, encode_u64, BatchRecord, Counters, Head, KeyRecord, ShareRecord,
+    TokenCommitment, TokenUse,
 };
 
 /// Checks `decode(b) == Ok(x) ⇒ encode(x) == b ∧ decode(encode(x)) == x`, and that

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use torus_node::p2p::{Message, PointsMsg, SendMsg};
 use torus_node::store::records::{
-    encode_batch_id, encode_epoch, encode_keys, encode_u64, BatchRecord, Counters, Head,
-    KeyRecord, ShareRecord, TokenCommitment, TokenUse,
+    encode_batch_id, encode_epoch, encode_keys, encode_u64, BatchRecord, Counters, Head, KeyRecord,
+    ShareRecord, TokenCommitment, TokenUse,
 };
 use torus_node::tx::{BatchId, DealHeader, SignedTx, TxBody};
 use torus_node_fuzz::{committee, honest_txs, node_key, user_pubkey, GENESIS_EPOCH};
