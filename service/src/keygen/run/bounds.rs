@@ -286,8 +286,8 @@ mod tests {
             .dealers
             .get(&3)
             .is_none_or(|d| d.commitments.is_empty()));
-        assert!(s.run.dealers.get(&99).is_none());
-        assert!(s.run.dealers.get(&u32::MAX).is_none());
+        assert!(!s.run.dealers.contains_key(&99));
+        assert!(!s.run.dealers.contains_key(&u32::MAX));
         // Once an echo names their digest, we fetch them, and the answer is taken.
         let d = digest::dealing_digest(&s.run.batch, 3, &dealing.commitments);
         s.echo(2, 3, d);
