@@ -42,6 +42,15 @@ pub struct P2pLabels {
     pub outcome: String,
 }
 
+/// Labels of messages dropped by a bound.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Which bound ("peer_share", "read_budget", "queue_full", "answers_queued",
+    /// "tx_queued", "waiting_points", "early_public_shares", "unsolicited_commitments",
+    /// "resync_rate", "proposal_streams").
+    pub reason: String,
+}
+
 /// Labels of key generation phase timings.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
@@ -76,6 +85,8 @@ pub struct Metrics {
     pub p2p_peers: Gauge,
     /// Messages waiting for an acknowledgement, over all peers.
     pub p2p_queued: Gauge,
+    /// Peer input dropped (or refused as busy) by a bound, by reason.
+    pub p2p_dropped: Family<ReasonLabels, Counter>,
     /// Key generation phase durations, seconds.
     pub keygen_phase: Family<PhaseLabels, Histogram>,
     /// Key batches this node finished (shares stored).
@@ -118,6 +129,7 @@ impl Metrics {
         let p2p_out = Family::<P2pLabels, Counter>::default();
         let p2p_peers = Gauge::default();
         let p2p_queued = Gauge::default();
+        let p2p_dropped = Family::<ReasonLabels, Counter>::default();
         let keygen_phase = Family::<PhaseLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.001, 2.0, 18))
         });
@@ -138,6 +150,11 @@ impl Metrics {
         registry.register("p2p_in", "Node-to-node messages received", p2p_in.clone());
         registry.register("p2p_out", "Node-to-node messages sent", p2p_out.clone());
         registry.register("p2p_peers", "Connected committee peers", p2p_peers.clone());
+        registry.register(
+            "p2p_dropped",
+            "Peer input dropped or refused by a bound, by reason",
+            p2p_dropped.clone(),
+        );
         registry.register(
             "p2p_queued",
             "Node-to-node messages awaiting acknowledgement",
@@ -204,6 +221,7 @@ impl Metrics {
             p2p_out,
             p2p_peers,
             p2p_queued,
+            p2p_dropped,
             keygen_phase,
             keygen_batches,
             complaints_filed,
@@ -219,5 +237,16 @@ impl Metrics {
             s.clear();
         }
         s
+    }
+}
+
+impl Metrics {
+    /// Counts one peer input dropped (or refused as busy) by the bound `reason`.
+    pub fn dropped(&self, reason: &str) {
+        self.p2p_dropped
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 }

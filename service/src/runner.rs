@@ -344,6 +344,7 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
             timeout_precommit: Duration::from_millis(c.timeout_precommit_ms),
             idle_block: Duration::from_millis(c.idle_block_ms),
             stall_restart: Duration::from_secs(c.stall_restart_s),
+            observers: c.observers.clone(),
             ..BftConfig::default()
         };
         node.set_submitter(Arc::new(MempoolSubmitter(mempool.clone())));

@@ -80,6 +80,7 @@ fn swarm(key: &torus_node::crypto::NodeKey) -> Swarm<request_response::Behaviour
     let codec = HostileCodec(WireCodec {
         max_bytes: 64 << 20,
         metrics: None,
+        budget: None,
     });
     libp2p::SwarmBuilder::with_existing_identity(libp2p_keypair(key).unwrap())
         .with_tokio()

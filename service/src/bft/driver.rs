@@ -97,6 +97,8 @@ impl Driver {
         vs: ValidatorSet,
     ) -> Self {
         let stream_bytes = cfg.max_block_bytes.saturating_add(1 << 20);
+        // Proposal parts only from the committee (see `streaming`).
+        let streams = PartStreams::for_peers(stream_bytes, super::streaming::committee_peers(&vs));
         Driver {
             address: signer.address(),
             node,
@@ -110,7 +112,7 @@ impl Driver {
             values: BTreeMap::new(),
             parts: BTreeMap::new(),
             pending: Vec::new(),
-            streams: PartStreams::new(stream_bytes),
+            streams,
             stream_counter: 0,
         }
     }

@@ -40,6 +40,24 @@ pub fn peer_id(pk: &NodePub) -> Result<libp2p_identity::PeerId, BftError> {
     Ok(libp2p_identity::PublicKey::from(p).to_peer_id())
 }
 
+/// The peers that may connect to the consensus network: every validator (peer
+/// id from its node key) and each configured observer. Everyone else is denied
+/// at connection establishment, so outsiders get no votes, no proposal parts and
+/// no value sync (decided blocks carry users' verifier ids).
+pub fn allowed_peers(
+    vs: &ValidatorSet,
+    observers: &[String],
+) -> Result<Vec<libp2p_identity::PeerId>, BftError> {
+    let mut out = Vec::with_capacity(vs.validators().len() + observers.len());
+    for v in vs.validators() {
+        out.push(peer_id(&v.public_key)?);
+    }
+    for o in observers {
+        out.push(super::parse_observer(o)?);
+    }
+    Ok(out)
+}
+
 /// What malachite reads as its node configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EngineConfig {
@@ -357,6 +375,10 @@ impl BftNode {
         let head = self.node.store().head()?;
         let start = Height(head.height + 1);
         let address = Address::of(&self.key.public());
+        // Only the committee and the configured observers may hold a connection
+        // to this engine's network (see `allowed_peers`).
+        let allowed = allowed_peers(&self.validators, &self.cfg.observers)?;
+        malachitebft_network::gate::allow_only(self.keypair.public().to_peer_id(), allowed);
         let (channels, engine) = malachitebft_app_channel::start_engine(
             TorusContext,
             self.clone(),

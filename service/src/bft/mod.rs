@@ -32,8 +32,13 @@
 //! identity of the consensus network is the same secp256k1 key, so each
 //! validator's peer id follows from the node list, and the peers built by
 //! [`BftConfig::from_genesis`] carry `/p2p/<peer id>`: a dial reaching a
-//! different key fails. (Inbound connections are not filtered; every
-//! consensus message is checked against the validator set's keys.)
+//! different key fails. Only the validators and the configured observers
+//! ([`BftConfig::observers`]) may hold a connection: every other peer is denied
+//! at connection establishment (an allow-list in the patched network crate,
+//! `vendor/malachitebft-network`), so an outsider receives no votes, no
+//! proposal parts and no synced blocks. Proposal parts are reassembled only
+//! from validators, with a bound per peer ([`streaming`]); every consensus
+//! message is also checked against the validator set's keys.
 //!
 //! # Storage
 //! A decided block is executed with `NodeState::apply_block_with`, which
@@ -152,6 +157,10 @@ pub struct BftConfig {
     /// seconds): the first proposer of a network started all at once otherwise
     /// proposes to nobody and height 1 costs a whole round of timeouts.
     pub start_gate: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Peer ids (base58, `12D3…` / `16Uiu2…`) of non-validators allowed to connect
+    /// and follow (receive votes and proposals, value-sync blocks). Empty: only
+    /// the validators.
+    pub observers: Vec<String>,
 }
 
 impl Default for BftConfig {
@@ -174,8 +183,15 @@ impl Default for BftConfig {
             gossipsub: false,
             stall_restart: Duration::from_secs(15),
             start_gate: None,
+            observers: Vec::new(),
         }
     }
+}
+
+/// An observer's peer id, as configured.
+pub(crate) fn parse_observer(s: &str) -> Result<libp2p_identity::PeerId, BftError> {
+    s.parse()
+        .map_err(|e| BftError::Config(format!("observers: `{s}` is not a peer id: {e}")))
 }
 
 pub(crate) fn parse_tcp_multiaddr(s: &str, field: &str) -> Result<Multiaddr, BftError> {
@@ -233,6 +249,9 @@ impl BftConfig {
         parse_tcp_multiaddr(&self.listen, "listen")?;
         for p in &self.peers {
             parse_tcp_multiaddr(p, "peers")?;
+        }
+        for o in &self.observers {
+            parse_observer(o)?;
         }
         if self.timeout_propose.is_zero()
             || self.timeout_prevote.is_zero()

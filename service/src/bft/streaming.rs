@@ -8,11 +8,16 @@
 //! is keccak256 of the `Init` and `Data` parts' encodings in order, so the
 //! receiver checks the whole block against the proposer's key at once.
 //!
-//! Reassembly is bounded: at most [`MAX_STREAMS`] open streams (the oldest
-//! is dropped), at most [`MAX_PARTS`] messages and `max_bytes` of data per
-//! stream; a stream that breaks a bound is dropped whole.
+//! Reassembly is bounded per peer, so one peer cannot evict another's stream:
+//! streams come only from the committee's peers when the set is given
+//! ([`PartStreams::for_peers`]); each peer has at most [`MAX_STREAMS_PER_PEER`]
+//! open streams (a new one drops that peer's oldest); over all peers at most
+//! [`MAX_STREAMS`] (a new one drops the oldest stream of the peer holding the
+//! most, never one of a peer holding fewer than the newcomer); at most
+//! [`MAX_PARTS`] messages and `max_bytes` of data per stream. A stream that
+//! breaks a bound is dropped whole.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
@@ -28,10 +33,23 @@ use crate::hexfmt::keccak256;
 
 /// Most open (incomplete) streams kept at once.
 pub const MAX_STREAMS: usize = 64;
+/// Most open streams of one peer (a proposer streams one value per round; a
+/// validator may re-stream another's).
+pub const MAX_STREAMS_PER_PEER: usize = 4;
 /// Most messages in one stream.
 pub const MAX_PARTS: u64 = 4096;
 /// Size of a `Data` chunk.
 pub const CHUNK_BYTES: usize = 256 << 10;
+
+/// The consensus peer ids of a validator set's members (their libp2p identity
+/// is their node key, see [`super::peer_id`]); a key libp2p refuses is skipped.
+pub fn committee_peers(vs: &super::ValidatorSet) -> Vec<PeerId> {
+    vs.validators()
+        .iter()
+        .filter_map(|v| super::peer_id(&v.public_key).ok())
+        .filter_map(|p| PeerId::from_bytes(&p.to_bytes()).ok())
+        .collect()
+}
 
 /// keccak256 of the `Init` and `Data` parts' encodings, in order.
 pub fn parts_hash<'a>(parts: impl IntoIterator<Item = &'a ProposalPart>) -> [u8; 32] {
@@ -186,6 +204,10 @@ pub struct PartStreams {
     /// Recently dropped streams, whose later messages are ignored.
     dropped: VecDeque<(PeerId, StreamId)>,
     max_bytes: usize,
+    /// The only peers whose streams are taken (None: any peer).
+    peers: Option<BTreeSet<PeerId>>,
+    /// Messages ignored because their sender is not one of `peers`.
+    refused: u64,
 }
 
 impl std::fmt::Debug for PartStreams {
@@ -197,14 +219,75 @@ impl std::fmt::Debug for PartStreams {
 }
 
 impl PartStreams {
-    /// Streams of at most `max_bytes` of parts each.
+    /// Streams of at most `max_bytes` of parts each, from any peer.
     pub fn new(max_bytes: usize) -> Self {
         PartStreams {
             open: BTreeMap::new(),
             age: VecDeque::new(),
             dropped: VecDeque::new(),
             max_bytes,
+            peers: None,
+            refused: 0,
         }
+    }
+
+    /// Streams of at most `max_bytes` each, only from `peers` (the committee's
+    /// consensus peer ids): parts from anyone else are ignored.
+    pub fn for_peers(max_bytes: usize, peers: impl IntoIterator<Item = PeerId>) -> Self {
+        PartStreams {
+            peers: Some(peers.into_iter().collect()),
+            ..PartStreams::new(max_bytes)
+        }
+    }
+
+    /// Messages ignored so far because their sender is not a committee peer.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// Open streams of `peer`.
+    pub fn open_of(&self, peer: &PeerId) -> usize {
+        self.age.iter().filter(|(p, _)| p == peer).count()
+    }
+
+    /// Makes room for a new stream of `from`: drops `from`'s oldest stream when it
+    /// holds its cap; when every slot is taken, drops the oldest stream of the
+    /// peer holding the most, unless `from` already holds as many (then the new
+    /// stream is refused: false).
+    fn make_room(&mut self, from: &PeerId) -> bool {
+        if self.open_of(from) >= MAX_STREAMS_PER_PEER {
+            if let Some(old) = self.age.iter().find(|(p, _)| p == from).cloned() {
+                self.forget(&old);
+            }
+        }
+        while self.open.len() >= MAX_STREAMS {
+            let mut counts: BTreeMap<PeerId, usize> = BTreeMap::new();
+            for (p, _) in &self.age {
+                *counts.entry(*p).or_default() += 1;
+            }
+            let mine = counts.get(from).copied().unwrap_or(0);
+            let Some((top, most)) = counts
+                .iter()
+                .max_by_key(|(_, c)| **c)
+                .map(|(p, c)| (*p, *c))
+            else {
+                break;
+            };
+            if most <= mine {
+                return false;
+            }
+            if let Some(old) = self.age.iter().find(|(p, _)| *p == top).cloned() {
+                self.forget(&old);
+            } else {
+                break;
+            }
+        }
+        true
+    }
+
+    fn forget(&mut self, key: &(PeerId, StreamId)) {
+        self.open.remove(key);
+        self.age.retain(|k| k != key);
     }
 
     /// Number of open streams.
@@ -234,6 +317,11 @@ impl PartStreams {
         from: PeerId,
         msg: StreamMessage<ProposalPart>,
     ) -> Option<Vec<ProposalPart>> {
+        if self.peers.as_ref().is_some_and(|p| !p.contains(&from)) {
+            self.refused = self.refused.saturating_add(1);
+            tracing::debug!(peer = %from, "proposal part from a peer outside the committee; ignored");
+            return None;
+        }
         let key = (from, msg.stream_id.clone());
         if self.dropped.contains(&key) {
             return None;
@@ -243,11 +331,9 @@ impl PartStreams {
             return None;
         }
         if !self.open.contains_key(&key) {
-            while self.open.len() >= MAX_STREAMS {
-                let Some(old) = self.age.pop_front() else {
-                    break;
-                };
-                self.open.remove(&old);
+            if !self.make_room(&from) {
+                tracing::debug!(peer = %from, "proposal stream refused: every slot is taken");
+                return None;
             }
             self.open.insert(
                 key.clone(),
@@ -379,18 +465,117 @@ mod tests {
         assert!(streams.is_empty());
     }
 
+    fn peer_n(i: u32) -> PeerId {
+        let b = i.to_be_bytes();
+        PeerId::from_bytes(&[0, 4, b[0], b[1], b[2], b[3]]).unwrap()
+    }
+
+    fn junk(i: u32) -> StreamMessage<ProposalPart> {
+        StreamMessage::new(
+            stream_id(Height(1), Round::new(0), i),
+            0,
+            StreamContent::Data(ProposalPart::Data(Bytes::from_static(b"x"))),
+        )
+    }
+
     #[test]
     fn open_streams_are_bounded() {
-        let peer = PeerId::from_bytes(&[0, 4, 1, 2, 3, 4]).unwrap();
+        let peer = peer_n(1);
         let mut streams = PartStreams::new(1 << 20);
         for i in 0..(MAX_STREAMS as u32 + 10) {
-            let m = StreamMessage::new(
-                stream_id(Height(1), Round::new(0), i),
-                0,
-                StreamContent::Data(ProposalPart::Data(Bytes::from_static(b"x"))),
-            );
-            assert!(streams.insert(peer, m).is_none());
+            assert!(streams.insert(peer, junk(i)).is_none());
+        }
+        assert_eq!(streams.len(), MAX_STREAMS_PER_PEER);
+        // Many peers: never more than MAX_STREAMS in all.
+        for p in 0..100 {
+            for i in 0..3 {
+                streams.insert(peer_n(100 + p), junk(i));
+            }
         }
         assert_eq!(streams.len(), MAX_STREAMS);
+    }
+
+    #[test]
+    fn a_flood_of_streams_from_one_peer_does_not_evict_the_proposers_stream() {
+        let (s, pk) = signer();
+        let block = Block::new(2, vec![vec![1u8; 100]]);
+        let parts = build_parts(&s, &block, Round::new(0), Round::Nil);
+        let mut msgs = stream_messages(stream_id(Height(2), Round::new(0), 0), &parts);
+        let last = msgs.pop().unwrap();
+        let (proposer, flooder) = (peer_n(1), peer_n(2));
+        let mut streams = PartStreams::new(1 << 20);
+        for m in msgs {
+            assert!(streams.insert(proposer, m).is_none());
+        }
+        for i in 0..10_000 {
+            streams.insert(flooder, junk(i));
+        }
+        assert_eq!(streams.open_of(&flooder), MAX_STREAMS_PER_PEER);
+        let done = streams
+            .insert(proposer, last)
+            .expect("the proposer's stream survived");
+        assert!(Assembled::from_parts(done).unwrap().verify(s.chain(), &pk));
+    }
+
+    #[test]
+    fn when_every_slot_is_taken_the_largest_holder_gives_way() {
+        let mut streams = PartStreams::new(1 << 20);
+        let big = peer_n(1);
+        for i in 0..MAX_STREAMS_PER_PEER as u32 {
+            streams.insert(big, junk(i));
+        }
+        let mut p = 10;
+        while streams.len() < MAX_STREAMS {
+            streams.insert(peer_n(p), junk(0));
+            p += 1;
+        }
+        // A newcomer takes a slot from the peer holding the most...
+        let newcomer = peer_n(5000);
+        streams.insert(newcomer, junk(0));
+        assert_eq!(streams.open_of(&newcomer), 1);
+        assert_eq!(streams.open_of(&big), MAX_STREAMS_PER_PEER - 1);
+        assert_eq!(streams.len(), MAX_STREAMS);
+        // ...but a peer already holding as many as anyone gets nothing more.
+        while streams.open_of(&big) > 1 {
+            streams.insert(peer_n(p), junk(0));
+            p += 1;
+        }
+        let before = streams.len();
+        streams.insert(newcomer, junk(1));
+        assert_eq!(streams.open_of(&newcomer), 1);
+        assert_eq!(streams.len(), before);
+    }
+
+    #[test]
+    fn parts_from_outside_the_committee_are_ignored() {
+        let (s, _) = signer();
+        let block = Block::new(2, vec![vec![1u8; 10]]);
+        let parts = build_parts(&s, &block, Round::new(0), Round::Nil);
+        let (member, outsider) = (peer_n(1), peer_n(2));
+        let mut streams = PartStreams::for_peers(1 << 20, [member]);
+        let mut out = None;
+        for m in stream_messages(stream_id(Height(2), Round::new(0), 0), &parts) {
+            out = out.or(streams.insert(outsider, m));
+        }
+        assert!(out.is_none());
+        assert!(streams.is_empty());
+        assert_eq!(streams.refused(), parts.len() as u64 + 1);
+        for m in stream_messages(stream_id(Height(2), Round::new(0), 0), &parts) {
+            out = out.or(streams.insert(member, m));
+        }
+        assert!(out.is_some());
+    }
+
+    #[test]
+    fn committee_peers_are_the_validators_consensus_peer_ids() {
+        let (_, epoch) = crate::tx::EpochInfo::random_for_tests(4);
+        let vs = crate::bft::ValidatorSet::from_epoch(&epoch).unwrap();
+        let peers = committee_peers(&vs);
+        assert_eq!(peers.len(), 4);
+        for n in &epoch.nodes {
+            let pk = NodePub::from_sec1(&n.pubkey).unwrap();
+            let id = crate::bft::peer_id(&pk).unwrap();
+            assert!(peers.contains(&PeerId::from_bytes(&id.to_bytes()).unwrap()));
+        }
     }
 }

@@ -299,6 +299,15 @@ impl NodeConfig {
         {
             return Err(invalid("consensus.timeout_*_ms", "must be positive"));
         }
+        #[cfg(feature = "server")]
+        for o in &self.consensus.observers {
+            if o.parse::<libp2p_identity::PeerId>().is_err() {
+                return Err(invalid(
+                    "consensus.observers",
+                    format!("{o:?} is not a libp2p peer id"),
+                ));
+            }
+        }
         if self.consensus.idle_block_ms * 2 >= self.consensus.timeout_propose_ms {
             return Err(invalid(
                 "consensus.idle_block_ms",
@@ -376,6 +385,30 @@ mod tests {
         let p = write(d.path(), "e.toml", base);
         let c = NodeConfig::load(&p).unwrap();
         assert_eq!(c.genesis, d.path().join("g.toml"));
+    }
+
+    #[cfg(feature = "server")]
+    #[test]
+    fn consensus_observers_must_be_peer_ids() {
+        let d = tempfile::tempdir().unwrap();
+        let base = "data_dir = \"/tmp/x\"\ngenesis = \"g.toml\"\n[consensus]\n";
+        let p = write(
+            d.path(),
+            "o.toml",
+            &format!("{base}observers = [\"nope\"]\n"),
+        );
+        let e = NodeConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("consensus.observers"), "{e}");
+        let id = libp2p_identity::Keypair::generate_secp256k1()
+            .public()
+            .to_peer_id();
+        let p = write(
+            d.path(),
+            "p.toml",
+            &format!("{base}observers = [\"{id}\"]\n"),
+        );
+        let c = NodeConfig::load(&p).unwrap();
+        assert_eq!(c.consensus.observers, vec![id.to_string()]);
     }
 
     #[test]

@@ -105,6 +105,10 @@ pub struct ConsensusSection {
     /// Relaunch the engine (redialing every peer) after this many seconds without a
     /// decided block; 0 disables the watchdog.
     pub stall_restart_s: u64,
+    /// Consensus peer ids of non-validators allowed to connect and follow (they
+    /// receive votes, proposals and synced blocks); every other non-validator is
+    /// refused at connection establishment. Empty: validators only.
+    pub observers: Vec<String>,
 }
 
 impl Default for ConsensusSection {
@@ -117,6 +121,7 @@ impl Default for ConsensusSection {
             timeout_precommit_ms: 500,
             idle_block_ms: 300,
             stall_restart_s: 15,
+            observers: Vec::new(),
         }
     }
 }

@@ -54,6 +54,12 @@ use crate::node::{CommittedBlock, NodeState};
 use crate::p2p::{Inbound, P2pClient};
 use driver::Keygen;
 
+/// Inputs waiting for the keygen thread. The queue is bounded: when it is full,
+/// the message forwarder waits, the p2p inbound queue fills up and peers hear
+/// "busy" (back-pressure to the senders), committed blocks wait (or lag, which
+/// makes the thread re-read committed state), and ticks are skipped.
+const INPUT_QUEUE: usize = 1024;
+
 /// What the keygen thread reacts to.
 enum Input {
     Msg(Box<Inbound>),
@@ -86,12 +92,12 @@ pub fn start(
     if cfg.faults.is_active() && !node.config().dev_mode {
         return Err("keygen.faults is a test hook and needs dev_mode".into());
     }
-    let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+    let (tx, mut rx) = mpsc::channel::<Input>(INPUT_QUEUE);
     {
         let tx = tx.clone();
         tokio::spawn(async move {
             while let Some(m) = inbound.recv().await {
-                if tx.send(Input::Msg(Box::new(m))).is_err() {
+                if tx.send(Input::Msg(Box::new(m))).await.is_err() {
                     break;
                 }
             }
@@ -107,7 +113,7 @@ pub fn start(
                     Err(broadcast::error::RecvError::Lagged(_)) => Input::Lagged,
                     Err(broadcast::error::RecvError::Closed) => break,
                 };
-                if tx.send(item).is_err() {
+                if tx.send(item).await.is_err() {
                     break;
                 }
             }
@@ -120,8 +126,10 @@ pub fn start(
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 t.tick().await;
-                if tx.send(Input::Tick).is_err() {
-                    break;
+                match tx.try_send(Input::Tick) {
+                    // A full queue: the thread is busy; a later tick will do.
+                    Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
+                    Err(mpsc::error::TrySendError::Closed(_)) => break,
                 }
             }
         });

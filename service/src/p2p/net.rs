@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{allow_block_list, identify, identity, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+use libp2p::{
+    allow_block_list, connection_limits, identify, identity, noise, tcp, yamux, Multiaddr, PeerId,
+    Swarm,
+};
 use rand_core::RngCore;
 use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
@@ -78,6 +81,90 @@ pub struct Inbound {
     pub from: u32,
     /// The message.
     pub msg: Message,
+    /// The sender's share of the inbound pipeline this message holds until it is
+    /// dropped (handled), see [`InboundShare`].
+    _slot: Option<Slot>,
+}
+
+impl Inbound {
+    /// A message from `from` that holds no share of any peer's inbound budget
+    /// (this node's own messages, and tests).
+    pub fn local(from: u32, msg: Message) -> Self {
+        Inbound {
+            from,
+            msg,
+            _slot: None,
+        }
+    }
+}
+
+/// What one peer's messages may hold of the inbound pipeline (the p2p queue, the
+/// router and the keygen queue) at once: a count and their encoded bytes. A peer
+/// over its share hears "busy" and retries later, so one peer cannot crowd out
+/// the others.
+#[derive(Debug)]
+pub(crate) struct InboundShare {
+    max_messages: usize,
+    max_bytes: usize,
+    used: std::sync::Mutex<(usize, usize)>,
+}
+
+impl InboundShare {
+    /// A share of at most `max_messages` messages and `max_bytes` bytes.
+    pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Arc<Self> {
+        Arc::new(InboundShare {
+            max_messages: max_messages.max(1),
+            max_bytes: max_bytes.max(1),
+            used: std::sync::Mutex::new((0, 0)),
+        })
+    }
+
+    /// Takes room for one message of `bytes`, or None when the share is used up
+    /// (a single message larger than the whole byte share is still taken when the
+    /// peer holds nothing else, so a large legal message always gets through).
+    pub(crate) fn take(self: &Arc<Self>, bytes: usize) -> Option<Slot> {
+        let mut used = match self.used.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let (count, held) = *used;
+        if count >= self.max_messages || (count > 0 && held.saturating_add(bytes) > self.max_bytes)
+        {
+            return None;
+        }
+        *used = (count + 1, held.saturating_add(bytes));
+        Some(Slot {
+            share: self.clone(),
+            bytes,
+        })
+    }
+
+    /// Messages and bytes held now.
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> (usize, usize) {
+        match self.used.lock() {
+            Ok(g) => *g,
+            Err(p) => *p.into_inner(),
+        }
+    }
+}
+
+/// One message's room in an [`InboundShare`], given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    share: Arc<InboundShare>,
+    bytes: usize,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut used = match self.share.used.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        used.0 = used.0.saturating_sub(1);
+        used.1 = used.1.saturating_sub(self.bytes);
+    }
 }
 
 enum Command {
@@ -116,7 +203,7 @@ impl P2pClient {
     /// node itself is delivered locally.
     pub fn send(&self, to: u32, msg: Message) {
         if to == self.me {
-            let item = Inbound { from: to, msg };
+            let item = Inbound::local(to, msg);
             if let Err(mpsc::error::TrySendError::Full(item)) = self.loopback.try_send(item) {
                 let tx = self.loopback.clone();
                 tokio::spawn(async move {
@@ -164,6 +251,7 @@ impl P2pClient {
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    limits: connection_limits::Behaviour,
     rr: request_response::Behaviour<WireCodec>,
     identify: identify::Behaviour,
 }
@@ -202,13 +290,95 @@ struct Peer {
     next_try: Instant,
     seen: HashSet<u64>,
     seen_order: VecDeque<u64>,
+    /// This peer's share of the inbound pipeline.
+    share: Arc<InboundShare>,
 }
 
 const SEEN_IDS: usize = 8192;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Most messages queued (or in flight) for one peer. The protocol itself queues
+/// about `2n + 3` messages per batch for a peer; what grows past that comes from
+/// peer requests or transaction gossip, both capped below.
+pub(crate) const MAX_QUEUED_PER_PEER: usize = 8192;
+/// Most transactions queued for one peer (gossip only: the node that received a
+/// transaction proposes it itself, so a dropped copy loses nothing).
+pub(crate) const MAX_QUEUED_TXS: usize = 2048;
+/// Most pending frames one peer may have open on one connection (its requests
+/// and ours); an honest peer has at most `max_inflight` requests in flight.
+fn max_streams(max_inflight: usize) -> usize {
+    2 * max_inflight + 4
+}
+/// Most connections one peer may hold (a simultaneous dial gives two).
+const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Most incoming connections still in their handshake.
+const MAX_PENDING_INCOMING: u32 = 64;
+
+/// Answers to a peer's requests (`FetchCommitments`, `RecoverRequest`): the asker
+/// asks again until it has them, so the copies queued for it are capped.
+fn is_answer(kind: &str) -> bool {
+    matches!(kind, "commitments" | "recover_points")
+}
+
+/// Why a message for a peer was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum QueueRefusal {
+    /// The peer's queue holds [`MAX_QUEUED_PER_PEER`] messages.
+    Full,
+    /// The peer's queue holds its cap of answers to its own requests.
+    Answers,
+    /// The peer's queue holds [`MAX_QUEUED_TXS`] transactions.
+    Txs,
+}
+
+impl QueueRefusal {
+    /// The metric reason.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            QueueRefusal::Full => "queue_full",
+            QueueRefusal::Answers => "answers_queued",
+            QueueRefusal::Txs => "tx_queued",
+        }
+    }
+}
+
+/// Whether one more message of `kind` may be queued for a peer with `queued`
+/// messages of which `same_kind` are of that kind; `max_answers` caps answers.
+pub(crate) fn admit(
+    kind: &str,
+    queued: usize,
+    same_kind: usize,
+    max_answers: usize,
+) -> Result<(), QueueRefusal> {
+    if queued >= MAX_QUEUED_PER_PEER {
+        return Err(QueueRefusal::Full);
+    }
+    if is_answer(kind) && same_kind >= max_answers {
+        return Err(QueueRefusal::Answers);
+    }
+    if kind == "tx" && same_kind >= MAX_QUEUED_TXS {
+        return Err(QueueRefusal::Txs);
+    }
+    Ok(())
+}
 
 impl Peer {
+    /// Queues `out` unless a bound refuses it (see [`admit`]).
+    fn enqueue(&mut self, out: Out, max_answers: usize) -> Result<(), QueueRefusal> {
+        let queued = self.queue.len() + self.inflight.len();
+        let same_kind = if is_answer(out.kind) || out.kind == "tx" {
+            self.queue
+                .iter()
+                .chain(self.inflight.values())
+                .filter(|o| o.kind == out.kind)
+                .count()
+        } else {
+            0
+        };
+        admit(out.kind, queued, same_kind, max_answers)?;
+        self.queue.push_back(out);
+        Ok(())
+    }
     fn remember(&mut self, id: u64) -> bool {
         if !self.seen.insert(id) {
             return false;
@@ -243,6 +413,7 @@ pub async fn start(
         .map_err(|e| P2pError::Config(format!("listen address {:?}: {e}", cfg.listen)))?;
     let mut peers: HashMap<PeerId, Peer> = HashMap::new();
     let mut by_index: HashMap<u32, PeerId> = HashMap::new();
+    let (share_messages, share_bytes) = inbound_share(&cfg);
     for p in &cfg.peers {
         let id = peer_id(&p.pubkey)?;
         if id == own {
@@ -264,6 +435,7 @@ pub async fn start(
                 next_try: Instant::now(),
                 seen: HashSet::new(),
                 seen_order: VecDeque::new(),
+                share: InboundShare::new(share_messages, share_bytes),
             },
         );
     }
@@ -274,10 +446,16 @@ pub async fn start(
     let codec = WireCodec {
         max_bytes: cfg.max_message_bytes,
         metrics: Some(metrics.clone()),
+        budget: Some(wire::ReadBudget::new(
+            INBOUND_BYTES.max(2 * cfg.max_message_bytes),
+        )),
     };
     let rr_cfg = request_response::Config::default()
         .with_request_timeout(cfg.request_timeout)
-        .with_max_concurrent_streams(256);
+        .with_max_concurrent_streams(max_streams(cfg.max_inflight.max(1)));
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+        .with_max_pending_incoming(Some(MAX_PENDING_INCOMING));
     let mut swarm: Swarm<Behaviour> = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -288,6 +466,7 @@ pub async fn start(
         .map_err(|e| P2pError::Transport(e.to_string()))?
         .with_behaviour(|kp| Behaviour {
             allow,
+            limits: connection_limits::Behaviour::new(limits),
             rr: request_response::Behaviour::with_codec(
                 codec,
                 [(wire::PROTOCOL, ProtocolSupport::Full)],
@@ -315,6 +494,7 @@ pub async fn start(
         cmd: cmd_tx,
         loopback: in_tx.clone(),
     };
+    let max_answers = 2 * (by_index.len() + 1);
     let lp = EventLoop {
         swarm,
         peers,
@@ -322,11 +502,25 @@ pub async fn start(
         inbound: in_tx,
         metrics,
         max_inflight: cfg.max_inflight.max(1),
+        max_answers,
     };
     tokio::spawn(lp.run(cmd_rx));
     tracing::info!(node = me, listen = %cfg.listen, peer_id = %own, "p2p started");
     Ok((client, in_rx))
 }
+
+/// One peer's share of the inbound pipeline: its part of `inbound_queue` (at
+/// least twice the requests a peer keeps in flight) and of the bytes those may
+/// hold (at least two largest messages).
+fn inbound_share(cfg: &P2pConfig) -> (usize, usize) {
+    let peers = cfg.peers.len().max(2) - 1;
+    let messages = (cfg.inbound_queue / peers).max(2 * cfg.max_inflight.max(1));
+    let bytes = (INBOUND_BYTES / peers).max(2 * cfg.max_message_bytes);
+    (messages, bytes)
+}
+
+/// Bytes of messages from all peers the inbound pipeline is sized for.
+const INBOUND_BYTES: usize = 1 << 30;
 
 struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -335,6 +529,9 @@ struct EventLoop {
     inbound: mpsc::Sender<Inbound>,
     metrics: Arc<Metrics>,
     max_inflight: usize,
+    /// Most answers to its own requests queued for one peer (`2 (n + 1)`: one per
+    /// dealer and digest it may be missing, twice).
+    max_answers: usize,
 }
 
 impl EventLoop {
@@ -387,12 +584,22 @@ impl EventLoop {
                     tracing::warn!(to, kind, "message for an unknown node dropped");
                     return;
                 };
-                peer.queue.push_back(Out {
+                let out = Out {
                     id: rand_core::OsRng.next_u64(),
                     batch,
                     kind,
                     bytes,
-                });
+                };
+                if let Err(why) = peer.enqueue(out, self.max_answers) {
+                    tracing::debug!(
+                        to,
+                        kind,
+                        reason = why.reason(),
+                        "message for a peer dropped by a bound"
+                    );
+                    self.metrics.dropped(why.reason());
+                    self.count_out(kind, "dropped");
+                }
             }
             Command::DropBatch(start) => {
                 let mut dropped = 0usize;
@@ -580,7 +787,7 @@ impl EventLoop {
     }
 
     fn inbound(&mut self, peer: PeerId, frame: Frame) -> Status {
-        let Some(p) = self.peers.get_mut(&peer) else {
+        let Some(p) = self.peers.get(&peer) else {
             self.count_in("undecodable", "unknown_peer");
             return Status::Malformed;
         };
@@ -601,7 +808,18 @@ impl EventLoop {
             }
         };
         let kind = msg.kind();
-        match self.inbound.try_send(Inbound { from, msg }) {
+        let Some(slot) = p.share.take(frame.bytes.len()) else {
+            // This peer holds its whole share of the pipeline: it retries later.
+            self.metrics.dropped("peer_share");
+            self.count_in(kind, "busy");
+            return Status::Busy;
+        };
+        let item = Inbound {
+            from,
+            msg,
+            _slot: Some(slot),
+        };
+        match self.inbound.try_send(item) {
             Ok(()) => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.remember(frame.id);
@@ -614,5 +832,156 @@ impl EventLoop {
                 Status::Busy
             }
         }
+    }
+}
+
+/// A client without a network, for sans-IO tests of the protocol layers: what
+/// they send is read back from the [`testing::Outbox`].
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// What a test client sent.
+    pub(crate) struct Outbox {
+        cmd: mpsc::UnboundedReceiver<Command>,
+        loopback: mpsc::Receiver<Inbound>,
+    }
+
+    impl Outbox {
+        /// Every message sent since the last call, as `(to, message)`.
+        pub(crate) fn sent(&mut self) -> Vec<(u32, Message)> {
+            let mut out = Vec::new();
+            while let Ok(c) = self.cmd.try_recv() {
+                if let Command::Send { to, bytes, .. } = c {
+                    if let Ok(m) = Message::decode(&bytes) {
+                        out.push((to, m));
+                    }
+                }
+            }
+            while let Ok(m) = self.loopback.try_recv() {
+                out.push((m.from, m.msg));
+            }
+            out
+        }
+    }
+
+    /// The client of node `me` in a committee of `n`.
+    pub(crate) fn client(me: u32, n: u32) -> (P2pClient, Outbox) {
+        let (cmd, cmd_rx) = mpsc::unbounded_channel();
+        let (loopback, lb_rx) = mpsc::channel(1 << 16);
+        let client = P2pClient {
+            me,
+            others: Arc::new((1..=n).filter(|&i| i != me).collect()),
+            cmd,
+            loopback,
+        };
+        (
+            client,
+            Outbox {
+                cmd: cmd_rx,
+                loopback: lb_rx,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> Peer {
+        Peer {
+            index: 2,
+            addr: "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+            queue: VecDeque::new(),
+            inflight: HashMap::new(),
+            connected: false,
+            backoff: BACKOFF_MIN,
+            next_try: Instant::now(),
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            share: InboundShare::new(4, 1000),
+        }
+    }
+
+    fn out(kind: &'static str) -> Out {
+        Out {
+            id: rand_core::OsRng.next_u64(),
+            batch: Some(0),
+            kind,
+            bytes: Arc::new(Zeroizing::new(vec![0u8; 8])),
+        }
+    }
+
+    #[test]
+    fn one_peer_cannot_hold_more_than_its_share_of_the_inbound_pipeline() {
+        let share = InboundShare::new(3, 1000);
+        let held: Vec<Slot> = (0..3).map(|_| share.take(10).unwrap()).collect();
+        assert!(share.take(10).is_none(), "a fourth message past the count");
+        drop(held);
+        assert_eq!(
+            share.used(),
+            (0, 0),
+            "handled messages give their room back"
+        );
+        let a = share.take(600).unwrap();
+        assert!(share.take(600).is_none(), "past the byte share");
+        drop(a);
+        // One message larger than the whole byte share still passes alone.
+        let big = share.take(5000).unwrap();
+        assert!(share.take(1).is_none());
+        drop(big);
+        assert_eq!(share.used(), (0, 0));
+    }
+
+    #[test]
+    fn a_flood_of_requests_queues_a_bounded_number_of_answers_for_the_asker() {
+        let mut p = peer();
+        let max_answers = 10;
+        let mut refused = 0;
+        for _ in 0..1000 {
+            if p.enqueue(out("commitments"), max_answers).is_err() {
+                refused += 1;
+            }
+        }
+        assert_eq!(p.queue.len(), max_answers);
+        assert_eq!(refused, 1000 - max_answers);
+        // The protocol's own messages still pass.
+        assert!(p.enqueue(out("echo"), max_answers).is_ok());
+        for _ in 0..(MAX_QUEUED_TXS + 10) {
+            let _ = p.enqueue(out("tx"), max_answers);
+        }
+        let txs = p.queue.iter().filter(|o| o.kind == "tx").count();
+        assert_eq!(txs, MAX_QUEUED_TXS);
+    }
+
+    #[test]
+    fn the_queue_of_one_peer_is_bounded() {
+        let mut p = peer();
+        for _ in 0..(MAX_QUEUED_PER_PEER + 5) {
+            let _ = p.enqueue(out("echo"), 10);
+        }
+        assert_eq!(p.queue.len(), MAX_QUEUED_PER_PEER);
+        assert_eq!(p.enqueue(out("ready"), 10), Err(QueueRefusal::Full));
+    }
+
+    #[test]
+    fn the_inbound_share_is_a_fraction_of_the_pipeline_but_never_below_two_rounds_of_requests() {
+        let peers = |n: u32| -> Vec<PeerInfo> {
+            (1..=n)
+                .map(|index| PeerInfo {
+                    index,
+                    pubkey: [2; 33],
+                    addr: String::new(),
+                })
+                .collect()
+        };
+        let small = P2pConfig::new("/ip4/127.0.0.1/tcp/1", peers(5));
+        let (m, b) = inbound_share(&small);
+        assert_eq!(m, small.inbound_queue / 4);
+        assert!(b >= 2 * small.max_message_bytes);
+        let big = P2pConfig::new("/ip4/127.0.0.1/tcp/1", peers(1000));
+        let (m, _) = inbound_share(&big);
+        assert_eq!(m, 2 * big.max_inflight);
     }
 }

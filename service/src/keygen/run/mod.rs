@@ -3,6 +3,7 @@
 //! (`dealer_set`), aggregation and the public-key vote (`shares`). See the module
 //! docs of `keygen` for the protocol.
 
+mod bounds;
 mod deal;
 mod dealer_set;
 mod shares;
@@ -20,7 +21,7 @@ use super::faults::DealerFault;
 use super::KeygenConfig;
 use crate::metrics::PhaseLabels;
 use crate::node::NodeState;
-use crate::p2p::{Message, P2pClient, PointsMsg};
+use crate::p2p::{Message, P2pClient};
 use crate::store::records::BatchRecord;
 use crate::tx::{BatchId, DealHeader, EpochInfo, Evidence, TxBody};
 
@@ -52,8 +53,8 @@ pub(super) struct DealerState {
     /// Senders whose echo / ready we already took (one each, any digest).
     pub(super) echoed_by: BTreeSet<u32>,
     pub(super) readied_by: BTreeSet<u32>,
-    /// Points waiting for the commitments of their digest.
-    pub(super) waiting: Vec<(bool, u32, PointsMsg)>,
+    /// Points waiting for the commitments of their digest (bounded, see `bounds`).
+    pub(super) waiting: bounds::Waiting,
     /// Digests we asked for, with when and whom we asked last.
     pub(super) fetching: HashMap<[u8; 32], (Instant, u32)>,
     pub(super) sent_echo: bool,
@@ -76,7 +77,9 @@ pub(crate) struct BatchRun {
     pub(super) decided_at: Option<Instant>,
     pub(super) shares: Option<KeyShares<Secp256k1>>,
     pub(super) pub_shares: BTreeMap<u32, PublicShares<Secp256k1>>,
-    pub(super) early_pub: Vec<PublicShares<Secp256k1>>,
+    pub(super) early_pub: bounds::EarlyPublicShares,
+    /// When each peer last got a replay of our messages (`Resync`).
+    pub(super) resyncs: bounds::ResyncLimit,
     pub(super) voted: bool,
     pub(super) threshold_at: Option<Instant>,
     pub(super) proposed: bool,
@@ -135,7 +138,8 @@ impl BatchRun {
             decided,
             shares: None,
             pub_shares: BTreeMap::new(),
-            early_pub: Vec::new(),
+            early_pub: bounds::EarlyPublicShares::default(),
+            resyncs: bounds::ResyncLimit::default(),
             voted: false,
             threshold_at: None,
             proposed: false,
@@ -168,6 +172,15 @@ impl BatchRun {
             Message::Ready(p) => self.on_points(node, p2p, from, p, true),
             Message::PubShares { shares, .. } => self.on_pub_shares(node, from, &shares),
             Message::Resync { .. } => {
+                if !self.resyncs.allow(from, Instant::now()) {
+                    tracing::debug!(
+                        from,
+                        batch = self.batch.start,
+                        "resync too soon again; ignored"
+                    );
+                    node.metrics().dropped("resync_rate");
+                    return;
+                }
                 let again: Vec<Message> = self
                     .sent
                     .iter()

@@ -145,7 +145,7 @@ impl BatchRun {
         for m in 1..=self.params.n {
             self.send(p2p, m, msg.clone());
         }
-        let early = std::mem::take(&mut self.early_pub);
+        let early = self.early_pub.take_all();
         for p in early {
             self.take_pub_shares(node, p);
         }
@@ -160,7 +160,13 @@ impl BatchRun {
             }
         };
         if self.shares.is_none() {
-            self.early_pub.push(p);
+            if !self.early_pub.push(p) {
+                tracing::debug!(
+                    from,
+                    "public key shares already waiting from this sender; dropped"
+                );
+                node.metrics().dropped("early_public_shares");
+            }
             return;
         }
         self.take_pub_shares(node, p);

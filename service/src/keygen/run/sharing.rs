@@ -323,8 +323,18 @@ impl BatchRun {
         };
         match verdict {
             None => {
-                // Commitments unknown yet: keep the points and ask the sender.
-                st.waiting.push((ready, from, pm.clone()));
+                // Commitments unknown yet: keep the points (one echo and one ready per
+                // sender) and ask the sender.
+                if !st.waiting.push(ready, from, pm.clone()) {
+                    tracing::debug!(
+                        from,
+                        dealer = d,
+                        ready,
+                        "points already waiting from this sender; dropped"
+                    );
+                    node.metrics().dropped("waiting_points");
+                    return false;
+                }
                 if let std::collections::hash_map::Entry::Vacant(e) = st.fetching.entry(pm.digest) {
                     e.insert((Instant::now(), from));
                     p2p.send(
@@ -373,16 +383,15 @@ impl BatchRun {
     ) {
         let st = self.dealer(d);
         st.fetching.remove(digest);
-        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut st.waiting)
-            .into_iter()
-            .partition(|(_, _, pm)| pm.digest == *digest);
-        st.waiting = later;
+        let now = st.waiting.take(digest);
         for (ready, from, pm) in now {
             self.verify_and_record(node, p2p, from, &pm, ready);
         }
     }
 
-    /// Commitments fetched from a peer.
+    /// Commitments fetched from a peer. Only commitments this node asked for are
+    /// taken (a dealer of the committee, a digest being fetched); anything else is
+    /// dropped before it is decoded.
     pub fn on_commitments(
         &mut self,
         node: &NodeState,
@@ -390,24 +399,43 @@ impl BatchRun {
         dealer: u32,
         bytes: Vec<u8>,
     ) {
-        let Ok(c) = Commitments::<Secp256k1>::decode(&bytes) else {
+        let Some(digest) = self.accept_commitments(dealer, bytes) else {
+            node.metrics().dropped("unsolicited_commitments");
             return;
         };
-        if c.k() != self.params.ku() || c.keys() != self.batch.count as usize {
-            return;
-        }
-        let digest = digest::dealing_digest(&self.batch, dealer, &c);
-        {
-            let st = self.dealer(dealer);
-            if st.commitments.contains_key(&digest) {
-                return;
-            }
-            st.commitments
-                .insert(digest, Arc::new(KnownCommitments { decoded: c, bytes }));
-        }
         self.retry_waiting(node, p2p, dealer, &digest);
         self.progress(node, p2p, dealer, &digest);
         self.try_aggregate(node, p2p);
+    }
+
+    /// Stores commitments of `dealer` when they answer one of our fetches; the
+    /// digest they are stored under, or None (not asked for, malformed, known).
+    pub(super) fn accept_commitments(&mut self, dealer: u32, bytes: Vec<u8>) -> Option<[u8; 32]> {
+        // Nothing asked for from this dealer: not decoded, not stored.
+        let asked = self
+            .dealers
+            .get(&dealer)
+            .is_some_and(|st| !st.fetching.is_empty());
+        if !asked || self.epoch.node(dealer).is_none() {
+            tracing::debug!(dealer, "commitments nobody asked for; dropped");
+            return None;
+        }
+        let c = Commitments::<Secp256k1>::decode(&bytes).ok()?;
+        if c.k() != self.params.ku() || c.keys() != self.batch.count as usize {
+            return None;
+        }
+        let digest = digest::dealing_digest(&self.batch, dealer, &c);
+        let st = self.dealer(dealer);
+        if !st.fetching.contains_key(&digest) || st.commitments.contains_key(&digest) {
+            tracing::debug!(
+                dealer,
+                "commitments under a digest not being fetched; dropped"
+            );
+            return None;
+        }
+        st.commitments
+            .insert(digest, Arc::new(KnownCommitments { decoded: c, bytes }));
+        Some(digest)
     }
 
     /// Commitments of `dealer` under `digest`, as received (for peers that ask).
