@@ -19,9 +19,9 @@ fi
 
 seconds="${FUZZ_SECONDS:-20}"
 sanitizer="${FUZZ_SANITIZER:-address}"
-targets=(${FUZZ_TARGETS:-jrpc_request records tx p2p_msg evidence})
+targets=(${FUZZ_TARGETS:-jrpc_request records tx p2p_msg evidence mempool_admission})
 # Inputs far above any real value: the largest valid seed is < 1 KiB.
-declare -A max_len=([jrpc_request]=8192 [records]=4096 [tx]=8192 [p2p_msg]=8192 [evidence]=4096)
+declare -A max_len=([jrpc_request]=8192 [records]=4096 [tx]=8192 [p2p_msg]=8192 [evidence]=4096 [mempool_admission]=16384)
 build=(--release --debug-assertions --sanitizer "$sanitizer")
 
 work="$(mktemp -d)"

@@ -6,7 +6,8 @@
 //! * [`crypto`], [`hexfmt`]: the spec's signatures, ECIES and text encodings.
 //! * With the `server` feature (default): [`store`] (LMDB), [`rpc`] (client
 //!   JSON-RPC), [`verifier`] (OIDC), [`abci`], [`grpc`], [`metrics`], [`node`].
-//! * With `server`: [`bft`] (the embedded malachite engine) and [`mempool`].
+//! * With `server`: [`bft`] (the embedded malachite engine) and the shared
+//!   [`mempool`] (its sans-IO pool and admission rule build without it).
 //! * With the `eth` feature (default): [`chain`], the NodeList contract on Ethereum.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -34,7 +35,6 @@ pub mod hexfmt;
 pub mod jrpc;
 #[cfg(feature = "server")]
 pub mod keygen;
-#[cfg(feature = "server")]
 pub mod mempool;
 #[cfg(feature = "server")]
 pub mod metrics;

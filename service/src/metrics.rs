@@ -42,12 +42,13 @@ pub struct P2pLabels {
     pub outcome: String,
 }
 
-/// Labels of messages dropped by a bound.
+/// Labels of messages dropped by a bound, and of mempool refusals and drops.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
-    /// Which bound ("peer_share", "read_budget", "queue_full", "answers_queued",
-    /// "tx_queued", "waiting_points", "early_public_shares", "unsolicited_commitments",
-    /// "resync_rate", "proposal_streams").
+    /// Which bound or why: p2p and keygen ("peer_share", "read_budget", "queue_full",
+    /// "answers_queued", "tx_queued", "waiting_points", "early_public_shares",
+    /// "unsolicited_commitments", "resync_rate", "proposal_streams"); mempool
+    /// ("too_large", "decode", "unauthorized", "quota", ...).
     pub reason: String,
 }
 
@@ -97,6 +98,10 @@ pub struct Metrics {
     pub rpc_connections_refused: Counter,
     /// Open client connections.
     pub rpc_connections: Gauge,
+    /// Transactions the mempool refused, by reason.
+    pub mempool_refused: Family<ReasonLabels, Counter>,
+    /// Pending transactions the mempool dropped, by reason.
+    pub mempool_dropped: Family<ReasonLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -137,6 +142,18 @@ impl Metrics {
         let complaints_filed = Counter::default();
         let rpc_connections_refused = Counter::default();
         let rpc_connections = Gauge::default();
+        let mempool_refused = Family::<ReasonLabels, Counter>::default();
+        let mempool_dropped = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "mempool_refused",
+            "Transactions the mempool refused to admit, by reason",
+            mempool_refused.clone(),
+        );
+        registry.register(
+            "mempool_dropped",
+            "Pending transactions the mempool dropped, by reason",
+            mempool_dropped.clone(),
+        );
         registry.register(
             "rpc_connections_refused",
             "Client connections closed on accept at the rpc.max_connections limit",
@@ -227,6 +244,8 @@ impl Metrics {
             complaints_filed,
             rpc_connections_refused,
             rpc_connections,
+            mempool_refused,
+            mempool_dropped,
         }
     }
 

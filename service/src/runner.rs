@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use crate::bft::{self, BftConfig, BftHandle};
 use crate::config::{listen_from, NodeConfig};
 use crate::keygen::{self, KeygenHandle};
-use crate::mempool::{Mempool, MempoolSubmitter};
+use crate::mempool::{Limits, Mempool, MempoolSubmitter, Refused};
 use crate::node::{NodeState, Submitter};
 use crate::p2p::{self, Inbound, Message, P2pClient, P2pConfig, PeerInfo};
 
@@ -260,8 +260,13 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
         pcfg.max_message_bytes = cfg.p2p.max_message_mib << 20;
     }
     let (client, mut inbound) = p2p::start(node.key(), me, pcfg, node.metrics().clone()).await?;
-    // Mempool with gossip, and the router of inbound messages.
-    let mempool = Mempool::with_defaults();
+    // Mempool with gossip, and the router of inbound messages. Its largest
+    // transaction follows the block size; each committee member is one origin.
+    let max_block_bytes = BftConfig::default().max_block_bytes;
+    let mempool = Mempool::for_node(
+        &node,
+        Limits::for_block(max_block_bytes, genesis.nodes.len()),
+    );
     {
         let c = client.clone();
         mempool.set_gossip(Arc::new(move |tx: Vec<u8>| c.broadcast(&Message::Tx(tx))));
@@ -273,7 +278,16 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
             while let Some(m) = inbound.recv().await {
                 match m.msg {
                     Message::Tx(tx) => {
-                        mempool.insert(tx);
+                        // Authenticated, bounded and counted per peer by the pool.
+                        if let Err(e) = mempool.insert_from_peer(m.from, tx) {
+                            if e != Refused::Duplicate {
+                                tracing::debug!(
+                                    peer = m.from,
+                                    reason = e.reason(),
+                                    "refused a gossiped transaction"
+                                );
+                            }
+                        }
                     }
                     _ => {
                         if kg_tx.send(m).await.is_err() {
@@ -345,6 +359,7 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
             idle_block: Duration::from_millis(c.idle_block_ms),
             stall_restart: Duration::from_secs(c.stall_restart_s),
             observers: c.observers.clone(),
+            max_block_bytes,
             ..BftConfig::default()
         };
         node.set_submitter(Arc::new(MempoolSubmitter(mempool.clone())));

@@ -1,7 +1,8 @@
 //! A committee member that sends garbage, oversized frames, replayed messages
 //! and messages for batches that do not exist (the test speaks the wire
 //! protocol with node 5's key while node 5's process is not running), and an
-//! outsider whose key is not in the node list: every bad input is refused and
+//! outsider whose key is not in the node list, and gossiped transactions that
+//! are undecodable, forged or larger than a block: every bad input is refused and
 //! counted in the node's metrics, and nothing changes: the other four nodes
 //! generate keys, agree on the same history and serve logins.
 
@@ -200,6 +201,34 @@ async fn garbage_oversized_replayed_and_outsider_messages_are_refused_and_counte
         .await
         .is_err());
 
+    // Mempool poisoning as member 5: an undecodable transaction, one signed by
+    // a key that is not member 5's, and a blob larger than any block (17 MiB).
+    // Each is acknowledged by the transport, then refused by the mempool.
+    let forged = torus_node::tx::SignedTx::sign(
+        &torus_node::crypto::NodeKey::random(),
+        1,
+        5,
+        0,
+        torus_node::tx::TxBody::KeyAssign {
+            verifier: "test".into(),
+            verifier_id: "mallory@example.com".into(),
+        },
+    );
+    for (id, tx) in [
+        (50, b"junk".to_vec()),
+        (51, forged.encode()),
+        (52, vec![0u8; 17 << 20]),
+    ] {
+        let f = Frame {
+            id,
+            bytes: std::sync::Arc::new(Message::Tx(tx).encode().into()),
+        };
+        assert_eq!(
+            ask(&mut s, node1, &addr, Req::Frame(f)).await,
+            Ok(Status::Ack)
+        );
+    }
+
     // An outsider: its connection is refused before any message.
     let outsider = torus_node::crypto::NodeKey::random();
     let mut o = swarm(&outsider);
@@ -240,6 +269,16 @@ async fn garbage_oversized_replayed_and_outsider_messages_are_refused_and_counte
         ) >= 1.0,
         "{m}"
     );
+    for reason in ["decode", "unauthorized", "too_large"] {
+        assert!(
+            net::metric_sum(
+                &m,
+                "torus_mempool_refused_total",
+                &format!("reason=\"{reason}\"")
+            ) >= 1.0,
+            "mempool refusal {reason} not counted: {m}"
+        );
+    }
     // ...and nothing changed: node 1 keeps its keys and agrees with its peers.
     let after = net::status(&dn, 1, None).await.unwrap();
     assert_eq!(after["keys_created"], before["keys_created"]);

@@ -15,7 +15,7 @@ use torus_node::bft::{self, Address, BftConfig, BftHandle, EngineState, Height, 
 use torus_node::config::{Genesis, GenesisNode, NodeConfig};
 use torus_node::crypto::NodeKey;
 use torus_node::hexfmt::keccak256;
-use torus_node::mempool::Mempool;
+use torus_node::mempool::{Limits, Mempool, DEFAULT_MAX_BLOCK_BYTES};
 use torus_node::node::NodeState;
 use torus_node::tx::TxBody;
 
@@ -118,12 +118,12 @@ impl Net {
             }
         });
         // A fresh mempool whose local submissions reach every running member.
-        let pool = Mempool::with_defaults();
+        let pool = Mempool::for_node(&node, Limits::for_block(DEFAULT_MAX_BLOCK_BYTES, N));
         let pools = self.pools.clone();
         pool.set_gossip(Arc::new(move |tx: Vec<u8>| {
             for (j, p) in pools.read().unwrap().iter().enumerate() {
                 if let (true, Some(p)) = (j != i, p) {
-                    p.insert(tx.clone());
+                    let _ = p.insert_from_peer(i as u32 + 1, tx.clone());
                 }
             }
         }));

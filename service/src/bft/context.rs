@@ -115,7 +115,11 @@ pub struct Block {
 impl Block {
     /// A block of `txs` at `height`.
     pub fn new(height: u64, txs: Vec<Vec<u8>>) -> Self {
-        let size = txs.iter().map(|t| t.len() + 4).sum::<usize>() + 13;
+        let size = txs
+            .iter()
+            .map(|t| t.len() + crate::mempool::TX_FRAMING)
+            .sum::<usize>()
+            + crate::mempool::BLOCK_FRAMING;
         let mut b = Block {
             height,
             txs: Arc::new(txs),

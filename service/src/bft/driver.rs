@@ -37,7 +37,7 @@ use super::context::{Address, Block, Height, ProposalPart, TorusContext, Validat
 use super::signing::Signer;
 use super::streaming::{build_parts, stream_id, stream_messages, Assembled, PartStreams};
 use super::{BftConfig, BftError};
-use crate::app::TxCode;
+use crate::app::{App, AppError, TxCode};
 use crate::hexfmt::keccak256;
 use crate::mempool::Mempool;
 use crate::node::NodeState;
@@ -284,7 +284,7 @@ impl Driver {
                             round,
                             valid_round: Round::Nil,
                             proposer,
-                            validity: self.validity(&b),
+                            validity: self.synced_validity(&b),
                             value: b,
                         };
                         self.remember(v.clone());
@@ -314,9 +314,12 @@ impl Driver {
     async fn build_block(&mut self, height: Height, timeout: Duration) -> Result<Block, BftError> {
         let wait = self.cfg.idle_block.min(timeout / 2);
         self.mempool.wait_nonempty(wait).await;
-        let candidates = self
-            .mempool
-            .reap(self.cfg.max_block_bytes.saturating_sub(64));
+        let candidates = self.mempool.reap(
+            self.cfg
+                .max_block_bytes
+                .saturating_sub(crate::mempool::BLOCK_FRAMING),
+            self.cfg.max_block_txs,
+        );
         let mut txs = Vec::with_capacity(candidates.len());
         let mut evict = Vec::new();
         for tx in candidates {
@@ -418,7 +421,7 @@ impl Driver {
                 "proposal with a bad signature");
             return None;
         }
-        let validity = self.validity(&a.block);
+        let validity = self.proposal_validity(&a.block);
         let v: ProposedValue<TorusContext> = ProposedValue {
             height: a.init.height,
             round: a.init.round,
@@ -435,11 +438,50 @@ impl Driver {
         Some(v)
     }
 
-    /// Stateless validity: size limits and every transaction decodes.
-    fn validity(&self, b: &Block) -> Validity {
-        let ok = b.size() <= self.cfg.max_block_bytes
-            && b.txs().iter().all(|t| SignedTx::decode(t).is_ok());
+    /// Within the block limits (bytes and transactions).
+    fn fits(&self, b: &Block) -> bool {
+        b.size() <= self.cfg.max_block_bytes && b.txs().len() <= self.cfg.max_block_txs
+    }
+
+    /// A value synced from a peer: decided already (it comes with a commit
+    /// certificate), so only its limits and that every transaction decodes.
+    fn synced_validity(&self, b: &Block) -> Validity {
+        let ok = self.fits(b) && b.txs().iter().all(|t| SignedTx::decode(t).is_ok());
         Validity::from_bool(ok)
+    }
+
+    /// A proposal for the current height: within the limits, and every
+    /// transaction authenticated against the committed state it builds on
+    /// (`App::authenticate`: decodes, signed by a member of an active epoch).
+    /// One pending in the mempool passed that rule on admission and its epoch
+    /// was re-checked after the last block, so only the others are verified.
+    fn proposal_validity(&self, b: &Block) -> Validity {
+        if !self.fits(b) {
+            tracing::debug!(
+                height = b.height(),
+                size = b.size(),
+                txs = b.txs().len(),
+                "proposal over the block limits"
+            );
+            return Validity::Invalid;
+        }
+        let snap = match self.node.store().snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the committed state to validate a proposal");
+                return Validity::Invalid;
+            }
+        };
+        for t in b.txs() {
+            if self.mempool.contains(&keccak256(t)) {
+                continue;
+            }
+            if let Err(o) = App.authenticate(&snap, t) {
+                tracing::debug!(height = b.height(), code = ?o.code, log = %o.log, "proposal with an unauthenticated transaction");
+                return Validity::Invalid;
+            }
+        }
+        Validity::Valid
     }
 
     /// Records a value; false if the height already holds too many.
@@ -545,6 +587,24 @@ impl Driver {
             })?;
         let hashes: Vec<[u8; 32]> = block.txs().iter().map(|t| keccak256(t)).collect();
         self.mempool.remove(&hashes);
+        match self
+            .node
+            .store()
+            .snapshot()
+            .map_err(|e| AppError::Storage(e.to_string()))
+            .and_then(|snap| {
+                Ok((
+                    crate::app::current_epoch(&snap)?,
+                    crate::app::next_epoch(&snap)?,
+                ))
+            }) {
+            Ok((cur, next)) => self
+                .mempool
+                .after_block(h.0, cur.epoch, next.map(|e| e.epoch)),
+            Err(e) => {
+                tracing::warn!(height = h.0, error = %e, "mempool: cannot read the epochs after a block")
+            }
+        }
         tracing::info!(
             height = h.0,
             round = %cert.round,
@@ -595,6 +655,7 @@ mod tests {
     use crate::bft::signing::chain_hash;
     use crate::config::{Genesis, GenesisNode, NodeConfig};
     use crate::crypto::NodeKey;
+    use crate::mempool::{Limits, Refused};
     use crate::tx::TxBody;
     use malachitebft_app_channel::app::types::core::{
         CommitSignature, NilOrVal, SigningProvider, VoteType,
@@ -629,7 +690,7 @@ mod tests {
         let vs = ValidatorSet::from_epoch(&node.epoch().unwrap()).unwrap();
         let d = Driver::new(
             node.clone(),
-            Mempool::with_defaults(),
+            Mempool::for_node(&node, Limits::default()),
             signer,
             BftConfig::default(),
             vs,
@@ -676,14 +737,18 @@ mod tests {
             })
             .unwrap()
             .encode();
-        d.mempool.insert(b"not a transaction".to_vec());
-        d.mempool.insert(tx.clone());
+        assert_eq!(
+            d.mempool.insert_from_peer(2, b"not a transaction".to_vec()),
+            Err(Refused::Decode),
+            "undecodable txs never enter the mempool"
+        );
+        d.mempool.submit_local(tx.clone()).unwrap();
         let block = d
             .build_block(Height(1), Duration::from_secs(2))
             .await
             .unwrap();
         assert_eq!(block.txs(), &[tx.clone()][..]);
-        assert_eq!(d.mempool.len(), 1, "the undecodable tx was dropped");
+        assert_eq!(d.mempool.len(), 1);
 
         d.remember(value(&d, &block));
         let cert = certificate(&d, 1, &block);
@@ -714,7 +779,7 @@ mod tests {
         let vs = ValidatorSet::from_epoch(&node.epoch().unwrap()).unwrap();
         let mut again = Driver::new(
             node.clone(),
-            Mempool::with_defaults(),
+            Mempool::for_node(&node, Limits::default()),
             d.signer.clone(),
             BftConfig::default(),
             vs,
@@ -745,5 +810,116 @@ mod tests {
             d.decided(certificate(&d, 1, &unseen)).unwrap(),
             Next::Restart(h, _) if h == Height(1)
         ));
+    }
+
+    fn key_assign(node: &NodeState, who: &str) -> Vec<u8> {
+        node.sign_tx(TxBody::KeyAssign {
+            verifier: "test".into(),
+            verifier_id: who.into(),
+        })
+        .unwrap()
+        .encode()
+    }
+
+    /// The validity this driver gives a stream of `block` from the round's proposer.
+    fn received_validity(d: &mut Driver, block: &Block) -> Validity {
+        d.height = Height(block.height());
+        let parts = build_parts(&d.signer, block, Round::new(0), Round::Nil);
+        let a = Assembled::from_parts(parts).unwrap();
+        d.accept(a).unwrap().validity
+    }
+
+    #[tokio::test]
+    async fn a_proposal_with_an_unauthenticated_tx_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, mut d) = one_node(dir.path());
+        let good = key_assign(&node, "a@b");
+        // Signed by a key that is not the committee's, claiming member 1.
+        let forged = SignedTx::sign(
+            &NodeKey::random(),
+            1,
+            1,
+            0,
+            TxBody::KeyAssign {
+                verifier: "test".into(),
+                verifier_id: "c@d".into(),
+            },
+        )
+        .encode();
+        // An epoch that is not active, signed by the member itself.
+        let mut stale = SignedTx::decode(&good).unwrap();
+        stale.epoch = 5;
+        let stale = SignedTx::sign(
+            &NodeKey::from_bytes(&node.key().to_bytes()).unwrap(),
+            5,
+            1,
+            0,
+            stale.body,
+        )
+        .encode();
+
+        assert_eq!(
+            received_validity(&mut d, &Block::new(1, vec![good.clone()])),
+            Validity::Valid
+        );
+        for bad in [forged, stale, b"junk".to_vec()] {
+            let block = Block::new(1, vec![good.clone(), bad]);
+            assert_eq!(received_validity(&mut d, &block), Validity::Invalid);
+        }
+        // Synced (decided) values keep the stateless check only.
+        let decided = Block::new(1, vec![good.clone()]);
+        assert_eq!(d.synced_validity(&decided), Validity::Valid);
+        assert_eq!(
+            d.synced_validity(&Block::new(1, vec![b"junk".to_vec()])),
+            Validity::Invalid
+        );
+    }
+
+    #[tokio::test]
+    async fn a_proposal_over_the_block_limits_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, mut d) = one_node(dir.path());
+        d.cfg.max_block_bytes = 2048;
+        d.cfg.max_block_txs = 3;
+        let txs: Vec<Vec<u8>> = (0..4)
+            .map(|i| key_assign(&node, &format!("u{i}")))
+            .collect();
+        assert_eq!(
+            received_validity(&mut d, &Block::new(1, txs[..3].to_vec())),
+            Validity::Valid
+        );
+        assert_eq!(
+            received_validity(&mut d, &Block::new(1, txs.clone())),
+            Validity::Invalid,
+            "more transactions than max_block_txs"
+        );
+        let big = key_assign(&node, &"x".repeat(2100));
+        assert_eq!(
+            received_validity(&mut d, &Block::new(1, vec![big])),
+            Validity::Invalid,
+            "larger than max_block_bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_built_block_from_a_full_mempool_fits_the_block_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, mut d) = one_node(dir.path());
+        d.cfg.max_block_bytes = 4096;
+        d.cfg.max_block_txs = 1000;
+        // Many small transactions: their length prefixes count too.
+        for i in 0..200 {
+            d.mempool
+                .submit_local(key_assign(&node, &format!("{i}")))
+                .unwrap();
+        }
+        let block = d
+            .build_block(Height(1), Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert!(!block.txs().is_empty());
+        assert!(block.size() <= 4096, "{} bytes", block.size());
+        assert_eq!(block.size(), block.encode().len());
+        assert_eq!(received_validity(&mut d, &block), Validity::Valid);
     }
 }

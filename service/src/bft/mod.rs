@@ -16,10 +16,18 @@
 //! chunks of the transaction list, and `Fin` with the proposer's signature
 //! over the hash of the other parts ([`streaming`]). A receiver accepts a
 //! stream only from the round's proposer with a valid `Fin`; the block is
-//! valid if it fits `max_block_bytes` and every transaction decodes. The
-//! proposer fills blocks from the mempool in arrival order, skipping what
-//! `check_tx` finds undecodable, unauthorized or duplicate; with an empty
-//! mempool it waits `idle_block` and then proposes an empty block.
+//! valid if it fits `max_block_bytes` and `max_block_txs` and every
+//! transaction is authenticated against the committed state the block builds
+//! on (it decodes and is signed by a member of an active epoch,
+//! `App::authenticate`; a transaction already pending in this node's mempool
+//! passed that rule on admission, and its epoch is re-checked after every
+//! block). A block from a byzantine proposer carrying junk or forged
+//! transactions is voted against. A value obtained by value sync carries a
+//! commit certificate (decided already), so only its size and decoding are
+//! checked. The proposer fills blocks from the mempool, its keygen lane
+//! first, each lane in arrival order, skipping what `check_tx` finds
+//! undecodable, unauthorized or duplicate; with an empty mempool it waits
+//! `idle_block` and then proposes an empty block.
 //!
 //! # Codec
 //! Every message malachite puts on the wire or in its WAL has a compact,
@@ -142,6 +150,9 @@ pub struct BftConfig {
     pub idle_block: Duration,
     /// Largest block (its encoding), proposed and accepted.
     pub max_block_bytes: usize,
+    /// Most transactions in a block, proposed and accepted (bounds the
+    /// signatures a validator checks per proposal).
+    pub max_block_txs: usize,
     /// How often sync status is exchanged with peers.
     pub sync_status_interval: Duration,
     /// How long a sync request may take.
@@ -177,7 +188,8 @@ impl Default for BftConfig {
             timeout_precommit: Duration::from_millis(500),
             timeout_precommit_delta: Duration::from_millis(250),
             idle_block: Duration::from_millis(300),
-            max_block_bytes: 16 << 20,
+            max_block_bytes: crate::mempool::DEFAULT_MAX_BLOCK_BYTES,
+            max_block_txs: crate::mempool::DEFAULT_KEYGEN_TXS + crate::mempool::DEFAULT_USER_TXS,
             sync_status_interval: Duration::from_secs(1),
             sync_request_timeout: Duration::from_secs(5),
             gossipsub: false,
@@ -268,6 +280,9 @@ impl BftConfig {
         }
         if self.max_block_bytes < 1024 {
             return Err(BftError::Config("max_block_bytes below 1 KiB".into()));
+        }
+        if self.max_block_txs == 0 {
+            return Err(BftError::Config("max_block_txs must be positive".into()));
         }
         Ok(())
     }

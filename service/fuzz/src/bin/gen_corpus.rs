@@ -165,6 +165,24 @@ fn main() -> std::io::Result<()> {
         )?;
     }
 
+    // --- mempool_admission: header (populated state, roomy limits), then every tx
+    // above admitted from a peer (raw and re-signed), a reap, a commit of part of
+    // it, an eviction, and a decided block that changes the epoch.
+    let dir = root.join("mempool_admission");
+    let mut program = vec![1u8, 255, 7, 7, 2, 3];
+    for (i, tx) in txs.iter().enumerate() {
+        let bytes = tx.encode();
+        let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX).to_le_bytes();
+        // High nibble: origin (0 local, else a peer); low nibble: admit raw / re-signed.
+        for op in [(i as u8 % 3) << 4, ((i as u8 % 3) << 4) | 1] {
+            program.push(op);
+            program.extend_from_slice(&len);
+            program.extend_from_slice(&bytes);
+        }
+    }
+    program.extend_from_slice(&[2, 255, 15, 3, 2, 4, 5, 1, 1, 1]);
+    write(&dir, "program", &program)?;
+
     // --- jrpc_request: request bodies of the client API (spec §5).
     let dir = root.join("jrpc_request");
     let bodies: Vec<(&str, &str)> = vec![
