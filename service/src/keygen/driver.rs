@@ -362,6 +362,9 @@ impl Keygen {
                 return;
             }
         };
+        // First, so that a batch reopened at the same index in this block (after
+        // a cancel at its start) gets a fresh run below.
+        self.drop_cancelled_runs();
         for (_, outcome) in &b.txs {
             for e in &outcome.events {
                 match e {
@@ -411,7 +414,6 @@ impl Keygen {
                 }
             }
         }
-        self.drop_cancelled_runs();
         // Forget pending transactions the block decided one way or another.
         self.pending.retain(|p| !is_settled(&self.node, &p.tx));
         let starts: Vec<u64> = self.runs.keys().copied().collect();

@@ -96,7 +96,7 @@ impl BatchLimits {
             .saturating_sub(BATCH_OVERHEAD_BYTES)
             .saturating_sub(33 * k * k + 128 * k)
             / 64;
-        let max = by_message.min(by_tx).min(MAX_BATCH_KEYS).max(1);
+        let max = by_message.min(by_tx).clamp(1, MAX_BATCH_KEYS);
         let max = u32::try_from(max).unwrap_or(u32::MAX);
         BatchLimits {
             min: MIN_BATCH_KEYS.min(max),
