@@ -14,11 +14,12 @@ use torus_node::devnet::Devnet;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_generate_keys_and_serve_the_client_flow() {
     let dir = net::test_dir();
-    let mut dn = Devnet::start(net::opts(dir.path(), 5, 30, 10))
+    // Batches of the consensus minimum (16 keys), three of them.
+    let mut dn = Devnet::start(net::opts(dir.path(), 5, 48, 16))
         .await
         .unwrap();
     let _logs = net::LogsOnPanic(dn.opts.data_dir.clone(), 5);
-    dn.wait_for_keys(30, Duration::from_secs(180), |_| {})
+    dn.wait_for_keys(48, Duration::from_secs(180), |_| {})
         .await
         .unwrap();
     let s = net::status(&dn, 1, None).await.unwrap();
@@ -28,7 +29,7 @@ async fn five_nodes_generate_keys_and_serve_the_client_flow() {
     }
     for i in 1..=5 {
         let s = net::status(&dn, i, None).await.unwrap();
-        assert!(s["shares"].as_u64().unwrap() >= 30, "node {i}: {s}");
+        assert!(s["shares"].as_u64().unwrap() >= 48, "node {i}: {s}");
         assert_eq!(s["blamed"], serde_json::json!([]), "node {i}");
     }
 

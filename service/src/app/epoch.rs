@@ -2,8 +2,8 @@
 //! and `ReshareComplete` (the next committee votes that resharing is done).
 
 use super::state::{
-    batch_record, counters, current_epoch, keys, next_epoch, vote, KvRead, Overlay, VOTE_HANDOVER,
-    VOTE_RESHARE,
+    batch_record, batch_round, clear_keys_round, counters, current_epoch, keys, next_epoch, vote,
+    KvRead, Overlay, VOTE_HANDOVER, VOTE_RESHARE,
 };
 use super::{App, AppError, Event, TxCode, TxOutcome};
 use crate::hexfmt::keccak256;
@@ -79,19 +79,34 @@ impl App {
         if count < u64::from(next.k) {
             return Ok(TxOutcome::ok(Vec::new()));
         }
+        let old = current_epoch(st)?;
         st.put(keys::EPOCH.to_vec(), records::encode_epoch(&next));
         st.delete(keys::NEXT_EPOCH.to_vec());
         c.frozen = false;
         // Batches opened but not finished by the old committee are abandoned:
         // the new committee restarts key generation after the last created key.
         let mut start = c.last_created;
+        // Their public-key rounds (votes and proposed key lists) go with them.
         while let Some(b) = batch_record(st, start)? {
             st.delete(keys::with_u64(keys::BATCH, start));
+            clear_keys_round(
+                st,
+                &batch_round(&b.batch),
+                old.nodes.iter().map(|n| n.index),
+            )?;
             start = b.batch.end();
         }
         c.next_batch_start = c.last_created;
         st.put(keys::COUNTERS.to_vec(), c.encode());
-        st.delete(keys::OPEN_BATCH.to_vec());
+        for k in [
+            keys::OPEN_BATCH,
+            keys::OPEN_BATCH_HEIGHT,
+            keys::CANCELLED_BATCH,
+        ] {
+            if st.get(k)?.is_some() {
+                st.delete(k.to_vec());
+            }
+        }
         Ok(TxOutcome::ok(vec![Event::EpochChanged { epoch }]))
     }
 }

@@ -4,7 +4,7 @@ use super::Event;
 
 impl Event {
     /// The event's progress kind (`"dealer_set"`, `"public_keys"`, `"key_assigned"`,
-    /// `"epoch"`, `"batch_opened"`, `"blamed"`) and a one-line description.
+    /// `"epoch"`, `"batch_opened"`, `"batch_cancelled"`, `"blamed"`) and a one-line description.
     pub fn describe(&self) -> (&'static str, String) {
         match self {
             Event::DealerSet { batch, dealers } => (
@@ -31,6 +31,15 @@ impl Event {
             Event::BatchOpened { batch } => (
                 "batch_opened",
                 format!("keys {}..{} open for dealing", batch.start, batch.end()),
+            ),
+            Event::BatchCancelled { batch, opened_at } => (
+                "batch_cancelled",
+                format!(
+                    "keys {}..{} cancelled: no dealer set within {} blocks of height {opened_at}",
+                    batch.start,
+                    batch.end(),
+                    crate::tx::BATCH_DEADLINE_BLOCKS
+                ),
             ),
             Event::Blamed {
                 batch,

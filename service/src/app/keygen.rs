@@ -3,19 +3,67 @@
 use std::collections::BTreeSet;
 
 use super::state::{
-    batch_record, batch_round, counters, current_epoch, is_blamed, keys, open_batch, proposal_key,
-    storage, vote, KvRead, Overlay, VOTE_PUBKEYS,
+    batch_record, batch_round, cancelled_batch, clear_keys_round, counters, current_epoch,
+    is_blamed, keys, keys_proposal_key, open_batch, open_batch_height, storage, vote, KvRead,
+    Overlay, VOTE_PUBKEYS,
 };
 use super::{App, AppError, Event, TxCode, TxOutcome};
 use crate::crypto::NodePub;
 use crate::store::records::{self, BatchRecord, KeyRecord};
-use crate::tx::{keys_hash, ready_digest, BatchId, DealerEvidence};
+use crate::tx::{
+    keys_hash, ready_digest, BatchId, BatchLimits, DealerEvidence, EpochInfo, BATCH_DEADLINE_BLOCKS,
+};
+
+/// The sizes an `OpenBatch` for the next batch may have in this state: the
+/// committee's [`BatchLimits`], with the maximum halved when the last batch
+/// cancelled at its deadline started at the same index. Honest nodes pick their
+/// count inside it (the keygen driver reads the same function).
+pub fn open_batch_limits(
+    state: &(impl KvRead + ?Sized),
+    epoch: &EpochInfo,
+    start: u64,
+) -> Result<BatchLimits, AppError> {
+    let mut l = BatchLimits::for_k(epoch.k);
+    if let Some(x) = cancelled_batch(state)? {
+        if x.epoch == epoch.epoch && x.start == start {
+            l.max = l.reopen_max(x.count);
+        }
+    }
+    Ok(l)
+}
 
 impl App {
+    /// The begin-block deadline rule: the open batch is cancelled once `height`
+    /// is [`BATCH_DEADLINE_BLOCKS`] past the block that opened it (its dealer set
+    /// would have closed it). Nothing of it was created: no batch record, no keys,
+    /// and the next batch starts at the same index.
+    pub(super) fn expire_open_batch<R: KvRead + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, R>,
+        height: u64,
+    ) -> Result<Option<Event>, AppError> {
+        let Some(batch) = open_batch(st)? else {
+            return Ok(None);
+        };
+        // A batch opened before the height was recorded counts from height 0.
+        let opened_at = open_batch_height(st)?.unwrap_or(0);
+        if height < opened_at.saturating_add(BATCH_DEADLINE_BLOCKS) {
+            return Ok(None);
+        }
+        st.delete(keys::OPEN_BATCH.to_vec());
+        st.delete(keys::OPEN_BATCH_HEIGHT.to_vec());
+        st.put(
+            keys::CANCELLED_BATCH.to_vec(),
+            records::encode_batch_id(&batch),
+        );
+        Ok(Some(Event::BatchCancelled { batch, opened_at }))
+    }
+
     pub(super) fn open_batch<R: KvRead + ?Sized>(
         &self,
         st: &mut Overlay<'_, R>,
         batch: &BatchId,
+        height: u64,
     ) -> Result<TxOutcome, AppError> {
         let cur = current_epoch(st)?;
         let c = counters(st)?;
@@ -50,7 +98,21 @@ impl App {
                 format!("batch must start at {}", c.next_batch_start),
             ));
         }
+        let limits = open_batch_limits(st, &cur, batch.start)?;
+        if !limits.accepts(batch.count) {
+            return Ok(TxOutcome::err(
+                TxCode::Invalid,
+                format!(
+                    "a batch of {} keys is outside {}..={} for this committee",
+                    batch.count, limits.min, limits.max
+                ),
+            ));
+        }
         st.put(keys::OPEN_BATCH.to_vec(), records::encode_batch_id(batch));
+        st.put(
+            keys::OPEN_BATCH_HEIGHT.to_vec(),
+            records::encode_u64(height),
+        );
         Ok(TxOutcome::ok(vec![Event::BatchOpened { batch: *batch }]))
     }
 
@@ -134,6 +196,11 @@ impl App {
         };
         st.put(keys::with_u64(keys::BATCH, batch.start), rec.encode());
         st.delete(keys::OPEN_BATCH.to_vec());
+        st.delete(keys::OPEN_BATCH_HEIGHT.to_vec());
+        if st.get(keys::CANCELLED_BATCH)?.is_some() {
+            // The index moved past any cancelled batch.
+            st.delete(keys::CANCELLED_BATCH.to_vec());
+        }
         c.next_batch_start = batch.end();
         st.put(keys::COUNTERS.to_vec(), c.encode());
         Ok(TxOutcome::ok(vec![Event::DealerSet {
@@ -166,7 +233,8 @@ impl App {
                 "public keys already decided",
             ));
         }
-        let pkey = proposal_key(h);
+        let round = batch_round(batch);
+        let pkey = keys_proposal_key(&round, h);
         let stored = st.get(&pkey)?.is_some();
         if !list.is_empty() {
             if list.len() != batch.count as usize || keys_hash(list) != *h {
@@ -184,7 +252,7 @@ impl App {
                 ));
             }
         }
-        let Some(count) = vote(st, VOTE_PUBKEYS, &batch_round(batch), signer, h)? else {
+        let Some(count) = vote(st, VOTE_PUBKEYS, &round, signer, h)? else {
             return Ok(TxOutcome::err(TxCode::Duplicate, "already voted"));
         };
         if !list.is_empty() && !stored {
@@ -208,7 +276,9 @@ impl App {
             st.put(keys::with_u64(keys::KEY, index), kr.encode());
             st.put(keys::pubkey(pk), records::encode_u64(index));
         }
-        st.delete(pkey);
+        // Decided: this round's votes, counts and every key list proposed in it
+        // (the decided one is now key records; the others were never decided).
+        clear_keys_round(st, &round, cur.nodes.iter().map(|n| n.index))?;
         rec.keys_hash = Some(*h);
         st.put(keys::with_u64(keys::BATCH, batch.start), rec.encode());
         // Advance the created counter over every contiguous decided batch.

@@ -19,13 +19,17 @@ mod events;
 pub mod evidence;
 mod keygen;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
+pub use keygen::open_batch_limits;
 use state::Overlay;
 pub use state::{
-    assigned_index, batch_record, chain_app_hash, counters, current_epoch, genesis_writes,
-    index_of_pubkey, is_blamed, key_record, keys, next_epoch, open_batch, AppError, KvRead,
+    assigned_index, batch_record, cancelled_batch, chain_app_hash, counters, current_epoch,
+    genesis_writes, index_of_pubkey, is_blamed, key_record, keys, next_epoch, open_batch,
+    open_batch_height, AppError, KvRead,
 };
 
 use crate::crypto::NodePub;
@@ -116,6 +120,15 @@ pub enum Event {
         /// Batch.
         batch: BatchId,
     },
+    /// Consensus cancelled the open batch: its dealer set was not decided within
+    /// [`crate::tx::BATCH_DEADLINE_BLOCKS`] blocks of its opening. Its keys are never
+    /// created; the next `OpenBatch` starts at the same index.
+    BatchCancelled {
+        /// Batch.
+        batch: BatchId,
+        /// Height of the block that opened it.
+        opened_at: u64,
+    },
     /// A node was blamed (a dealer with valid evidence against it, or an accuser
     /// whose complaint the evidence refuted).
     Blamed {
@@ -137,6 +150,8 @@ pub struct BlockOutcome {
     pub height: u64,
     /// One outcome per transaction, in order.
     pub results: Vec<TxOutcome>,
+    /// What the block did before its transactions (a batch cancelled at its deadline).
+    pub events: Vec<Event>,
     /// Writes (None = delete), in key order.
     pub writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// App hash after the block.
@@ -198,7 +213,8 @@ impl App {
             base: state,
             writes: BTreeMap::new(),
         };
-        match self.execute(&mut ov, &tx) {
+        // The height is unknown here; no rule reads it, and the writes are dropped.
+        match self.execute(&mut ov, &tx, 0) {
             Ok(o) => o,
             Err(e) => TxOutcome::err(TxCode::Invalid, e.to_string()),
         }
@@ -217,6 +233,12 @@ impl App {
             base: state,
             writes: BTreeMap::new(),
         };
+        // Begin-block rule: a batch past its deadline is cancelled before any
+        // transaction of this block runs (so a late dealer set in it is refused).
+        let events = self
+            .expire_open_batch(&mut ov, height)?
+            .into_iter()
+            .collect();
         let mut results = Vec::with_capacity(txs.len());
         for bytes in txs {
             let tx = match self.authenticate(&ov, bytes) {
@@ -231,7 +253,7 @@ impl App {
                 base: &ov,
                 writes: BTreeMap::new(),
             };
-            let out = self.execute(&mut inner, &tx)?;
+            let out = self.execute(&mut inner, &tx, height)?;
             let writes = std::mem::take(&mut inner.writes);
             drop(inner);
             if out.code == TxCode::Ok {
@@ -243,6 +265,7 @@ impl App {
         Ok(BlockOutcome {
             height,
             results,
+            events,
             writes: ov.writes,
             app_hash,
         })
@@ -252,6 +275,7 @@ impl App {
         &self,
         st: &mut Overlay<'_, R>,
         tx: &SignedTx,
+        height: u64,
     ) -> Result<TxOutcome, AppError> {
         match &tx.body {
             TxBody::DealerSet { batch, dealers } => self.dealer_set(st, batch, dealers),
@@ -268,7 +292,7 @@ impl App {
             TxBody::ReshareComplete { epoch, keys } => {
                 self.reshare_complete(st, tx.signer, *epoch, *keys)
             }
-            TxBody::OpenBatch { batch } => self.open_batch(st, batch),
+            TxBody::OpenBatch { batch } => self.open_batch(st, batch, height),
             TxBody::Complaint {
                 batch,
                 dealer,

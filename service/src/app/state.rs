@@ -37,6 +37,14 @@ pub mod keys {
     pub const OPEN_BATCH: &[u8] = b"ob";
     /// `z ‖ epoch ‖ node` → blame record (a guilty dealer or a false accuser).
     pub const BLAME: u8 = b'z';
+    /// The height of the block that opened the open batch (its deadline counts from it).
+    pub const OPEN_BATCH_HEIGHT: &[u8] = b"oh";
+    /// The last batch consensus cancelled at its deadline (a reopen at its index is smaller).
+    pub const CANCELLED_BATCH: &[u8] = b"ox";
+    /// `l ‖ round` → every keys hash voted in a `PublicKeys` round (32 bytes each,
+    /// at most one per member), so the round's votes, counts and key lists can all
+    /// be deleted once it is decided or abandoned.
+    pub const ROUND_HASHES: u8 = b'l';
 
     /// The blame key of `node` in `epoch`.
     pub fn blame(epoch: u64, node: u32) -> Vec<u8> {
@@ -189,6 +197,20 @@ pub fn open_batch(s: &(impl KvRead + ?Sized)) -> Result<Option<BatchId>, AppErro
         .transpose()
 }
 
+/// The height at which the open batch was opened (None when no batch is open).
+pub fn open_batch_height(s: &(impl KvRead + ?Sized)) -> Result<Option<u64>, AppError> {
+    s.get(keys::OPEN_BATCH_HEIGHT)?
+        .map(|b| records::decode_u64(&b).map_err(storage))
+        .transpose()
+}
+
+/// The last batch consensus cancelled at its deadline, if any.
+pub fn cancelled_batch(s: &(impl KvRead + ?Sized)) -> Result<Option<BatchId>, AppError> {
+    s.get(keys::CANCELLED_BATCH)?
+        .map(|b| records::decode_batch_id(&b).map_err(storage))
+        .transpose()
+}
+
 /// Whether `node` was blamed in `epoch`.
 pub fn is_blamed(s: &(impl KvRead + ?Sized), epoch: u64, node: u32) -> Result<bool, AppError> {
     Ok(s.get(&keys::blame(epoch, node))?.is_some())
@@ -245,11 +267,55 @@ pub(super) fn batch_round(b: &BatchId) -> [u8; 16] {
     r
 }
 
-pub(super) fn proposal_key(hash: &[u8; 32]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(33);
+/// Where a `PublicKeys` round keeps the key list proposed under `hash`:
+/// `p ‖ round ‖ hash` (per round, so cleaning one round never touches another's).
+pub(super) fn keys_proposal_key(round: &[u8], hash: &[u8; 32]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + round.len() + 32);
     k.push(keys::PROPOSAL);
+    k.extend_from_slice(round);
     k.extend_from_slice(hash);
     k
+}
+
+fn round_hashes_key(round: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + round.len());
+    k.push(keys::ROUND_HASHES);
+    k.extend_from_slice(round);
+    k
+}
+
+/// Deletes everything a `PublicKeys` round stored: each member's vote, the
+/// count and the key list of every hash voted, and the round's hash index.
+/// Called when the round is decided (its keys are written as key records) or
+/// abandoned (its batch dropped at an epoch change).
+pub(super) fn clear_keys_round<R: KvRead + ?Sized>(
+    st: &mut Overlay<'_, R>,
+    round: &[u8],
+    members: impl IntoIterator<Item = u32>,
+) -> Result<(), AppError> {
+    let idx = round_hashes_key(round);
+    if let Some(list) = st.get(&idx)? {
+        for h in list.chunks_exact(32) {
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(h);
+            for key in [
+                vote_key(keys::COUNT, VOTE_PUBKEYS, round, &hash),
+                keys_proposal_key(round, &hash),
+            ] {
+                if st.get(&key)?.is_some() {
+                    st.delete(key);
+                }
+            }
+        }
+        st.delete(idx);
+    }
+    for m in members {
+        let vk = vote_key(keys::VOTE, VOTE_PUBKEYS, round, &m.to_be_bytes());
+        if st.get(&vk)?.is_some() {
+            st.delete(vk);
+        }
+    }
+    Ok(())
 }
 
 /// Records a vote by `signer` for `hash`; returns the new count, or None if the
@@ -269,7 +335,17 @@ pub(super) fn vote<R: KvRead + ?Sized>(
     let ck = vote_key(keys::COUNT, kind, round, hash);
     let c = match st.get(&ck)? {
         Some(b) => records::decode_u64(&b).map_err(storage)?,
-        None => 0,
+        None => {
+            if kind == VOTE_PUBKEYS {
+                // First vote for this hash: index it for the round's clean-up
+                // (at most one new hash per member, so at most n entries).
+                let idx = round_hashes_key(round);
+                let mut list = st.get(&idx)?.unwrap_or_default();
+                list.extend_from_slice(hash);
+                st.put(idx, list);
+            }
+            0
+        }
     } + 1;
     st.put(ck, records::encode_u64(c));
     Ok(Some(c))

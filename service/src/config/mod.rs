@@ -263,6 +263,17 @@ impl NodeConfig {
                 "must be between 1 and 1048576",
             ));
         }
+        // Every batch consensus accepts keeps a dealer's send under
+        // MAX_BATCH_MESSAGE_BYTES; a smaller frame limit would refuse honest sends.
+        let batch_mib = usize::try_from(crate::tx::MAX_BATCH_MESSAGE_BYTES >> 20)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
+        if self.p2p.max_message_mib != 0 && self.p2p.max_message_mib < batch_mib {
+            return Err(invalid(
+                "p2p.max_message_mib",
+                format!("must be 0 (256) or at least {batch_mib}: a batch's send may need 64 MiB"),
+            ));
+        }
         if let Some(pk) = &self.rpc.key_assign_auth_pubkey {
             let raw = hex::decode(pk.trim_start_matches("0x"))
                 .map_err(|_| invalid("rpc.key_assign_auth_pubkey", "not hex"))?;
@@ -382,6 +393,13 @@ mod tests {
         let p = write(d.path(), "d.toml", &format!("{base}bogus = 1\n"));
         let e = NodeConfig::load(&p).unwrap_err().to_string();
         assert!(e.contains("bogus"), "{e}");
+        let p = write(
+            d.path(),
+            "f.toml",
+            &format!("{base}[p2p]\nmax_message_mib = 16\n"),
+        );
+        let e = NodeConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("p2p.max_message_mib"), "{e}");
         let p = write(d.path(), "e.toml", base);
         let c = NodeConfig::load(&p).unwrap();
         assert_eq!(c.genesis, d.path().join("g.toml"));

@@ -79,7 +79,8 @@ pub struct P2pSection {
     /// Listen multiaddr (`/ip4/0.0.0.0/tcp/4001`); empty = the port of this node's
     /// genesis `p2p` address on all interfaces.
     pub listen: String,
-    /// Largest message in MiB (0 = 256).
+    /// Largest message in MiB (0 = 256; otherwise at least 65, see
+    /// [`crate::tx::MAX_BATCH_MESSAGE_BYTES`]).
     pub max_message_mib: usize,
     /// Per-peer dial addresses that replace the genesis ones (keyed by node index;
     /// used to put links behind relays, e.g. in partition tests).

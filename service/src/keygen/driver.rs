@@ -362,6 +362,9 @@ impl Keygen {
                 return;
             }
         };
+        // First, so that a batch reopened at the same index in this block (after
+        // a cancel at its start) gets a fresh run below.
+        self.drop_cancelled_runs();
         for (_, outcome) in &b.txs {
             for e in &outcome.events {
                 match e {
@@ -420,6 +423,47 @@ impl Keygen {
         self.maybe_open();
     }
 
+    /// Drops the runs of batches consensus no longer has: neither open nor
+    /// decided (cancelled at their deadline, or abandoned at an epoch change).
+    /// Their keys are never created; the next batch at the same index starts a
+    /// fresh run (and deals the same dealing again, from the persisted seed).
+    fn drop_cancelled_runs(&mut self) {
+        let Ok(snap) = self.node.store().snapshot() else {
+            return;
+        };
+        let Ok(open) = app::open_batch(&snap) else {
+            return;
+        };
+        let mut gone = Vec::new();
+        for (start, run) in &self.runs {
+            if open == Some(run.batch) {
+                continue;
+            }
+            match app::batch_record(&snap, *start) {
+                Ok(Some(rec)) if rec.batch == run.batch => continue,
+                Ok(_) => gone.push(run.batch),
+                Err(_) => continue,
+            }
+        }
+        drop(snap);
+        for batch in gone {
+            tracing::warn!(
+                start = batch.start,
+                keys = batch.count,
+                "batch cancelled by consensus (no dealer set before its deadline): dropping its run"
+            );
+            self.runs.remove(&batch.start);
+            self.p2p.drop_batch(batch.start);
+            // Its dealer set can never be decided; a complaint stays valid evidence.
+            self.pending.retain(|p| {
+                !matches!(&p.tx, TxBody::DealerSet { batch: b, .. } | TxBody::PublicKeys { batch: b, .. } if *b == batch)
+            });
+            if self.open_sent.is_some_and(|(s, _)| s == batch.start) {
+                self.open_sent = None;
+            }
+        }
+    }
+
     /// Submits `OpenBatch` when the buffer is below its low watermark and no
     /// batch is open.
     fn maybe_open(&mut self) {
@@ -433,7 +477,6 @@ impl Keygen {
         ) else {
             return;
         };
-        drop(snap);
         if open.is_some() || c.frozen {
             return;
         }
@@ -447,12 +490,21 @@ impl Keygen {
                 return;
             }
         }
-        let want = self.cfg.high_watermark.saturating_sub(buffered).max(1);
-        let count = want.min(u64::from(self.cfg.batch_keys));
+        // The committee's bounds (halved after a cancel at this index): an honest
+        // node always asks for a size consensus accepts, rounding a small need up.
+        let limits = match app::open_batch_limits(&snap, &epoch, start) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "keygen cannot read the batch limits");
+                return;
+            }
+        };
+        drop(snap);
+        let want = self.cfg.high_watermark.saturating_sub(buffered);
         let batch = BatchId {
             epoch: epoch.epoch,
             start,
-            count: u32::try_from(count).unwrap_or(self.cfg.batch_keys),
+            count: limits.pick(want, self.cfg.batch_keys),
         };
         tracing::info!(
             start,

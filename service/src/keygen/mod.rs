@@ -7,8 +7,14 @@
 //!
 //! 1. **Open.** When free keys plus keys in flight fall below the low
 //!    watermark, nodes submit [`TxBody::OpenBatch`] for the next indexes
-//!    (enough to reach the high watermark, at most `batch_keys`); the first
-//!    one committed wins, so every node deals the same batch.
+//!    (enough to reach the high watermark, at most `batch_keys`, brought into
+//!    the committee's consensus bounds [`crate::tx::BatchLimits`]: a small need
+//!    is rounded up, a send never outgrows a p2p message); the first one
+//!    committed wins, so every node deals the same batch. A batch whose dealer
+//!    set is not decided within [`crate::tx::BATCH_DEADLINE_BLOCKS`] blocks is
+//!    cancelled by consensus; nodes drop its run and the next batch reopens at
+//!    the same index with at most half the keys (the same persisted seed deals
+//!    the same dealing again, so a reopen cannot look like equivocation).
 //! 2. **Deal.** Every node that is not blamed deals the batch (constant-time
 //!    commitments) from a seed it persists first, so a restart re-derives the
 //!    same dealing, and sends each node its slice with a signed [`DealHeader`].

@@ -281,7 +281,8 @@ impl Cluster {
         Client::new(self.endpoints()).map_err(|e| ClusterError::Other(e.to_string()))
     }
 
-    /// Generates `count` keys starting at the next key index: every node deals a
+    /// Generates `count` keys starting at the next key index (at least the
+    /// committee's minimum batch, [`crate::tx::BatchLimits`]): every node deals a
     /// batch, every node verifies all sends and aggregates its shares (stored in
     /// its LMDB), readies are signed, and the dealer set and the public keys are
     /// decided through consensus transactions. Returns the public keys.
@@ -304,6 +305,7 @@ impl Cluster {
                 .next_batch_start
         };
         let epoch = any.epoch()?.epoch;
+        let count = count.max(crate::tx::BatchLimits::for_k(g.k).min as usize);
         let batch = BatchId {
             epoch,
             start,

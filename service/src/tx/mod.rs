@@ -11,7 +11,10 @@ pub mod digest;
 mod epoch;
 mod evidence;
 
-pub use batch::BatchId;
+pub use batch::{
+    BatchId, BatchLimits, BATCH_DEADLINE_BLOCKS, MAX_BATCH_MESSAGE_BYTES, MAX_BATCH_TX_BYTES,
+    MIN_BATCH_KEYS,
+};
 pub use deal::{DealHeader, DealerEvidence, ReadySig, DEAL_HEADER_LEN};
 pub use digest::{commitments_digest, keys_hash, ready_digest, slice_digest};
 pub use epoch::{EpochInfo, NodeEntry};
