@@ -86,6 +86,12 @@ pub struct Metrics {
     pub rpc_connections_refused: Counter,
     /// Open client connections.
     pub rpc_connections: Gauge,
+    /// Client requests refused by their per-address rate limit, by method.
+    pub rpc_rate_limited: Family<MethodLabels, Counter>,
+    /// Client requests refused because the client store (token records) is full.
+    pub client_store_full: Counter,
+    /// Token records (commitments and reveals) pruned after their lifetime.
+    pub client_records_pruned: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -125,6 +131,24 @@ impl Metrics {
         let complaints_filed = Counter::default();
         let rpc_connections_refused = Counter::default();
         let rpc_connections = Gauge::default();
+        let rpc_rate_limited = Family::<MethodLabels, Counter>::default();
+        let client_store_full = Counter::default();
+        let client_records_pruned = Counter::default();
+        registry.register(
+            "rpc_rate_limited",
+            "Client requests refused by their per-address rate limit",
+            rpc_rate_limited.clone(),
+        );
+        registry.register(
+            "client_store_full",
+            "Client requests refused because the client store (token records) is full",
+            client_store_full.clone(),
+        );
+        registry.register(
+            "client_records_pruned",
+            "Token commitments and reveals pruned after their lifetime",
+            client_records_pruned.clone(),
+        );
         registry.register(
             "rpc_connections_refused",
             "Client connections closed on accept at the rpc.max_connections limit",
@@ -209,6 +233,9 @@ impl Metrics {
             complaints_filed,
             rpc_connections_refused,
             rpc_connections,
+            rpc_rate_limited,
+            client_store_full,
+            client_records_pruned,
         }
     }
 
