@@ -116,7 +116,11 @@ async fn an_outsider_flooding_commitments_is_rate_limited_and_blocks_still_commi
         assert!(a.starts_with("rate limited"), "{a}");
     }
     assert!(
-        metric(&url, "torus_rpc_rate_limited_total{method=\"CommitmentRequest\"}").await
+        metric(
+            &url,
+            "torus_rpc_rate_limited_total{method=\"CommitmentRequest\"}"
+        )
+        .await
             >= (200 - most) as f64
     );
     // Another client address has its own budget.

@@ -140,7 +140,15 @@ async fn key_assign_without_the_signer_is_refused_outside_dev_mode() {
     let lk = format!(
         r#"{{"jsonrpc":"2.0","method":"VerifierLookupRequest","id":10,"params":{{"verifier":"{DEV_VERIFIER}","verifier_id":"mallory@example.com"}}}}"#
     );
-    let text = http.post(&url).body(lk).send().await.unwrap().text().await.unwrap();
+    let text = http
+        .post(&url)
+        .body(lk)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains("has not yet been assigned"), "{text}");
     c.shutdown().await;
 }
@@ -171,7 +179,10 @@ async fn any_configured_signer_key_authenticates_key_assign_outside_dev_mode() {
     drop(node);
     let url = c.endpoints()[0].url.clone();
     let http = reqwest::Client::new();
-    for (signer, who) in [(&current, "olivia@example.com"), (&old, "peggy@example.com")] {
+    for (signer, who) in [
+        (&current, "olivia@example.com"),
+        (&old, "peggy@example.com"),
+    ] {
         let raw = assign_body(who);
         let ts = torus_node::node::unix_s().to_string();
         let sig = sign(signer, (&px, &py), &raw, &ts, who);

@@ -458,11 +458,20 @@ mod tests {
             ("[rpc]\ncommitment_per_s = 0\n", "rpc.commitment_per_s"),
             ("[rpc]\nkey_assign_burst = 0\n", "rpc.key_assign_burst"),
             ("[rpc]\nrate_limit_clients = 0\n", "rpc.rate_limit_clients"),
-            ("[rpc]\ntrusted_proxies = [\"proxy\"]\n", "rpc.trusted_proxies"),
-            ("[rpc]\nkey_assign_signers = [\"02ab\"]\n", "rpc.key_assign_signers"),
+            (
+                "[rpc]\ntrusted_proxies = [\"proxy\"]\n",
+                "rpc.trusted_proxies",
+            ),
+            (
+                "[rpc]\nkey_assign_signers = [\"02ab\"]\n",
+                "rpc.key_assign_signers",
+            ),
             ("[store]\nclient_map_mib = 1\n", "store.client_map_mib"),
             ("[store]\nmap_mib = 1\n", "store.map_mib"),
-            ("[store]\nmax_token_commitments = 0\n", "store.max_token_commitments"),
+            (
+                "[store]\nmax_token_commitments = 0\n",
+                "store.max_token_commitments",
+            ),
         ] {
             let p = write(d.path(), "r.toml", &format!("{base}{body}"));
             let e = NodeConfig::load(&p).unwrap_err().to_string();

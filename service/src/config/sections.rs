@@ -72,10 +72,7 @@ impl RpcConfig {
     pub fn trusted_proxy_addrs(&self) -> Result<Vec<std::net::IpAddr>, String> {
         self.trusted_proxies
             .iter()
-            .map(|p| {
-                p.parse()
-                    .map_err(|_| format!("{p:?} is not an IP address"))
-            })
+            .map(|p| p.parse().map_err(|_| format!("{p:?} is not an IP address")))
             .collect()
     }
 }

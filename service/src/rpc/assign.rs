@@ -27,12 +27,10 @@ pub(super) async fn key_assign(
     match &st.auth {
         KeyAssignGate::Open => {}
         KeyAssignGate::Signed(auth) => auth.check(&st.node, raw).map_err(Reply::Unauthorized)?,
-        KeyAssignGate::NoSigner => {
-            return Err(Reply::Unauthorized(
-                "this node accepts no KeyAssign: no signer key is configured (rpc.key_assign_signers)"
-                    .into(),
-            ))
-        }
+        KeyAssignGate::NoSigner => return Err(Reply::Unauthorized(
+            "this node accepts no KeyAssign: no signer key is configured (rpc.key_assign_signers)"
+                .into(),
+        )),
     }
     let u = UserParams::from_params(p)?;
     check_user(st, &u)?;

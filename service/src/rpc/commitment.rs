@@ -61,8 +61,7 @@ pub(super) fn commitment(st: &RpcState, p: &Map<String, Value>) -> Result<Value,
         .map_err(|e| match e {
             StoreError::ClientFull(what) => client_full(st, what),
             e => storage_err(e),
-        })?
-    {
+        })? {
         TokenInsert::Inserted => (rec.data, rec.sig),
         // A retry with the same temporary key is answered again (same data and
         // signature); a different key for a seen commitment is refused.

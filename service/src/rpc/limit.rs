@@ -209,7 +209,12 @@ mod tests {
         let mut l = RateLimiter::new(Budget { per_s: 1, burst: 3 }, 100);
         let t0 = Instant::now();
         let passed = (0..50u16)
-            .filter(|i| l.allow(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 9, 9, 9, *i)), t0))
+            .filter(|i| {
+                l.allow(
+                    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 9, 9, 9, *i)),
+                    t0,
+                )
+            })
             .count();
         assert_eq!(passed, 3);
         assert_eq!(l.tracked(), 1);
@@ -237,7 +242,11 @@ mod tests {
             }
         }
         assert_eq!(l.tracked(), 10);
-        assert_eq!(passed, 9 + 2, "nine own buckets plus the shared overflow's burst");
+        assert_eq!(
+            passed,
+            9 + 2,
+            "nine own buckets plus the shared overflow's burst"
+        );
         // The tracked victim's empty bucket was not reset by the flood.
         assert!(!l.allow(victim, t0));
         // Once idle clients refilled completely they are forgotten and new ones get room.
@@ -245,7 +254,10 @@ mod tests {
         assert!(l.allow(ip("192.0.2.200"), later));
         assert!(l.tracked() <= 10);
         assert!(l.allow(ip("192.0.2.200"), later));
-        assert!(!l.allow(ip("192.0.2.200"), later), "its own bucket, not overflow");
+        assert!(
+            !l.allow(ip("192.0.2.200"), later),
+            "its own bucket, not overflow"
+        );
     }
 
     #[test]
@@ -264,7 +276,11 @@ mod tests {
             ip("203.0.113.9")
         );
         assert_eq!(
-            client_addr(proxy, ["6.6.6.6", "203.0.113.9, 127.0.0.1"].into_iter(), &trusted),
+            client_addr(
+                proxy,
+                ["6.6.6.6", "203.0.113.9, 127.0.0.1"].into_iter(),
+                &trusted
+            ),
             ip("203.0.113.9")
         );
         // No header or garbage: the proxy itself.

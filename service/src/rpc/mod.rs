@@ -68,7 +68,9 @@ pub(crate) enum KeyAssignGate {
 impl KeyAssignGate {
     fn from_config(cfg: &RpcConfig, dev_mode: bool) -> Self {
         match cfg.key_assign_signer_keys() {
-            Ok(keys) if !keys.is_empty() => KeyAssignGate::Signed(Arc::new(KeyAssignAuth::new(keys))),
+            Ok(keys) if !keys.is_empty() => {
+                KeyAssignGate::Signed(Arc::new(KeyAssignAuth::new(keys)))
+            }
             Ok(_) if dev_mode => KeyAssignGate::Open,
             Ok(_) => {
                 tracing::warn!(
@@ -141,7 +143,11 @@ fn prune_pass(node: &NodeState, now_s: u64, lifetime_s: u64) {
                 let n = (p.commitments + p.uses) as u64;
                 node.metrics().client_records_pruned.inc_by(n);
                 if n > 0 {
-                    tracing::debug!(commitments = p.commitments, uses = p.uses, "pruned token records");
+                    tracing::debug!(
+                        commitments = p.commitments,
+                        uses = p.uses,
+                        "pruned token records"
+                    );
                 }
                 if !p.more {
                     return;

@@ -480,7 +480,10 @@ impl ShareRelease<'_> {
             temp_y,
             expires_s: verified.expires_s,
         };
-        match self.store.bind_token_use(&verified.token_id, &use_, now_s)? {
+        match self
+            .store
+            .bind_token_use(&verified.token_id, &use_, now_s)?
+        {
             TokenUseBinding::Bound | TokenUseBinding::Same => Ok(()),
             TokenUseBinding::Conflict(_) => Err(ReleaseError::AlreadyRevealed),
         }

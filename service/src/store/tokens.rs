@@ -282,8 +282,7 @@ mod tests {
     }
 
     #[test]
-    fn records_of_the_old_tokens_database_still_guard_until_the_client_store_is_a_lifetime_old()
-    {
+    fn records_of_the_old_tokens_database_still_guard_until_the_client_store_is_a_lifetime_old() {
         let (_d, s) = store();
         // A reveal and a commitment a node stored before the client store existed.
         let first = TokenUse {
