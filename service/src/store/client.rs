@@ -334,18 +334,15 @@ impl ClientStore {
                 self.expiry.delete(&mut w, k)?;
                 continue;
             };
-            match kind {
-                KIND_COMMITMENT => {
-                    if self.commitments.delete(&mut w, key)? {
-                        out.commitments += 1;
-                    }
-                }
-                KIND_USE => {
-                    if self.uses.delete(&mut w, key)? {
-                        out.uses += 1;
-                    }
-                }
-                _ => {}
+            let deleted = match kind {
+                KIND_COMMITMENT => self.commitments.delete(&mut w, key)?,
+                KIND_USE => self.uses.delete(&mut w, key)?,
+                _ => false,
+            };
+            if deleted && kind == KIND_COMMITMENT {
+                out.commitments += 1;
+            } else if deleted {
+                out.uses += 1;
             }
             self.expiry.delete(&mut w, k)?;
         }
