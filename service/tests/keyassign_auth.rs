@@ -102,6 +102,13 @@ async fn key_assign_requires_a_fresh_signer_signature() {
     c.shutdown().await;
 }
 
+/// Outside dev mode (without the cluster's `test` verifier, which only dev mode allows).
+fn production(cfg: &mut NodeConfig) {
+    cfg.dev_mode = false;
+    cfg.verifiers
+        .retain(|v| v.kind != torus_node::verifier::VerifierKind::Test);
+}
+
 /// A KeyAssign request body for `who`.
 fn assign_body(who: &str) -> String {
     format!(
@@ -117,7 +124,7 @@ async fn key_assign_without_the_signer_is_refused_outside_dev_mode() {
         4,
         3,
         0,
-        Arc::new(|cfg: &mut NodeConfig| cfg.dev_mode = false),
+        Arc::new(|cfg: &mut NodeConfig| production(cfg)),
     )
     .await
     .unwrap();
@@ -167,7 +174,7 @@ async fn any_configured_signer_key_authenticates_key_assign_outside_dev_mode() {
         3,
         0,
         Arc::new(move |cfg: &mut NodeConfig| {
-            cfg.dev_mode = false;
+            production(cfg);
             cfg.rpc.key_assign_signers = keys.clone();
         }),
     )
