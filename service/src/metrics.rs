@@ -102,6 +102,12 @@ pub struct Metrics {
     pub mempool_refused: Family<ReasonLabels, Counter>,
     /// Pending transactions the mempool dropped, by reason.
     pub mempool_dropped: Family<ReasonLabels, Counter>,
+    /// Client requests refused by their per-address rate limit, by method.
+    pub rpc_rate_limited: Family<MethodLabels, Counter>,
+    /// Client requests refused because the client store (token records) is full.
+    pub client_store_full: Counter,
+    /// Token records (commitments and reveals) pruned after their lifetime.
+    pub client_records_pruned: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -153,6 +159,24 @@ impl Metrics {
             "mempool_dropped",
             "Pending transactions the mempool dropped, by reason",
             mempool_dropped.clone(),
+        );
+        let rpc_rate_limited = Family::<MethodLabels, Counter>::default();
+        let client_store_full = Counter::default();
+        let client_records_pruned = Counter::default();
+        registry.register(
+            "rpc_rate_limited",
+            "Client requests refused by their per-address rate limit",
+            rpc_rate_limited.clone(),
+        );
+        registry.register(
+            "client_store_full",
+            "Client requests refused because the client store (token records) is full",
+            client_store_full.clone(),
+        );
+        registry.register(
+            "client_records_pruned",
+            "Token commitments and reveals pruned after their lifetime",
+            client_records_pruned.clone(),
         );
         registry.register(
             "rpc_connections_refused",
@@ -246,6 +270,9 @@ impl Metrics {
             rpc_connections,
             mempool_refused,
             mempool_dropped,
+            rpc_rate_limited,
+            client_store_full,
+            client_records_pruned,
         }
     }
 

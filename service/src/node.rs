@@ -136,7 +136,12 @@ impl NodeState {
         key: NodeKey,
         genesis: Genesis,
     ) -> Result<Arc<Self>, NodeError> {
-        let store = Store::open(&config.data_dir, &key, crate::store::DEFAULT_MAP_SIZE)?;
+        let store = Store::open_with(
+            &config.data_dir,
+            &key,
+            config.store.map_size(),
+            config.store.client_limits(),
+        )?;
         store.init_genesis(&genesis.epoch_info()?)?;
         let verifiers = Verifiers::new(&config.verifiers, config.dev_mode)
             .map_err(|e| NodeError::Verifiers(e.to_string()))?;

@@ -13,7 +13,7 @@ use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
 use torus_node::bft::{self, BftConfig};
 use torus_node::config::{Genesis, GenesisNode, NodeConfig};
 use torus_node::crypto::NodeKey;
-use torus_node::mempool::Mempool;
+use torus_node::mempool::{Limits, Mempool, DEFAULT_MAX_BLOCK_BYTES};
 use torus_node::node::NodeState;
 use torus_node::p2p::libp2p_keypair;
 
@@ -101,9 +101,13 @@ async fn an_outsider_cannot_hold_a_consensus_connection_or_sync_blocks() {
     let outsider = NodeKey::random();
     let mut bcfg = BftConfig::from_genesis(&node).unwrap();
     bcfg.observers = vec![bft::peer_id(&observer.public()).unwrap().to_string()];
-    let handle = bft::start(node.clone(), Mempool::with_defaults(), bcfg)
-        .await
-        .unwrap();
+    let handle = bft::start(
+        node.clone(),
+        Mempool::for_node(&node, Limits::for_block(DEFAULT_MAX_BLOCK_BYTES, 1)),
+        bcfg,
+    )
+    .await
+    .unwrap();
     let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
     // The node decides blocks alone meanwhile: there is something to sync.
     let t0 = std::time::Instant::now();

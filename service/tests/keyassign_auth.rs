@@ -101,3 +101,116 @@ async fn key_assign_requires_a_fresh_signer_signature() {
     assert!(text.contains("\"key_index\":\"0\""), "{text}");
     c.shutdown().await;
 }
+
+/// Outside dev mode (without the cluster's `test` verifier, which only dev mode allows).
+fn production(cfg: &mut NodeConfig) {
+    cfg.dev_mode = false;
+    cfg.verifiers
+        .retain(|v| v.kind != torus_node::verifier::VerifierKind::Test);
+}
+
+/// A KeyAssign request body for `who`.
+fn assign_body(who: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","method":"KeyAssign","id":10,"params":{{"verifier":"{DEV_VERIFIER}","verifier_id":"{who}"}}}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_assign_without_the_signer_is_refused_outside_dev_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start_with(
+        dir.path(),
+        4,
+        3,
+        0,
+        Arc::new(|cfg: &mut NodeConfig| production(cfg)),
+    )
+    .await
+    .unwrap();
+    c.generate_keys(2, 6).await.unwrap();
+    let url = c.endpoints()[0].url.clone();
+    let http = reqwest::Client::new();
+    // Unsigned, and with made-up torus-* fields: refused, and no key leaves the buffer.
+    let raw = assign_body("mallory@example.com");
+    let forged = format!(
+        r#"{},"torus-timestamp":"{}","torus-nonce":"n","torus-signature":"AAAA"}}"#,
+        &raw[..raw.len() - 1],
+        torus_node::node::unix_s()
+    );
+    for body in [raw, forged] {
+        let r = http.post(&url).body(body).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+        let text = r.text().await.unwrap();
+        assert!(text.contains("no signer key is configured"), "{text}");
+    }
+    let lk = format!(
+        r#"{{"jsonrpc":"2.0","method":"VerifierLookupRequest","id":10,"params":{{"verifier":"{DEV_VERIFIER}","verifier_id":"mallory@example.com"}}}}"#
+    );
+    let text = http
+        .post(&url)
+        .body(lk)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("has not yet been assigned"), "{text}");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_configured_signer_key_authenticates_key_assign_outside_dev_mode() {
+    let (old, current) = (NodeKey::random(), NodeKey::random());
+    let keys = vec![
+        hex::encode(old.public().compressed()),
+        hex::encode(current.public().compressed()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start_with(
+        dir.path(),
+        4,
+        3,
+        0,
+        Arc::new(move |cfg: &mut NodeConfig| {
+            production(cfg);
+            cfg.rpc.key_assign_signers = keys.clone();
+        }),
+    )
+    .await
+    .unwrap();
+    c.generate_keys(3, 8).await.unwrap();
+    let node = c.node(1).unwrap();
+    let (px, py) = node.key().public().hex_xy();
+    drop(node);
+    let url = c.endpoints()[0].url.clone();
+    let http = reqwest::Client::new();
+    for (signer, who) in [
+        (&current, "olivia@example.com"),
+        (&old, "peggy@example.com"),
+    ] {
+        let raw = assign_body(who);
+        let ts = torus_node::node::unix_s().to_string();
+        let sig = sign(signer, (&px, &py), &raw, &ts, who);
+        let body = format!(
+            r#"{},"torus-timestamp":"{ts}","torus-nonce":"{who}","torus-signature":"{sig}"}}"#,
+            &raw[..raw.len() - 1]
+        );
+        let r = http.post(&url).body(body).send().await.unwrap();
+        let (st, text) = (r.status().as_u16(), r.text().await.unwrap());
+        assert_eq!(st, 200, "{text}");
+        assert!(text.contains("key_index"), "{text}");
+    }
+    // A key that is not configured is refused.
+    let raw = assign_body("trent@example.com");
+    let ts = torus_node::node::unix_s().to_string();
+    let sig = sign(&NodeKey::random(), (&px, &py), &raw, &ts, "t");
+    let body = format!(
+        r#"{},"torus-timestamp":"{ts}","torus-nonce":"t","torus-signature":"{sig}"}}"#,
+        &raw[..raw.len() - 1]
+    );
+    let r = http.post(&url).body(body).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    c.shutdown().await;
+}

@@ -44,6 +44,11 @@ fn exported_series() -> BTreeMap<String, BTreeSet<String>> {
             method: s("expired"),
         })
         .inc();
+    m.rpc_rate_limited
+        .get_or_create(&MethodLabels {
+            method: s("CommitmentRequest"),
+        })
+        .inc();
     for fam in [&m.p2p_in, &m.p2p_out] {
         fam.get_or_create(&P2pLabels {
             kind: s("send"),

@@ -15,7 +15,22 @@
 //! header_timeout_ms = 10000
 //! max_connections = 1024
 //! key_assign_timeout_ms = 10000
-//! key_assign_auth_pubkey = "04..."  # optional: the KeyAssign signer's key (spec §10.5)
+//! key_assign_signers = ["02..."]    # the KeyAssign signer keys (spec §10.5); outside
+//!                                   # dev_mode KeyAssign is refused without one
+//! key_assign_auth_pubkey = "04..."  # optional: one more signer key (older configurations)
+//! trusted_proxies = ["127.0.0.1"]   # proxies whose X-Forwarded-For names the client
+//! commitment_per_s = 10             # per client address (IPv6: per /64) rate limits:
+//! commitment_burst = 40             # sustained per second and burst, per method
+//! share_per_s = 10
+//! share_burst = 40
+//! key_assign_per_s = 1
+//! key_assign_burst = 10
+//! rate_limit_clients = 100000       # addresses tracked per limit; others share one budget
+//!
+//! [store]
+//! map_mib = 16384                   # consensus LMDB (<data_dir>/lmdb) map size
+//! client_map_mib = 2048             # client LMDB (<data_dir>/client-lmdb: token records)
+//! max_token_commitments = 1000000   # live token commitments at most
 //!
 //! [grpc]
 //! listen = "127.0.0.1:9000"         # TORUS_GRPC_LISTEN
@@ -50,11 +65,16 @@ use serde::{Deserialize, Serialize};
 
 pub use genesis::{Genesis, GenesisNode, NodeListConfig};
 pub use key::load_or_create_key;
-pub use sections::{listen_from, AbciConfig, ConsensusSection, GrpcConfig, P2pSection, RpcConfig};
+pub use sections::{
+    listen_from, AbciConfig, ConsensusSection, GrpcConfig, P2pSection, RpcConfig, StoreSection,
+};
 
-use crate::crypto::NodePub;
 use crate::keygen::config::KeygenConfig;
 use crate::verifier::VerifierConfig;
+
+/// Added to the largest token age for the token-record lifetime: the verifiers' `iat`
+/// skew allowance (60 s) and as much again for clocks.
+pub const TOKEN_RECORD_MARGIN_S: u64 = 120;
 
 /// A configuration error, naming the field and the problem.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +140,9 @@ pub struct NodeConfig {
     /// Operator gRPC.
     #[serde(default)]
     pub grpc: GrpcConfig,
+    /// LMDB sizes (consensus and client environments).
+    #[serde(default)]
+    pub store: StoreSection,
     /// ABCI server.
     #[serde(default)]
     pub abci: AbciConfig,
@@ -274,11 +297,44 @@ impl NodeConfig {
                 format!("must be 0 (256) or at least {batch_mib}: a batch's send may need 64 MiB"),
             ));
         }
-        if let Some(pk) = &self.rpc.key_assign_auth_pubkey {
-            let raw = hex::decode(pk.trim_start_matches("0x"))
-                .map_err(|_| invalid("rpc.key_assign_auth_pubkey", "not hex"))?;
-            NodePub::from_sec1(&raw)
-                .map_err(|_| invalid("rpc.key_assign_auth_pubkey", "not a secp256k1 point"))?;
+        self.rpc
+            .key_assign_signer_keys()
+            .map_err(|e| invalid("rpc.key_assign_signers", e))?;
+        self.rpc
+            .trusted_proxy_addrs()
+            .map_err(|e| invalid("rpc.trusted_proxies", e))?;
+        for (field, v) in [
+            ("rpc.commitment_per_s", self.rpc.commitment_per_s),
+            ("rpc.commitment_burst", self.rpc.commitment_burst),
+            ("rpc.share_per_s", self.rpc.share_per_s),
+            ("rpc.share_burst", self.rpc.share_burst),
+            ("rpc.key_assign_per_s", self.rpc.key_assign_per_s),
+            ("rpc.key_assign_burst", self.rpc.key_assign_burst),
+        ] {
+            if v == 0 || v > 1_000_000 {
+                return Err(invalid(field, "must be between 1 and 1000000"));
+            }
+        }
+        if self.rpc.rate_limit_clients == 0 || self.rpc.rate_limit_clients > 10_000_000 {
+            return Err(invalid(
+                "rpc.rate_limit_clients",
+                "must be between 1 and 10000000",
+            ));
+        }
+        if self.store.map_mib < 64 || self.store.map_mib > 1 << 24 {
+            return Err(invalid(
+                "store.map_mib",
+                "must be between 64 and 16777216 (MiB)",
+            ));
+        }
+        if self.store.client_map_mib < 16 || self.store.client_map_mib > 1 << 24 {
+            return Err(invalid(
+                "store.client_map_mib",
+                "must be between 16 and 16777216 (MiB)",
+            ));
+        }
+        if self.store.max_token_commitments == 0 {
+            return Err(invalid("store.max_token_commitments", "must be positive"));
         }
         for (field, v) in [
             ("p2p.listen", &self.p2p.listen),
@@ -347,6 +403,22 @@ impl NodeConfig {
             }
         }
         Ok(())
+    }
+
+    /// How long token commitments and reveals are kept: past it every token they speak
+    /// about is refused by its verifier (the largest `max_token_age_s` of the verifiers,
+    /// plus [`TOKEN_RECORD_MARGIN_S`] for the `iat` skew the verifiers allow and clocks).
+    pub fn token_record_lifetime_s(&self) -> u64 {
+        self.verifiers
+            .iter()
+            .map(|v| {
+                v.max_token_age_s
+                    .unwrap_or(crate::verifier::DEFAULT_MAX_TOKEN_AGE_S)
+            })
+            .max()
+            .unwrap_or(crate::verifier::DEFAULT_MAX_TOKEN_AGE_S)
+            .max(crate::verifier::DEFAULT_MAX_TOKEN_AGE_S)
+            .saturating_add(TOKEN_RECORD_MARGIN_S)
     }
 
     /// The key file's absolute path.
@@ -427,6 +499,44 @@ mod tests {
         );
         let c = NodeConfig::load(&p).unwrap();
         assert_eq!(c.consensus.observers, vec![id.to_string()]);
+    }
+
+    #[test]
+    fn rate_limits_signers_proxies_and_store_sizes_are_validated() {
+        let d = tempfile::tempdir().unwrap();
+        let base = "data_dir = \"/tmp/x\"\ngenesis = \"g.toml\"\n";
+        for (body, field) in [
+            ("[rpc]\ncommitment_per_s = 0\n", "rpc.commitment_per_s"),
+            ("[rpc]\nkey_assign_burst = 0\n", "rpc.key_assign_burst"),
+            ("[rpc]\nrate_limit_clients = 0\n", "rpc.rate_limit_clients"),
+            (
+                "[rpc]\ntrusted_proxies = [\"proxy\"]\n",
+                "rpc.trusted_proxies",
+            ),
+            (
+                "[rpc]\nkey_assign_signers = [\"02ab\"]\n",
+                "rpc.key_assign_signers",
+            ),
+            ("[store]\nclient_map_mib = 1\n", "store.client_map_mib"),
+            ("[store]\nmap_mib = 1\n", "store.map_mib"),
+            (
+                "[store]\nmax_token_commitments = 0\n",
+                "store.max_token_commitments",
+            ),
+        ] {
+            let p = write(d.path(), "r.toml", &format!("{base}{body}"));
+            let e = NodeConfig::load(&p).unwrap_err().to_string();
+            assert!(e.contains(field), "{body}: {e}");
+        }
+        let p = write(
+            d.path(),
+            "ok.toml",
+            &format!("{base}[rpc]\ntrusted_proxies = [\"127.0.0.1\", \"::1\"]\n"),
+        );
+        let c = NodeConfig::load(&p).unwrap();
+        assert_eq!(c.rpc.trusted_proxy_addrs().unwrap().len(), 2);
+        // Token records outlive the longest token age of the verifiers.
+        assert_eq!(c.token_record_lifetime_s(), 600 + TOKEN_RECORD_MARGIN_S);
     }
 
     #[test]

@@ -19,8 +19,62 @@ pub struct RpcConfig {
     pub max_connections: usize,
     /// How long KeyAssign waits for its transaction to commit.
     pub key_assign_timeout_ms: u64,
-    /// If set, KeyAssign requires the signer's signature (hex SEC1 public key).
+    /// KeyAssign signer public keys (hex SEC1, spec §10.5): KeyAssign requires a signature
+    /// by one of them. Outside dev mode a node without any refuses every KeyAssign.
+    pub key_assign_signers: Vec<String>,
+    /// One more KeyAssign signer key (the single key of older configurations); joins
+    /// `key_assign_signers`.
     pub key_assign_auth_pubkey: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (IP addresses); empty:
+    /// the connection's peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// CommitmentRequests per second per client address (sustained).
+    pub commitment_per_s: u32,
+    /// CommitmentRequest burst per client address.
+    pub commitment_burst: u32,
+    /// ShareRequests per second per client address (sustained).
+    pub share_per_s: u32,
+    /// ShareRequest burst per client address.
+    pub share_burst: u32,
+    /// KeyAssigns per second per client address (sustained).
+    pub key_assign_per_s: u32,
+    /// KeyAssign burst per client address.
+    pub key_assign_burst: u32,
+    /// Client addresses tracked per rate limit; the others share one budget.
+    pub rate_limit_clients: usize,
+}
+
+impl RpcConfig {
+    /// Every configured KeyAssign signer key (`key_assign_signers` and
+    /// `key_assign_auth_pubkey`), parsed; the error names the field.
+    pub fn key_assign_signer_keys(&self) -> Result<Vec<crate::crypto::NodePub>, String> {
+        let mut out = Vec::new();
+        let fields = self
+            .key_assign_signers
+            .iter()
+            .map(|k| ("rpc.key_assign_signers", k))
+            .chain(
+                self.key_assign_auth_pubkey
+                    .iter()
+                    .map(|k| ("rpc.key_assign_auth_pubkey", k)),
+            );
+        for (field, k) in fields {
+            let raw = hex::decode(k.trim_start_matches("0x"))
+                .map_err(|_| format!("{field}: {k:?} is not hex"))?;
+            let pk = crate::crypto::NodePub::from_sec1(&raw)
+                .map_err(|_| format!("{field}: {k:?} is not a secp256k1 public key"))?;
+            out.push(pk);
+        }
+        Ok(out)
+    }
+
+    /// The trusted proxies' addresses; the error names the entry.
+    pub fn trusted_proxy_addrs(&self) -> Result<Vec<std::net::IpAddr>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| p.parse().map_err(|_| format!("{p:?} is not an IP address")))
+            .collect()
+    }
 }
 
 impl Default for RpcConfig {
@@ -32,7 +86,54 @@ impl Default for RpcConfig {
             header_timeout_ms: 10_000,
             max_connections: 1024,
             key_assign_timeout_ms: 10_000,
+            key_assign_signers: Vec::new(),
             key_assign_auth_pubkey: None,
+            trusted_proxies: Vec::new(),
+            commitment_per_s: 10,
+            commitment_burst: 40,
+            share_per_s: 10,
+            share_burst: 40,
+            key_assign_per_s: 1,
+            key_assign_burst: 10,
+            rate_limit_clients: 100_000,
+        }
+    }
+}
+
+/// `[store]`: the sizes of the node's two LMDB environments.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// Map size of the consensus environment (`<data_dir>/lmdb`), MiB.
+    pub map_mib: u64,
+    /// Map size of the client environment (`<data_dir>/client-lmdb`: token commitments and
+    /// reveals), MiB. When it is full, client requests are refused; consensus is not.
+    pub client_map_mib: u64,
+    /// Live token-commitment records at most (pruned a token lifetime after they arrive).
+    pub max_token_commitments: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            map_mib: (crate::store::DEFAULT_MAP_SIZE >> 20) as u64,
+            client_map_mib: (crate::store::DEFAULT_CLIENT_MAP_SIZE >> 20) as u64,
+            max_token_commitments: crate::store::DEFAULT_MAX_TOKEN_COMMITMENTS,
+        }
+    }
+}
+
+impl StoreSection {
+    /// The consensus environment's map size in bytes.
+    pub fn map_size(&self) -> usize {
+        usize::try_from(self.map_mib << 20).unwrap_or(usize::MAX)
+    }
+
+    /// The client store's limits.
+    pub fn client_limits(&self) -> crate::store::ClientLimits {
+        crate::store::ClientLimits {
+            map_size: usize::try_from(self.client_map_mib << 20).unwrap_or(usize::MAX),
+            max_commitments: self.max_token_commitments,
         }
     }
 }

@@ -246,6 +246,10 @@ impl std::fmt::Debug for Devnet {
     }
 }
 
+/// The devnet's per-client-address rate limits (requests per second and burst, every
+/// method): high enough for the load benches, which send everything from 127.0.0.1.
+pub const DEVNET_RATE: u32 = 100_000;
+
 impl Devnet {
     /// Prepares the directory (or reuses the network already in it) and starts
     /// the issuer and every node process.
@@ -430,7 +434,7 @@ impl Devnet {
             .ok_or_else(|| DevnetError::Invalid(format!("no node {i}")))
     }
 
-    /// Node `i`'s configuration as written.
+    /// Node `i`'s configuration as written (see [`DEVNET_RATE`]).
     pub fn node_config(&self, p: &NodePorts) -> NodeConfig {
         let keys = self.opts.keys;
         let mut cfg = NodeConfig {
@@ -440,13 +444,23 @@ impl Devnet {
             genesis: self.opts.data_dir.join("genesis.toml"),
             node_list: None,
             hw_profile: self.opts.hw_profile.clone(),
+            // Every devnet client (tests, benches, torus.js) comes from 127.0.0.1 and the
+            // benches load it on purpose: the per-address limits are raised here (a real
+            // network keeps the defaults). Dev mode also leaves KeyAssign open (no signer).
             rpc: RpcConfig {
                 listen: format!("127.0.0.1:{}", p.rpc),
+                commitment_per_s: DEVNET_RATE,
+                commitment_burst: DEVNET_RATE,
+                share_per_s: DEVNET_RATE,
+                share_burst: DEVNET_RATE,
+                key_assign_per_s: DEVNET_RATE,
+                key_assign_burst: DEVNET_RATE,
                 ..RpcConfig::default()
             },
             grpc: GrpcConfig {
                 listen: format!("127.0.0.1:{}", p.grpc),
             },
+            store: Default::default(),
             abci: AbciConfig::default(),
             verifiers: self.verifiers(),
             p2p: P2pSection::default(),

@@ -1,5 +1,6 @@
-//! `KeyAssign`: a user gets a key through a consensus transaction, optionally
-//! behind the KeyAssign signer's authentication (spec §10.5).
+//! `KeyAssign`: a user gets a key through a consensus transaction, behind the KeyAssign
+//! signer's authentication (spec §10.5): required outside dev mode (a node without a
+//! signer key then refuses every KeyAssign), optional in dev mode (issue #10, finding 6).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,7 +11,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use super::lookup::{assigned_record, check_user, lookup_item};
-use super::{Reply, RpcState};
+use super::{KeyAssignGate, Reply, RpcState};
 use crate::app::TxCode;
 use crate::crypto::NodePub;
 use crate::hexfmt::keccak256;
@@ -23,8 +24,13 @@ pub(super) async fn key_assign(
     p: &Map<String, Value>,
     raw: &Bytes,
 ) -> Result<Value, Reply> {
-    if let Some(auth) = &st.auth {
-        auth.check(&st.node, raw).map_err(Reply::Unauthorized)?;
+    match &st.auth {
+        KeyAssignGate::Open => {}
+        KeyAssignGate::Signed(auth) => auth.check(&st.node, raw).map_err(Reply::Unauthorized)?,
+        KeyAssignGate::NoSigner => return Err(Reply::Unauthorized(
+            "this node accepts no KeyAssign: no signer key is configured (rpc.key_assign_signers)"
+                .into(),
+        )),
     }
     let u = UserParams::from_params(p)?;
     check_user(st, &u)?;
@@ -74,10 +80,10 @@ pub(super) async fn key_assign(
     }
 }
 
-/// KeyAssign authentication (spec §10.5): a signature by the configured signer
+/// KeyAssign authentication (spec §10.5): a signature by one of the configured signers
 /// over the request body, once per signature, at most 60 s old.
 pub struct KeyAssignAuth {
-    signer: NodePub,
+    signers: Vec<NodePub>,
     seen: Mutex<HashMap<[u8; 32], u64>>,
     strip: regex::bytes::Regex,
     tail: regex::bytes::Regex,
@@ -87,9 +93,9 @@ pub struct KeyAssignAuth {
 pub const AUTH_MAX_AGE_S: u64 = 60;
 
 impl KeyAssignAuth {
-    pub(super) fn new(signer: NodePub) -> Self {
+    pub(super) fn new(signers: Vec<NodePub>) -> Self {
         KeyAssignAuth {
-            signer,
+            signers,
             seen: Mutex::new(HashMap::new()),
             // Patterns from spec §10.5 (byte level, not a re-serialization).
             strip: regex::bytes::Regex::new(
@@ -99,6 +105,11 @@ impl KeyAssignAuth {
             tail: regex::bytes::Regex::new(r"(\s*),(\s*)}$")
                 .unwrap_or_else(|_| unreachable_regex()),
         }
+    }
+
+    /// How many signer keys are accepted.
+    pub fn signer_count(&self) -> usize {
+        self.signers.len()
     }
 
     fn check(&self, node: &NodeState, raw: &[u8]) -> Result<(), String> {
@@ -136,9 +147,13 @@ impl KeyAssignAuth {
             px,
             py
         );
-        self.signer
-            .verify(msg.as_bytes(), &sig)
-            .map_err(|_| "invalid signature".to_string())?;
+        if !self
+            .signers
+            .iter()
+            .any(|s| s.verify(msg.as_bytes(), &sig).is_ok())
+        {
+            return Err("invalid signature".into());
+        }
         let id = keccak256(&sig);
         let mut seen = self
             .seen

@@ -3,13 +3,13 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{storage_err, RpcState};
+use super::{client_full, storage_err, RpcState};
 use crate::crypto::{sig_to_hex, NodePub};
 use crate::hexfmt::parse_hex32;
 use crate::jrpc::{msg, CommitParams, RpcError};
 use crate::node::unix_s;
 use crate::store::records::TokenCommitment;
-use crate::store::TokenInsert;
+use crate::store::{StoreError, TokenInsert};
 
 fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
@@ -58,8 +58,10 @@ pub(super) fn commitment(st: &RpcState, p: &Map<String, Value>) -> Result<Value,
         .node
         .store()
         .put_token_if_absent(&c.verifieridentifier, &commitment, &rec)
-        .map_err(storage_err)?
-    {
+        .map_err(|e| match e {
+            StoreError::ClientFull(what) => client_full(st, what),
+            e => storage_err(e),
+        })? {
         TokenInsert::Inserted => (rec.data, rec.sig),
         // A retry with the same temporary key is answered again (same data and
         // signature); a different key for a seen commitment is refused.

@@ -8,17 +8,21 @@
 //!   it is accepted (counted in `torus_rpc_connections_refused_total`) rather than left
 //!   waiting, so a flood cannot hold file descriptors beyond the limit;
 //! - the body is read inside the request's time limit (see `jrpc_handler`), so a body
-//!   trickled in byte by byte is cut off by `rpc.request_timeout_ms`.
+//!   trickled in byte by byte is cut off by `rpc.request_timeout_ms`;
+//! - every request carries its connection's peer address (`ConnectInfo<SocketAddr>`), from
+//!   which the per-client-address rate limits are keyed (see `limit`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
 
 use crate::metrics::Metrics;
 
@@ -60,7 +64,14 @@ pub async fn serve_http(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // The peer address travels with every request of the connection (the rate limits
+        // are per client address).
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            },
+        ));
         let metrics = metrics.clone();
         let mut close = close_rx.clone();
         tokio::spawn(async move {

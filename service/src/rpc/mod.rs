@@ -3,22 +3,30 @@
 //!
 //! Every answer to `/jrpc` is HTTP 200 with a JSON-RPC body, errors included
 //! (§10.1); the only exception is KeyAssign's authentication failure (401,
-//! text/plain), when KeyAssign authentication is configured.
+//! text/plain): a request without a valid signer signature when signer keys are
+//! configured, and every KeyAssign outside dev mode when none is (issue #10, finding 6).
+//!
+//! CommitmentRequest, ShareRequest and KeyAssign are rate-limited per client address
+//! (`limit`); a refused request gets a JSON-RPC error and counts in
+//! `torus_rpc_rate_limited_total{method}`. Token records are pruned here in the
+//! background, a token lifetime after they were written (`Store::prune_client_records`).
 
 mod assign;
 mod commitment;
 pub mod http;
+pub mod limit;
 mod lookup;
 pub mod release;
 mod share;
 mod status;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,6 +38,7 @@ use tower_http::cors::{Any, CorsLayer};
 pub use assign::{KeyAssignAuth, AUTH_MAX_AGE_S};
 use release::SignerTables;
 
+use crate::config::RpcConfig;
 use crate::crypto::NodePub;
 use crate::jrpc::{self, RpcError};
 use crate::metrics::{MethodLabels, RpcLabels};
@@ -39,8 +48,117 @@ use crate::node::NodeState;
 #[derive(Clone)]
 pub struct RpcState {
     node: Arc<NodeState>,
-    auth: Option<Arc<KeyAssignAuth>>,
+    auth: KeyAssignGate,
     sig_keys: Arc<SignerTables>,
+    limits: Arc<RateLimits>,
+    trusted_proxies: Arc<Vec<IpAddr>>,
+}
+
+/// Who may call KeyAssign.
+#[derive(Clone)]
+pub(crate) enum KeyAssignGate {
+    /// Anyone (dev mode without signer keys).
+    Open,
+    /// Requests signed by a configured signer (spec §10.5).
+    Signed(Arc<KeyAssignAuth>),
+    /// Nobody: outside dev mode without a signer key (or with keys that do not parse).
+    NoSigner,
+}
+
+impl KeyAssignGate {
+    fn from_config(cfg: &RpcConfig, dev_mode: bool) -> Self {
+        match cfg.key_assign_signer_keys() {
+            Ok(keys) if !keys.is_empty() => {
+                KeyAssignGate::Signed(Arc::new(KeyAssignAuth::new(keys)))
+            }
+            Ok(_) if dev_mode => KeyAssignGate::Open,
+            Ok(_) => {
+                tracing::warn!(
+                    "no KeyAssign signer key (rpc.key_assign_signers): every KeyAssign is refused outside dev mode"
+                );
+                KeyAssignGate::NoSigner
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "KeyAssign signer keys do not parse: every KeyAssign is refused");
+                KeyAssignGate::NoSigner
+            }
+        }
+    }
+}
+
+/// The per-client-address rate limits of the three methods that write or cost.
+pub struct RateLimits {
+    commitment: Mutex<limit::RateLimiter>,
+    share: Mutex<limit::RateLimiter>,
+    key_assign: Mutex<limit::RateLimiter>,
+}
+
+impl RateLimits {
+    /// The limits `cfg` sets.
+    pub fn from_config(cfg: &RpcConfig) -> Self {
+        let l = |per_s, burst| {
+            Mutex::new(limit::RateLimiter::new(
+                limit::Budget { per_s, burst },
+                cfg.rate_limit_clients,
+            ))
+        };
+        RateLimits {
+            commitment: l(cfg.commitment_per_s, cfg.commitment_burst),
+            share: l(cfg.share_per_s, cfg.share_burst),
+            key_assign: l(cfg.key_assign_per_s, cfg.key_assign_burst),
+        }
+    }
+
+    /// Whether `method` from `client` is within its budget at `now` (methods without a
+    /// limit always are).
+    pub fn allow(&self, method: &str, client: IpAddr, now: Instant) -> bool {
+        let limiter = match method {
+            "CommitmentRequest" => &self.commitment,
+            "ShareRequest" => &self.share,
+            "KeyAssign" => &self.key_assign,
+            _ => return true,
+        };
+        limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allow(client, now)
+    }
+}
+
+/// How often expired token records are pruned.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(5);
+/// Records deleted per write transaction of a prune pass.
+const PRUNE_BATCH: usize = 5_000;
+/// Write transactions per prune pass at most (then the next pass continues).
+const PRUNE_ROUNDS: usize = 8;
+
+/// One prune pass: token records older than their lifetime, a bounded number.
+fn prune_pass(node: &NodeState, now_s: u64, lifetime_s: u64) {
+    for _ in 0..PRUNE_ROUNDS {
+        match node
+            .store()
+            .prune_client_records(now_s, lifetime_s, PRUNE_BATCH)
+        {
+            Ok(p) => {
+                let n = (p.commitments + p.uses) as u64;
+                node.metrics().client_records_pruned.inc_by(n);
+                if n > 0 {
+                    tracing::debug!(
+                        commitments = p.commitments,
+                        uses = p.uses,
+                        "pruned token records"
+                    );
+                }
+                if !p.more {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "pruning token records failed");
+                return;
+            }
+        }
+    }
 }
 
 /// Builds the HTTP router for `node`.
@@ -49,18 +167,19 @@ pub fn router(node: Arc<NodeState>) -> Router {
 }
 
 fn router_with(node: Arc<NodeState>, sig_keys: Arc<SignerTables>) -> Router {
-    let auth = node
-        .config()
-        .rpc
-        .key_assign_auth_pubkey
-        .as_deref()
-        .and_then(|h| hex::decode(h.trim_start_matches("0x")).ok())
-        .and_then(|raw| NodePub::from_sec1(&raw).ok())
-        .map(|pk| Arc::new(KeyAssignAuth::new(pk)));
+    let cfg = &node.config().rpc;
+    let auth = KeyAssignGate::from_config(cfg, node.config().dev_mode);
+    let limits = Arc::new(RateLimits::from_config(cfg));
+    let trusted_proxies = Arc::new(cfg.trusted_proxy_addrs().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "rpc.trusted_proxies do not parse: no proxy is trusted");
+        Vec::new()
+    }));
     let st = RpcState {
         node,
         auth,
         sig_keys,
+        limits,
+        trusted_proxies,
     };
     let cors = CorsLayer::new()
         .allow_origin(Any)
@@ -105,6 +224,23 @@ pub async fn serve(node: Arc<NodeState>, listener: tokio::net::TcpListener) -> s
             }
         }
     };
+    let pruner = {
+        let node = node.clone();
+        async move {
+            let lifetime = node.config().token_record_lifetime_s();
+            let mut tick = tokio::time::interval(PRUNE_INTERVAL);
+            loop {
+                tick.tick().await;
+                let n = node.clone();
+                let pass = tokio::task::spawn_blocking(move || {
+                    prune_pass(&n, crate::node::unix_s(), lifetime)
+                });
+                if let Err(e) = pass.await {
+                    tracing::error!(error = %e, "token record prune task failed");
+                }
+            }
+        }
+    };
     let limits = http::HttpLimits {
         header_timeout: Duration::from_millis(node.config().rpc.header_timeout_ms),
         max_connections: node.config().rpc.max_connections,
@@ -113,6 +249,7 @@ pub async fn serve(node: Arc<NodeState>, listener: tokio::net::TcpListener) -> s
     tokio::select! {
         r = http::serve_http(listener, router_with(node, sig_keys), limits, metrics) => r,
         () = syncer => Ok(()),
+        () = pruner => Ok(()),
     }
 }
 
@@ -159,8 +296,24 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     r
 }
 
-async fn jrpc_handler(State(st): State<RpcState>, body: Body) -> Response {
+async fn jrpc_handler(State(st): State<RpcState>, request: axum::extract::Request) -> Response {
     let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    // Without a peer address (a router served outside `http::serve_http`) every request
+    // shares one budget.
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let client = limit::client_addr(
+        peer,
+        parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+        &st.trusted_proxies,
+    );
     let limit = st.node.config().rpc.max_body_bytes;
     // The time limit starts with the headers: a body trickled in slowly counts against it.
     let timeout = Duration::from_millis(st.node.config().rpc.request_timeout_ms);
@@ -185,6 +338,22 @@ async fn jrpc_handler(State(st): State<RpcState>, body: Body) -> Response {
         }
     };
     let method = req.method.clone();
+    if !st.limits.allow(&method, client, Instant::now()) {
+        let name = known_method(&method);
+        st.node
+            .metrics()
+            .rpc_rate_limited
+            .get_or_create(&MethodLabels {
+                method: name.to_string(),
+            })
+            .inc();
+        tracing::debug!(%client, method = name, "request refused by its rate limit");
+        let e = RpcError::internal(format!(
+            "rate limited: too many {name} requests from this address; retry later"
+        ));
+        record(&st, name, Err(&e), started);
+        return json_response(StatusCode::OK, jrpc::response_err(&req.id, &e));
+    }
     let out = tokio::time::timeout_at(deadline, dispatch(&st, &req, &bytes)).await;
     let result = match out {
         Ok(r) => r,
@@ -265,6 +434,15 @@ impl From<RpcError> for Reply {
     }
 }
 
+/// The error of a client-store write that found the store full (counted).
+pub(crate) fn client_full(st: &RpcState, what: &str) -> RpcError {
+    st.node.metrics().client_store_full.inc();
+    tracing::warn!(what, "client store full: request refused");
+    RpcError::internal(format!(
+        "node busy: its token store is full ({what}); retry later"
+    ))
+}
+
 pub(crate) fn storage_err(e: impl std::fmt::Display) -> RpcError {
     tracing::error!(error = %e, "storage error while serving a request");
     RpcError::internal("node storage error")
@@ -290,4 +468,69 @@ pub fn padded_xy(pk: &k256::PublicKey) -> (String, String) {
         e.x().map(hex::encode).unwrap_or_default(),
         e.y().map(hex::encode).unwrap_or_default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::crypto::NodeKey;
+
+    #[test]
+    fn key_assign_is_closed_outside_dev_mode_without_a_signer_key() {
+        let none = RpcConfig::default();
+        assert!(matches!(
+            KeyAssignGate::from_config(&none, false),
+            KeyAssignGate::NoSigner
+        ));
+        assert!(matches!(
+            KeyAssignGate::from_config(&none, true),
+            KeyAssignGate::Open
+        ));
+        // A key that does not parse never opens KeyAssign, not even in dev mode.
+        let bad = RpcConfig {
+            key_assign_signers: vec!["02zz".into()],
+            ..RpcConfig::default()
+        };
+        assert!(matches!(
+            KeyAssignGate::from_config(&bad, true),
+            KeyAssignGate::NoSigner
+        ));
+        // The old single key and the list both count.
+        let k = || hex::encode(NodeKey::random().public().compressed());
+        let both = RpcConfig {
+            key_assign_signers: vec![k(), k()],
+            key_assign_auth_pubkey: Some(k()),
+            ..RpcConfig::default()
+        };
+        match KeyAssignGate::from_config(&both, false) {
+            KeyAssignGate::Signed(a) => assert_eq!(a.signer_count(), 3),
+            _ => panic!("not signed"),
+        }
+    }
+
+    #[test]
+    fn each_method_has_its_own_budget_per_address() {
+        let cfg = RpcConfig {
+            commitment_per_s: 1,
+            commitment_burst: 2,
+            share_per_s: 1,
+            share_burst: 1,
+            key_assign_per_s: 1,
+            key_assign_burst: 1,
+            ..RpcConfig::default()
+        };
+        let l = RateLimits::from_config(&cfg);
+        let (a, now) = (IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), Instant::now());
+        assert!(l.allow("CommitmentRequest", a, now));
+        assert!(l.allow("CommitmentRequest", a, now));
+        assert!(!l.allow("CommitmentRequest", a, now));
+        // Spent commitments do not spend shares or KeyAssigns, and lookups are not limited.
+        assert!(l.allow("ShareRequest", a, now));
+        assert!(!l.allow("ShareRequest", a, now));
+        assert!(l.allow("KeyAssign", a, now));
+        assert!(!l.allow("KeyAssign", a, now));
+        assert!((0..100).all(|_| l.allow("VerifierLookupRequest", a, now)));
+    }
 }

@@ -100,6 +100,9 @@ pub enum ReleaseError {
     /// This node holds no share of the key.
     #[error("no share of the key is stored")]
     NoShare,
+    /// The client store is full: the reveal cannot be bound, so no share is released.
+    #[error("the client store is full: {0}")]
+    ClientFull(&'static str),
     /// The store failed.
     #[error("storage: {0}")]
     Storage(String),
@@ -107,7 +110,10 @@ pub enum ReleaseError {
 
 impl From<StoreError> for ReleaseError {
     fn from(e: StoreError) -> Self {
-        ReleaseError::Storage(e.to_string())
+        match e {
+            StoreError::ClientFull(what) => ReleaseError::ClientFull(what),
+            e => ReleaseError::Storage(e.to_string()),
+        }
     }
 }
 
@@ -166,6 +172,9 @@ impl ReleaseError {
                 "Could not find address to key index error: bad public key at {index}"
             )),
             E::NoShare => RpcError::internal(msg::NO_SHARE),
+            E::ClientFull(what) => RpcError::internal(format!(
+                "node busy: its token store is full ({what}); retry later"
+            )),
             E::Storage(e) => {
                 tracing::error!(error = %e, "storage error while serving a request");
                 RpcError::internal("node storage error")
@@ -401,6 +410,7 @@ impl ShareRelease<'_> {
             stored.as_ref(),
             verified,
             (tx, ty),
+            now_s,
         )?;
         let rec = self.assigned(verifier, &verified.verifier_id)?;
         let Some((s, _sp, _)) = self.store.share(rec.index)? else {
@@ -453,6 +463,7 @@ impl ShareRelease<'_> {
         stored: Option<&TokenCommitment>,
         verified: &Verified,
         (temp_x, temp_y): ([u8; 32], [u8; 32]),
+        now_s: u64,
     ) -> Result<(), ReleaseError> {
         for other in &verified.other_encodings {
             let Some(o) = self.store.token(verifier, &hex::encode(other))? else {
@@ -469,7 +480,10 @@ impl ShareRelease<'_> {
             temp_y,
             expires_s: verified.expires_s,
         };
-        match self.store.bind_token_use(&verified.token_id, &use_)? {
+        match self
+            .store
+            .bind_token_use(&verified.token_id, &use_, now_s)?
+        {
             TokenUseBinding::Bound | TokenUseBinding::Same => Ok(()),
             TokenUseBinding::Conflict(_) => Err(ReleaseError::AlreadyRevealed),
         }

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use super::release::{parse_item, ReleaseError, Released, ShareRelease};
-use super::{storage_err, RpcState};
+use super::{client_full, storage_err, RpcState};
 use crate::hexfmt::{hex_min, hex_u64};
 use crate::jrpc::{self, msg, RpcError};
 use crate::metrics::MethodLabels;
@@ -53,7 +53,10 @@ pub(super) async fn share_request(
         })
         .await
         .map_err(storage_err)?
-        .map_err(|e| e.to_rpc())?;
+        .map_err(|e| match e {
+            ReleaseError::ClientFull(what) => client_full(st, what),
+            e => e.to_rpc(),
+        })?;
         keys.insert(r.key.index, key_json(&r));
     }
     if keys.is_empty() {

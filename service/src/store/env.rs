@@ -1,5 +1,6 @@
 //! The LMDB environment, its databases and the replicated state: open, sync,
-//! genesis, head, snapshots and block commits.
+//! genesis, head, snapshots and block commits. The client store (token records, written
+//! by anyone) is another environment ([`super::client`]), opened alongside.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +11,7 @@ use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions, RoTxn, WithoutTls};
 use zeroize::Zeroizing;
 
+use super::client::{ClientLimits, ClientStore};
 use super::records::{DecidedRecord, Head};
 use crate::app::{self, AppError, BlockOutcome, KvRead};
 use crate::crypto::NodeKey;
@@ -44,6 +46,11 @@ pub enum StoreError {
     /// The consensus app failed.
     #[error(transparent)]
     App(#[from] AppError),
+    /// The client store (token commitments and reveals) is full: client requests that
+    /// would write there are refused until the prune task frees room. Never a consensus
+    /// failure: the client store is another LMDB environment.
+    #[error("client store full: {0}")]
+    ClientFull(&'static str),
 }
 
 pub(super) type Db = Database<Bytes, Bytes>;
@@ -60,6 +67,7 @@ pub struct Store {
     pub(super) keygen: Db,
     pub(super) blocks: Db,
     pub(super) proposals: Db,
+    pub(super) client: ClientStore,
     pub(super) seal_key: std::sync::Arc<Zeroizing<[u8; 32]>>,
     pub(super) dirty: std::sync::Arc<AtomicBool>,
 }
@@ -96,8 +104,20 @@ impl KvRead for Snapshot<'_> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir/lmdb`.
+    /// Opens (creating if needed) the store in `dir/lmdb`, and the client store in
+    /// `dir/client-lmdb` with default limits.
     pub fn open(dir: &Path, node_key: &NodeKey, map_size: usize) -> Result<Self, StoreError> {
+        Self::open_with(dir, node_key, map_size, ClientLimits::default())
+    }
+
+    /// As [`Store::open`], with the client store's limits.
+    pub fn open_with(
+        dir: &Path,
+        node_key: &NodeKey,
+        map_size: usize,
+        client: ClientLimits,
+    ) -> Result<Self, StoreError> {
+        let client = ClientStore::open(dir, client, crate::node::unix_s())?;
         let path = dir.join("lmdb");
         std::fs::create_dir_all(&path)?;
         let mut opts = EnvOpenOptions::new().read_txn_without_tls();
@@ -124,7 +144,7 @@ impl Store {
         let blocks = env.create_database(&mut w, Some("blocks"))?;
         let proposals = env.create_database(&mut w, Some("proposals"))?;
         w.commit()?;
-        Ok(Store {
+        let store = Store {
             env,
             state,
             meta,
@@ -134,9 +154,12 @@ impl Store {
             keygen,
             blocks,
             proposals,
+            client,
             seal_key: std::sync::Arc::new(node_key.derive("torus-node/share-at-rest/v1")),
             dirty: std::sync::Arc::new(AtomicBool::new(false)),
-        })
+        };
+        store.continue_legacy_seq()?;
+        Ok(store)
     }
 
     /// Flushes LMDB to disk now.
@@ -146,19 +169,21 @@ impl Store {
         Ok(())
     }
 
-    /// Flushes if a token write happened since the last flush.
+    /// Flushes both environments if a client write (token commitment, reveal, prune)
+    /// happened since the last flush.
     pub fn sync_if_dirty(&self) -> Result<(), StoreError> {
         if self.dirty.swap(false, Ordering::SeqCst) {
             self.env.force_sync()?;
         }
-        Ok(())
+        self.client.sync_if_dirty()
     }
 
     /// Closes the environment and waits until LMDB released it (so the same
     /// directory can be reopened in this process, as a restart does).
     pub fn close(self) {
-        let Store { env, .. } = self;
+        let Store { env, client, .. } = self;
         env.prepare_for_closing().wait();
+        client.close();
     }
 
     /// Initialises the replicated state from `genesis` on first start; on later

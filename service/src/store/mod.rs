@@ -10,7 +10,9 @@
 //! * `state`: the replicated consensus state (see `crate::app::keys`);
 //! * `meta`: the head (height, app hash) and the genesis hash;
 //! * `shares`: this node's key shares, encrypted (`ShareRecord`);
-//! * `tokens`: token commitments and reveals (`TokenCommitment`);
+//! * `tokens`: no longer written: token commitments and reveals moved to the client
+//!   store (below); records a node wrote here before are still read until the client
+//!   store is a token lifetime old, then deleted by the prune task;
 //! * `progress`: local DKG/PSS progress per batch;
 //! * `keygen`: this node's key generation material per batch: its dealing seed
 //!   and its aggregated slice (both sealed like shares), and the decided
@@ -20,6 +22,12 @@
 //!   may have voted for or must re-propose;
 //! * `blocks`: decided blocks and their commit certificates, for the embedded
 //!   engine's value sync (see `Store::commit_block_with`).
+//!
+//! Token commitments and reveals (`TokenCommitment`, `TokenUse`), which anyone can make
+//! a node write, live in a second environment, `<data_dir>/client-lmdb` (`client`): its
+//! own map size and a bound on live commitments, records pruned a token lifetime after
+//! they were written. A full client store refuses client requests; it cannot make a
+//! consensus write fail (issue #10, finding 5).
 //!
 //! A block's state writes and its head go in one write transaction, so a crash
 //! leaves the node at the previous or the next height, never in between.
@@ -44,12 +52,18 @@ pub mod records;
 #[cfg(feature = "server")]
 mod blocks;
 #[cfg(feature = "server")]
+mod client;
+#[cfg(feature = "server")]
 mod env;
 #[cfg(feature = "server")]
 mod sealed;
 #[cfg(feature = "server")]
 mod tokens;
 
+#[cfg(feature = "server")]
+pub use client::{
+    ClientLimits, ClientStore, Pruned, DEFAULT_CLIENT_MAP_SIZE, DEFAULT_MAX_TOKEN_COMMITMENTS,
+};
 #[cfg(feature = "server")]
 pub use env::{Snapshot, Store, StoreError, DEFAULT_MAP_SIZE, SYNC_INTERVAL};
 pub use records::DecidedRecord;

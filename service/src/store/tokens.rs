@@ -1,10 +1,13 @@
-//! Token commitments (CommitmentRequest) and token reveals (ShareRequest): the
-//! `tokens` database.
+//! Token commitments (CommitmentRequest) and token reveals (ShareRequest): keys and the
+//! store's entry points. The records live in the client store ([`super::client`]); the
+//! consensus environment's old `tokens` database (nodes before the client store) is still
+//! read until the client store is a token lifetime old, then emptied by the prune task.
 
 use std::sync::atomic::Ordering;
 
+use super::client::{ClientStore, Pruned};
 use super::env::{Store, StoreError};
-use super::records::{TokenCommitment, TokenUse};
+use super::records::{decode_u64, TokenCommitment, TokenUse};
 use crate::hexfmt::keccak256;
 
 /// Result of recording a token commitment.
@@ -16,8 +19,8 @@ pub enum TokenInsert {
     Existing(TokenCommitment),
 }
 
-/// The key of the token commitments' arrival counter (token keys are 32-byte hashes).
-const TOKEN_SEQ: &[u8] = b"token-seq";
+/// The old `tokens` database's arrival counter key (token keys are 32-byte hashes).
+const LEGACY_TOKEN_SEQ: &[u8] = b"token-seq";
 
 /// Result of binding a token's first reveal ([`Store::bind_token_use`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +52,8 @@ fn token_key(verifier: &str, commitment: &str) -> Vec<u8> {
 
 impl Store {
     /// Records a token commitment unless one exists for (verifier, commitment);
-    /// atomic (one write transaction).
+    /// atomic (one write transaction of the client store). Refused with
+    /// [`StoreError::ClientFull`] when the client store is full.
     pub fn put_token_if_absent(
         &self,
         verifier: &str,
@@ -57,30 +61,13 @@ impl Store {
         rec: &TokenCommitment,
     ) -> Result<TokenInsert, StoreError> {
         let key = token_key(verifier, commitment);
-        let mut w = self.env.write_txn()?;
-        if let Some(b) = self.tokens.get(&w, &key)? {
-            // A record of an older format (no arrival order) is replaced below.
-            if let Ok(old) = TokenCommitment::decode(b) {
-                return Ok(TokenInsert::Existing(old));
-            }
+        if let Some(old) = self.legacy_token(&key)? {
+            return Ok(TokenInsert::Existing(old));
         }
-        // Arrival order: the write transactions are serialised, so the counter read and
-        // written here orders every commitment this node stores.
-        let seq = match self.tokens.get(&w, TOKEN_SEQ)? {
-            Some(b) => crate::store::records::decode_u64(b).map_err(|e| StoreError::Corrupt {
-                what: "token sequence",
-                err: e.to_string(),
-            })?,
-            None => 0,
-        } + 1;
-        self.tokens
-            .put(&mut w, TOKEN_SEQ, &crate::store::records::encode_u64(seq))?;
-        let mut rec = rec.clone();
-        rec.seq = seq;
-        self.tokens.put(&mut w, &key, &rec.encode())?;
-        w.commit()?;
-        self.dirty.store(true, Ordering::SeqCst);
-        Ok(TokenInsert::Inserted)
+        Ok(match self.client.insert_commitment(&key, rec)? {
+            None => TokenInsert::Inserted,
+            Some(old) => TokenInsert::Existing(old),
+        })
     }
 
     /// The token commitment for (verifier, commitment).
@@ -89,48 +76,39 @@ impl Store {
         verifier: &str,
         commitment: &str,
     ) -> Result<Option<TokenCommitment>, StoreError> {
-        let r = self.env.read_txn()?;
-        self.tokens
-            .get(&r, &token_key(verifier, commitment))?
-            .map(|b| {
-                TokenCommitment::decode(b).map_err(|e| StoreError::Corrupt {
-                    what: "token",
-                    err: e.to_string(),
-                })
-            })
-            .transpose()
+        let key = token_key(verifier, commitment);
+        match self.client.commitment(&key)? {
+            Some(t) => Ok(Some(t)),
+            None => self.legacy_token(&key),
+        }
     }
 
     /// Binds the first reveal of the signed token `token_id` (under any verifier name) to
     /// `use_`'s commitment and temporary key, or reports the earlier binding; atomic (one write
-    /// transaction), so two concurrent reveals of one token cannot both be bound.
+    /// transaction), so two concurrent reveals of one token cannot both be bound. `now_s` is
+    /// the reveal time (the record is pruned a token lifetime later).
     pub fn bind_token_use(
         &self,
         token_id: &[u8; 32],
         use_: &TokenUse,
+        now_s: u64,
     ) -> Result<TokenUseBinding, StoreError> {
         let key = token_use_key(token_id);
-        let mut w = self.env.write_txn()?;
-        if let Some(b) = self.tokens.get(&w, &key)? {
-            let old = TokenUse::decode(b).map_err(|e| StoreError::Corrupt {
-                what: "token use",
-                err: e.to_string(),
-            })?;
-            let same = old.commitment == use_.commitment
-                && old.temp_x == use_.temp_x
-                && old.temp_y == use_.temp_y;
-            return Ok(if same {
-                TokenUseBinding::Same
-            } else {
-                TokenUseBinding::Conflict(old)
-            });
-        }
-        self.tokens.put(&mut w, &key, &use_.encode())?;
-        w.commit()?;
-        // Durable like token commitments: a killed process loses nothing, a power loss at most
-        // the last SYNC_INTERVAL (and the commitment order below still guards the token).
-        self.dirty.store(true, Ordering::SeqCst);
-        Ok(TokenUseBinding::Bound)
+        let old = match self.legacy_use(&key)? {
+            Some(old) => Some(old),
+            None => self.client.insert_use(&key, use_, now_s)?,
+        };
+        let Some(old) = old else {
+            return Ok(TokenUseBinding::Bound);
+        };
+        let same = old.commitment == use_.commitment
+            && old.temp_x == use_.temp_x
+            && old.temp_y == use_.temp_y;
+        Ok(if same {
+            TokenUseBinding::Same
+        } else {
+            TokenUseBinding::Conflict(old)
+        })
     }
 
     /// Marks a token as revealed (first successful ShareRequest) if not already.
@@ -140,21 +118,85 @@ impl Store {
         commitment: &str,
         now_s: u64,
     ) -> Result<(), StoreError> {
-        let key = token_key(verifier, commitment);
-        let mut w = self.env.write_txn()?;
-        if let Some(b) = self.tokens.get(&w, &key)? {
-            let mut rec = TokenCommitment::decode(b).map_err(|e| StoreError::Corrupt {
-                what: "token",
-                err: e.to_string(),
-            })?;
-            if rec.revealed_s == 0 {
-                rec.revealed_s = now_s.max(1);
-                self.tokens.put(&mut w, &key, &rec.encode())?;
+        self.client
+            .mark_revealed(&token_key(verifier, commitment), now_s)
+    }
+
+    /// Deletes client records (token commitments and reveals) written more than
+    /// `lifetime_s` before `now_s`, at most `max_records` per call; once the client store is
+    /// older than `lifetime_s`, also empties the consensus environment's old `tokens`
+    /// database (where nodes before the client store kept these records), at most
+    /// `max_records` per call.
+    pub fn prune_client_records(
+        &self,
+        now_s: u64,
+        lifetime_s: u64,
+        max_records: usize,
+    ) -> Result<Pruned, StoreError> {
+        let mut out = self.client.prune(now_s, lifetime_s, max_records)?;
+        if self.client.created_s()?.saturating_add(lifetime_s) < now_s {
+            let mut w = self.env.write_txn()?;
+            let keys: Vec<Vec<u8>> = self
+                .tokens
+                .iter(&w)?
+                .take(max_records.saturating_add(1))
+                .map(|r| r.map(|(k, _)| k.to_vec()))
+                .collect::<Result<_, _>>()?;
+            if !keys.is_empty() {
+                out.more |= keys.len() > max_records;
+                for k in keys.iter().take(max_records) {
+                    self.tokens.delete(&mut w, k)?;
+                }
                 w.commit()?;
                 self.dirty.store(true, Ordering::SeqCst);
             }
         }
+        Ok(out)
+    }
+
+    /// The client store (token commitments and reveals).
+    pub fn client(&self) -> &ClientStore {
+        &self.client
+    }
+
+    /// Carries the old `tokens` database's arrival order over to the client store, so that
+    /// a commitment made after an upgrade orders after every one made before it.
+    pub(super) fn continue_legacy_seq(&self) -> Result<(), StoreError> {
+        let r = self.env.read_txn()?;
+        if let Some(b) = self.tokens.get(&r, LEGACY_TOKEN_SEQ)? {
+            let seq = decode_u64(b).map_err(|e| StoreError::Corrupt {
+                what: "token sequence",
+                err: e.to_string(),
+            })?;
+            drop(r);
+            self.client.raise_seq(seq)?;
+        }
         Ok(())
+    }
+
+    /// A commitment in the old `tokens` database (read-only: kept until the client store
+    /// is a token lifetime old, then pruned).
+    fn legacy_token(&self, key: &[u8]) -> Result<Option<TokenCommitment>, StoreError> {
+        let r = self.env.read_txn()?;
+        // A record of an older format (no arrival order) is ignored.
+        Ok(self
+            .tokens
+            .get(&r, key)?
+            .and_then(|b| TokenCommitment::decode(b).ok()))
+    }
+
+    /// A token use in the old `tokens` database.
+    fn legacy_use(&self, key: &[u8]) -> Result<Option<TokenUse>, StoreError> {
+        let r = self.env.read_txn()?;
+        self.tokens
+            .get(&r, key)?
+            .map(|b| {
+                TokenUse::decode(b).map_err(|e| StoreError::Corrupt {
+                    what: "token use",
+                    err: e.to_string(),
+                })
+            })
+            .transpose()
     }
 }
 
@@ -211,11 +253,11 @@ mod tests {
         };
         let id = [9; 32];
         assert_eq!(
-            s.bind_token_use(&id, &first).ok(),
+            s.bind_token_use(&id, &first, 1).ok(),
             Some(TokenUseBinding::Bound)
         );
         assert_eq!(
-            s.bind_token_use(&id, &first).ok(),
+            s.bind_token_use(&id, &first, 1).ok(),
             Some(TokenUseBinding::Same)
         );
         let other_key = TokenUse {
@@ -228,13 +270,59 @@ mod tests {
         };
         for attempt in [other_key, other_encoding] {
             assert_eq!(
-                s.bind_token_use(&id, &attempt).ok(),
+                s.bind_token_use(&id, &attempt, 1).ok(),
                 Some(TokenUseBinding::Conflict(first.clone()))
             );
         }
         // Another token binds on its own.
         assert_eq!(
-            s.bind_token_use(&[8; 32], &first).ok(),
+            s.bind_token_use(&[8; 32], &first, 1).ok(),
+            Some(TokenUseBinding::Bound)
+        );
+    }
+
+    #[test]
+    fn records_of_the_old_tokens_database_still_guard_until_the_client_store_is_a_lifetime_old() {
+        let (_d, s) = store();
+        // A reveal and a commitment a node stored before the client store existed.
+        let first = TokenUse {
+            commitment: [1; 32],
+            temp_x: [2; 32],
+            temp_y: [3; 32],
+            expires_s: u64::MAX,
+        };
+        let id = [9; 32];
+        let mut w = s.env.write_txn().unwrap_or_else(|e| panic!("{e}"));
+        s.tokens
+            .put(&mut w, &token_use_key(&id), &first.encode())
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.tokens
+            .put(&mut w, &token_key("v", "aa"), &commitment(1).encode())
+            .unwrap_or_else(|e| panic!("{e}"));
+        w.commit().unwrap_or_else(|e| panic!("{e}"));
+        // Still binding: another temporary key is a conflict; the commitment is found.
+        let other = TokenUse {
+            temp_x: [4; 32],
+            ..first.clone()
+        };
+        assert_eq!(
+            s.bind_token_use(&id, &other, 5).ok(),
+            Some(TokenUseBinding::Conflict(first.clone()))
+        );
+        assert!(matches!(
+            s.put_token_if_absent("v", "aa", &commitment(2)),
+            Ok(TokenInsert::Existing(_))
+        ));
+        // Once the client store is a lifetime old, the old records are deleted.
+        let created = s.client().created_s().unwrap_or_else(|e| panic!("{e}"));
+        s.prune_client_records(created + 700, 720, 100)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.token("v", "aa").ok().flatten().is_some());
+        s.prune_client_records(created + 721, 720, 100)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.token("v", "aa").ok(), Some(None));
+        assert_eq!(
+            s.bind_token_use(&id, &other, created + 721).ok(),
             Some(TokenUseBinding::Bound)
         );
     }

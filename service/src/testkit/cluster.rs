@@ -98,6 +98,7 @@ fn node_config(dir: &Path, addr: SocketAddr, verifiers: &[VerifierConfig]) -> No
         grpc: GrpcConfig {
             listen: String::new(),
         },
+        store: Default::default(),
         abci: AbciConfig::default(),
         verifiers: verifiers.to_vec(),
         p2p: Default::default(),
