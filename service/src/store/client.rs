@@ -506,6 +506,7 @@ mod tests {
             let block = BlockOutcome {
                 height,
                 results: Vec::new(),
+                events: Vec::new(),
                 writes,
                 app_hash: [height as u8; 32],
             };
