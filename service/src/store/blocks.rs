@@ -3,7 +3,8 @@
 
 use std::ops::Bound;
 
-use super::env::{Store, StoreError};
+use super::env::Store;
+use super::error::StoreError;
 use super::records::DecidedRecord;
 
 // --- undecided proposals (the `proposals` database) ---

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions, RwTxn, WithoutTls};
 
-use super::env::StoreError;
+use super::error::StoreError;
 use super::records::{decode_u64, encode_u64, TokenCommitment, TokenUse};
 
 type Db = Database<Bytes, Bytes>;

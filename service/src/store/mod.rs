@@ -55,6 +55,7 @@ mod blocks;
 mod client;
 #[cfg(feature = "server")]
 mod env;
+mod error;
 #[cfg(feature = "server")]
 mod sealed;
 #[cfg(feature = "server")]
@@ -65,7 +66,8 @@ pub use client::{
     ClientLimits, ClientStore, Pruned, DEFAULT_CLIENT_MAP_SIZE, DEFAULT_MAX_TOKEN_COMMITMENTS,
 };
 #[cfg(feature = "server")]
-pub use env::{Snapshot, Store, StoreError, DEFAULT_MAP_SIZE, SYNC_INTERVAL};
+pub use env::{Snapshot, Store, DEFAULT_MAP_SIZE, SYNC_INTERVAL};
+pub use error::StoreError;
 pub use records::DecidedRecord;
 #[cfg(feature = "server")]
 pub use tokens::{TokenInsert, TokenUseBinding};

@@ -13,7 +13,8 @@ use torus_engine::dkg::KeyShares;
 use torus_engine::{Params, Secp256k1};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::env::{Store, StoreError};
+use super::env::Store;
+use super::error::StoreError;
 use super::records::ShareRecord;
 
 impl Store {

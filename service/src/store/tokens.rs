@@ -6,7 +6,8 @@
 use std::sync::atomic::Ordering;
 
 use super::client::{ClientStore, Pruned};
-use super::env::{Store, StoreError};
+use super::env::Store;
+use super::error::StoreError;
 use super::records::{decode_u64, TokenCommitment, TokenUse};
 use crate::hexfmt::keccak256;
 

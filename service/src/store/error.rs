@@ -1,0 +1,40 @@
+//! Storage failures, shared by the consensus environment ([`super::env`]) and the client
+//! store ([`super::client`]).
+
+use crate::app::AppError;
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// LMDB failed.
+    #[error("lmdb: {0}")]
+    Lmdb(#[from] heed::Error),
+    /// I/O on the data directory failed.
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// A record does not decode.
+    #[error("corrupt record {what}: {err}")]
+    Corrupt {
+        /// Which record.
+        what: &'static str,
+        /// Decoder error.
+        err: String,
+    },
+    /// A share this node should hold is not stored.
+    #[error("no share of key {0} is stored")]
+    MissingShare(u64),
+    /// A sealed share does not open (wrong node key or tampered record).
+    #[error("share record for key {0} does not decrypt")]
+    Seal(u64),
+    /// The store was created for another genesis.
+    #[error("data directory belongs to another network (genesis hash mismatch)")]
+    GenesisMismatch,
+    /// The consensus app failed.
+    #[error(transparent)]
+    App(#[from] AppError),
+    /// The client store (token commitments and reveals) is full: client requests that
+    /// would write there are refused until the prune task frees room. Never a consensus
+    /// failure: the client store is another LMDB environment.
+    #[error("client store full: {0}")]
+    ClientFull(&'static str),
+}
