@@ -241,7 +241,18 @@ pub const WARMUP_LOGINS: usize = 20;
 /// Runs the benchmark; returns `{commit: PhaseStats, share: PhaseStats}` as JSON.
 pub async fn run(opts: RpcBench) -> Result<Value> {
     let dir = tempfile::tempdir().context("temp dir")?;
-    let cluster = Cluster::start(dir.path(), 5, 3, 1)
+    // Every request comes from 127.0.0.1 and the load is the point: the per-address rate
+    // limits are raised as in the devnet (a real network keeps the defaults).
+    let unlimited = |c: &mut torus_node::config::NodeConfig| {
+        let r = torus_node::devnet::DEVNET_RATE;
+        c.rpc.commitment_per_s = r;
+        c.rpc.commitment_burst = r;
+        c.rpc.share_per_s = r;
+        c.rpc.share_burst = r;
+        c.rpc.key_assign_per_s = r;
+        c.rpc.key_assign_burst = r;
+    };
+    let cluster = Cluster::start_with(dir.path(), 5, 3, 1, std::sync::Arc::new(unlimited))
         .await
         .context("cluster")?;
     let users = opts.users.max(1);
