@@ -12,7 +12,7 @@ use super::{observe, BatchRun, DealerFault, KeygenConfig};
 use crate::hexfmt::keccak256;
 use crate::node::NodeState;
 use crate::p2p::{Message, P2pClient, SendMsg};
-use crate::tx::{digest, DealHeader};
+use crate::tx::{digest, BatchId, DealHeader};
 
 impl BatchRun {
     // ---- dealing ----
@@ -43,6 +43,8 @@ impl BatchRun {
                 return;
             }
         };
+        // The stored secret is per start index; the dealing is bound to the whole batch id.
+        let seed = dealing_seed(&seed, &self.batch);
         let mut params = self.params;
         if self.fault == DealerFault::BadMatrix {
             tracing::warn!("TEST FAULT: dealing (k+1) x (k+1) matrices");
@@ -128,5 +130,51 @@ impl BatchRun {
             ms = t0.elapsed().as_millis() as u64,
             "dealt batch"
         );
+    }
+}
+
+/// The seed of one dealing: the persisted secret of a start index bound to the whole batch
+/// id (epoch, start, count). A restart re-deals the same batch exactly (the dealer never
+/// signs two dealings of one batch), while a batch at the same start in another epoch, or
+/// reopened with another size after a cancel, is a fresh dealing: the same polynomials are
+/// never shown to a second committee, whose byzantine members could pool their rows with
+/// the first one's.
+fn dealing_seed(stored: &[u8; 32], batch: &BatchId) -> Zeroizing<[u8; 32]> {
+    let mut m = Zeroizing::new(Vec::with_capacity(80));
+    m.extend_from_slice(b"torus-node/dealing-seed/v1");
+    m.extend_from_slice(stored);
+    m.extend_from_slice(&batch.epoch.to_be_bytes());
+    m.extend_from_slice(&batch.start.to_be_bytes());
+    m.extend_from_slice(&batch.count.to_be_bytes());
+    Zeroizing::new(keccak256(&m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_at_the_same_start_in_another_epoch_or_size_is_dealt_afresh() {
+        let stored = [7u8; 32];
+        let b = BatchId {
+            epoch: 1,
+            start: 32,
+            count: 16,
+        };
+        // A restart of the same batch deals the same polynomials.
+        assert_eq!(*dealing_seed(&stored, &b), *dealing_seed(&stored, &b));
+        let others = [
+            BatchId { epoch: 2, ..b },
+            BatchId { count: 32, ..b },
+            BatchId { start: 48, ..b },
+        ];
+        for o in others {
+            assert_ne!(
+                *dealing_seed(&stored, &b),
+                *dealing_seed(&stored, &o),
+                "{o:?}"
+            );
+        }
+        assert_ne!(*dealing_seed(&[8u8; 32], &b), *dealing_seed(&stored, &b));
     }
 }
