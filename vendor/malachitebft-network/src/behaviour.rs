@@ -1,3 +1,4 @@
+// Modified for torus-node (connection allow-list): see PATCHED.md.
 use std::time::Duration;
 
 use libp2p::kad::{Addresses, KBucketKey, KBucketRef};

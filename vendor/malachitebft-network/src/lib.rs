@@ -1,3 +1,4 @@
+// Modified for torus-node (connection allow-list): see PATCHED.md.
 use std::collections::HashMap;
 use std::error::Error;
 use std::ops::ControlFlow;
