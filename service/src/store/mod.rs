@@ -55,6 +55,7 @@ mod blocks;
 mod client;
 #[cfg(feature = "server")]
 mod env;
+#[cfg(feature = "server")]
 mod error;
 #[cfg(feature = "server")]
 mod sealed;
@@ -67,6 +68,7 @@ pub use client::{
 };
 #[cfg(feature = "server")]
 pub use env::{Snapshot, Store, DEFAULT_MAP_SIZE, SYNC_INTERVAL};
+#[cfg(feature = "server")]
 pub use error::StoreError;
 pub use records::DecidedRecord;
 #[cfg(feature = "server")]
