@@ -19,7 +19,7 @@ pub type State = BTreeMap<Vec<u8>, Vec<u8>>;
 /// Epoch number of the genesis committee.
 pub const GENESIS_EPOCH: u64 = 1;
 /// Keys of the batch decided in [`Fixtures::populated`].
-pub const BATCH_KEYS: u32 = 4;
+pub const BATCH_KEYS: u32 = 16;
 
 /// Node key `i` (1-based): the scalar `i` repeated, valid for every `i` in 1..=255.
 pub fn node_key(i: u8) -> NodeKey {
