@@ -70,7 +70,10 @@ fn run_example(app: &Path, manifest: &Path, email: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_app_logs_in_against_the_devnet() {
-    let app = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/torusjs-app");
+    let app = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/torusjs-app")
+        .canonicalize()
+        .unwrap();
     if !nodejs::ready_dir(&app, "the_example_app_logs_in_against_the_devnet") {
         return;
     }
@@ -112,8 +115,7 @@ async fn the_example_app_logs_in_against_the_devnet() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // devnet.json is written whole once; give a reader that raced the write a retry.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // devnet.json appears whole (written beside it, then renamed).
     let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
     let hosts = &m["torus_hosts"];
     for h in ["metadata", "signer", "allow"] {

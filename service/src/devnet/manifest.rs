@@ -80,12 +80,16 @@ impl Devnet {
         })
     }
 
-    /// Writes `devnet.json` into the data directory and returns its path.
+    /// Writes `devnet.json` into the data directory and returns its path. The file
+    /// appears whole (written beside it, then renamed), so a reader that waits for it
+    /// never reads half of it.
     pub fn write_manifest(&self) -> Result<PathBuf, DevnetError> {
         let path = self.opts.data_dir.join("devnet.json");
+        let tmp = self.opts.data_dir.join("devnet.json.tmp");
         let text = serde_json::to_string_pretty(&self.manifest())
             .map_err(|e| DevnetError::Invalid(e.to_string()))?;
-        std::fs::write(&path, text).map_err(io("write devnet.json"))?;
+        std::fs::write(&tmp, text).map_err(io("write devnet.json"))?;
+        std::fs::rename(&tmp, &path).map_err(io("write devnet.json"))?;
         Ok(path)
     }
 
