@@ -4,6 +4,7 @@
 //! Used by `torus-node login` and by the test suite.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -13,8 +14,9 @@ use k256::{ProjectivePoint, Scalar, SecretKey};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use crate::crypto::{ecies_decrypt, Ecies};
+use crate::crypto::{ecies_decrypt, Ecies, NodeKey, NodePub};
 use crate::hexfmt::{keccak256, parse_hex32, parse_hex_u64};
+use crate::jrpc::key_assign_auth_message;
 
 /// A client-side failure.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +81,40 @@ impl std::fmt::Debug for Login {
 pub struct Client {
     endpoints: Vec<Endpoint>,
     http: reqwest::Client,
+    signer: Option<KeyAssignSigner>,
+}
+
+/// Signs KeyAssign requests as a KeyAssign signer does (spec §10.5), for nodes that
+/// require it: the signer's key and each node's public key by node index.
+#[derive(Clone, Debug)]
+pub struct KeyAssignSigner {
+    key: Arc<NodeKey>,
+    nodes: BTreeMap<u32, NodePub>,
+}
+
+impl KeyAssignSigner {
+    /// A signer with `key` for the nodes `(index, public key)`.
+    pub fn new(key: Arc<NodeKey>, nodes: impl IntoIterator<Item = (u32, NodePub)>) -> Self {
+        KeyAssignSigner {
+            key,
+            nodes: nodes.into_iter().collect(),
+        }
+    }
+
+    /// `body` (a JSON object) with the three `torus-*` members appended, signed for
+    /// node `index`; `None` when that node's key is unknown.
+    pub fn sign(&self, index: u32, body: &str, now: u64) -> Option<String> {
+        let node = self.nodes.get(&index)?;
+        let open = body.strip_suffix('}')?;
+        let (x, y) = node.hex_xy();
+        let ts = now.to_string();
+        let nonce = hex::encode(rand_core::RngCore::next_u64(&mut rand_core::OsRng).to_be_bytes());
+        let msg = key_assign_auth_message(body.as_bytes(), &ts, &nonce, &x, &y);
+        let sig = base64::engine::general_purpose::STANDARD.encode(self.key.sign(msg.as_bytes()));
+        Some(format!(
+            r#"{open},"torus-timestamp":"{ts}","torus-nonce":"{nonce}","torus-signature":"{sig}"}}"#
+        ))
+    }
 }
 
 /// An answer: `Ok(result)` or `Err(error object)`.
@@ -94,7 +130,17 @@ impl Client {
                 node: 0,
                 err: e.to_string(),
             })?;
-        Ok(Client { endpoints, http })
+        Ok(Client {
+            endpoints,
+            http,
+            signer: None,
+        })
+    }
+
+    /// Signs every KeyAssign with `signer` (nodes with KeyAssign authentication on).
+    pub fn with_key_assign_signer(mut self, signer: KeyAssignSigner) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     /// The endpoints.
@@ -124,12 +170,21 @@ impl Client {
         method: &str,
         params: Value,
     ) -> Result<(u16, String), ClientError> {
-        let body = json!({"jsonrpc": "2.0", "method": method, "id": 10, "params": params});
+        let mut body =
+            json!({"jsonrpc": "2.0", "method": method, "id": 10, "params": params}).to_string();
+        if let (Some(signer), "KeyAssign") = (&self.signer, method) {
+            body = signer
+                .sign(ep.index, &body, crate::node::unix_s())
+                .ok_or_else(|| ClientError::Http {
+                    node: ep.index,
+                    err: "no public key of this node to sign KeyAssign for".into(),
+                })?;
+        }
         let r = self
             .http
             .post(&ep.url)
             .header("Content-Type", "application/json; charset=utf-8")
-            .body(body.to_string())
+            .body(body)
             .send()
             .await
             .map_err(|e| ClientError::Http {

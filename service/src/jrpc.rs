@@ -299,6 +299,29 @@ pub fn share_items(p: &Map<String, Value>) -> Result<Vec<ShareItem>, RpcError> {
     Ok(out)
 }
 
+/// The message a KeyAssign signer signs for one node (spec §10.5): `signed_body` is the
+/// request body without its `torus-*` members, `node_x` / `node_y` the receiving node's
+/// public key in hex without leading zeros. The signature is ECDSA over its keccak-256.
+pub fn key_assign_auth_message(
+    signed_body: &[u8],
+    timestamp: &str,
+    nonce: &str,
+    node_x: &str,
+    node_y: &str,
+) -> String {
+    use base64::Engine as _;
+    let mut body = Vec::with_capacity(signed_body.len() + timestamp.len() + nonce.len() + 2);
+    body.extend_from_slice(signed_body);
+    body.push(0x1c);
+    body.extend_from_slice(timestamp.as_bytes());
+    body.push(0x1c);
+    body.extend_from_slice(nonce.as_bytes());
+    format!(
+        r#"{{"body":"{}","pubkey_x":"{node_x}","pubkey_y":"{node_y}"}}"#,
+        base64::engine::general_purpose::STANDARD.encode(&body)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -177,10 +177,14 @@ async fn run_devnet(
     bar.finish();
     let manifest = net.write_manifest()?;
     let secs = started.elapsed().as_secs_f64();
+    let hosts = net.torus_hosts();
     eprintln!(
-        "devnet: {keys} keys ready in {secs:.1} s; wrote {}\n  log in: torus-node login --cluster {} --verifier devnet --user alice@example.com\n  Ctrl-C stops the network",
+        "devnet: {keys} keys ready in {secs:.1} s; wrote {}\n  log in: torus-node login --cluster {} --verifier devnet --user alice@example.com\n  torus.js hosts: metadataHost {}, signerHost {}, allowHost {}\n  Ctrl-C stops the network",
         manifest.display(),
-        manifest.display()
+        manifest.display(),
+        hosts.metadata,
+        hosts.signer,
+        hosts.allow
     );
     let mut check = tokio::time::interval(Duration::from_secs(1));
     loop {

@@ -10,35 +10,7 @@ pub fn load_or_create_key(path: &Path) -> Result<crate::crypto::NodeKey, ConfigE
     use crate::crypto::NodeKey;
     use zeroize::Zeroizing;
     if path.exists() {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            if let Ok(m) = std::fs::metadata(path) {
-                if m.permissions().mode() & 0o077 != 0 {
-                    return Err(invalid(
-                        "key_file",
-                        format!("{} is readable by others; chmod 600 it", path.display()),
-                    ));
-                }
-            }
-        }
-        let text =
-            Zeroizing::new(
-                std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    err,
-                })?,
-            );
-        let raw = Zeroizing::new(
-            hex::decode(text.trim()).map_err(|_| invalid("key_file", "not 64 hex characters"))?,
-        );
-        let arr: [u8; 32] = raw
-            .as_slice()
-            .try_into()
-            .map_err(|_| invalid("key_file", "not 64 hex characters"))?;
-        let arr = Zeroizing::new(arr);
-        return NodeKey::from_bytes(&arr)
-            .map_err(|_| invalid("key_file", "not a valid secret key"));
+        return load_key(path);
     }
     let key = NodeKey::random();
     if let Some(dir) = path.parent() {
@@ -53,6 +25,39 @@ pub fn load_or_create_key(path: &Path) -> Result<crate::crypto::NodeKey, ConfigE
         err,
     })?;
     Ok(key)
+}
+
+/// Loads an existing key file (64 hex characters, not readable by others).
+pub fn load_key(path: &Path) -> Result<crate::crypto::NodeKey, ConfigError> {
+    use crate::crypto::NodeKey;
+    use zeroize::Zeroizing;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(path) {
+            if m.permissions().mode() & 0o077 != 0 {
+                return Err(invalid(
+                    "key_file",
+                    format!("{} is readable by others; chmod 600 it", path.display()),
+                ));
+            }
+        }
+    }
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+            path: path.to_path_buf(),
+            err,
+        })?,
+    );
+    let raw = Zeroizing::new(
+        hex::decode(text.trim()).map_err(|_| invalid("key_file", "not 64 hex characters"))?,
+    );
+    let arr: [u8; 32] = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| invalid("key_file", "not 64 hex characters"))?;
+    let arr = Zeroizing::new(arr);
+    NodeKey::from_bytes(&arr).map_err(|_| invalid("key_file", "not a valid secret key"))
 }
 
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {

@@ -64,7 +64,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use genesis::{Genesis, GenesisNode, NodeListConfig};
-pub use key::load_or_create_key;
+pub use key::{load_key, load_or_create_key};
 pub use sections::{
     listen_from, AbciConfig, ConsensusSection, GrpcConfig, P2pSection, RpcConfig, StoreSection,
 };

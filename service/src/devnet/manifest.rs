@@ -2,15 +2,16 @@
 //! minted tokens, and a whole login against it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use serde::Deserialize;
 
 use super::{io, Devnet, DevnetError};
-use crate::client::{Client, Endpoint, Login};
+use crate::client::{Client, Endpoint, KeyAssignSigner, Login};
 use crate::crypto::{NodeKey, NodePub};
-use crate::hexfmt::hex_min;
+use crate::hexfmt::{hex_min, parse_hex32};
 use crate::verifier::{DevClaims, DevKey, VerifierConfig, DEV_AUDIENCE, DEV_VERIFIER};
 
 impl Devnet {
@@ -24,6 +25,24 @@ impl Devnet {
                 url: format!("http://127.0.0.1:{}/jrpc", p.rpc),
             })
             .collect()
+    }
+
+    /// A client for the devnet that signs its KeyAssigns with the devnet's signer key.
+    pub fn client(&self) -> Result<Client, DevnetError> {
+        let nodes = self.genesis.nodes.iter().filter_map(|g| {
+            let p = hex::decode(&g.pubkey)
+                .ok()
+                .and_then(|b| NodePub::from_sec1(&b).ok())?;
+            Some((g.index, p))
+        });
+        Ok(Client::new(self.endpoints())
+            .map_err(|e| DevnetError::Login(e.to_string()))?
+            .with_key_assign_signer(KeyAssignSigner::new(self.signer.clone(), nodes)))
+    }
+
+    /// The URLs of the torus.js hosts (metadata, KeyAssign signer, allow check).
+    pub fn torus_hosts(&self) -> super::hosts::TorusHosts {
+        self.hosts.urls()
     }
 
     /// The client-side description (`devnet.json`).
@@ -57,15 +76,20 @@ impl Devnet {
             "n": self.layout.n,
             "k": self.layout.k,
             "verifiers": verifiers,
+            "torus_hosts": self.hosts.urls(),
         })
     }
 
-    /// Writes `devnet.json` into the data directory and returns its path.
+    /// Writes `devnet.json` into the data directory and returns its path. The file
+    /// appears whole (written beside it, then renamed), so a reader that waits for it
+    /// never reads half of it.
     pub fn write_manifest(&self) -> Result<PathBuf, DevnetError> {
         let path = self.opts.data_dir.join("devnet.json");
+        let tmp = self.opts.data_dir.join("devnet.json.tmp");
         let text = serde_json::to_string_pretty(&self.manifest())
             .map_err(|e| DevnetError::Invalid(e.to_string()))?;
-        std::fs::write(&path, text).map_err(io("write devnet.json"))?;
+        std::fs::write(&tmp, text).map_err(io("write devnet.json"))?;
+        std::fs::rename(&tmp, &path).map_err(io("write devnet.json"))?;
         Ok(path)
     }
 
@@ -121,28 +145,45 @@ pub async fn login(manifest: &Path, verifier: &str, user: &str) -> Result<Login,
     let issuer = v["issuer"]
         .as_str()
         .ok_or_else(|| DevnetError::Invalid("verifier without issuer".into()))?;
-    let seed_path = manifest
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("dev-issuer.key");
+    let dir = manifest.parent().unwrap_or(Path::new("."));
+    let seed_path = dir.join("dev-issuer.key");
     let s =
         std::fs::read_to_string(&seed_path).map_err(io(format!("read {}", seed_path.display())))?;
     let seed = crate::hexfmt::parse_hex32(s.trim())
         .ok_or_else(|| DevnetError::Invalid("dev-issuer.key is not 64 hex digits".into()))?;
     let token = mint_with(&seed, issuer, user)?;
     let mut endpoints = Vec::new();
+    let mut pubs = Vec::new();
     for n in m["nodes"].as_array().into_iter().flatten() {
-        let (Some(index), Some(url)) = (n["index"].as_u64(), n["endpoint"].as_str()) else {
+        let (Some(index), Some(url)) = (
+            n["index"].as_u64().and_then(|i| u32::try_from(i).ok()),
+            n["endpoint"].as_str(),
+        ) else {
             return Err(DevnetError::Invalid(
                 "a node entry without index or endpoint".into(),
             ));
         };
+        let coord = |name: &str| n[name].as_str().and_then(parse_hex32);
+        let key = match (coord("pub_key_x"), coord("pub_key_y")) {
+            (Some(x), Some(y)) => NodePub::from_xy(&x, &y).ok(),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            DevnetError::Invalid(format!("node {index}: pub_key_x / pub_key_y is not a key"))
+        })?;
         endpoints.push(Endpoint {
-            index: index as u32,
+            index,
             url: url.to_string(),
         });
+        pubs.push((index, key));
     }
-    let client = Client::new(endpoints).map_err(|e| DevnetError::Login(e.to_string()))?;
+    // KeyAssign needs the devnet signer's signature (its key is next to devnet.json).
+    let signer_path = dir.join("dev-signer.key");
+    let signer = crate::config::load_key(&signer_path)
+        .map_err(|e| DevnetError::Invalid(format!("{}: {e}", signer_path.display())))?;
+    let client = Client::new(endpoints)
+        .map_err(|e| DevnetError::Login(e.to_string()))?
+        .with_key_assign_signer(KeyAssignSigner::new(Arc::new(signer), pubs));
     client
         .get_or_assign(verifier, user)
         .await

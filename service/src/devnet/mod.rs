@@ -6,9 +6,12 @@
 //! * `genesis.toml`, the committee (keys, p2p/consensus/RPC addresses);
 //! * `node<i>/node.toml`, `node<i>/node.key`, `node<i>/node.log`, `node<i>/lmdb`,
 //!   `node<i>/bft` per node;
-//! * `devnet-layout.toml` (ports, thresholds) and `dev-issuer.key` (the issuer's
-//!   ES256 seed, 0600), so a second start with the same directory brings the
-//!   same network back;
+//! * `devnet-layout.toml` (ports, thresholds), `dev-issuer.key` (the issuer's
+//!   ES256 seed, 0600) and `dev-signer.key` (the KeyAssign signer's secp256k1 key,
+//!   0600, trusted by every node: KeyAssign authentication is on), so a second start
+//!   with the same directory brings the same network back;
+//! * `metadata.json`, the metadata host's store ([`hosts`]: metadata, KeyAssign signer
+//!   and allow check for torus.js apps, on the layout's `hosts_port`);
 //! * `devnet.json`, written once the network serves and the initial key
 //!   buffer is full: the client-side description (`torus-node login` reads it).
 //!
@@ -16,6 +19,7 @@
 //! multi-process tests (which use [`DevnetOptions::tweak`] to inject faults
 //! or relay addresses).
 
+pub mod hosts;
 mod manifest;
 mod process;
 
@@ -32,6 +36,7 @@ use crate::config::{
     AbciConfig, ConsensusSection, Genesis, GenesisNode, GrpcConfig, NodeConfig, P2pSection,
     RpcConfig,
 };
+use crate::crypto::NodeKey;
 use crate::keygen::KeygenConfig;
 use crate::verifier::{
     DevIssuer, DevIssuerOptions, DevKey, VerifierConfig, VerifierKind, DEV_AUDIENCE, DEV_VERIFIER,
@@ -177,6 +182,10 @@ pub struct Layout {
     pub t: u32,
     /// Port of the development issuer.
     pub issuer_port: u16,
+    /// Port of the torus.js hosts (metadata, signer, allow; [`hosts`]); 0 in layouts
+    /// written before they existed, which get one at their next start.
+    #[serde(default)]
+    pub hosts_port: u16,
     /// Node ports.
     pub nodes: Vec<NodePorts>,
 }
@@ -234,6 +243,8 @@ pub struct Devnet {
     pub genesis: Genesis,
     issuer: DevIssuer,
     issuer_seed: [u8; 32],
+    signer: Arc<NodeKey>,
+    hosts: hosts::Hosts,
     procs: Vec<Proc>,
     http: reqwest::Client,
 }
@@ -318,6 +329,7 @@ impl Devnet {
                 k,
                 t,
                 issuer_port: free_port()?,
+                hosts_port: free_port()?,
                 nodes,
             };
             let mut seed = [0u8; 32];
@@ -334,6 +346,17 @@ impl Devnet {
             std::fs::write(&layout_path, text).map_err(io("write the layout"))?;
             (layout, seed)
         };
+        let mut layout = layout;
+        if layout.hosts_port == 0 {
+            layout.hosts_port = free_port()?;
+            let text = toml::to_string(&layout)
+                .map_err(|e| DevnetError::Invalid(format!("layout: {e}")))?;
+            std::fs::write(&layout_path, text).map_err(io("write the layout"))?;
+        }
+        let signer = Arc::new(
+            crate::config::load_or_create_key(&dir.join("dev-signer.key"))
+                .map_err(|e| DevnetError::Invalid(format!("dev-signer.key: {e}")))?,
+        );
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", layout.issuer_port))
             .await
             .map_err(io(format!(
@@ -365,6 +388,25 @@ impl Devnet {
             });
             keys.push(key);
         }
+        let hosts_listener = tokio::net::TcpListener::bind(("127.0.0.1", layout.hosts_port))
+            .await
+            .map_err(io(format!(
+                "bind the torus.js hosts on port {}",
+                layout.hosts_port
+            )))?;
+        let mut verifier_names = vec![DEV_VERIFIER.to_string()];
+        verifier_names.extend(opts.extra_verifiers.iter().map(|v| v.name.clone()));
+        let hosts = hosts::Hosts::serve(
+            hosts_listener,
+            hosts::HostsOptions {
+                signer: signer.clone(),
+                nodes: keys.iter().map(NodeKey::public).collect(),
+                verifiers: verifier_names,
+                metadata_file: Some(dir.join("metadata.json")),
+            },
+        )
+        .await
+        .map_err(|e| DevnetError::Invalid(e.to_string()))?;
         let genesis = Genesis {
             chain_id: layout.chain_id.clone(),
             epoch: 1,
@@ -382,6 +424,8 @@ impl Devnet {
             genesis,
             issuer,
             issuer_seed: seed,
+            signer,
+            hosts,
             procs: Vec::new(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -446,9 +490,11 @@ impl Devnet {
             hw_profile: self.opts.hw_profile.clone(),
             // Every devnet client (tests, benches, torus.js) comes from 127.0.0.1 and the
             // benches load it on purpose: the per-address limits are raised here (a real
-            // network keeps the defaults). Dev mode also leaves KeyAssign open (no signer).
+            // network keeps the defaults). KeyAssign needs the devnet signer's signature
+            // (`dev-signer.key`, served by the hosts at /api/sign), as on a real network.
             rpc: RpcConfig {
                 listen: format!("127.0.0.1:{}", p.rpc),
+                key_assign_signers: vec![hex::encode(self.signer.public().compressed())],
                 commitment_per_s: DEVNET_RATE,
                 commitment_burst: DEVNET_RATE,
                 share_per_s: DEVNET_RATE,

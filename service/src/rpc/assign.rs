@@ -15,7 +15,7 @@ use super::{KeyAssignGate, Reply, RpcState};
 use crate::app::TxCode;
 use crate::crypto::NodePub;
 use crate::hexfmt::keccak256;
-use crate::jrpc::{RpcError, UserParams};
+use crate::jrpc::{key_assign_auth_message, RpcError, UserParams};
 use crate::node::{unix_s, NodeError, NodeState};
 use crate::tx::TxBody;
 
@@ -135,18 +135,8 @@ impl KeyAssignAuth {
             .map_err(|_| "torus-signature is not base64".to_string())?;
         let stripped = self.strip.replace_all(raw, &b""[..]);
         let body = self.tail.replace(&stripped, &b"$1$2}"[..]);
-        let mut signed_body = body.to_vec();
-        signed_body.push(0x1c);
-        signed_body.extend_from_slice(ts.as_bytes());
-        signed_body.push(0x1c);
-        signed_body.extend_from_slice(nonce.as_bytes());
         let (px, py) = node.key().public().hex_xy();
-        let msg = format!(
-            r#"{{"body":"{}","pubkey_x":"{}","pubkey_y":"{}"}}"#,
-            base64::engine::general_purpose::STANDARD.encode(&signed_body),
-            px,
-            py
-        );
+        let msg = key_assign_auth_message(&body, &ts, &nonce, &px, &py);
         if !self
             .signers
             .iter()

@@ -166,8 +166,9 @@ pub async fn assert_same_history(net: &Devnet, nodes: &[u32]) -> u64 {
 
 /// Logs `email` in through every node's client API (lookup, KeyAssign, lookup,
 /// commitments, shares, reconstruction).
+/// KeyAssign is signed with the devnet's signer key, which the nodes require.
 pub async fn login(net: &Devnet, email: &str) -> Login {
-    let client = Client::new(net.endpoints()).unwrap();
+    let client = net.client().unwrap();
     client
         .get_or_assign("devnet", email)
         .await

@@ -72,6 +72,11 @@ pub fn required() -> bool {
 /// test `what`. Returns `false` when the test must skip (no Node.js; the notice is printed);
 /// panics when Node.js is missing but required, or when the install fails.
 pub fn ready(package: &str, what: &str) -> bool {
+    ready_dir(&package_dir(package), what)
+}
+
+/// [`ready`] for the npm package in `dir` (for example one under `examples/`).
+pub fn ready_dir(dir: &Path, what: &str) -> bool {
     if let Some(why) = missing() {
         assert!(
             !required(),
@@ -86,7 +91,7 @@ pub fn ready(package: &str, what: &str) -> bool {
         );
         return false;
     }
-    install(&package_dir(package));
+    install(dir);
     true
 }
 

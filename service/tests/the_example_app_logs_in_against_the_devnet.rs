@@ -1,0 +1,196 @@
+//! The example app (`examples/torusjs-app`: the real `@toruslabs/torus.js` 8 on Node.js,
+//! configured only from `devnet.json`) logs a user in against a devnet started with the
+//! `torus-node devnet` command, through the devnet's own torus.js hosts (metadata,
+//! KeyAssign signer, allow check) with KeyAssign authentication on, and gets the address
+//! that `torus-node login` gives for the same user.
+//!
+//! Needs Node.js: the test installs the example's packages (`npm ci`, once); without
+//! Node.js it skips with a notice, unless `TORUS_REQUIRE_NODE=1`.
+
+#![allow(clippy::unwrap_used)]
+
+mod net;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use net::nodejs;
+use serde_json::{json, Value};
+use torus_node::client::{Client, Endpoint};
+
+/// The `torus-node devnet` process; stopped with SIGTERM (which stops its nodes) when
+/// dropped, killed if it does not exit within 30 s.
+struct DevnetProcess(Child);
+
+impl Drop for DevnetProcess {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn address_line(text: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix("address"))
+        .unwrap_or_else(|| panic!("no address line in {text:?}"))
+        .trim()
+        .to_string()
+}
+
+/// Runs `node index.js DEVNET_JSON EMAIL` in the example; its stdout.
+fn run_example(app: &Path, manifest: &Path, email: &str) -> String {
+    let out = Command::new("node")
+        .arg("index.js")
+        .arg(manifest)
+        .arg(email)
+        .current_dir(app)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "the example app failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_app_logs_in_against_the_devnet() {
+    let app = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/torusjs-app")
+        .canonicalize()
+        .unwrap();
+    if !nodejs::ready_dir(&app, "the_example_app_logs_in_against_the_devnet") {
+        return;
+    }
+    let dir = net::test_dir();
+    let data = dir.path().join("devnet");
+    let log = std::fs::File::create(dir.path().join("devnet.log")).unwrap();
+    let child = Command::new(net::node_binary(dir.path()))
+        .args([
+            "devnet",
+            "--nodes",
+            "5",
+            "--keys",
+            "16",
+            "--batch-keys",
+            "16",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut devnet = DevnetProcess(child);
+    let _logs = net::LogsOnPanic(data.clone(), 5);
+    let manifest = data.join("devnet.json");
+    let t0 = Instant::now();
+    while !manifest.exists() {
+        if let Ok(Some(status)) = devnet.0.try_wait() {
+            panic!(
+                "torus-node devnet exited ({status}):\n{}",
+                std::fs::read_to_string(dir.path().join("devnet.log")).unwrap_or_default()
+            );
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "no devnet.json after 300 s:\n{}",
+            std::fs::read_to_string(dir.path().join("devnet.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // devnet.json appears whole (written beside it, then renamed).
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let hosts = &m["torus_hosts"];
+    for h in ["metadata", "signer", "allow"] {
+        assert!(
+            hosts[h].as_str().unwrap().starts_with("http://127.0.0.1:"),
+            "{m}"
+        );
+    }
+
+    // KeyAssign authentication is on: an unsigned KeyAssign is refused by every node.
+    let endpoints: Vec<Endpoint> = m["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| Endpoint {
+            index: n["index"].as_u64().unwrap() as u32,
+            url: n["endpoint"].as_str().unwrap().to_string(),
+        })
+        .collect();
+    let client = Client::new(endpoints.clone()).unwrap();
+    for ep in &endpoints {
+        let (status, text) = client
+            .call_raw(
+                ep,
+                "KeyAssign",
+                json!({"verifier": "devnet", "verifier_id": "mallory@example.com"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 401, "node {}: {text}", ep.index);
+    }
+
+    // A new user: torus.js looks up, gets KeyAssign signed by the devnet's signer,
+    // retrieves the key; then `torus-node login` for the same user.
+    let email = "carol@example.com";
+    let from_app = address_line(&run_example(&app, &manifest, email));
+    let login = tokio::process::Command::new(env!("CARGO_BIN_EXE_torus-node"))
+        .args(["login", "--cluster"])
+        .arg(&manifest)
+        .args(["--verifier", "devnet", "--user", email])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let from_login = address_line(&String::from_utf8(login.stdout).unwrap());
+    assert!(
+        from_app.starts_with("0x") && from_app.len() == 42,
+        "{from_app}"
+    );
+    assert_eq!(from_app, from_login);
+
+    // The other way round: a user whom `torus-node login` created (its KeyAssign signed
+    // with dev-signer.key) gets the same address in the app.
+    let dave = "dave@example.com";
+    let login = tokio::process::Command::new(env!("CARGO_BIN_EXE_torus-node"))
+        .args(["login", "--cluster"])
+        .arg(&manifest)
+        .args(["--verifier", "devnet", "--user", dave])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let dave_login = address_line(&String::from_utf8(login.stdout).unwrap());
+    assert_eq!(
+        address_line(&run_example(&app, &manifest, dave)),
+        dave_login
+    );
+    assert_ne!(dave_login, from_app);
+    drop(devnet);
+}
