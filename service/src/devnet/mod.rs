@@ -37,6 +37,7 @@ use crate::config::{
     RpcConfig,
 };
 use crate::crypto::NodeKey;
+use crate::keygen::config::refill_low_watermark;
 use crate::keygen::KeygenConfig;
 use crate::verifier::{
     DevIssuer, DevIssuerOptions, DevKey, VerifierConfig, VerifierKind, DEV_AUDIENCE, DEV_VERIFIER,
@@ -102,7 +103,8 @@ pub struct DevnetOptions {
     pub k: Option<u32>,
     /// Tolerated faults (default `(n-1)/4`, at least 0).
     pub t: Option<u32>,
-    /// Keys in the initial buffer (the low and high watermarks).
+    /// Keys in the initial buffer (the high watermark; the low one is
+    /// [`refill_low_watermark`] of it and the batch size).
     pub keys: u64,
     /// Keys per batch (default: the profile's, at most `keys`).
     pub batch_keys: Option<u32>,
@@ -245,6 +247,8 @@ pub struct Devnet {
     issuer_seed: [u8; 32],
     signer: Arc<NodeKey>,
     hosts: hosts::Hosts,
+    /// Keys per batch the nodes will use (the option or the profile's).
+    batch_keys: u32,
     procs: Vec<Proc>,
     http: reqwest::Client,
 }
@@ -282,6 +286,19 @@ impl Devnet {
         if opts.keys == 0 {
             return Err(DevnetError::Invalid("--keys must be at least 1".into()));
         }
+        // The batch size the nodes resolve, for the refill watermark.
+        let batch_keys = match (opts.batch_keys, &opts.hw_profile) {
+            (Some(b), _) => b,
+            (None, Some(path)) => torus_engine::profile::HwProfile::load(path)
+                .map_err(|e| DevnetError::Invalid(format!("{}: {e}", path.display())))?
+                .batch_keys
+                .try_into()
+                .unwrap_or(u32::MAX),
+            (None, None) => torus_engine::profile::HwProfile::default()
+                .batch_keys
+                .try_into()
+                .unwrap_or(u32::MAX),
+        };
         let mut opts = opts;
         std::fs::create_dir_all(&opts.data_dir)
             .map_err(io(format!("create {}", opts.data_dir.display())))?;
@@ -426,6 +443,7 @@ impl Devnet {
             issuer_seed: seed,
             signer,
             hosts,
+            batch_keys,
             procs: Vec::new(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -513,7 +531,8 @@ impl Devnet {
             consensus: ConsensusSection::default(),
             keygen: KeygenConfig {
                 batch_keys: self.opts.batch_keys.unwrap_or(0),
-                low_watermark: keys,
+                // Refills in whole batches, up to `--keys` (not one batch per login).
+                low_watermark: refill_low_watermark(keys, self.batch_keys),
                 high_watermark: keys,
                 ..KeygenConfig::default()
             },

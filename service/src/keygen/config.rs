@@ -60,6 +60,19 @@ impl Default for KeygenConfig {
     }
 }
 
+/// The low watermark that makes a buffer of `high` keys refill in whole
+/// batches of `batch` keys: `high - min(batch, high / 2)`.
+///
+/// The driver opens a batch when fewer than the low watermark are buffered and
+/// asks for the rest up to `high`, capped at `batch`: below this watermark that
+/// need exceeds a whole batch, so every refill is a full batch, and the driver
+/// keeps filling until `high` (see the driver's hysteresis). A buffer smaller
+/// than two batches refills once half of it is taken, so logins never find it
+/// empty while a refill is due. Below `high` whenever `high >= 2`.
+pub fn refill_low_watermark(high: u64, batch: u32) -> u64 {
+    high - u64::from(batch).min(high / 2)
+}
+
 impl KeygenConfig {
     /// Fills zero fields from the hardware profile and checks the result.
     pub fn resolve(&self, profile: &HwProfile) -> Result<KeygenConfig, KeygenConfigError> {

@@ -32,6 +32,31 @@ pub(crate) struct Keygen {
     recoveries: BTreeMap<u64, Recovery>,
     open_sent: Option<(u64, Instant)>,
     pending: Vec<Pending>,
+    refill: Refill,
+}
+
+/// The buffer's refill state (sans-IO): a batch opens once fewer keys than the
+/// low watermark are buffered, and batches keep opening until the high
+/// watermark is reached (hysteresis), so a buffer between the two watermarks
+/// is refilled to the top rather than left there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Refill {
+    filling: bool,
+}
+
+impl Refill {
+    /// With `buffered` free plus in-flight keys and no batch open: how many
+    /// keys the next batch should bring (the need up to `high`), or `None`.
+    fn want(&mut self, buffered: u64, low: u64, high: u64) -> Option<u64> {
+        if buffered >= high {
+            self.filling = false;
+            return None;
+        }
+        if buffered < low {
+            self.filling = true;
+        }
+        self.filling.then(|| high - buffered)
+    }
 }
 
 impl Keygen {
@@ -44,6 +69,7 @@ impl Keygen {
             recoveries: BTreeMap::new(),
             open_sent: None,
             pending: Vec::new(),
+            refill: Refill::default(),
         }
     }
 
@@ -464,8 +490,8 @@ impl Keygen {
         }
     }
 
-    /// Submits `OpenBatch` when the buffer is below its low watermark and no
-    /// batch is open.
+    /// Submits `OpenBatch` when no batch is open and the buffer fell below its
+    /// low watermark, or is still being filled up to its high one ([`Refill`]).
     fn maybe_open(&mut self) {
         let Ok(snap) = self.node.store().snapshot() else {
             return;
@@ -481,9 +507,12 @@ impl Keygen {
             return;
         }
         let buffered = c.next_batch_start - c.last_unassigned;
-        if buffered >= self.cfg.low_watermark {
+        let Some(want) =
+            self.refill
+                .want(buffered, self.cfg.low_watermark, self.cfg.high_watermark)
+        else {
             return;
-        }
+        };
         let start = c.next_batch_start;
         if let Some((s, at)) = self.open_sent {
             if s == start && at.elapsed() < Duration::from_millis(self.cfg.resubmit_ms) {
@@ -500,7 +529,6 @@ impl Keygen {
             }
         };
         drop(snap);
-        let want = self.cfg.high_watermark.saturating_sub(buffered);
         let batch = BatchId {
             epoch: epoch.epoch,
             start,
@@ -511,7 +539,8 @@ impl Keygen {
             keys = batch.count,
             buffered,
             low = self.cfg.low_watermark,
-            "key buffer below its low watermark: opening a batch"
+            high = self.cfg.high_watermark,
+            "key buffer refilling to its high watermark: opening a batch"
         );
         self.open_sent = Some((start, Instant::now()));
         match self.node.sign_tx(TxBody::OpenBatch { batch }) {
@@ -546,5 +575,83 @@ fn is_settled(node: &NodeState, tx: &TxBody) -> bool {
                 || app::is_blamed(&snap, batch.epoch, me).unwrap_or(false)
         }
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Refill;
+    use crate::keygen::config::refill_low_watermark;
+    use crate::tx::BatchLimits;
+
+    #[test]
+    fn the_buffer_refills_once_below_the_low_watermark_and_keeps_filling_to_the_high_one() {
+        let mut r = Refill::default();
+        // Between the watermarks and never below the low one: nothing to do.
+        assert_eq!(r.want(90, 80, 100), None);
+        assert_eq!(r.want(80, 80, 100), None);
+        // Below the low watermark: fill up to the high one.
+        assert_eq!(r.want(79, 80, 100), Some(21));
+        // A batch landed but the buffer is still short of the top: keep filling.
+        assert_eq!(r.want(95, 80, 100), Some(5));
+        // Full: stop, and stay idle between the watermarks again.
+        assert_eq!(r.want(100, 80, 100), None);
+        assert_eq!(r.want(99, 80, 100), None);
+        assert_eq!(r.want(81, 80, 100), None);
+    }
+
+    #[test]
+    fn an_empty_buffer_fills_to_the_high_watermark_in_successive_batches() {
+        let (high, batch) = (48, 16);
+        let low = refill_low_watermark(high, batch);
+        let limits = BatchLimits::for_k(3);
+        let mut r = Refill::default();
+        let mut buffered = 0;
+        let mut sizes = Vec::new();
+        while let Some(want) = r.want(buffered, low, high) {
+            let count = limits.pick(want, batch);
+            sizes.push(count);
+            buffered += u64::from(count);
+        }
+        assert_eq!(sizes, vec![16, 16, 16]);
+        assert_eq!(buffered, high);
+    }
+
+    #[test]
+    fn a_login_from_a_full_buffer_opens_no_batch_until_a_whole_batch_is_missing() {
+        let (high, batch) = (10_000, 2_000);
+        let low = refill_low_watermark(high, batch);
+        let limits = BatchLimits::for_k(3);
+        let mut r = Refill::default();
+        assert_eq!(r.want(high, low, high), None);
+        // Logins take keys one at a time; the first batch is opened only when
+        // more than a whole batch is missing, and it is a full one.
+        let mut buffered = high;
+        let first = loop {
+            buffered -= 1;
+            if let Some(want) = r.want(buffered, low, high) {
+                break limits.pick(want, batch);
+            }
+        };
+        assert_eq!(buffered, high - u64::from(batch) - 1);
+        assert_eq!(first, batch);
+    }
+
+    #[test]
+    fn the_refill_low_watermark_sits_a_batch_below_the_high_one_or_at_half_a_small_buffer() {
+        assert_eq!(refill_low_watermark(10_000, 2_000), 8_000);
+        assert_eq!(refill_low_watermark(48, 16), 32);
+        // A buffer smaller than two batches refills when half of it is taken.
+        assert_eq!(refill_low_watermark(20, 16), 10);
+        assert_eq!(refill_low_watermark(5, 16), 3);
+        assert_eq!(refill_low_watermark(1, 16), 1);
+        assert_eq!(refill_low_watermark(0, 16), 0);
+        for high in [2, 3, 17, 100, 1 << 40] {
+            for batch in [1, 16, 361, u32::MAX] {
+                let low = refill_low_watermark(high, batch);
+                assert!(low < high, "high {high} batch {batch}: low {low}");
+                assert!(low >= high / 2, "high {high} batch {batch}: low {low}");
+            }
+        }
     }
 }

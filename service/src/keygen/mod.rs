@@ -6,8 +6,11 @@
 //! dealing overlaps the previous batch's public-key phase. Per batch:
 //!
 //! 1. **Open.** When free keys plus keys in flight fall below the low
-//!    watermark, nodes submit [`TxBody::OpenBatch`] for the next indexes
-//!    (enough to reach the high watermark, at most `batch_keys`, brought into
+//!    watermark, nodes submit [`TxBody::OpenBatch`] for the next indexes, and
+//!    keep opening batches until the high watermark is reached (hysteresis:
+//!    [`config::refill_low_watermark`] puts the low watermark a whole batch
+//!    below the high one, so refills come in full batches). Each asks for
+//!    enough to reach the high watermark, at most `batch_keys`, brought into
 //!    the committee's consensus bounds [`crate::tx::BatchLimits`]: a small need
 //!    is rounded up, a send never outgrows a p2p message); the first one
 //!    committed wins, so every node deals the same batch. A batch whose dealer
