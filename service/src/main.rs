@@ -8,7 +8,10 @@ use torus_node::config::NodeConfig;
 use torus_node::devnet::{self, Devnet, DevnetOptions};
 
 #[derive(Parser, Debug)]
-#[command(name = "torus-node", version, about = "Torus-style threshold key node")]
+#[command(
+    name = "torus-node",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TORUS_NODE_COMMIT"), ")"),
+    about = "Torus-style threshold key node")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

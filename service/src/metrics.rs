@@ -52,6 +52,23 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Labels of the constant `torus_build_info` gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The crate version (`CARGO_PKG_VERSION`).
+    pub version: String,
+    /// The git commit the binary was built from ([`COMMIT`]).
+    pub commit: String,
+}
+
+/// The git commit this crate was built from, as `build.rs` found it: 12 hex digits,
+/// `+dirty` when tracked files differed, `unknown` outside a git checkout, or the value of
+/// `TORUS_BUILD_COMMIT` at build time.
+pub const COMMIT: &str = env!("TORUS_NODE_COMMIT");
+
+/// The crate version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// Labels of key generation phase timings.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
@@ -126,6 +143,18 @@ impl Metrics {
     /// Registers everything under the `torus` prefix.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("torus");
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: VERSION.to_string(),
+                commit: COMMIT.to_string(),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the labels name the version and the git commit of the binary",
+            build_info,
+        );
         let rpc_requests = Family::<RpcLabels, Counter>::default();
         let rpc_latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -294,5 +323,18 @@ impl Metrics {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_names_the_version_and_commit_in_build_info() {
+        let text = Metrics::new().encode();
+        let line = format!("torus_build_info{{version=\"{VERSION}\",commit=\"{COMMIT}\"}} 1");
+        assert!(text.contains(&line), "{text}");
+        assert!(!COMMIT.is_empty());
     }
 }

@@ -1,5 +1,5 @@
 //! The `torus-node` binary: keygen, check-config errors, and `run` serving
-//! `/healthz`, `Ping`, `/metrics` and the operator gRPC on real sockets.
+//! `/healthz`, `Ping`, `/metrics` and the operator gRPC on real sockets, and `--version`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -16,6 +16,18 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+#[test]
+fn version_names_the_crate_version_and_the_commit() {
+    let out = bin().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let commit = torus_node::metrics::COMMIT;
+    assert_eq!(
+        text.trim(),
+        format!("torus-node {} (commit {commit})", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,6 +134,12 @@ async fn keygen_check_config_and_run() {
         .await
         .unwrap();
     assert!(metrics.contains("torus_rpc_requests_total"), "{metrics}");
+    let build_info = format!(
+        "torus_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        torus_node::metrics::COMMIT
+    );
+    assert!(metrics.contains(&build_info), "{metrics}");
     let mut op = torus_node::grpc::pb::operator_client::OperatorClient::connect(format!(
         "http://127.0.0.1:{grpc}"
     ))
