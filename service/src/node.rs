@@ -109,6 +109,7 @@ pub struct NodeState {
     blocks: broadcast::Sender<Arc<CommittedBlock>>,
     progress: broadcast::Sender<ProgressEvent>,
     started: Instant,
+    last_block: Mutex<Instant>,
     submitter: RwLock<Option<Arc<dyn Submitter>>>,
     apply: Mutex<Option<BlockOutcome>>,
 }
@@ -169,6 +170,7 @@ impl NodeState {
             blocks,
             progress,
             started: Instant::now(),
+            last_block: Mutex::new(Instant::now()),
             submitter: RwLock::new(None),
             apply: Mutex::new(None),
         });
@@ -229,6 +231,14 @@ impl NodeState {
     /// How long ago the node was opened.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// When this node last committed a block, or when it was opened if it has not since.
+    pub fn last_block(&self) -> Instant {
+        self.last_block
+            .lock()
+            .map(|g| *g)
+            .unwrap_or_else(|p| *p.into_inner())
     }
 
     /// Closes the node's LMDB environment (after everything else it holds is dropped).
@@ -358,6 +368,10 @@ impl NodeState {
             txs: hashes.into_iter().zip(out.results).collect(),
         });
         self.refresh_gauges()?;
+        match self.last_block.lock() {
+            Ok(mut g) => *g = Instant::now(),
+            Err(p) => *p.into_inner() = Instant::now(),
+        }
         let _ = self.blocks.send(block.clone());
         let _ = self.progress.send(ProgressEvent {
             height: block.height,

@@ -1,5 +1,5 @@
 //! The `torus-node` binary: keygen, check-config errors, and `run` serving
-//! `/healthz`, `Ping`, `/metrics` and the operator gRPC on real sockets, and `--version`.
+//! `/healthz`, `/readyz`, `Ping`, `/metrics` and the operator gRPC on real sockets, and `--version`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -115,6 +115,17 @@ async fn keygen_check_config_and_run() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(up, "node did not come up");
+    // One node of two, without keys: not ready, and it says why.
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["ready"], serde_json::json!(false));
+    let reasons = ready["reasons"].to_string();
+    assert!(
+        reasons.contains("connected to 0 of the 1 committee peers"),
+        "{reasons}"
+    );
+    assert!(reasons.contains("no free key"), "{reasons}");
     let ping: serde_json::Value = http
         .post(format!("{base}/jrpc"))
         .body(r#"{"jsonrpc":"2.0","method":"Ping","id":1,"params":{"message":"x"}}"#)

@@ -26,6 +26,7 @@
 //! key_assign_per_s = 1
 //! key_assign_burst = 10
 //! rate_limit_clients = 100000       # addresses tracked per limit; others share one budget
+//! ready_max_block_age_s = 30        # /readyz: 503 after this long without a committed block
 //!
 //! [store]
 //! map_mib = 16384                   # consensus LMDB (<data_dir>/lmdb) map size
@@ -321,6 +322,12 @@ impl NodeConfig {
                 "must be between 1 and 10000000",
             ));
         }
+        if self.rpc.ready_max_block_age_s == 0 || self.rpc.ready_max_block_age_s > 86_400 {
+            return Err(invalid(
+                "rpc.ready_max_block_age_s",
+                "must be between 1 and 86400 (seconds)",
+            ));
+        }
         if self.store.map_mib < 64 || self.store.map_mib > 1 << 24 {
             return Err(invalid(
                 "store.map_mib",
@@ -509,6 +516,10 @@ mod tests {
             ("[rpc]\ncommitment_per_s = 0\n", "rpc.commitment_per_s"),
             ("[rpc]\nkey_assign_burst = 0\n", "rpc.key_assign_burst"),
             ("[rpc]\nrate_limit_clients = 0\n", "rpc.rate_limit_clients"),
+            (
+                "[rpc]\nready_max_block_age_s = 0\n",
+                "rpc.ready_max_block_age_s",
+            ),
             (
                 "[rpc]\ntrusted_proxies = [\"proxy\"]\n",
                 "rpc.trusted_proxies",

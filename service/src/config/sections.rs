@@ -42,6 +42,8 @@ pub struct RpcConfig {
     pub key_assign_burst: u32,
     /// Client addresses tracked per rate limit; the others share one budget.
     pub rate_limit_clients: usize,
+    /// `/readyz` answers 503 when no block was committed for longer than this, seconds.
+    pub ready_max_block_age_s: u64,
 }
 
 impl RpcConfig {
@@ -96,6 +98,7 @@ impl Default for RpcConfig {
             key_assign_per_s: 1,
             key_assign_burst: 10,
             rate_limit_clients: 100_000,
+            ready_max_block_age_s: 30,
         }
     }
 }

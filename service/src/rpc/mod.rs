@@ -1,4 +1,4 @@
-//! The client JSON-RPC server (`POST /jrpc`, `GET /healthz`, `GET /metrics`,
+//! The client JSON-RPC server (`POST /jrpc`, `GET /healthz`, `GET /readyz`, `GET /metrics`,
 //! `GET /bftStatus`), speaking the legacy Torus client API (spec §4, §5, §10).
 //!
 //! Every answer to `/jrpc` is HTTP 200 with a JSON-RPC body, errors included
@@ -16,6 +16,7 @@ mod commitment;
 pub mod http;
 pub mod limit;
 mod lookup;
+pub mod readiness;
 pub mod release;
 mod share;
 mod status;
@@ -189,6 +190,7 @@ fn router_with(node: Arc<NodeState>, sig_keys: Arc<SignerTables>) -> Router {
     Router::new()
         .route("/jrpc", post(jrpc_handler))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
         .route("/bftStatus", get(bft_status))
         .layer(cors)
@@ -262,6 +264,44 @@ async fn metrics_handler(State(st): State<RpcState>) -> Response {
         st.node.metrics().encode(),
     )
         .into_response()
+}
+
+/// `GET /readyz`: 200 `{"ready":true}`, or 503 `{"ready":false,"reasons":[...]}` (see
+/// [`readiness`]).
+async fn readyz(State(st): State<RpcState>) -> Response {
+    let node = &st.node;
+    let committee = match node.epoch() {
+        Ok(e) => e.nodes.len(),
+        Err(e) => {
+            return json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::to_vec(&json!({
+                    "ready": false,
+                    "reasons": [format!("the current epoch does not load: {e}")],
+                }))
+                .unwrap_or_default(),
+            )
+        }
+    };
+    let m = node.metrics();
+    let inputs = readiness::ReadinessInputs {
+        committee,
+        peers_connected: usize::try_from(m.p2p_peers.get()).unwrap_or(0),
+        last_block: node.last_block(),
+        now: Instant::now(),
+        max_block_age: Duration::from_secs(node.config().rpc.ready_max_block_age_s),
+        keys_free: u64::try_from(m.keys_free.get()).unwrap_or(0),
+    };
+    match readiness::readiness(&inputs) {
+        readiness::Readiness::Ready => json_response(
+            StatusCode::OK,
+            serde_json::to_vec(&json!({"ready": true})).unwrap_or_default(),
+        ),
+        readiness::Readiness::NotReady(reasons) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::to_vec(&json!({"ready": false, "reasons": reasons})).unwrap_or_default(),
+        ),
+    }
 }
 
 /// `GET /bftStatus`: the consensus head and the key buffer; `?height=H` adds the
