@@ -85,6 +85,24 @@ async fn keygen_check_config_and_run() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("rpc.listen"));
+    // Every key has an environment override; a mistyped one names its variable, and a
+    // valid one is applied before validation.
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(d.join("node.toml"))
+        .env("TORUS_RPC_MAX_CONNECTIONS", "many")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TORUS_RPC_MAX_CONNECTIONS"));
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(d.join("node.toml"))
+        .env("TORUS_RPC_MAX_CONNECTIONS", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rpc.max_connections"));
     let out = bin()
         .args(["check-config", "--config"])
         .arg(d.join("node.toml"))

@@ -1,6 +1,13 @@
 //! Node configuration: one TOML file per node, then `TORUS_*` environment
 //! overrides, validated at start with errors that name the field.
 //!
+//! Every key has an override, named by one rule ([`env`]): `TORUS_`, then the section and
+//! the key joined by `_`, in upper case (`[rpc] max_connections` is
+//! `TORUS_RPC_MAX_CONNECTIONS`, `data_dir` is `TORUS_DATA_DIR`, `[keygen.faults] dealer`
+//! is `TORUS_KEYGEN_FAULTS_DEALER`). Strings are taken as they are; numbers, booleans,
+//! arrays and tables as TOML values (`TORUS_RPC_TRUSTED_PROXIES='["127.0.0.1"]'`,
+//! `TORUS_VERIFIERS='[{ name = "google", kind = "oidc", ... }]'`); empty values are ignored.
+//!
 //! ```toml
 //! data_dir = "/var/lib/torus"       # TORUS_DATA_DIR
 //! dev_mode = false                  # TORUS_DEV_MODE (enables the `test` verifier)
@@ -55,6 +62,7 @@
 //! max_token_age_s = 600             # optional: largest token age (now - iat); default 600
 //! ```
 
+pub mod env;
 mod genesis;
 mod key;
 mod sections;
@@ -165,18 +173,6 @@ fn default_key_file() -> PathBuf {
     PathBuf::from("node.key")
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn parse_bool(field: &str, v: &str) -> Result<bool, ConfigError> {
-    match v {
-        "1" | "true" | "yes" => Ok(true),
-        "0" | "false" | "no" => Ok(false),
-        _ => Err(invalid(field, format!("expected true/false, got {v:?}"))),
-    }
-}
-
 fn check_listen(field: &str, v: &str) -> Result<(), ConfigError> {
     v.parse::<SocketAddr>().map(|_| ()).map_err(|_| {
         invalid(
@@ -193,11 +189,13 @@ impl NodeConfig {
             path: path.to_path_buf(),
             err,
         })?;
-        let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let parse_err = |e: toml::de::Error| ConfigError::Parse {
             path: path.to_path_buf(),
             err: e.to_string(),
-        })?;
-        cfg.apply_env()?;
+        };
+        let mut tree: toml::Table = text.parse().map_err(parse_err)?;
+        env::apply(&mut tree, env::process_vars()?)?;
+        let mut cfg: NodeConfig = toml::Value::Table(tree).try_into().map_err(parse_err)?;
         let base = path.parent().unwrap_or(Path::new("."));
         if !cfg.genesis.as_os_str().is_empty() && cfg.genesis.is_relative() {
             cfg.genesis = base.join(&cfg.genesis);
@@ -209,36 +207,6 @@ impl NodeConfig {
         }
         cfg.validate()?;
         Ok(cfg)
-    }
-
-    /// Applies `TORUS_DATA_DIR`, `TORUS_DEV_MODE`, `TORUS_KEY_FILE`, `TORUS_GENESIS`,
-    /// `TORUS_HW_PROFILE`, `TORUS_RPC_LISTEN`, `TORUS_GRPC_LISTEN`, `TORUS_ABCI_LISTEN`.
-    pub fn apply_env(&mut self) -> Result<(), ConfigError> {
-        if let Some(v) = env("TORUS_DATA_DIR") {
-            self.data_dir = v.into();
-        }
-        if let Some(v) = env("TORUS_DEV_MODE") {
-            self.dev_mode = parse_bool("TORUS_DEV_MODE", &v)?;
-        }
-        if let Some(v) = env("TORUS_KEY_FILE") {
-            self.key_file = v.into();
-        }
-        if let Some(v) = env("TORUS_GENESIS") {
-            self.genesis = v.into();
-        }
-        if let Some(v) = env("TORUS_HW_PROFILE") {
-            self.hw_profile = Some(v.into());
-        }
-        if let Some(v) = env("TORUS_RPC_LISTEN") {
-            self.rpc.listen = v;
-        }
-        if let Some(v) = env("TORUS_GRPC_LISTEN") {
-            self.grpc.listen = v;
-        }
-        if let Some(v) = env("TORUS_ABCI_LISTEN") {
-            self.abci.listen = v;
-        }
-        Ok(())
     }
 
     /// Checks every field.
