@@ -52,6 +52,30 @@ pub struct RunningNode {
     bft: Option<BftHandle>,
     keygen: Option<KeygenHandle>,
     tasks: JoinSet<Result<(), String>>,
+    rpc_stop: RpcStop,
+}
+
+/// Stops the client RPC server gracefully: `stop` asks it to, `done` is set (or its sender
+/// dropped) once it returned.
+struct RpcStop {
+    stop: tokio::sync::watch::Sender<bool>,
+    done: tokio::sync::watch::Receiver<bool>,
+    grace: Duration,
+}
+
+impl RpcStop {
+    /// Refuses new client connections and waits (a grace period and a second at most)
+    /// for the requests in flight to finish.
+    async fn drain(&mut self) {
+        let _ = self.stop.send(true);
+        let wait = self.done.wait_for(|d| *d);
+        if tokio::time::timeout(self.grace + Duration::from_secs(1), wait)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the JSON-RPC server did not stop within its grace period");
+        }
+    }
 }
 
 impl std::fmt::Debug for RunningNode {
@@ -183,14 +207,26 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
     let me = node.index().ok();
     let rpc = bind(&cfg.rpc.listen).await?;
     tracing::info!(listen = %cfg.rpc.listen, "client JSON-RPC listening");
-    {
+    let rpc_stop = {
         let node = node.clone();
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let (done_tx, done_rx) = tokio::sync::watch::channel(false);
         tasks.spawn(async move {
-            crate::rpc::serve(node, rpc)
+            let stop = async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            };
+            let r = crate::rpc::serve_until(node, rpc, stop)
                 .await
-                .map_err(|e| format!("JSON-RPC server: {e}"))
+                .map_err(|e| format!("JSON-RPC server: {e}"));
+            let _ = done_tx.send(true);
+            r
         });
-    }
+        RpcStop {
+            stop: stop_tx,
+            done: done_rx,
+            grace: Duration::from_millis(cfg.rpc.shutdown_grace_ms),
+        }
+    };
     if !cfg.grpc.listen.is_empty() {
         let l = bind(&cfg.grpc.listen).await?;
         tracing::info!(listen = %cfg.grpc.listen, "operator gRPC listening");
@@ -210,6 +246,7 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
             bft: None,
             keygen: None,
             tasks,
+            rpc_stop,
         });
     };
     let genesis = node.genesis().clone();
@@ -230,6 +267,7 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
             bft: None,
             keygen: None,
             tasks,
+            rpc_stop,
         });
     }
     // Node-to-node network.
@@ -392,6 +430,7 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
         bft,
         keygen: Some(kg),
         tasks,
+        rpc_stop,
     })
 }
 
@@ -429,8 +468,11 @@ impl RunningNode {
         }
     }
 
-    /// Stops the consensus engine and the servers.
+    /// Stops the client RPC server gracefully (new connections refused, requests in flight
+    /// given `rpc.shutdown_grace_ms` to finish, consensus still running for them), then the
+    /// consensus engine and the other servers.
     pub async fn shutdown(&mut self) {
+        self.rpc_stop.drain().await;
         if let Some(b) = self.bft.take() {
             b.shutdown().await;
         }

@@ -1,5 +1,6 @@
 //! The `torus-node` binary: keygen, check-config errors, and `run` serving
-//! `/healthz`, `/readyz`, `Ping`, `/metrics` and the operator gRPC on real sockets, and `--version`.
+//! `/healthz`, `/readyz`, `Ping`, `/metrics` and the operator gRPC on real sockets, a graceful
+//! stop on SIGTERM, and `--version`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -180,9 +181,30 @@ async fn keygen_check_config_and_run() {
         .unwrap()
         .into_inner();
     assert_eq!((st.node_index, st.address), (1, address));
-    child.kill().unwrap();
+    // SIGTERM: a graceful stop (the RPC server drains), exit status 0.
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let mut exited = None;
+    for _ in 0..600 {
+        if let Some(st) = child.try_wait().unwrap() {
+            exited = Some(st);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if exited.is_none() {
+        child.kill().unwrap();
+    }
     let out = child.wait_with_output().unwrap();
     let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(exited.is_some_and(|s| s.success()), "{exited:?} {logs}");
+    assert!(
+        logs.contains("\"message\":\"RPC server stopped\""),
+        "{logs}"
+    );
     assert!(logs.contains("\"message\":\"node started\""), "{logs}");
     assert!(logs.contains("\"hw_profile\":\"cpu-2core\""), "{logs}");
 }

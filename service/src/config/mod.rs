@@ -34,6 +34,7 @@
 //! key_assign_burst = 10
 //! rate_limit_clients = 100000       # addresses tracked per limit; others share one budget
 //! ready_max_block_age_s = 30        # /readyz: 503 after this long without a committed block
+//! shutdown_grace_ms = 10000         # on SIGTERM: time for requests in flight to finish
 //!
 //! [store]
 //! map_mib = 16384                   # consensus LMDB (<data_dir>/lmdb) map size
@@ -290,6 +291,12 @@ impl NodeConfig {
                 "must be between 1 and 10000000",
             ));
         }
+        if self.rpc.shutdown_grace_ms > 600_000 {
+            return Err(invalid(
+                "rpc.shutdown_grace_ms",
+                "must be at most 600000 (ten minutes)",
+            ));
+        }
         if self.rpc.ready_max_block_age_s == 0 || self.rpc.ready_max_block_age_s > 86_400 {
             return Err(invalid(
                 "rpc.ready_max_block_age_s",
@@ -484,6 +491,10 @@ mod tests {
             ("[rpc]\ncommitment_per_s = 0\n", "rpc.commitment_per_s"),
             ("[rpc]\nkey_assign_burst = 0\n", "rpc.key_assign_burst"),
             ("[rpc]\nrate_limit_clients = 0\n", "rpc.rate_limit_clients"),
+            (
+                "[rpc]\nshutdown_grace_ms = 600001\n",
+                "rpc.shutdown_grace_ms",
+            ),
             (
                 "[rpc]\nready_max_block_age_s = 0\n",
                 "rpc.ready_max_block_age_s",

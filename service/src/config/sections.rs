@@ -44,6 +44,8 @@ pub struct RpcConfig {
     pub rate_limit_clients: usize,
     /// `/readyz` answers 503 when no block was committed for longer than this, seconds.
     pub ready_max_block_age_s: u64,
+    /// On shutdown (SIGTERM, Ctrl-C), how long requests in flight may take to finish, ms.
+    pub shutdown_grace_ms: u64,
 }
 
 impl RpcConfig {
@@ -99,6 +101,7 @@ impl Default for RpcConfig {
             key_assign_burst: 10,
             rate_limit_clients: 100_000,
             ready_max_block_age_s: 30,
+            shutdown_grace_ms: 10_000,
         }
     }
 }

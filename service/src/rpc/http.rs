@@ -9,6 +9,10 @@
 //!   waiting, so a flood cannot hold file descriptors beyond the limit;
 //! - the body is read inside the request's time limit (see `jrpc_handler`), so a body
 //!   trickled in byte by byte is cut off by `rpc.request_timeout_ms`;
+//! - on shutdown (the `stop` future of [`serve_http`]) the listener is closed, so new
+//!   connections are refused; every open connection finishes the request it is serving and
+//!   then closes (idle kept-alive ones close at once); after `rpc.shutdown_grace_ms` the
+//!   connections still open are cut;
 //! - every request carries its connection's peer address (`ConnectInfo<SocketAddr>`), from
 //!   which the per-client-address rate limits are keyed (see `limit`).
 
@@ -33,23 +37,35 @@ pub struct HttpLimits {
     pub header_timeout: Duration,
     /// Open connections at most.
     pub max_connections: usize,
+    /// On shutdown, how long requests in flight may take to finish.
+    pub shutdown_grace: Duration,
 }
 
-/// Serves `router` on `listener` until the future is dropped. Accept errors (for example
-/// running out of file descriptors) are logged and retried after a short pause.
+/// Serves `router` on `listener` until `stop` resolves (then shuts down gracefully, see
+/// the module documentation, and returns) or the future is dropped. Accept errors (for
+/// example running out of file descriptors) are logged and retried after a short pause.
 pub async fn serve_http(
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
     metrics: Arc<Metrics>,
+    stop: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let permits = Arc::new(Semaphore::new(max));
     // Dropped with this future: every connection task then ends too (a stopped server
     // must not keep serving, nor keep the node's state alive, through kept-alive
     // connections).
     let (_close_tx, close_rx) = tokio::sync::watch::channel(());
+    // Set on shutdown: connections finish their current request, then close.
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+    tokio::pin!(stop);
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = &mut stop => break,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, "RPC accept failed; retrying");
@@ -74,6 +90,7 @@ pub async fn serve_http(
         ));
         let metrics = metrics.clone();
         let mut close = close_rx.clone();
+        let mut drain = drain_rx.clone();
         tokio::spawn(async move {
             metrics.rpc_connections.inc();
             let mut builder = http1::Builder::new();
@@ -82,16 +99,43 @@ pub async fn serve_http(
                 .header_read_timeout(limits.header_timeout)
                 .keep_alive(true);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                r = conn => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "RPC connection ended with an error");
+            tokio::pin!(conn);
+            let mut draining = false;
+            loop {
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(%peer, error = %e, "RPC connection ended with an error");
+                        }
+                        break;
                     }
+                    _ = drain.wait_for(|d| *d), if !draining => {
+                        draining = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    _ = close.changed() => break,
                 }
-                _ = close.changed() => {}
             }
             metrics.rpc_connections.dec();
             drop(permit);
         });
     }
+    // Refuse new connections, let the open ones finish their requests, then cut the rest.
+    drop(listener);
+    let _ = drain_tx.send(true);
+    let open = max - permits.available_permits();
+    tracing::info!(
+        open,
+        grace_ms = limits.shutdown_grace.as_millis() as u64,
+        "RPC server stopping: finishing requests in flight"
+    );
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    match tokio::time::timeout(limits.shutdown_grace, permits.acquire_many(all)).await {
+        Ok(_) => tracing::info!("RPC server stopped"),
+        Err(_) => tracing::warn!(
+            open = max - permits.available_permits(),
+            "RPC server stopped: connections still open after the grace period were closed"
+        ),
+    }
+    Ok(())
 }

@@ -200,6 +200,17 @@ fn router_with(node: Arc<NodeState>, sig_keys: Arc<SignerTables>) -> Router {
 /// Serves the router on `listener` until the future is dropped.
 /// Also flushes token commitments to disk every [`crate::store::SYNC_INTERVAL`].
 pub async fn serve(node: Arc<NodeState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    serve_until(node, listener, std::future::pending()).await
+}
+
+/// As [`serve`], until `stop` resolves: then new connections are refused, requests in
+/// flight get `rpc.shutdown_grace_ms` to finish, the client store is flushed and this
+/// returns.
+pub async fn serve_until(
+    node: Arc<NodeState>,
+    listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     let store = node.store().clone();
     // Build the committee's signature tables off the request path (a few
     // milliseconds per key); requests that come first build what they need.
@@ -246,13 +257,22 @@ pub async fn serve(node: Arc<NodeState>, listener: tokio::net::TcpListener) -> s
     let limits = http::HttpLimits {
         header_timeout: Duration::from_millis(node.config().rpc.header_timeout_ms),
         max_connections: node.config().rpc.max_connections,
+        shutdown_grace: Duration::from_millis(node.config().rpc.shutdown_grace_ms),
     };
     let metrics = node.metrics().clone();
-    tokio::select! {
-        r = http::serve_http(listener, router_with(node, sig_keys), limits, metrics) => r,
+    let final_store = node.store().clone();
+    let r = tokio::select! {
+        r = http::serve_http(listener, router_with(node, sig_keys), limits, metrics, stop) => r,
         () = syncer => Ok(()),
         () = pruner => Ok(()),
+    };
+    // What the last requests wrote reaches the disk before the node stops.
+    match tokio::task::spawn_blocking(move || final_store.sync_if_dirty()).await {
+        Ok(Err(e)) => tracing::error!(error = %e, "LMDB sync failed"),
+        Err(e) => tracing::error!(error = %e, "LMDB sync task failed"),
+        Ok(Ok(())) => {}
     }
+    r
 }
 
 async fn metrics_handler(State(st): State<RpcState>) -> Response {
