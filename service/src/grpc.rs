@@ -1,5 +1,10 @@
 //! Operator API over gRPC (tonic): status, epoch, key buffer, DKG progress and
 //! a stream of progress events. Read-only.
+//!
+//! The same port serves the standard gRPC health service (`grpc.health.v1.Health`: the
+//! server, `""`, and `torus.operator.v1.Operator` are SERVING while it runs) and server
+//! reflection (`grpc.reflection.v1`, from the descriptor set `build.rs` writes), so
+//! `grpc_health_probe` and `grpcurl` work without the `.proto` file.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -135,13 +140,35 @@ impl Operator for OperatorService {
     }
 }
 
-/// Serves the operator API on `listener`.
+/// The encoded descriptor set of `proto/operator.proto` (with its comments), for reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/operator_descriptor.bin"));
+
+/// Serves the operator API, gRPC health and reflection on `listener`.
 pub async fn serve(
     node: Arc<NodeState>,
     listener: tokio::net::TcpListener,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<OperatorServer<OperatorService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1();
+    let mut server = tonic::transport::Server::builder();
+    let router = server
         .add_service(OperatorService::new(node).into_server())
+        .add_service(health_service);
+    let router = match reflection {
+        Ok(r) => router.add_service(r),
+        Err(e) => {
+            tracing::error!(error = %e, "gRPC reflection unavailable: bad descriptor set");
+            router
+        }
+    };
+    router
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
         .await
 }

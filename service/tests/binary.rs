@@ -1,5 +1,5 @@
 //! The `torus-node` binary: keygen, check-config errors, and `run` serving
-//! `/healthz`, `/readyz`, `Ping`, `/metrics` and the operator gRPC on real sockets, a graceful
+//! `/healthz`, `/readyz`, `Ping`, `/metrics` and the operator gRPC (with gRPC health and reflection) on real sockets, a graceful
 //! stop on SIGTERM, and `--version`.
 
 #![allow(clippy::unwrap_used)]
@@ -181,6 +181,66 @@ async fn keygen_check_config_and_run() {
         .unwrap()
         .into_inner();
     assert_eq!((st.node_index, st.address), (1, address));
+    // gRPC health: the server and the operator service are SERVING.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    for service in ["", "torus.operator.v1.Operator"] {
+        let r = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            r.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service:?}"
+        );
+    }
+    // gRPC reflection lists the operator and health services and describes them.
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let mut refl = ServerReflectionClient::new(channel);
+    let ask = |m: MessageRequest| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(m),
+    };
+    let mut answers = refl
+        .server_reflection_info(tokio_stream::iter(vec![
+            ask(MessageRequest::ListServices(String::new())),
+            ask(MessageRequest::FileContainingSymbol(
+                "torus.operator.v1.Operator".into(),
+            )),
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("no service list");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "torus.operator.v1.Operator",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+    let Some(MessageResponse::FileDescriptorResponse(files)) =
+        answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("no descriptor for the operator service");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
     // SIGTERM: a graceful stop (the RPC server drains), exit status 0.
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
