@@ -192,7 +192,49 @@ pub struct Layout {
     pub nodes: Vec<NodePorts>,
 }
 
+/// Lowest port the devnet hands out.
+const DEVNET_PORTS_FROM: u16 = 10_000;
+
+/// Ports this process has handed out, so that two devnets in one process (tests run
+/// in parallel) never get the same one.
+static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// The first port of the kernel's ephemeral range (`ip_local_port_range`; Linux's
+/// default 32768 where it cannot be read).
+fn ephemeral_ports_from() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// A free loopback port for a node to listen on later, chosen below the ephemeral
+/// range: a port reserved there by binding port 0 and releasing it can be taken by
+/// any outgoing connection (the nodes dial each other while the next one starts), so
+/// the node that was given it fails with "address already in use" (seen in CI). Falls
+/// back to an ephemeral port when the range leaves no room below it.
 fn free_port() -> Result<u16, DevnetError> {
+    use std::hash::{BuildHasher, Hasher};
+    let top = ephemeral_ports_from();
+    if top > DEVNET_PORTS_FROM + 1_000 {
+        let span = u64::from(top - DEVNET_PORTS_FROM);
+        // A random start per call, so devnets in different processes rarely collide.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(u64::from(std::process::id()));
+        let start = h.finish() % span;
+        let mut taken = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+        for i in 0..span.min(4_096) {
+            let port = DEVNET_PORTS_FROM + ((start + i) % span) as u16;
+            if taken.contains(&port) {
+                continue;
+            }
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                taken.insert(port);
+                return Ok(port);
+            }
+        }
+    }
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("reserve a port"))?;
     Ok(l.local_addr().map_err(io("reserve a port"))?.port())
 }
@@ -570,6 +612,25 @@ impl Drop for Devnet {
                 let _ = c.kill();
                 let _ = c.wait();
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::*;
+
+    #[test]
+    fn devnet_ports_are_distinct_and_below_the_ephemeral_range() {
+        let top = ephemeral_ports_from();
+        let ports: Vec<u16> = (0..64).map(|_| free_port().unwrap()).collect();
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len(), "a port was handed out twice");
+        if top > DEVNET_PORTS_FROM + 1_000 {
+            assert!(
+                ports.iter().all(|&p| (DEVNET_PORTS_FROM..top).contains(&p)),
+                "ports {ports:?} not in {DEVNET_PORTS_FROM}..{top}"
+            );
         }
     }
 }
