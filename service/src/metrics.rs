@@ -125,6 +125,79 @@ pub struct Metrics {
     pub client_store_full: Counter,
     /// Token records (commitments and reveals) pruned after their lifetime.
     pub client_records_pruned: Counter,
+    /// The label value (`moniker`) of this node's consensus engine in malachite's
+    /// process-wide metrics registry; set when the engine starts.
+    consensus_moniker: std::sync::OnceLock<String>,
+    /// Phase durations of the most recent key batches (for `/dashboard`).
+    pub batch_timings: std::sync::Mutex<BatchTimings>,
+}
+
+/// Batches whose phase durations [`BatchTimings`] keeps.
+pub const TIMED_BATCHES: usize = 32;
+
+/// How long one phase of one batch took on this node.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct PhaseTime {
+    /// Seconds, summed over the times the phase ran (`verify_send` once per dealer).
+    pub seconds: f64,
+    /// Times it ran.
+    pub times: u32,
+}
+
+/// The phases of one batch, in the order they first ran.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct BatchTiming {
+    /// First key of the batch.
+    pub start: u64,
+    /// Phases and their durations.
+    pub phases: Vec<(String, PhaseTime)>,
+}
+
+/// Phase durations of the last [`TIMED_BATCHES`] batches this node worked on (the oldest
+/// goes first), beside the `keygen_phase_seconds` histogram, which sums over all batches.
+#[derive(Debug, Default)]
+pub struct BatchTimings {
+    batches: std::collections::VecDeque<BatchTiming>,
+}
+
+impl BatchTimings {
+    /// Adds `seconds` of `phase` to the batch starting at `start`.
+    pub fn record(&mut self, start: u64, phase: &str, seconds: f64) {
+        let at = self.batches.iter().rposition(|b| b.start == start);
+        let b = match at {
+            Some(i) => &mut self.batches[i],
+            None => {
+                if self.batches.len() == TIMED_BATCHES {
+                    self.batches.pop_front();
+                }
+                self.batches.push_back(BatchTiming {
+                    start,
+                    phases: Vec::new(),
+                });
+                let last = self.batches.len() - 1;
+                &mut self.batches[last]
+            }
+        };
+        match b.phases.iter_mut().find(|(p, _)| p == phase) {
+            Some((_, t)) => {
+                t.seconds += seconds;
+                t.times += 1;
+            }
+            None => b
+                .phases
+                .push((phase.to_string(), PhaseTime { seconds, times: 1 })),
+        }
+    }
+
+    /// The batch starting at `start`, if kept.
+    pub fn get(&self, start: u64) -> Option<&BatchTiming> {
+        self.batches.iter().rev().find(|b| b.start == start)
+    }
+
+    /// Batches kept, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &BatchTiming> {
+        self.batches.iter()
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -302,17 +375,86 @@ impl Metrics {
             rpc_rate_limited,
             client_store_full,
             client_records_pruned,
+            consensus_moniker: std::sync::OnceLock::new(),
+            batch_timings: std::sync::Mutex::new(BatchTimings::default()),
         }
     }
 
-    /// The OpenMetrics text exposition.
+    /// Includes the consensus engine's own metrics (malachite's `malachitebft_*`
+    /// families for the engine named `moniker`) in [`Metrics::encode`]. The first call
+    /// wins: a node runs one engine, restarted under the same name.
+    pub fn include_consensus(&self, moniker: &str) {
+        let _ = self.consensus_moniker.set(moniker.to_string());
+    }
+
+    /// The OpenMetrics text exposition: this node's `torus_*` families, then, once the
+    /// consensus engine runs, malachite's families for it.
     pub fn encode(&self) -> String {
         let mut s = String::new();
         if prometheus_client::encoding::text::encode(&mut s, &self.registry).is_err() {
             s.clear();
         }
+        if let Some(moniker) = self.consensus_moniker.get() {
+            let mut engine = String::new();
+            malachitebft_app_channel::app::metrics::export(&mut engine);
+            if let Some(body) = s.strip_suffix(EOF) {
+                s = format!("{body}{}{EOF}", families_of(&engine, moniker));
+            }
+        }
         s
     }
+}
+
+/// The last line of an OpenMetrics exposition.
+const EOF: &str = "# EOF\n";
+
+/// The families of the OpenMetrics text `exposition` whose samples carry the label
+/// `moniker="<moniker>"`, without the `# EOF` line.
+///
+/// Malachite registers its metrics in one registry per process, labelled with the
+/// engine's moniker, and registers them again whenever an engine starts: several engines
+/// in one process (in-process tests) appear side by side, and a restarted engine repeats
+/// each family. So a family counts only with a sample of this engine, and of repeated
+/// families the last registered (the running engine's) is kept, in the first one's place.
+/// Families without samples yet (a labelled family nobody touched) are left out.
+pub fn families_of(exposition: &str, moniker: &str) -> String {
+    let label = format!("moniker=\"{moniker}\"");
+    // (family name, its lines) in order of appearance.
+    let mut blocks: Vec<(&str, Vec<&str>)> = Vec::new();
+    for line in exposition.lines() {
+        if line == EOF.trim_end() {
+            break;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap_or_default();
+            blocks.push((name, vec![line]));
+        } else if let Some((_, lines)) = blocks.last_mut() {
+            lines.push(line);
+        }
+    }
+    let ours = |lines: &[&str]| {
+        lines
+            .iter()
+            .any(|l| !l.starts_with('#') && l.contains(&label))
+    };
+    let mut order: Vec<&str> = Vec::new();
+    let mut kept: std::collections::HashMap<&str, &[&str]> = std::collections::HashMap::new();
+    for (name, lines) in &blocks {
+        if !ours(lines) {
+            continue;
+        }
+        if kept.insert(name, lines).is_none() {
+            order.push(name);
+        }
+    }
+    let mut out = String::new();
+    for name in order {
+        for line in kept[name] {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 impl Metrics {
@@ -336,5 +478,83 @@ mod tests {
         let line = format!("torus_build_info{{version=\"{VERSION}\",commit=\"{COMMIT}\"}} 1");
         assert!(text.contains(&line), "{text}");
         assert!(!COMMIT.is_empty());
+    }
+
+    const ENGINES: &str = "# HELP malachitebft_core_consensus_height Current height.
+# TYPE malachitebft_core_consensus_height gauge
+malachitebft_core_consensus_height{moniker=\"0xa\"} 7
+# HELP malachitebft_core_consensus_height Current height.
+# TYPE malachitebft_core_consensus_height gauge
+malachitebft_core_consensus_height{moniker=\"0xb\"} 9
+# HELP malachitebft_core_consensus_round Current round.
+# TYPE malachitebft_core_consensus_round gauge
+malachitebft_core_consensus_round{moniker=\"0xa\"} 0
+# HELP malachitebft_sync_requests Requests.
+# TYPE malachitebft_sync_requests counter
+# HELP malachitebft_core_consensus_height Current height.
+# TYPE malachitebft_core_consensus_height gauge
+malachitebft_core_consensus_height{moniker=\"0xa\"} 12
+# EOF
+";
+
+    #[test]
+    fn only_this_engines_consensus_families_are_kept_and_a_restart_replaces_the_old_ones() {
+        let text = families_of(ENGINES, "0xa");
+        assert_eq!(
+            text,
+            "# HELP malachitebft_core_consensus_height Current height.
+# TYPE malachitebft_core_consensus_height gauge
+malachitebft_core_consensus_height{moniker=\"0xa\"} 12
+# HELP malachitebft_core_consensus_round Current round.
+# TYPE malachitebft_core_consensus_round gauge
+malachitebft_core_consensus_round{moniker=\"0xa\"} 0
+"
+        );
+        assert_eq!(families_of(ENGINES, "0xc"), "");
+        assert_eq!(families_of("", "0xa"), "");
+    }
+
+    #[test]
+    fn batch_timings_sum_repeated_phases_and_keep_the_last_batches() {
+        let mut t = BatchTimings::default();
+        t.record(0, "deal", 1.0);
+        t.record(0, "verify_send", 0.25);
+        t.record(0, "verify_send", 0.5);
+        let b = t.get(0).cloned();
+        assert_eq!(
+            b.map(|b| b.phases),
+            Some(vec![
+                (
+                    "deal".to_string(),
+                    PhaseTime {
+                        seconds: 1.0,
+                        times: 1
+                    }
+                ),
+                (
+                    "verify_send".to_string(),
+                    PhaseTime {
+                        seconds: 0.75,
+                        times: 2
+                    }
+                ),
+            ])
+        );
+        for start in 1..=TIMED_BATCHES as u64 {
+            t.record(start * 100, "deal", 1.0);
+        }
+        assert_eq!(t.iter().count(), TIMED_BATCHES);
+        assert!(t.get(0).is_none());
+        assert_eq!(t.iter().next().map(|b| b.start), Some(100));
+    }
+
+    #[test]
+    fn the_exposition_ends_once_with_eof_after_the_consensus_families() {
+        let m = Metrics::new();
+        m.include_consensus("0xnot-running");
+        let text = m.encode();
+        assert!(text.ends_with(EOF), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+        assert!(text.contains("torus_build_info"), "{text}");
     }
 }

@@ -372,6 +372,7 @@ impl BftNode {
     async fn launch(&self, state: Arc<watch::Sender<EngineState>>) -> eyre::Result<Launch> {
         use mnode::Node as _;
         let config = self.load_config()?;
+        self.node.metrics().include_consensus(&config.moniker);
         let head = self.node.store().head()?;
         let start = Height(head.height + 1);
         let address = Address::of(&self.key.public());
