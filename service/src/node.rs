@@ -87,7 +87,8 @@ pub fn unix_s() -> u64 {
         .unwrap_or(0)
 }
 
-fn unix_ms() -> u64 {
+/// Unix milliseconds now.
+pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -1,5 +1,5 @@
 //! The client JSON-RPC server (`POST /jrpc`, `GET /healthz`, `GET /readyz`, `GET /metrics`,
-//! `GET /bftStatus`), speaking the legacy Torus client API (spec §4, §5, §10).
+//! `GET /bftStatus`, and the operator's page `GET /dashboard`, see [`dashboard`]), speaking the legacy Torus client API (spec §4, §5, §10).
 //!
 //! Every answer to `/jrpc` is HTTP 200 with a JSON-RPC body, errors included
 //! (§10.1); the only exception is KeyAssign's authentication failure (401,
@@ -13,6 +13,7 @@
 
 mod assign;
 mod commitment;
+pub mod dashboard;
 pub mod http;
 pub mod limit;
 mod lookup;
@@ -53,6 +54,7 @@ pub struct RpcState {
     sig_keys: Arc<SignerTables>,
     limits: Arc<RateLimits>,
     trusted_proxies: Arc<Vec<IpAddr>>,
+    history: Arc<Mutex<dashboard::history::History>>,
 }
 
 /// Who may call KeyAssign.
@@ -164,10 +166,14 @@ fn prune_pass(node: &NodeState, now_s: u64, lifetime_s: u64) {
 
 /// Builds the HTTP router for `node`.
 pub fn router(node: Arc<NodeState>) -> Router {
-    router_with(node, Arc::new(SignerTables::default()))
+    router_with(node, Arc::new(SignerTables::default()), Arc::default())
 }
 
-fn router_with(node: Arc<NodeState>, sig_keys: Arc<SignerTables>) -> Router {
+fn router_with(
+    node: Arc<NodeState>,
+    sig_keys: Arc<SignerTables>,
+    history: Arc<Mutex<dashboard::history::History>>,
+) -> Router {
     let cfg = &node.config().rpc;
     let auth = KeyAssignGate::from_config(cfg, node.config().dev_mode);
     let limits = Arc::new(RateLimits::from_config(cfg));
@@ -181,6 +187,7 @@ fn router_with(node: Arc<NodeState>, sig_keys: Arc<SignerTables>) -> Router {
         sig_keys,
         limits,
         trusted_proxies,
+        history,
     };
     let cors = CorsLayer::new()
         .allow_origin(Any)
@@ -193,6 +200,10 @@ fn router_with(node: Arc<NodeState>, sig_keys: Arc<SignerTables>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
         .route("/bftStatus", get(bft_status))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/page.js", get(dashboard::script))
+        .route("/dashboard/page.css", get(dashboard::style))
+        .route("/dashboard/data", get(dashboard_data))
         .layer(cors)
         .with_state(st)
 }
@@ -254,6 +265,23 @@ pub async fn serve_until(
             }
         }
     };
+    let history: Arc<Mutex<dashboard::history::History>> = Arc::default();
+    let sampler = {
+        let (node, history) = (node.clone(), history.clone());
+        async move {
+            let mut tick = tokio::time::interval(dashboard::history::SAMPLE_INTERVAL);
+            loop {
+                tick.tick().await;
+                let (n, h) = (node.clone(), history.clone());
+                let read = tokio::task::spawn_blocking(move || {
+                    dashboard::sample(&n, &h, crate::node::unix_ms())
+                });
+                if let Err(e) = read.await {
+                    tracing::error!(error = %e, "dashboard sampler task failed");
+                }
+            }
+        }
+    };
     let limits = http::HttpLimits {
         header_timeout: Duration::from_millis(node.config().rpc.header_timeout_ms),
         max_connections: node.config().rpc.max_connections,
@@ -262,8 +290,9 @@ pub async fn serve_until(
     let metrics = node.metrics().clone();
     let final_store = node.store().clone();
     let r = tokio::select! {
-        r = http::serve_http(listener, router_with(node, sig_keys), limits, metrics, stop) => r,
+        r = http::serve_http(listener, router_with(node, sig_keys, history), limits, metrics, stop) => r,
         () = syncer => Ok(()),
+        () = sampler => Ok(()),
         () = pruner => Ok(()),
     };
     // What the last requests wrote reaches the disk before the node stops.
@@ -333,6 +362,26 @@ async fn bft_status(
     let node = st.node.clone();
     let at = q.get("height").and_then(|h| h.parse::<u64>().ok());
     let r = tokio::task::spawn_blocking(move || status::status_json(&node, at)).await;
+    match r {
+        Ok(Ok(v)) => json_response(StatusCode::OK, serde_json::to_vec(&v).unwrap_or_default()),
+        Ok(Err(e)) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::to_vec(&json!({"error": e})).unwrap_or_default(),
+        ),
+        Err(e) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::to_vec(&json!({"error": e.to_string()})).unwrap_or_default(),
+        ),
+    }
+}
+
+/// `GET /dashboard/data`: what the dashboard shows (see [`dashboard::data`]).
+async fn dashboard_data(State(st): State<RpcState>) -> Response {
+    let (node, history) = (st.node.clone(), st.history.clone());
+    let r = tokio::task::spawn_blocking(move || {
+        dashboard::data(&node, &history, crate::node::unix_ms())
+    })
+    .await;
     match r {
         Ok(Ok(v)) => json_response(StatusCode::OK, serde_json::to_vec(&v).unwrap_or_default()),
         Ok(Err(e)) => json_response(

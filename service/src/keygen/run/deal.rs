@@ -85,7 +85,7 @@ impl BatchRun {
                 s.corrupt_for_tests(0, false);
             }
         }
-        observe(node, "deal", t0);
+        observe(node, self.batch, "deal", t0);
         let digest = digest::dealing_digest(&self.batch, self.me, &dealing.commitments);
         let cbytes = dealing.commitments.encode_xy();
         let alt_c = alt.as_ref().map(|(_, d, _)| {

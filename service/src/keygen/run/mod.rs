@@ -93,11 +93,15 @@ fn label(phase: &str) -> PhaseLabels {
     }
 }
 
-pub(super) fn observe(node: &NodeState, phase: &str, since: Instant) {
-    node.metrics()
-        .keygen_phase
-        .get_or_create(&label(phase))
-        .observe(since.elapsed().as_secs_f64());
+/// Records how long `phase` of `batch` took (since `since`): in the phase histogram, and
+/// in the recent batches' timings `/dashboard` shows.
+pub(super) fn observe(node: &NodeState, batch: BatchId, phase: &str, since: Instant) {
+    let seconds = since.elapsed().as_secs_f64();
+    let m = node.metrics();
+    m.keygen_phase.get_or_create(&label(phase)).observe(seconds);
+    if let Ok(mut t) = m.batch_timings.lock() {
+        t.record(batch.start, phase, seconds);
+    }
 }
 
 impl BatchRun {
@@ -286,7 +290,7 @@ impl BatchRun {
     }
 
     pub fn finish(&mut self, node: &NodeState) {
-        observe(node, "batch", self.started);
+        observe(node, self.batch, "batch", self.started);
         if self.shares.is_some() {
             node.metrics().keygen_batches.inc();
         }

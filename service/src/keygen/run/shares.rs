@@ -114,7 +114,7 @@ impl BatchRun {
         {
             tracing::error!(batch = self.batch.start, error = %e, "cannot record the batch's progress");
         }
-        observe(node, "aggregate", t0);
+        observe(node, self.batch, "aggregate", t0);
         drop(refs);
         drop(sends);
         self.publish_public_shares(node, p2p, shares);
@@ -136,7 +136,7 @@ impl BatchRun {
                 return;
             }
         };
-        observe(node, "public_shares", t0);
+        observe(node, self.batch, "public_shares", t0);
         self.shares = Some(shares);
         let msg = Message::PubShares {
             batch: self.batch,
@@ -186,7 +186,7 @@ impl BatchRun {
                 tracing::warn!(from = p.node, error = %e, "public key shares do not verify; dropped");
                 return;
             }
-            observe(node, "verify_proofs", t0);
+            observe(node, self.batch, "verify_proofs", t0);
         }
         self.pub_shares.insert(p.node, p);
         if self.pub_shares.len() < self.params.ku() {

@@ -67,7 +67,7 @@ impl BatchRun {
                 return;
             }
         };
-        observe(node, "decode_send", t0);
+        observe(node, self.batch, "decode_send", t0);
         if c.k() != self.params.ku() || slice.receiver != self.me {
             tracing::warn!(from, "send content does not match its header; ignored");
             return;
@@ -118,7 +118,7 @@ impl BatchRun {
                     slice: &slice,
                 }],
             );
-            observe(node, "verify_send", t1);
+            observe(node, self.batch, "verify_send", t1);
             if let Err(e) = r {
                 // Only a key our engine names, confirmed by the consensus rule itself
                 // (the CPU reference path), becomes a complaint: a complaint about a
