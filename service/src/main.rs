@@ -182,9 +182,10 @@ async fn run_devnet(
     let secs = started.elapsed().as_secs_f64();
     let hosts = net.torus_hosts();
     eprintln!(
-        "devnet: {keys} keys ready in {secs:.1} s; wrote {}\n  log in: torus-node login --cluster {} --verifier devnet --user alice@example.com\n  torus.js hosts: metadataHost {}, signerHost {}, allowHost {}\n  Ctrl-C stops the network",
+        "devnet: {keys} keys ready in {secs:.1} s; wrote {}\n  log in: torus-node login --cluster {} --verifier devnet --user alice@example.com\n  login page (torus.js in the browser): {}\n  torus.js hosts: metadataHost {}, signerHost {}, allowHost {}\n  Ctrl-C stops the network",
         manifest.display(),
         manifest.display(),
+        net.login_page(),
         hosts.metadata,
         hosts.signer,
         hosts.allow

@@ -110,6 +110,7 @@ async fn start(dir: &std::path::Path) -> Net {
             nodes,
             verifiers: vec!["test".into(), DEV_VERIFIER.into()],
             metadata_file: None,
+            mint: None,
         },
     )
     .await

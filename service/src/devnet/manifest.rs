@@ -45,6 +45,11 @@ impl Devnet {
         self.hosts.urls()
     }
 
+    /// The login page's URL (`login_page` in `devnet.json`).
+    pub fn login_page(&self) -> String {
+        self.hosts.login_page()
+    }
+
     /// The client-side description (`devnet.json`).
     pub fn manifest(&self) -> Value {
         let nodes: Vec<Value> = self
@@ -77,19 +82,22 @@ impl Devnet {
             "k": self.layout.k,
             "verifiers": verifiers,
             "torus_hosts": self.hosts.urls(),
+            "login_page": self.hosts.login_page(),
         })
     }
 
     /// Writes `devnet.json` into the data directory and returns its path. The file
     /// appears whole (written beside it, then renamed), so a reader that waits for it
-    /// never reads half of it.
+    /// never reads half of it. The login page serves it from then on.
     pub fn write_manifest(&self) -> Result<PathBuf, DevnetError> {
         let path = self.opts.data_dir.join("devnet.json");
         let tmp = self.opts.data_dir.join("devnet.json.tmp");
-        let text = serde_json::to_string_pretty(&self.manifest())
+        let manifest = self.manifest();
+        let text = serde_json::to_string_pretty(&manifest)
             .map_err(|e| DevnetError::Invalid(e.to_string()))?;
         std::fs::write(&tmp, text).map_err(io("write devnet.json"))?;
         std::fs::rename(&tmp, &path).map_err(io("write devnet.json"))?;
+        self.hosts.set_manifest(manifest);
         Ok(path)
     }
 
@@ -104,6 +112,12 @@ impl Devnet {
             let _ = self.stop(i);
         }
     }
+}
+
+/// The login page's token minter: [`mint_with`] the devnet's issuer key (devnet only:
+/// it signs a token for any e-mail it is given).
+pub(super) fn token_minter(seed: [u8; 32], issuer: String) -> super::hosts::login::TokenMinter {
+    Arc::new(move |email: &str| mint_with(&seed, &issuer, email).map_err(|e| e.to_string()))
 }
 
 fn mint_with(seed: &[u8; 32], issuer: &str, email: &str) -> Result<String, DevnetError> {

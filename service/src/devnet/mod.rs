@@ -11,7 +11,7 @@
 //!   0600, trusted by every node: KeyAssign authentication is on), so a second start
 //!   with the same directory brings the same network back;
 //! * `metadata.json`, the metadata host's store ([`hosts`]: metadata, KeyAssign signer
-//!   and allow check for torus.js apps, on the layout's `hosts_port`);
+//!   and allow check for torus.js apps, and the login page, on the layout's `hosts_port`);
 //! * `devnet.json`, written once the network serves and the initial key
 //!   buffer is full: the client-side description (`torus-node login` reads it).
 //!
@@ -462,6 +462,7 @@ impl Devnet {
                 nodes: keys.iter().map(NodeKey::public).collect(),
                 verifiers: verifier_names,
                 metadata_file: Some(dir.join("metadata.json")),
+                mint: Some(manifest::token_minter(seed, issuer.issuer())),
             },
         )
         .await

@@ -121,6 +121,8 @@ pub fn install(dir: &Path) {
     );
     let out = Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        // The browser tests drive the system's Chromium: playwright must never fetch one.
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
         .current_dir(dir)
         .stdin(Stdio::null())
         .output()

@@ -8,13 +8,18 @@
 //! * the KeyAssign signer: `POST /api/sign` (`signerHost`), with the devnet's
 //!   `dev-signer.key`, whose public key every devnet node trusts
 //!   (`rpc.key_assign_signers`); rules in [`signer`];
-//! * the allow check: `GET /api/allow` (`allowHost`).
+//! * the allow check: `GET /api/allow` (`allowHost`);
+//! * the login page: `GET /login`, with `POST /login/token`, which mints development id
+//!   tokens for any e-mail (devnet only; rules in [`login`]).
 //!
 //! Bodies are limited to [`MAX_BODY`] (larger: HTTP 413), every request to
 //! [`REQUEST_TIMEOUT`]. Errors are JSON `{"error": "..."}` with HTTP 400 (malformed), 403
-//! (bad or missing signature, verifier not allowed), 507 (metadata store full) or 500.
-//! Every answer carries CORS headers, for browser apps.
+//! (bad or missing signature, verifier not allowed, a token asked for by a page of another
+//! origin), 503 (the login page's `devnet.json` before the devnet is ready, no token
+//! minter), 507 (metadata store full) or 500. Every answer carries CORS headers, for
+//! browser apps.
 
+pub mod login;
 pub mod metadata;
 pub mod signer;
 
@@ -26,6 +31,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -80,6 +86,8 @@ pub struct HostsOptions {
     /// Where the metadata is kept (read at start, rewritten on every change); `None`:
     /// in memory only.
     pub metadata_file: Option<PathBuf>,
+    /// Mints the login page's id tokens; `None`: `POST /login/token` answers 503.
+    pub mint: Option<login::TokenMinter>,
 }
 
 /// Failures to start the hosts.
@@ -105,6 +113,12 @@ struct Shared {
     metadata_file: Option<PathBuf>,
     store: tokio::sync::Mutex<MetadataStore>,
     signatures: AtomicU64,
+    mint: Option<login::TokenMinter>,
+    /// The port the hosts listen on (the login page's origin).
+    port: u16,
+    /// `devnet.json`, once written ([`Hosts::set_manifest`]).
+    manifest: std::sync::RwLock<Option<Value>>,
+    tokens: AtomicU64,
 }
 
 struct ServerGuard(tokio::task::JoinHandle<()>);
@@ -165,6 +179,10 @@ impl Hosts {
             metadata_file: opts.metadata_file,
             store: tokio::sync::Mutex::new(store),
             signatures: AtomicU64::new(0),
+            mint: opts.mint,
+            port: addr.port(),
+            manifest: std::sync::RwLock::new(None),
+            tokens: AtomicU64::new(0),
         });
         let cors = CorsLayer::new()
             .allow_origin(Any)
@@ -177,6 +195,11 @@ impl Hosts {
             .route("/metadata/get_or_set_nonce", post(metadata_nonce))
             .route("/api/sign", post(sign))
             .route("/api/allow", get(allow))
+            .route("/login", get(login_page))
+            .route("/login/page.js", get(login_script))
+            .route("/login/torus.js", get(login_bundle))
+            .route("/login/devnet.json", get(login_manifest))
+            .route("/login/token", post(login_token))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
@@ -189,7 +212,7 @@ impl Hosts {
                 tracing::warn!(error = %e, "devnet hosts stopped");
             }
         });
-        tracing::info!(%addr, "devnet hosts (metadata, signer, allow) listening");
+        tracing::info!(%addr, "devnet hosts (metadata, signer, allow, login page) listening");
         Ok(Hosts {
             addr,
             shared,
@@ -210,6 +233,26 @@ impl Hosts {
     /// The URLs torus.js takes.
     pub fn urls(&self) -> TorusHosts {
         TorusHosts::at(self.addr)
+    }
+
+    /// The login page's URL.
+    pub fn login_page(&self) -> String {
+        format!("http://{}/login", self.addr)
+    }
+
+    /// Id tokens the login page's issuer endpoint has minted.
+    pub fn tokens(&self) -> u64 {
+        self.shared.tokens.load(Ordering::Relaxed)
+    }
+
+    /// Gives the login page the devnet's `devnet.json` (until then it answers 503).
+    pub fn set_manifest(&self, manifest: Value) {
+        let mut m = self
+            .shared
+            .manifest
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        *m = Some(manifest);
     }
 }
 
@@ -329,6 +372,70 @@ async fn allow(State(sh): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     }
 }
 
+fn text(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")],
+        body,
+    )
+        .into_response()
+}
+
+async fn login_page() -> Response {
+    text("text/html; charset=utf-8", login::PAGE_HTML)
+}
+
+async fn login_script() -> Response {
+    text("text/javascript; charset=utf-8", login::PAGE_JS)
+}
+
+async fn login_bundle() -> Response {
+    text("text/javascript; charset=utf-8", login::TORUS_JS)
+}
+
+async fn login_manifest(State(sh): State<Arc<Shared>>) -> Response {
+    let m = sh
+        .manifest
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    match m {
+        Some(m) => Json(m).into_response(),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the devnet is not ready yet (its key buffer is filling); try again shortly",
+        )
+        .into_response(),
+    }
+}
+
+async fn login_token(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !login::origin_allowed(header(&headers, "origin"), sh.port) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "id tokens are given only to the devnet's own login page",
+        )
+        .into_response();
+    }
+    let email = match login::token_request(&body) {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    let Some(mint) = &sh.mint else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "these hosts mint no id tokens",
+        )
+        .into_response();
+    };
+    match mint(&email) {
+        Ok(token) => {
+            sh.tokens.fetch_add(1, Ordering::Relaxed);
+            Json(json!({ "id_token": token })).into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,6 +449,7 @@ mod tests {
                 nodes: vec![node.public()],
                 verifiers: vec!["devnet".into()],
                 metadata_file: file,
+                mint: None,
             },
         )
         .await
@@ -438,9 +546,120 @@ mod tests {
                 nodes: vec![],
                 verifiers: vec![],
                 metadata_file: Some(file),
+                mint: None,
             },
         )
         .await;
         assert!(matches!(r, Err(HostsError::Metadata { .. })));
+    }
+
+    #[tokio::test]
+    async fn the_login_page_mints_tokens_only_for_plain_addresses_and_serves_its_files() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mint: login::TokenMinter = Arc::new(|email: &str| Ok(format!("token-for-{email}")));
+        let h = Hosts::serve(
+            l,
+            HostsOptions {
+                signer: Arc::new(NodeKey::random()),
+                nodes: vec![],
+                verifiers: vec!["devnet".into()],
+                metadata_file: None,
+                mint: Some(mint),
+            },
+        )
+        .await
+        .unwrap();
+        let http = reqwest::Client::new();
+        let base = h.login_page();
+        let r = http.get(&base).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        assert!(r.text().await.unwrap().contains("/login/torus.js"));
+        for (path, len) in [
+            ("page.js", login::PAGE_JS.len()),
+            ("torus.js", login::TORUS_JS.len()),
+        ] {
+            let r = http.get(format!("{base}/{path}")).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+            assert_eq!(r.bytes().await.unwrap().len(), len, "{path}");
+        }
+        // devnet.json: 503 until the devnet has written it.
+        let r = http
+            .get(format!("{base}/devnet.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let e: Value = r.json().await.unwrap();
+        assert!(e["error"].as_str().unwrap().contains("not ready"), "{e}");
+        h.set_manifest(json!({"n": 5}));
+        let v: Value = http
+            .get(format!("{base}/devnet.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v, json!({"n": 5}));
+        // Tokens.
+        let token = format!("{base}/token");
+        let v: Value = http
+            .post(&token)
+            .json(&json!({"email": "alice@example.com"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v, json!({"id_token": "token-for-alice@example.com"}));
+        for body in [
+            json!({"email": "alice"}),
+            json!({"email": "a@b.c", "x": 1}),
+            json!("alice@example.com"),
+        ] {
+            let r = http.post(&token).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+            let e: Value = r.json().await.unwrap();
+            assert!(e["error"].is_string(), "{e}");
+        }
+        let r = http
+            .post(&token)
+            .body("x".repeat(MAX_BODY + 1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // Another site's page, open in the same browser, gets none.
+        let r = http
+            .post(&token)
+            .header("origin", "http://evil.example")
+            .json(&json!({"email": "alice@example.com"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = http
+            .post(&token)
+            .header("origin", format!("http://{}", h.addr()))
+            .json(&json!({"email": "alice@example.com"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(h.tokens(), 2);
+        // Hosts without a minter say so.
+        let h = start(None, &NodeKey::random()).await;
+        let r = http
+            .post(format!("{}/token", h.login_page()))
+            .json(&json!({"email": "alice@example.com"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -1,0 +1,195 @@
+//! The devnet's login page (`login_page` in `devnet.json`), in headless Chromium, logs a
+//! person in against a devnet started with the `torus-node devnet` command: the page gets
+//! an id token from the devnet's issuer, the real torus.js (the checked-in browser bundle)
+//! runs the whole flow, and the page shows the address and key index that `torus-node
+//! login` gives for the same e-mail, an answer from every node, and a time for each step.
+//!
+//! Needs Chromium and Node.js (`service/tests/browser/`); without them it skips with a
+//! notice, unless `TORUS_REQUIRE_BROWSER=1` / `TORUS_REQUIRE_NODE=1`. With
+//! `TORUS_SCREENSHOTS=1` it refreshes the README's screenshot, `service/docs/login-page.png`.
+
+#![allow(clippy::unwrap_used)]
+
+mod browser;
+mod net;
+
+use net::nodejs;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The `torus-node devnet` process; stopped with SIGTERM (which stops its nodes) when
+/// dropped, killed if it does not exit within 30 s.
+struct DevnetProcess(Child);
+
+impl Drop for DevnetProcess {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The value of `torus-node login`'s line starting with `name`.
+fn line(text: &str, name: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} line in {text:?}"))
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_page_logs_in_in_chromium() {
+    let Some(chromium) = browser::ready("the_login_page_logs_in_in_chromium") else {
+        return;
+    };
+    let dir = net::test_dir();
+    let data = dir.path().join("devnet");
+    let log = std::fs::File::create(dir.path().join("devnet.log")).unwrap();
+    let n = 5;
+    let child = Command::new(net::node_binary(dir.path()))
+        .args([
+            "devnet",
+            "--nodes",
+            "5",
+            "--keys",
+            "16",
+            "--batch-keys",
+            "16",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut devnet = DevnetProcess(child);
+    let _logs = net::LogsOnPanic(data.clone(), n);
+    let manifest = data.join("devnet.json");
+    let devnet_log = || std::fs::read_to_string(dir.path().join("devnet.log")).unwrap_or_default();
+    let t0 = Instant::now();
+    while !manifest.exists() {
+        if let Ok(Some(status)) = devnet.0.try_wait() {
+            panic!("torus-node devnet exited ({status}):\n{}", devnet_log());
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "no devnet.json after 300 s:\n{}",
+            devnet_log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let url = m["login_page"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/login"),
+        "{m}"
+    );
+    // The devnet prints the page's URL.
+    let t1 = Instant::now();
+    while !devnet_log().contains(&format!("login page (torus.js in the browser): {url}")) {
+        assert!(
+            t1.elapsed() < Duration::from_secs(10),
+            "the URL is not printed:\n{}",
+            devnet_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let email = "erin@example.com";
+    let shot = dir.path().join("login-page.png");
+    let page = {
+        let (url, shot) = (url.clone(), shot.display().to_string());
+        tokio::task::spawn_blocking(move || chromium.run("login.mjs", &[&url, email, &shot]))
+            .await
+            .unwrap()
+    };
+    assert_eq!(page["status"], "logged in", "{page:#}");
+    let address = page["address"].as_str().unwrap();
+    assert!(address.starts_with("0x") && address.len() == 42, "{page:#}");
+
+    // Every node answered the share request, and every step has a time.
+    assert_eq!(page["n"], n, "{page:#}");
+    assert_eq!(page["nodesAnswered"], n, "{page:#}");
+    let requests = page["requests"].as_array().unwrap();
+    let shares: BTreeSet<&str> = requests
+        .iter()
+        .filter(|r| r["method"] == "ShareRequest" && r["status"] == "200")
+        .map(|r| r["to"].as_str().unwrap())
+        .collect();
+    let nodes: BTreeSet<String> = (1..=n).map(|i| format!("node {i}")).collect();
+    assert_eq!(
+        shares,
+        nodes.iter().map(String::as_str).collect(),
+        "{page:#}"
+    );
+    for r in requests {
+        assert!(r["ms"].as_str().unwrap().parse::<f64>().is_ok(), "{r}");
+    }
+    let steps: Vec<&str> = page["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["result"], "ok", "{s}");
+            assert!(s["ms"].as_str().unwrap().parse::<f64>().is_ok(), "{s}");
+            s["name"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "devnet.json",
+            "id token",
+            "getPublicAddress",
+            "retrieveShares"
+        ]
+    );
+    let _ = writeln_stderr(&format!(
+        "the login page logged {email} in in {} ms: {address}",
+        page["ms"]
+    ));
+
+    // `torus-node login` gives the same address and key index for the same e-mail.
+    let login = tokio::process::Command::new(env!("CARGO_BIN_EXE_torus-node"))
+        .args(["login", "--cluster"])
+        .arg(&manifest)
+        .args(["--verifier", "devnet", "--user", email])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let out = String::from_utf8(login.stdout).unwrap();
+    assert_eq!(line(&out, "address"), address, "{page:#}");
+    assert_eq!(line(&out, "key index"), page["keyIndex"], "{page:#}");
+
+    assert!(std::fs::metadata(&shot).unwrap().len() > 0);
+    browser::keep_screenshot(
+        &shot,
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/login-page.png"),
+    );
+    drop(devnet);
+}
+
+fn writeln_stderr(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stderr(), "{text}")
+}
