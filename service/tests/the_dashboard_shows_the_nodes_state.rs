@@ -8,6 +8,11 @@
 use serde_json::{json, Value};
 use torus_node::testkit::{Cluster, DEV_VERIFIER};
 
+/// The JSON answer to `GET url`.
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_the_committee_the_key_buffer_and_client_requests() {
     let dir = tempfile::tempdir().unwrap();
@@ -48,22 +53,8 @@ async fn the_dashboard_shows_the_committee_the_key_buffer_and_client_requests() 
         "{html}"
     );
 
-    let data: Value = http
-        .get(format!("{base}/dashboard/data"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let status: Value = http
-        .get(format!("{base}/bftStatus"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let data: Value = get_json(&http, format!("{base}/dashboard/data")).await;
+    let status: Value = get_json(&http, format!("{base}/bftStatus")).await;
     assert_eq!(data["node"]["index"], json!(2));
     assert_eq!(data["node"]["commit"], json!(torus_node::metrics::COMMIT));
     let committee = data["epoch"]["committee"].as_array().unwrap();

@@ -12,32 +12,11 @@
 mod net;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use net::nodejs;
 use serde_json::{json, Value};
 use torus_node::client::{Client, Endpoint};
-
-/// The `torus-node devnet` process; stopped with SIGTERM (which stops its nodes) when
-/// dropped, killed if it does not exit within 30 s.
-struct DevnetProcess(Child);
-
-impl Drop for DevnetProcess {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn address_line(text: &str) -> String {
     text.lines()
@@ -78,44 +57,9 @@ async fn the_example_app_logs_in_against_the_devnet() {
         return;
     }
     let dir = net::test_dir();
-    let data = dir.path().join("devnet");
-    let log = std::fs::File::create(dir.path().join("devnet.log")).unwrap();
-    let child = Command::new(net::node_binary(dir.path()))
-        .args([
-            "devnet",
-            "--nodes",
-            "5",
-            "--keys",
-            "16",
-            "--batch-keys",
-            "16",
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut devnet = DevnetProcess(child);
-    let _logs = net::LogsOnPanic(data.clone(), 5);
-    let manifest = data.join("devnet.json");
-    let t0 = Instant::now();
-    while !manifest.exists() {
-        if let Ok(Some(status)) = devnet.0.try_wait() {
-            panic!(
-                "torus-node devnet exited ({status}):\n{}",
-                std::fs::read_to_string(dir.path().join("devnet.log")).unwrap_or_default()
-            );
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(300),
-            "no devnet.json after 300 s:\n{}",
-            std::fs::read_to_string(dir.path().join("devnet.log")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    // devnet.json appears whole (written beside it, then renamed).
+    let devnet = net::DevnetCommand::start(dir.path(), 5, 16).await;
+    let _logs = net::LogsOnPanic(devnet.data_dir(), 5);
+    let manifest = devnet.manifest.clone();
     let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
     let hosts = &m["torus_hosts"];
     for h in ["metadata", "signer", "allow"] {

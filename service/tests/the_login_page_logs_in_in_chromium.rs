@@ -17,30 +17,9 @@ use net::nodejs;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// The `torus-node devnet` process; stopped with SIGTERM (which stops its nodes) when
-/// dropped, killed if it does not exit within 30 s.
-struct DevnetProcess(Child);
-
-impl Drop for DevnetProcess {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The value of `torus-node login`'s line starting with `name`.
 fn line(text: &str, name: &str) -> String {
@@ -57,42 +36,11 @@ async fn the_login_page_logs_in_in_chromium() {
         return;
     };
     let dir = net::test_dir();
-    let data = dir.path().join("devnet");
-    let log = std::fs::File::create(dir.path().join("devnet.log")).unwrap();
     let n = 5;
-    let child = Command::new(net::node_binary(dir.path()))
-        .args([
-            "devnet",
-            "--nodes",
-            "5",
-            "--keys",
-            "16",
-            "--batch-keys",
-            "16",
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut devnet = DevnetProcess(child);
-    let _logs = net::LogsOnPanic(data.clone(), n);
-    let manifest = data.join("devnet.json");
-    let devnet_log = || std::fs::read_to_string(dir.path().join("devnet.log")).unwrap_or_default();
-    let t0 = Instant::now();
-    while !manifest.exists() {
-        if let Ok(Some(status)) = devnet.0.try_wait() {
-            panic!("torus-node devnet exited ({status}):\n{}", devnet_log());
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(300),
-            "no devnet.json after 300 s:\n{}",
-            devnet_log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let devnet = net::DevnetCommand::start(dir.path(), n, 16).await;
+    let _logs = net::LogsOnPanic(devnet.data_dir(), n);
+    let manifest = devnet.manifest.clone();
+    let devnet_log = || devnet.log();
     let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
     let url = m["login_page"].as_str().unwrap().to_string();
     assert!(
@@ -119,6 +67,8 @@ async fn the_login_page_logs_in_in_chromium() {
             .unwrap()
     };
     assert_eq!(page["status"], "logged in", "{page:#}");
+    // No script error, no failed or refused request.
+    assert_eq!(page["messages"], Value::Array(vec![]), "{page:#}");
     let address = page["address"].as_str().unwrap();
     assert!(address.starts_with("0x") && address.len() == 42, "{page:#}");
 

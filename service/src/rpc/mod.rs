@@ -361,38 +361,29 @@ async fn bft_status(
 ) -> Response {
     let node = st.node.clone();
     let at = q.get("height").and_then(|h| h.parse::<u64>().ok());
-    let r = tokio::task::spawn_blocking(move || status::status_json(&node, at)).await;
-    match r {
-        Ok(Ok(v)) => json_response(StatusCode::OK, serde_json::to_vec(&v).unwrap_or_default()),
-        Ok(Err(e)) => json_response(
+    json_from_blocking(move || status::status_json(&node, at)).await
+}
+
+/// Runs `f` (which reads the store) off the async workers: 200 with its JSON, or 503
+/// `{"error": ...}`.
+async fn json_from_blocking(
+    f: impl FnOnce() -> Result<Value, String> + Send + 'static,
+) -> Response {
+    let (status, v) = match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => (StatusCode::OK, v),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": e})),
+        Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::to_vec(&json!({"error": e})).unwrap_or_default(),
+            json!({"error": e.to_string()}),
         ),
-        Err(e) => json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::to_vec(&json!({"error": e.to_string()})).unwrap_or_default(),
-        ),
-    }
+    };
+    json_response(status, serde_json::to_vec(&v).unwrap_or_default())
 }
 
 /// `GET /dashboard/data`: what the dashboard shows (see [`dashboard::data`]).
 async fn dashboard_data(State(st): State<RpcState>) -> Response {
     let (node, history) = (st.node.clone(), st.history.clone());
-    let r = tokio::task::spawn_blocking(move || {
-        dashboard::data(&node, &history, crate::node::unix_ms())
-    })
-    .await;
-    match r {
-        Ok(Ok(v)) => json_response(StatusCode::OK, serde_json::to_vec(&v).unwrap_or_default()),
-        Ok(Err(e)) => json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::to_vec(&json!({"error": e})).unwrap_or_default(),
-        ),
-        Err(e) => json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::to_vec(&json!({"error": e.to_string()})).unwrap_or_default(),
-        ),
-    }
+    json_from_blocking(move || dashboard::data(&node, &history, crate::node::unix_ms())).await
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {

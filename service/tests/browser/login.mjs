@@ -31,6 +31,13 @@ await drive(async (browser) => {
       { timeout: 120_000 },
     );
     out.ms = Date.now() - t0;
+    // torus.js goes on once enough nodes answered; give the others a moment to be counted.
+    await page
+      .waitForFunction(() => {
+        const d = document.getElementById("nodes-summary").dataset;
+        return d.n && d.answered === d.n;
+      }, null, { timeout: 10_000 })
+      .catch(() => {});
     const text = (id) => page.textContent(`#${id}`);
     out.status = await text("status");
     out.pageError = await text("error");

@@ -49,6 +49,88 @@ pub fn node_binary(dir: &Path) -> std::path::PathBuf {
     dst
 }
 
+/// A `torus-node devnet` command running as its own process (the README's main command),
+/// with its data in `DIR/devnet` and its output in `DIR/devnet.log`; stopped with SIGTERM
+/// (which stops its nodes) when dropped, killed if it does not exit within 30 s.
+pub struct DevnetCommand {
+    child: std::process::Child,
+    /// Its `devnet.json`.
+    pub manifest: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl DevnetCommand {
+    /// Starts `torus-node devnet --nodes NODES --keys KEYS --batch-keys KEYS` in `dir` and
+    /// waits (at most 300 s) until it has written `devnet.json` (written beside it and
+    /// renamed, so it appears whole).
+    pub async fn start(dir: &Path, nodes: u32, keys: u64) -> DevnetCommand {
+        let data = dir.join("devnet");
+        let log = dir.join("devnet.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new(node_binary(dir))
+            .arg("devnet")
+            .args(["--nodes", &nodes.to_string()])
+            .args(["--keys", &keys.to_string()])
+            .args(["--batch-keys", &keys.to_string()])
+            .arg("--data-dir")
+            .arg(&data)
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let mut d = DevnetCommand {
+            child,
+            manifest: data.join("devnet.json"),
+            log,
+        };
+        let t0 = Instant::now();
+        while !d.manifest.exists() {
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("torus-node devnet exited ({status}):\n{}", d.log());
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(300),
+                "no devnet.json after 300 s:\n{}",
+                d.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        d
+    }
+
+    /// Its data directory (the nodes' folders and logs).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.manifest.parent().unwrap().to_path_buf()
+    }
+
+    /// What it printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its `devnet.json`.
+    pub fn manifest_json(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&self.manifest).unwrap()).unwrap()
+    }
+}
+
+impl Drop for DevnetCommand {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Options for `nodes` nodes making `keys` keys in batches of `batch`.
 pub fn opts(dir: &Path, nodes: u32, keys: u64, batch: u32) -> DevnetOptions {
     let mut o = DevnetOptions::new(nodes, keys, dir, node_binary(dir));

@@ -440,6 +440,23 @@ async fn login_token(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: By
 mod tests {
     use super::*;
 
+    /// The JSON answer to `GET url`.
+    async fn get_json(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+        http.get(url).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// The JSON answer to `POST url` with the JSON `body`.
+    async fn post_json(http: &reqwest::Client, url: impl reqwest::IntoUrl, body: &Value) -> Value {
+        http.post(url)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn start(file: Option<PathBuf>, node: &NodeKey) -> Hosts {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         Hosts::serve(
@@ -468,15 +485,7 @@ mod tests {
         let first = {
             let h = start(Some(file.clone()), &node).await;
             let url = format!("{}/get_or_set_nonce", h.urls().metadata);
-            let v: Value = http
-                .post(&url)
-                .json(&req)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: Value = post_json(&http, &url, &req).await;
             assert_eq!(v["typeOfUser"], "v2", "{v}");
             let pub_nonce = v["pubNonce"].clone();
             // Oversized and malformed bodies.
@@ -521,15 +530,7 @@ mod tests {
         let v1 = {
             let h = start(Some(file.clone()), &node).await;
             let url = format!("{}/get_or_set_nonce", h.urls().metadata);
-            let v: Value = http
-                .post(&url)
-                .json(&req)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: Value = post_json(&http, &url, &req).await;
             v
         };
         let v0: MetadataStore = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
@@ -596,26 +597,11 @@ mod tests {
         let e: Value = r.json().await.unwrap();
         assert!(e["error"].as_str().unwrap().contains("not ready"), "{e}");
         h.set_manifest(json!({"n": 5}));
-        let v: Value = http
-            .get(format!("{base}/devnet.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_json(&http, format!("{base}/devnet.json")).await;
         assert_eq!(v, json!({"n": 5}));
         // Tokens.
         let token = format!("{base}/token");
-        let v: Value = http
-            .post(&token)
-            .json(&json!({"email": "alice@example.com"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = post_json(&http, &token, &json!({"email": "alice@example.com"})).await;
         assert_eq!(v, json!({"id_token": "token-for-alice@example.com"}));
         for body in [
             json!({"email": "alice"}),
