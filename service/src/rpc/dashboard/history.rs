@@ -127,11 +127,16 @@ fn count(v: f64) -> u64 {
 impl Sample {
     /// The reading of `exposition` (the node's `/metrics` text) at `t_ms`.
     pub fn read(t_ms: u64, exposition: &str) -> Sample {
+        Sample::of_lines(t_ms, &parse(exposition))
+    }
+
+    /// The reading of an exposition's parsed sample lines at `t_ms`.
+    pub fn of_lines(t_ms: u64, lines: &[Line<'_>]) -> Sample {
         let mut s = Sample {
             t_ms,
             ..Sample::default()
         };
-        for line in parse(exposition) {
+        for line in lines {
             match line.name {
                 "torus_height" => s.height = count(line.value),
                 "torus_keys_created" => s.created = count(line.value),

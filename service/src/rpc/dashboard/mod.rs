@@ -70,14 +70,6 @@ pub(super) async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)
 }
 
-/// The value of the first sample line named `name` in `exposition`.
-fn gauge(exposition: &str, name: &str) -> Option<f64> {
-    history::parse(exposition)
-        .into_iter()
-        .find(|l| l.name == name)
-        .map(|l| l.value)
-}
-
 /// Reads the metrics into `history` (the RPC server's sampler calls this every
 /// [`history::SAMPLE_INTERVAL`]).
 pub fn sample(node: &NodeState, history: &std::sync::Mutex<History>, now_ms: u64) {
@@ -97,7 +89,12 @@ pub fn data(
 ) -> Result<Value, String> {
     let status = super::status::status_json(node, None)?;
     let exposition = node.metrics().encode();
-    let now = Sample::read(now_ms, &exposition);
+    let lines = history::parse(&exposition);
+    let now = Sample::of_lines(now_ms, &lines);
+    let round = lines
+        .iter()
+        .find(|l| l.name == "malachitebft_core_consensus_round")
+        .map(|l| l.value);
     let (buffer, rpc) = match history.lock() {
         Ok(h) => (h.buffer(&now), h.rates(&now, RPC_WINDOW)),
         Err(_) => (Vec::new(), Vec::new()),
@@ -169,7 +166,7 @@ pub fn data(
         "consensus": {
             "height": status["height"],
             "app_hash": status["app_hash"],
-            "round": gauge(&exposition, "malachitebft_core_consensus_round"),
+            "round": round,
             "last_block_s": node.last_block().elapsed().as_secs_f64(),
         },
         "peers": {
