@@ -18,12 +18,9 @@ use net::nodejs;
 use serde_json::{json, Value};
 use torus_node::client::{Client, Endpoint};
 
-fn address_line(text: &str) -> String {
-    text.lines()
-        .find_map(|l| l.strip_prefix("address"))
-        .unwrap_or_else(|| panic!("no address line in {text:?}"))
-        .trim()
-        .to_string()
+/// The `address` line of the example's or `torus-node login`'s output.
+fn address(text: &str) -> String {
+    net::printed(text, "address")
 }
 
 /// Runs `node index.js DEVNET_JSON EMAIL` in the example; its stdout.
@@ -95,20 +92,8 @@ async fn the_example_app_logs_in_against_the_devnet() {
     // A new user: torus.js looks up, gets KeyAssign signed by the devnet's signer,
     // retrieves the key; then `torus-node login` for the same user.
     let email = "carol@example.com";
-    let from_app = address_line(&run_example(&app, &manifest, email));
-    let login = tokio::process::Command::new(env!("CARGO_BIN_EXE_torus-node"))
-        .args(["login", "--cluster"])
-        .arg(&manifest)
-        .args(["--verifier", "devnet", "--user", email])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
-    let from_login = address_line(&String::from_utf8(login.stdout).unwrap());
+    let from_app = address(&run_example(&app, &manifest, email));
+    let from_login = address(&net::devnet_login(&manifest, email).await);
     assert!(
         from_app.starts_with("0x") && from_app.len() == 42,
         "{from_app}"
@@ -118,23 +103,8 @@ async fn the_example_app_logs_in_against_the_devnet() {
     // The other way round: a user whom `torus-node login` created (its KeyAssign signed
     // with dev-signer.key) gets the same address in the app.
     let dave = "dave@example.com";
-    let login = tokio::process::Command::new(env!("CARGO_BIN_EXE_torus-node"))
-        .args(["login", "--cluster"])
-        .arg(&manifest)
-        .args(["--verifier", "devnet", "--user", dave])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
-    let dave_login = address_line(&String::from_utf8(login.stdout).unwrap());
-    assert_eq!(
-        address_line(&run_example(&app, &manifest, dave)),
-        dave_login
-    );
+    let dave_login = address(&net::devnet_login(&manifest, dave).await);
+    assert_eq!(address(&run_example(&app, &manifest, dave)), dave_login);
     assert_ne!(dave_login, from_app);
     drop(devnet);
 }

@@ -21,15 +21,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The value of `torus-node login`'s line starting with `name`.
-fn line(text: &str, name: &str) -> String {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .unwrap_or_else(|| panic!("no {name} line in {text:?}"))
-        .trim()
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_login_page_logs_in_in_chromium() {
     let Some(chromium) = browser::ready("the_login_page_logs_in_in_chromium") else {
@@ -115,21 +106,13 @@ async fn the_login_page_logs_in_in_chromium() {
     ));
 
     // `torus-node login` gives the same address and key index for the same e-mail.
-    let login = tokio::process::Command::new(env!("CARGO_BIN_EXE_torus-node"))
-        .args(["login", "--cluster"])
-        .arg(&manifest)
-        .args(["--verifier", "devnet", "--user", email])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
+    let out = net::devnet_login(&manifest, email).await;
+    assert_eq!(net::printed(&out, "address"), address, "{page:#}");
+    assert_eq!(
+        net::printed(&out, "key index"),
+        page["keyIndex"],
+        "{page:#}"
     );
-    let out = String::from_utf8(login.stdout).unwrap();
-    assert_eq!(line(&out, "address"), address, "{page:#}");
-    assert_eq!(line(&out, "key index"), page["keyIndex"], "{page:#}");
 
     assert!(std::fs::metadata(&shot).unwrap().len() > 0);
     browser::keep_screenshot(

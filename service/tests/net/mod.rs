@@ -131,6 +131,34 @@ impl Drop for DevnetCommand {
     }
 }
 
+/// `torus-node login --cluster MANIFEST --verifier devnet --user EMAIL` (the README's
+/// login command, the whole client flow); its stdout. Panics when it fails.
+pub async fn devnet_login(manifest: &Path, email: &str) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_torus-node"))
+        .args(["login", "--cluster"])
+        .arg(manifest)
+        .args(["--verifier", "devnet", "--user", email])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "torus-node login failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The value of the printed line starting with `name` (`address`, `key index`, ...), as
+/// `torus-node login` and the example app print them.
+pub fn printed(text: &str, name: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} line in {text:?}"))
+        .trim()
+        .to_string()
+}
+
 /// Options for `nodes` nodes making `keys` keys in batches of `batch`.
 pub fn opts(dir: &Path, nodes: u32, keys: u64, batch: u32) -> DevnetOptions {
     let mut o = DevnetOptions::new(nodes, keys, dir, node_binary(dir));

@@ -458,6 +458,15 @@ mod tests {
     }
 
     async fn start(file: Option<PathBuf>, node: &NodeKey) -> Hosts {
+        start_minting(file, node, None).await
+    }
+
+    /// Hosts that sign for `node`, keep metadata in `file` and mint with `mint`.
+    async fn start_minting(
+        file: Option<PathBuf>,
+        node: &NodeKey,
+        mint: Option<login::TokenMinter>,
+    ) -> Hosts {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         Hosts::serve(
             l,
@@ -466,7 +475,7 @@ mod tests {
                 nodes: vec![node.public()],
                 verifiers: vec!["devnet".into()],
                 metadata_file: file,
-                mint: None,
+                mint,
             },
         )
         .await
@@ -530,8 +539,7 @@ mod tests {
         let v1 = {
             let h = start(Some(file.clone()), &node).await;
             let url = format!("{}/get_or_set_nonce", h.urls().metadata);
-            let v: Value = post_json(&http, &url, &req).await;
-            v
+            post_json(&http, &url, &req).await
         };
         let v0: MetadataStore = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
         assert_eq!(v0.len(), 1);
@@ -556,20 +564,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_login_page_mints_tokens_only_for_plain_addresses_and_serves_its_files() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mint: login::TokenMinter = Arc::new(|email: &str| Ok(format!("token-for-{email}")));
-        let h = Hosts::serve(
-            l,
-            HostsOptions {
-                signer: Arc::new(NodeKey::random()),
-                nodes: vec![],
-                verifiers: vec!["devnet".into()],
-                metadata_file: None,
-                mint: Some(mint),
-            },
-        )
-        .await
-        .unwrap();
+        let h = start_minting(None, &NodeKey::random(), Some(mint)).await;
         let http = reqwest::Client::new();
         let base = h.login_page();
         let r = http.get(&base).send().await.unwrap();
@@ -620,23 +616,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        // Another site's page, open in the same browser, gets none.
-        let r = http
-            .post(&token)
-            .header("origin", "http://evil.example")
-            .json(&json!({"email": "alice@example.com"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::FORBIDDEN);
-        let r = http
-            .post(&token)
-            .header("origin", format!("http://{}", h.addr()))
-            .json(&json!({"email": "alice@example.com"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
+        // Another site's page, open in the same browser, gets none; the page itself does.
+        for (origin, status) in [
+            ("http://evil.example".to_string(), StatusCode::FORBIDDEN),
+            (format!("http://{}", h.addr()), StatusCode::OK),
+        ] {
+            let r = http
+                .post(&token)
+                .header("origin", &origin)
+                .json(&json!({"email": "alice@example.com"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), status, "{origin}");
+        }
         assert_eq!(h.tokens(), 2);
         // Hosts without a minter say so.
         let h = start(None, &NodeKey::random()).await;
