@@ -1,13 +1,18 @@
 //! The key buffer's orchestration on the keygen thread: batch runs and
 //! recoveries by batch, the open-batch trigger, transactions re-submitted until
 //! decided, and the reaction to committed blocks, messages and ticks.
+//!
+//! This is the I/O shell around the sans-IO batch runs (`run`): it reads the
+//! committed state and the store, feeds each run its inputs, and executes the
+//! [`Action`]s the run returns (sends, submissions, durable writes) in order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::byzantine::Byzantine;
 use super::recover::{self, Recovery};
-use super::run::BatchRun;
+use super::run::{Action, BatchRun, Cx, SharesToStore};
 use super::KeygenConfig;
 use crate::app::{self, Event};
 use crate::node::{CommittedBlock, NodeState};
@@ -33,6 +38,8 @@ pub(crate) struct Keygen {
     open_sent: Option<(u64, Instant)>,
     pending: Vec<Pending>,
     refill: Refill,
+    /// A test dealer's misbehaviour over our outgoing messages (dev mode only).
+    byzantine: Option<Byzantine>,
 }
 
 /// The buffer's refill state (sans-IO): a batch opens once fewer keys than the
@@ -61,7 +68,19 @@ impl Refill {
 
 impl Keygen {
     pub(super) fn new(node: Arc<NodeState>, p2p: P2pClient, cfg: KeygenConfig) -> Self {
+        let byzantine = if node.config().dev_mode {
+            match cfg.faults.dealer() {
+                Ok(f) => Byzantine::new(f, p2p.index()),
+                Err(e) => {
+                    tracing::error!(error = %e, "keygen.faults: ignored");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Keygen {
+            byzantine,
             node,
             p2p,
             cfg,
@@ -75,6 +94,131 @@ impl Keygen {
 
     fn me(&self) -> u32 {
         self.p2p.index()
+    }
+
+    /// Calls run `start` (if there is one) with a fresh [`Cx`]; the actions it asked for.
+    fn call(&mut self, start: u64, f: impl FnOnce(&mut BatchRun, &mut Cx<'_>)) -> Vec<Action> {
+        let node = self.node.clone();
+        let Some(run) = self.runs.get_mut(&start) else {
+            return Vec::new();
+        };
+        let mut cx = Cx::new(node.engine(), node.key(), node.metrics(), Instant::now());
+        f(run, &mut cx);
+        cx.take()
+    }
+
+    /// Calls run `start` and executes what it asks for.
+    fn with_run(&mut self, start: u64, f: impl FnOnce(&mut BatchRun, &mut Cx<'_>)) {
+        let actions = self.call(start, f);
+        self.execute(actions);
+    }
+
+    /// Executes a run's actions in order. A durable write is answered by
+    /// calling the run again; its new actions run after the ones already queued.
+    fn execute(&mut self, actions: Vec<Action>) {
+        let mut queue: VecDeque<Action> = actions.into();
+        while let Some(a) = queue.pop_front() {
+            match a {
+                Action::Send { to, msg } => {
+                    let params = msg
+                        .batch()
+                        .and_then(|b| self.runs.get(&b.start))
+                        .map(|r| r.params);
+                    let msg = match (&mut self.byzantine, params) {
+                        (Some(b), Some(params)) => {
+                            b.outgoing(self.node.engine(), self.node.key(), params, to, msg)
+                        }
+                        _ => msg,
+                    };
+                    self.p2p.send(to, msg);
+                }
+                Action::Submit(body) => {
+                    let kind = body.kind();
+                    match self.node.sign_tx(body) {
+                        Ok(tx) => {
+                            if let Err(e) = self.node.submit(tx.encode()) {
+                                tracing::warn!(error = %e, kind, "could not submit a transaction");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, kind, "cannot sign a transaction"),
+                    }
+                }
+                Action::PersistSeed { start, seed } => {
+                    if let Err(e) = self.node.store().put_dealing_seed(start, &seed) {
+                        tracing::error!(error = %e, "cannot persist the dealing seed: not dealing");
+                        continue;
+                    }
+                    queue.extend(self.call(start, |run, cx| run.deal(cx, Some(seed))));
+                }
+                Action::StoreShares(s) => {
+                    let start = s.batch.start;
+                    match self.store_shares(*s) {
+                        Ok(shares) => queue
+                            .extend(self.call(start, |run, cx| run.on_shares_stored(cx, shares))),
+                        Err(()) => {
+                            self.call(start, |run, _| run.on_shares_not_stored());
+                        }
+                    }
+                }
+                Action::Progress { batch, what } => {
+                    if let Err(e) = self
+                        .node
+                        .store()
+                        .set_progress(batch.start, batch.count, what)
+                    {
+                        tracing::error!(batch = batch.start, error = %e, "cannot record the batch's progress");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores a run's shares (unless a recovery from peers stored them meanwhile)
+    /// and hands them back.
+    fn store_shares(
+        &self,
+        s: SharesToStore,
+    ) -> Result<torus_engine::dkg::KeyShares<torus_engine::Secp256k1>, ()> {
+        let store = self.node.store();
+        let start = s.batch.start;
+        let recovered = store.has_share(start).unwrap_or(false);
+        if !recovered {
+            let commitments: Vec<(u32, &[u8])> = s
+                .commitments
+                .iter()
+                .map(|(d, c)| (*d, c.bytes.as_slice()))
+                .collect();
+            if let Err(e) = store.put_batch_result(
+                s.batch.epoch,
+                start,
+                &s.shares,
+                &s.aggregated_slice,
+                &commitments,
+            ) {
+                tracing::error!(batch = start, error = %e, "cannot store shares");
+                return Err(());
+            }
+            if let Err(e) = store.set_progress(start, s.batch.count, "shares stored") {
+                tracing::error!(batch = start, error = %e, "cannot record the batch's progress");
+            }
+        }
+        Ok(s.shares)
+    }
+
+    /// Reloads our stored shares of the decided batch `rec` into its run, which
+    /// rejoins the public-key vote.
+    fn restore_run(&mut self, rec: &crate::store::records::BatchRecord) {
+        let Some(run) = self.runs.get(&rec.batch.start) else {
+            return;
+        };
+        let loaded =
+            self.node
+                .store()
+                .key_shares(self.me(), run.params, rec.batch.start, rec.batch.count);
+        match loaded {
+            Ok(shares) => self.with_run(rec.batch.start, |run, cx| run.restore(cx, rec, shares)),
+            Err(e) => tracing::error!(batch = rec.batch.start, error = %e, "cannot reload shares"),
+        }
     }
 
     pub(crate) fn submit(&mut self, body: TxBody) {
@@ -123,9 +267,7 @@ impl Keygen {
             if self.has_shares(&rec.batch) {
                 // Shares stored, public keys pending: rejoin the vote.
                 self.ensure_run(&epoch, rec.batch, false);
-                if let Some(run) = self.runs.get_mut(&rec.batch.start) {
-                    run.restore_from_store(&self.node, &self.p2p, &rec);
-                }
+                self.restore_run(&rec);
             } else {
                 self.start_recovery(&epoch, &rec);
             }
@@ -173,17 +315,38 @@ impl Keygen {
         if self.runs.contains_key(&batch.start) {
             return;
         }
-        match BatchRun::new(&self.node, epoch, batch, self.me(), &self.cfg) {
-            Ok(mut run) => {
-                if deal {
-                    run.deal(&self.node, &self.p2p, &self.cfg);
-                }
-                // Ask peers to resend what they already sent us (after a restart).
-                self.p2p.broadcast(&Message::Resync { batch });
-                self.runs.insert(batch.start, run);
+        let run = match self.open_run(epoch, batch) {
+            Ok(run) => run,
+            Err(e) => {
+                tracing::error!(batch = batch.start, error = %e, "cannot start batch");
+                return;
             }
-            Err(e) => tracing::error!(batch = batch.start, error = %e, "cannot start batch"),
+        };
+        self.runs.insert(batch.start, run);
+        if deal {
+            match self.node.store().dealing_seed(batch.start) {
+                Ok(seed) => self.with_run(batch.start, |run, cx| run.deal(cx, seed)),
+                // The run still verifies, echoes and aggregates; it only does not deal.
+                Err(e) => tracing::error!(error = %e, "cannot read the dealing seed: not dealing"),
+            }
         }
+        // Ask peers to resend what they already sent us (after a restart).
+        self.p2p.broadcast(&Message::Resync { batch });
+    }
+
+    /// A run of `batch` with what committed state knows of it: the dealers blamed
+    /// so far in the epoch and its dealer set if decided.
+    fn open_run(&self, epoch: &EpochInfo, batch: BatchId) -> Result<BatchRun, String> {
+        let snap = self.node.store().snapshot().map_err(|e| e.to_string())?;
+        let mut blamed = BTreeSet::new();
+        for n in &epoch.nodes {
+            if app::is_blamed(&snap, epoch.epoch, n.index).map_err(|e| e.to_string())? {
+                blamed.insert(n.index);
+            }
+        }
+        let decided = app::batch_record(&snap, batch.start).map_err(|e| e.to_string())?;
+        drop(snap);
+        BatchRun::new(epoch, batch, self.me(), blamed, decided, Instant::now())
     }
 
     fn start_recovery(&mut self, epoch: &EpochInfo, rec: &crate::store::records::BatchRecord) {
@@ -262,8 +425,10 @@ impl Keygen {
                     }
                     return;
                 }
-                if let Some(run) = self.runs.get_mut(&batch.start) {
-                    run.on_commitments(&self.node, &self.p2p, dealer, commitments);
+                if self.runs.contains_key(&batch.start) {
+                    self.with_run(batch.start, |run, cx| {
+                        run.on_commitments(cx, dealer, commitments)
+                    });
                     self.after_progress(batch.start);
                 }
                 return;
@@ -287,7 +452,8 @@ impl Keygen {
             );
             return;
         }
-        run.on_message(&self.node, &self.p2p, &self.cfg, from, m.msg);
+        let msg = m.msg;
+        self.with_run(batch.start, |run, cx| run.on_message(cx, from, msg));
         self.after_progress(batch.start);
     }
 
@@ -297,9 +463,9 @@ impl Keygen {
         };
         tracing::info!(batch = start, "shares recovered from peers");
         let view = self.committed_view();
-        if let (Some(run), Ok((_, _, recs))) = (self.runs.get_mut(&start), view) {
+        if let (true, Ok((_, _, recs))) = (self.runs.contains_key(&start), view) {
             if let Some(rec) = recs.iter().find(|b| b.batch.start == start) {
-                run.restore_from_store(&self.node, &self.p2p, rec);
+                self.restore_run(rec);
                 drop(r);
                 return;
             }
@@ -317,9 +483,7 @@ impl Keygen {
             if let Ok((epoch, _, recs)) = self.committed_view() {
                 if let Some(rec) = recs.iter().find(|b| b.batch.start == start) {
                     self.ensure_run(&epoch, rec.batch, false);
-                    if let Some(run) = self.runs.get_mut(&start) {
-                        run.restore_from_store(&self.node, &self.p2p, rec);
-                    }
+                    self.restore_run(rec);
                 }
             }
         }
@@ -331,7 +495,7 @@ impl Keygen {
         let Some(run) = self.runs.get_mut(&start) else {
             return;
         };
-        if let Some(body) = run.dealer_set_proposal(&self.node, &self.cfg) {
+        if let Some(body) = run.dealer_set_proposal(Instant::now(), &self.cfg) {
             self.submit(body);
         }
     }
@@ -341,9 +505,11 @@ impl Keygen {
         let mut stuck = Vec::new();
         for s in starts {
             self.after_progress(s);
-            if let Some(run) = self.runs.get_mut(&s) {
-                run.on_tick(&self.node, &self.p2p);
-                if run.stuck_since_decided(RECOVER_AFTER) && !self.recoveries.contains_key(&s) {
+            self.with_run(s, |run, cx| run.on_tick(cx));
+            if let Some(run) = self.runs.get(&s) {
+                if run.stuck_since_decided(Instant::now(), RECOVER_AFTER)
+                    && !self.recoveries.contains_key(&s)
+                {
                     stuck.push(s);
                 }
             }
@@ -406,16 +572,18 @@ impl Keygen {
                             .ok()
                             .and_then(|s| app::batch_record(&s, batch.start).ok().flatten());
                         let Some(rec) = rec else { continue };
-                        match self.runs.get_mut(&batch.start) {
-                            Some(run) => run.on_decided(&self.node, &self.p2p, &rec),
-                            None => self.start_recovery(&epoch, &rec),
+                        if self.runs.contains_key(&batch.start) {
+                            self.with_run(batch.start, |run, cx| run.on_decided(cx, &rec));
+                        } else {
+                            self.start_recovery(&epoch, &rec);
                         }
                     }
                     Event::PublicKeys { batch } => {
                         let mut missing = !self.has_shares(batch);
-                        if let Some(mut run) = self.runs.remove(&batch.start) {
-                            missing = !run.has_shares() && missing;
-                            run.finish(&self.node);
+                        if let Some(has) = self.runs.get(&batch.start).map(BatchRun::has_shares) {
+                            missing = !has && missing;
+                            self.with_run(batch.start, |run, cx| run.finish(cx));
+                            self.runs.remove(&batch.start);
                         }
                         self.p2p.drop_batch(batch.start);
                         if missing {

@@ -1,6 +1,7 @@
-//! Test-only misbehaviour hooks for byzantine-dealer tests. A node honours them
-//! only in dev mode (start-up refuses them otherwise); production code paths
-//! consult them at exactly one place each, in dealing.
+//! Test-only misbehaviour for byzantine-dealer tests: the `[keygen.faults]`
+//! setting. A node honours it only in dev mode (start-up refuses it otherwise),
+//! and only through the middleware in `keygen::byzantine`, which rewrites the
+//! honest core's outgoing sends; the core itself has no fault branch.
 
 use serde::{Deserialize, Serialize};
 

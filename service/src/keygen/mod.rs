@@ -45,6 +45,7 @@
 //! rayon inside the engine); it reads committed state from the store and never
 //! writes replicated state itself: everything replicated goes through consensus.
 
+mod byzantine;
 pub mod config;
 mod driver;
 mod faults;

@@ -27,7 +27,5 @@ mod net;
 pub mod wire;
 
 pub use msg::{Message, PointsMsg, SendMsg};
-#[cfg(all(test, feature = "server"))]
-pub(crate) use net::testing;
 #[cfg(feature = "server")]
 pub use net::{libp2p_keypair, peer_id, start, Inbound, P2pClient, P2pConfig, P2pError, PeerInfo};

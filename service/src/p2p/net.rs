@@ -835,56 +835,6 @@ impl EventLoop {
     }
 }
 
-/// A client without a network, for sans-IO tests of the protocol layers: what
-/// they send is read back from the [`testing::Outbox`].
-#[cfg(test)]
-pub(crate) mod testing {
-    use super::*;
-
-    /// What a test client sent.
-    pub(crate) struct Outbox {
-        cmd: mpsc::UnboundedReceiver<Command>,
-        loopback: mpsc::Receiver<Inbound>,
-    }
-
-    impl Outbox {
-        /// Every message sent since the last call, as `(to, message)`.
-        pub(crate) fn sent(&mut self) -> Vec<(u32, Message)> {
-            let mut out = Vec::new();
-            while let Ok(c) = self.cmd.try_recv() {
-                if let Command::Send { to, bytes, .. } = c {
-                    if let Ok(m) = Message::decode(&bytes) {
-                        out.push((to, m));
-                    }
-                }
-            }
-            while let Ok(m) = self.loopback.try_recv() {
-                out.push((m.from, m.msg));
-            }
-            out
-        }
-    }
-
-    /// The client of node `me` in a committee of `n`.
-    pub(crate) fn client(me: u32, n: u32) -> (P2pClient, Outbox) {
-        let (cmd, cmd_rx) = mpsc::unbounded_channel();
-        let (loopback, lb_rx) = mpsc::channel(1 << 16);
-        let client = P2pClient {
-            me,
-            others: Arc::new((1..=n).filter(|&i| i != me).collect()),
-            cmd,
-            loopback,
-        };
-        (
-            client,
-            Outbox {
-                cmd: cmd_rx,
-                loopback: lb_rx,
-            },
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

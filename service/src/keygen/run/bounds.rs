@@ -110,83 +110,48 @@ impl ResyncLimit {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use torus_engine::avss::{self, PointMsg};
     use torus_engine::secret::SecretVec;
     use torus_engine::wire::Wire;
-    use torus_engine::{Params, Scalar, Secp256k1};
+    use torus_engine::{Engine, Params, Scalar, Secp256k1};
     use zeroize::Zeroizing;
 
-    use super::super::BatchRun;
+    use super::super::{Action, BatchRun, Cx};
     use super::*;
-    use crate::config::{Genesis, GenesisNode, NodeConfig};
     use crate::crypto::NodeKey;
-    use crate::keygen::KeygenConfig;
-    use crate::node::NodeState;
-    use crate::p2p::testing::{self, Outbox};
-    use crate::p2p::{Message, P2pClient};
-    use crate::tx::{digest, BatchId, ReadySig};
+    use crate::metrics::Metrics;
+    use crate::p2p::Message;
+    use crate::tx::{digest, BatchId, EpochInfo, ReadySig};
 
     const N: u32 = 4;
     const KEYS: u32 = 2;
 
     struct Setup {
-        _dir: tempfile::TempDir,
-        node: Arc<NodeState>,
+        engine: Engine,
+        metrics: Metrics,
         keys: Vec<NodeKey>,
         run: BatchRun,
-        p2p: P2pClient,
-        outbox: Outbox,
-        cfg: KeygenConfig,
+        /// Everything the run asked for so far, not yet looked at.
+        out: Vec<Action>,
     }
 
     /// Node 1 of a committee of four (k = 3, t = 1), with the batch of keys 0..2 open.
     fn setup() -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let keys: Vec<NodeKey> = (0..N).map(|_| NodeKey::random()).collect();
-        let genesis = Genesis {
-            chain_id: "bounds-test".into(),
-            epoch: 1,
-            n: N,
-            k: 3,
-            t: 1,
-            nodes: keys
-                .iter()
-                .zip(1..)
-                .map(|(k, index)| GenesisNode {
-                    index,
-                    pubkey: hex::encode(k.public().compressed()),
-                    p2p: String::new(),
-                    consensus: String::new(),
-                    rpc: String::new(),
-                })
-                .collect(),
-        };
-        let text = format!(
-            "data_dir = {:?}\ngenesis = \"g.toml\"\ndev_mode = true\n",
-            dir.path().display().to_string()
-        );
-        let cfg: NodeConfig = toml::from_str(&text).unwrap();
-        let me = NodeKey::from_bytes(&keys[0].to_bytes()).unwrap();
-        let node = NodeState::open_with(cfg, me, genesis).unwrap();
-        let epoch = node.epoch().unwrap();
+        let (keys, mut epoch) = EpochInfo::random_for_tests(N);
+        (epoch.k, epoch.t) = (3, 1);
         let batch = BatchId {
             epoch: epoch.epoch,
             start: 0,
             count: KEYS,
         };
-        let kcfg = KeygenConfig::default();
-        let run = BatchRun::new(&node, &epoch, batch, 1, &kcfg).unwrap();
-        let (p2p, outbox) = testing::client(1, N);
+        let run =
+            BatchRun::new(&epoch, batch, 1, Default::default(), None, Instant::now()).unwrap();
         Setup {
-            _dir: dir,
-            node,
+            engine: Engine::new(),
+            metrics: Metrics::new(),
             keys,
             run,
-            p2p,
-            outbox,
-            cfg: kcfg,
+            out: Vec::new(),
         }
     }
 
@@ -204,9 +169,26 @@ mod tests {
     }
 
     impl Setup {
+        /// Calls the run with a fresh context, keeping what it asked for.
+        fn with(&mut self, f: impl FnOnce(&mut BatchRun, &mut Cx<'_>)) {
+            let mut cx = Cx::new(&self.engine, &self.keys[0], &self.metrics, Instant::now());
+            f(&mut self.run, &mut cx);
+            self.out.extend(cx.take());
+        }
+
         fn deliver(&mut self, from: u32, msg: Message) {
-            self.run
-                .on_message(&self.node, &self.p2p, &self.cfg, from, msg);
+            self.with(|run, cx| run.on_message(cx, from, msg));
+        }
+
+        /// The messages sent since the last call.
+        fn sent(&mut self) -> Vec<(u32, Message)> {
+            std::mem::take(&mut self.out)
+                .into_iter()
+                .filter_map(|a| match a {
+                    Action::Send { to, msg } => Some((to, msg)),
+                    _ => None,
+                })
+                .collect()
         }
 
         fn echo(&mut self, from: u32, dealer: u32, digest: [u8; 32]) {
@@ -258,7 +240,6 @@ mod tests {
         );
         // Asked once per kept digest, not once per message.
         let asked = s
-            .outbox
             .sent()
             .iter()
             .filter(|(_, m)| matches!(m, Message::FetchCommitments { .. }))
@@ -271,14 +252,14 @@ mod tests {
         let mut s = setup();
         let params = Params::new(N, 3, 1).unwrap();
         let dealing =
-            avss::deal::<Secp256k1>(s.node.engine(), params, 3, KEYS as usize, None, [9; 32])
-                .unwrap();
+            avss::deal::<Secp256k1>(&s.engine, params, 3, KEYS as usize, None, [9; 32]).unwrap();
         let bytes = dealing.commitments.encode();
         // Nobody asked: well-formed commitments of a member and of a non-member
         // are dropped, and no state is kept for either.
         for dealer in [3, 99, u32::MAX] {
             for _ in 0..10 {
-                s.run.on_commitments(&s.node, &s.p2p, dealer, bytes.clone());
+                let b = bytes.clone();
+                s.with(|run, cx| run.on_commitments(cx, dealer, b));
             }
         }
         assert!(s
@@ -292,15 +273,15 @@ mod tests {
         let d = digest::dealing_digest(&s.run.batch, 3, &dealing.commitments);
         s.echo(2, 3, d);
         assert!(s.run.dealers[&3].fetching.contains_key(&d));
-        s.run.on_commitments(&s.node, &s.p2p, 3, bytes.clone());
+        let b = bytes.clone();
+        s.with(|run, cx| run.on_commitments(cx, 3, b));
         assert!(s.run.dealers[&3].commitments.contains_key(&d));
         // Another dealing under a digest nobody fetches is still dropped.
         let other =
-            avss::deal::<Secp256k1>(s.node.engine(), params, 3, KEYS as usize, None, [8; 32])
-                .unwrap();
+            avss::deal::<Secp256k1>(&s.engine, params, 3, KEYS as usize, None, [8; 32]).unwrap();
         s.echo(4, 3, digest_of(7)); // something is being fetched again
-        s.run
-            .on_commitments(&s.node, &s.p2p, 3, other.commitments.encode());
+        let b = other.commitments.encode();
+        s.with(|run, cx| run.on_commitments(cx, 3, b));
         assert_eq!(s.run.dealers[&3].commitments.len(), 1);
     }
 
@@ -315,19 +296,19 @@ mod tests {
                     dealer: i,
                     digest: [0; 32],
                 };
-                s.run.send(&s.p2p, to, m);
+                s.with(|run, cx| run.send(cx, to, m));
             }
         }
-        s.outbox.sent();
+        s.sent();
         for _ in 0..100 {
             s.deliver(2, Message::Resync { batch });
         }
-        let sent = s.outbox.sent();
+        let sent = s.sent();
         assert_eq!(sent.len(), 3, "one replay of the three messages to node 2");
         assert!(sent.iter().all(|(to, _)| *to == 2));
         // Another peer's first resync is still served.
         s.deliver(4, Message::Resync { batch });
-        assert_eq!(s.outbox.sent().len(), 3);
+        assert_eq!(s.sent().len(), 3);
     }
 
     #[test]

@@ -5,20 +5,22 @@ use std::time::Instant;
 use rand_core::RngCore;
 use torus_engine::avss;
 use torus_engine::wire::{Wire, WireXy};
-use torus_engine::{Params, Secp256k1};
+use torus_engine::Secp256k1;
 use zeroize::Zeroizing;
 
-use super::{observe, BatchRun, DealerFault, KeygenConfig};
+use super::{observe, Action, BatchRun, Cx};
 use crate::hexfmt::keccak256;
-use crate::node::NodeState;
-use crate::p2p::{Message, P2pClient, SendMsg};
+use crate::p2p::{Message, SendMsg};
 use crate::tx::{digest, BatchId, DealHeader};
 
 impl BatchRun {
     // ---- dealing ----
 
-    /// Deals this batch (unless this node is blamed): persists the seed first.
-    pub fn deal(&mut self, node: &NodeState, p2p: &P2pClient, _cfg: &KeygenConfig) {
+    /// Deals this batch (unless this node is blamed) from `stored`, the secret
+    /// persisted for its start index. Without one, it draws a fresh secret and
+    /// asks for it to be persisted ([`Action::PersistSeed`]); the driver deals
+    /// again with it once it is stored, so nothing is sent before.
+    pub fn deal(&mut self, cx: &mut Cx<'_>, stored: Option<Zeroizing<[u8; 32]>>) {
         if self.blamed.contains(&self.me) {
             tracing::warn!(
                 batch = self.batch.start,
@@ -26,81 +28,41 @@ impl BatchRun {
             );
             return;
         }
+        let Some(stored) = stored else {
+            let mut s = Zeroizing::new([0u8; 32]);
+            rand_core::OsRng.fill_bytes(&mut s[..]);
+            cx.out.push(Action::PersistSeed {
+                start: self.batch.start,
+                seed: s,
+            });
+            return;
+        };
         let t0 = Instant::now();
-        let seed = match node.store().dealing_seed(self.batch.start) {
-            Ok(Some(s)) => s,
-            Ok(None) => {
-                let mut s = Zeroizing::new([0u8; 32]);
-                rand_core::OsRng.fill_bytes(&mut s[..]);
-                if let Err(e) = node.store().put_dealing_seed(self.batch.start, &s) {
-                    tracing::error!(error = %e, "cannot persist the dealing seed: not dealing");
-                    return;
-                }
-                s
-            }
+        // The stored secret is per start index; the dealing is bound to the whole batch id.
+        let seed = dealing_seed(&stored, &self.batch);
+        let params = self.params;
+        let keys = self.batch.count as usize;
+        let dealing = match avss::deal::<Secp256k1>(cx.engine, params, self.me, keys, None, *seed) {
+            Ok(d) => d,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the dealing seed: not dealing");
+                tracing::error!(error = %e, "dealing failed");
                 return;
             }
         };
-        // The stored secret is per start index; the dealing is bound to the whole batch id.
-        let seed = dealing_seed(&seed, &self.batch);
-        let mut params = self.params;
-        if self.fault == DealerFault::BadMatrix {
-            tracing::warn!("TEST FAULT: dealing (k+1) x (k+1) matrices");
-            params = match Params::new(self.params.n, self.params.k + 1, self.params.t) {
-                Ok(p) => p,
-                Err(_) => self.params,
-            };
-        }
-        let keys = self.batch.count as usize;
-        let dealing =
-            match avss::deal::<Secp256k1>(node.engine(), params, self.me, keys, None, *seed) {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(error = %e, "dealing failed");
-                    return;
-                }
-            };
-        let mut slices = match dealing.slices(node.engine()) {
+        let slices = match dealing.slices(cx.engine) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "slicing failed");
                 return;
             }
         };
-        let alt = match self.fault {
-            DealerFault::Equivocate(to) => {
-                tracing::warn!(to, "TEST FAULT: equivocating (a second dealing)");
-                let alt_seed = keccak256(&[&seed[..], b"equivocate"].concat());
-                avss::deal::<Secp256k1>(node.engine(), params, self.me, keys, None, alt_seed)
-                    .ok()
-                    .and_then(|d| d.slice(node.engine(), to).ok().map(|s| (to, d, s)))
-            }
-            _ => None,
-        };
-        if let DealerFault::CorruptRow(to) = self.fault {
-            tracing::warn!(to, "TEST FAULT: corrupting a row");
-            if let Some(s) = slices.get_mut((to as usize).wrapping_sub(1)) {
-                s.corrupt_for_tests(0, false);
-            }
-        }
-        observe(node, self.batch, "deal", t0);
+        observe(cx.metrics, self.batch, "deal", t0);
         let digest = digest::dealing_digest(&self.batch, self.me, &dealing.commitments);
         let cbytes = dealing.commitments.encode_xy();
-        let alt_c = alt.as_ref().map(|(_, d, _)| {
-            (
-                digest::dealing_digest(&self.batch, self.me, &d.commitments),
-                d.commitments.encode_xy(),
-            )
-        });
+        let mut msgs = Vec::with_capacity(slices.len());
         for slice in &slices {
             let to = slice.receiver;
-            let (c, cb, s) = match (&alt, &alt_c) {
-                (Some((alt_to, _, alt_s)), Some((ad, ab))) if *alt_to == to => (*ad, ab, alt_s),
-                _ => (digest, &cbytes, slice),
-            };
-            let slice_digest = match digest::send_slice_digest(&self.batch, self.me, s) {
+            let slice_digest = match digest::send_slice_digest(&self.batch, self.me, slice) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot digest a slice: not dealing");
@@ -108,21 +70,27 @@ impl BatchRun {
                 }
             };
             let header = DealHeader::sign(
-                node.key(),
+                cx.key,
                 self.batch,
                 self.me,
                 to,
                 params.k,
                 self.batch.count,
-                c,
+                digest,
                 slice_digest,
             );
-            let msg = Message::Send(SendMsg {
-                header,
-                commitments: cb.clone(),
-                slice: Zeroizing::new(s.encode()),
-            });
-            self.send(p2p, to, msg);
+            msgs.push((
+                to,
+                Message::Send(SendMsg {
+                    header,
+                    commitments: cbytes.clone(),
+                    slice: Zeroizing::new(slice.encode()),
+                }),
+            ));
+        }
+        // All or nothing: a dealer never sends part of a dealing.
+        for (to, msg) in msgs {
+            self.send(cx, to, msg);
         }
         tracing::info!(
             batch = self.batch.start,
@@ -139,7 +107,7 @@ impl BatchRun {
 /// reopened with another size after a cancel, is a fresh dealing: the same polynomials are
 /// never shown to a second committee, whose byzantine members could pool their rows with
 /// the first one's.
-fn dealing_seed(stored: &[u8; 32], batch: &BatchId) -> Zeroizing<[u8; 32]> {
+pub(crate) fn dealing_seed(stored: &[u8; 32], batch: &BatchId) -> Zeroizing<[u8; 32]> {
     let mut m = Zeroizing::new(Vec::with_capacity(80));
     m.extend_from_slice(b"torus-node/dealing-seed/v1");
     m.extend_from_slice(stored);

@@ -3,9 +3,8 @@
 
 use std::time::Instant;
 
-use super::{BatchRun, KeygenConfig};
-use crate::node::NodeState;
-use crate::p2p::P2pClient;
+use super::{BatchRun, Cx};
+use crate::keygen::KeygenConfig;
 use crate::store::records::BatchRecord;
 use crate::tx::{DealerEvidence, ReadySig, TxBody};
 
@@ -14,8 +13,11 @@ impl BatchRun {
 
     /// Whether the dealer set was decided more than `after` ago and this node
     /// still holds no shares (its peers may have moved on: time to recover).
-    pub fn stuck_since_decided(&self, after: std::time::Duration) -> bool {
-        self.shares.is_none() && self.decided_at.is_some_and(|t| t.elapsed() >= after)
+    pub fn stuck_since_decided(&self, now: Instant, after: std::time::Duration) -> bool {
+        self.shares.is_none()
+            && self
+                .decided_at
+                .is_some_and(|t| now.saturating_duration_since(t) >= after)
     }
 
     /// Whether this node holds its shares of the batch.
@@ -31,7 +33,7 @@ impl BatchRun {
     }
 
     /// The dealer-set proposal, once enough sharings completed here.
-    pub fn dealer_set_proposal(&mut self, _node: &NodeState, cfg: &KeygenConfig) -> Option<TxBody> {
+    pub fn dealer_set_proposal(&mut self, now: Instant, cfg: &KeygenConfig) -> Option<TxBody> {
         if self.decided.is_some() || self.proposed {
             return None;
         }
@@ -50,12 +52,12 @@ impl BatchRun {
         if complete.len() < trigger {
             return None;
         }
-        let at = *self.threshold_at.get_or_insert_with(Instant::now);
+        let at = *self.threshold_at.get_or_insert(now);
         let n = u64::from(self.params.n);
         let position =
             (self.batch.start / u64::from(self.batch.count.max(1)) + u64::from(self.me)) % n;
         let wait = std::time::Duration::from_millis(cfg.grace_ms + position * cfg.stagger_ms);
-        if complete.len() < eligible && at.elapsed() < wait {
+        if complete.len() < eligible && now.saturating_duration_since(at) < wait {
             return None;
         }
         let mut dealers = Vec::new();
@@ -99,17 +101,18 @@ impl BatchRun {
         })
     }
 
-    pub fn on_decided(&mut self, node: &NodeState, p2p: &P2pClient, rec: &BatchRecord) {
+    /// Consensus decided the batch's dealer set.
+    pub fn on_decided(&mut self, cx: &mut Cx<'_>, rec: &BatchRecord) {
         if rec.batch != self.batch {
             return;
         }
         self.decided = Some(rec.clone());
-        self.decided_at = Some(Instant::now());
+        self.decided_at = Some(cx.now);
         tracing::info!(
             batch = self.batch.start,
             dealers = ?rec.dealers.iter().map(|d| d.0).collect::<Vec<_>>(),
             "dealer set decided"
         );
-        self.try_aggregate(node, p2p);
+        self.try_aggregate(cx);
     }
 }

@@ -2,12 +2,25 @@
 //! verification and echo / ready counting (`sharing`), the dealer-set proposal
 //! (`dealer_set`), aggregation and the public-key vote (`shares`). See the module
 //! docs of `keygen` for the protocol.
+//!
+//! The run is sans-IO: it never touches the network, the store or the mempool.
+//! Every input (a peer's message, a decided dealer set, a timer tick, a stored
+//! seed or stored shares) comes in as a method call with a [`Cx`], which lends
+//! the engine, this node's signing key, the metrics and the current time; every
+//! effect goes out as an [`Action`] in `Cx::out`, which the driver
+//! (`keygen::driver`) executes in order. Writes that must be durable before the
+//! run goes on (the dealing seed before any send, the shares before the public
+//! key shares) are requests: the driver answers them by calling the run again
+//! (`deal` with the stored seed, `on_shares_stored`). The same core runs in the
+//! unit tests (`tests`), which wire several runs together by hand.
 
 mod bounds;
 mod deal;
 mod dealer_set;
 mod shares;
 mod sharing;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -17,13 +30,97 @@ use torus_engine::avss::{Commitments, ExpectedPoints, PointMsg, Slice};
 use torus_engine::dkg::{KeyShares, PublicShares};
 use torus_engine::{Params, Secp256k1};
 
-use super::faults::DealerFault;
-use super::KeygenConfig;
-use crate::metrics::PhaseLabels;
-use crate::node::NodeState;
-use crate::p2p::{Message, P2pClient};
+use torus_engine::Engine;
+use zeroize::Zeroizing;
+
+use crate::crypto::NodeKey;
+use crate::metrics::{Metrics, PhaseLabels};
+use crate::p2p::Message;
 use crate::store::records::BatchRecord;
 use crate::tx::{BatchId, DealHeader, EpochInfo, Evidence, TxBody};
+
+/// What a run asks its driver to do, in the order it asks.
+// Nearly every action is a `Send`, and actions live only until the driver
+// executes them: boxing the message would add an allocation per send for nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Action {
+    /// Send `msg` to member `to` (this node included).
+    Send { to: u32, msg: Message },
+    /// Sign and submit a transaction (a complaint, the public-key vote).
+    Submit(TxBody),
+    /// Persist the secret of this start index's dealing, then call
+    /// [`BatchRun::deal`] with it: nothing is sent before it is stored, so a
+    /// restart deals the same dealing again.
+    PersistSeed {
+        start: u64,
+        seed: Zeroizing<[u8; 32]>,
+    },
+    /// Store this node's shares of the batch with its aggregated slice and the
+    /// decided dealers' commitments (one transaction), then hand the shares
+    /// back through [`BatchRun::on_shares_stored`] (or tell the run with
+    /// [`BatchRun::on_shares_not_stored`]).
+    StoreShares(Box<SharesToStore>),
+    /// Record how far the batch got, for operators.
+    Progress { batch: BatchId, what: &'static str },
+}
+
+impl std::fmt::Debug for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Send { to, msg } => write!(f, "Send({} to {to})", msg.kind()),
+            Action::Submit(b) => write!(f, "Submit({})", b.kind()),
+            Action::PersistSeed { start, .. } => write!(f, "PersistSeed({start}, <redacted>)"),
+            Action::StoreShares(s) => write!(f, "StoreShares({}, <redacted>)", s.batch.start),
+            Action::Progress { batch, what } => write!(f, "Progress({}, {what})", batch.start),
+        }
+    }
+}
+
+/// This node's result of a batch, to be stored before anything else happens.
+pub(crate) struct SharesToStore {
+    pub batch: BatchId,
+    pub shares: KeyShares<Secp256k1>,
+    /// The aggregated slice (encoded): what recovery serves to peers.
+    pub aggregated_slice: Zeroizing<Vec<u8>>,
+    /// The decided dealers' commitments (stored as received).
+    pub commitments: Vec<(u32, Arc<KnownCommitments>)>,
+}
+
+/// What a run may use while it handles one input: the engine, this node's key,
+/// the metrics and the time, and where its actions go.
+pub(crate) struct Cx<'a> {
+    pub engine: &'a Engine,
+    pub key: &'a NodeKey,
+    pub metrics: &'a Metrics,
+    pub now: Instant,
+    pub out: Vec<Action>,
+}
+
+impl<'a> Cx<'a> {
+    pub fn new(engine: &'a Engine, key: &'a NodeKey, metrics: &'a Metrics, now: Instant) -> Self {
+        Cx {
+            engine,
+            key,
+            metrics,
+            now,
+            out: Vec::new(),
+        }
+    }
+
+    /// Sends without keeping the message for replays.
+    pub fn send(&mut self, to: u32, msg: Message) {
+        self.out.push(Action::Send { to, msg });
+    }
+
+    pub fn submit(&mut self, body: TxBody) {
+        self.out.push(Action::Submit(body));
+    }
+
+    /// Takes the actions asked for so far.
+    pub fn take(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.out)
+    }
+}
 
 /// Known commitments of one dealer under one digest (decoded, and as received).
 pub(crate) struct KnownCommitments {
@@ -67,7 +164,6 @@ pub(crate) struct BatchRun {
     pub(super) params: Params,
     pub(super) epoch: EpochInfo,
     pub(super) me: u32,
-    pub(super) fault: DealerFault,
     /// Everything this node sent for the batch, for peers that ask again.
     pub(super) sent: Vec<(u32, Message)>,
     pub(super) dealers: BTreeMap<u32, DealerState>,
@@ -76,6 +172,8 @@ pub(crate) struct BatchRun {
     /// When the dealer set was decided (seen here).
     pub(super) decided_at: Option<Instant>,
     pub(super) shares: Option<KeyShares<Secp256k1>>,
+    /// Our shares are being stored (asked for with [`Action::StoreShares`]).
+    pub(super) storing: bool,
     pub(super) pub_shares: BTreeMap<u32, PublicShares<Secp256k1>>,
     pub(super) early_pub: bounds::EarlyPublicShares,
     /// When each peer last got a replay of our messages (`Resync`).
@@ -95,9 +193,8 @@ fn label(phase: &str) -> PhaseLabels {
 
 /// Records how long `phase` of `batch` took (since `since`): in the phase histogram, and
 /// in the recent batches' timings `/dashboard` shows.
-pub(super) fn observe(node: &NodeState, batch: BatchId, phase: &str, since: Instant) {
+pub(super) fn observe(m: &Metrics, batch: BatchId, phase: &str, since: Instant) {
     let seconds = since.elapsed().as_secs_f64();
-    let m = node.metrics();
     m.keygen_phase.get_or_create(&label(phase)).observe(seconds);
     if let Ok(mut t) = m.batch_timings.lock() {
         t.record(batch.start, phase, seconds);
@@ -105,56 +202,51 @@ pub(super) fn observe(node: &NodeState, batch: BatchId, phase: &str, since: Inst
 }
 
 impl BatchRun {
+    /// A run of `batch` at member `me`, knowing the dealers blamed so far in the
+    /// epoch and the batch's decided dealer set if there is one.
     pub fn new(
-        node: &NodeState,
         epoch: &EpochInfo,
         batch: BatchId,
         me: u32,
-        cfg: &KeygenConfig,
+        blamed: BTreeSet<u32>,
+        decided: Option<BatchRecord>,
+        now: Instant,
     ) -> Result<Self, String> {
         let params = Params::new(epoch.n, epoch.k, epoch.t).map_err(|e| e.to_string())?;
-        let snap = node.store().snapshot().map_err(|e| e.to_string())?;
-        let mut blamed = BTreeSet::new();
-        for n in &epoch.nodes {
-            if crate::app::is_blamed(&snap, epoch.epoch, n.index).map_err(|e| e.to_string())? {
-                blamed.insert(n.index);
-            }
+        if epoch.node(me).is_none() {
+            return Err(format!(
+                "node {me} is not a member of epoch {}",
+                epoch.epoch
+            ));
         }
-        let decided = crate::app::batch_record(&snap, batch.start)
-            .map_err(|e| e.to_string())?
-            .filter(|r| r.batch == batch);
-        drop(snap);
-        let fault = if node.config().dev_mode {
-            cfg.faults.dealer()?
-        } else {
-            DealerFault::None
-        };
+        let decided = decided.filter(|r| r.batch == batch);
         Ok(BatchRun {
             batch,
             params,
             epoch: epoch.clone(),
             me,
-            fault,
             sent: Vec::new(),
             dealers: BTreeMap::new(),
             blamed,
-            decided_at: decided.as_ref().map(|_| Instant::now()),
+            decided_at: decided.as_ref().map(|_| now),
             decided,
             shares: None,
+            storing: false,
             pub_shares: BTreeMap::new(),
             early_pub: bounds::EarlyPublicShares::default(),
             resyncs: bounds::ResyncLimit::default(),
             voted: false,
             threshold_at: None,
             proposed: false,
-            started: Instant::now(),
-            stalled_log: Instant::now(),
+            started: now,
+            stalled_log: now,
         })
     }
 
-    pub(super) fn send(&mut self, p2p: &P2pClient, to: u32, msg: Message) {
+    /// Sends and keeps the message for peers that ask for a replay.
+    pub(super) fn send(&mut self, cx: &mut Cx<'_>, to: u32, msg: Message) {
         self.sent.push((to, msg.clone()));
-        p2p.send(to, msg);
+        cx.send(to, msg);
     }
 
     pub(super) fn dealer(&mut self, d: u32) -> &mut DealerState {
@@ -162,27 +254,21 @@ impl BatchRun {
     }
     // ---- messages ----
 
-    pub fn on_message(
-        &mut self,
-        node: &NodeState,
-        p2p: &P2pClient,
-        _cfg: &KeygenConfig,
-        from: u32,
-        msg: Message,
-    ) {
+    /// A message of this batch from member `from` (authenticated by p2p).
+    pub fn on_message(&mut self, cx: &mut Cx<'_>, from: u32, msg: Message) {
         match msg {
-            Message::Send(s) => self.on_send(node, p2p, from, s),
-            Message::Echo(p) => self.on_points(node, p2p, from, p, false),
-            Message::Ready(p) => self.on_points(node, p2p, from, p, true),
-            Message::PubShares { shares, .. } => self.on_pub_shares(node, from, &shares),
+            Message::Send(s) => self.on_send(cx, from, s),
+            Message::Echo(p) => self.on_points(cx, from, p, false),
+            Message::Ready(p) => self.on_points(cx, from, p, true),
+            Message::PubShares { shares, .. } => self.on_pub_shares(cx, from, &shares),
             Message::Resync { .. } => {
-                if !self.resyncs.allow(from, Instant::now()) {
+                if !self.resyncs.allow(from, cx.now) {
                     tracing::debug!(
                         from,
                         batch = self.batch.start,
                         "resync too soon again; ignored"
                     );
-                    node.metrics().dropped("resync_rate");
+                    cx.metrics.dropped("resync_rate");
                     return;
                 }
                 let again: Vec<Message> = self
@@ -198,7 +284,7 @@ impl BatchRun {
                     "resending batch messages"
                 );
                 for m in again {
-                    p2p.send(from, m);
+                    cx.send(from, m);
                 }
             }
             other => {
@@ -207,17 +293,12 @@ impl BatchRun {
         }
     }
 
-    pub(super) fn complain(
-        &mut self,
-        node: &NodeState,
-        dealer: u32,
-        ev: Evidence,
-        why: &str,
-    ) -> Option<TxBody> {
+    /// Files a complaint against `dealer` (once per dealer) and stops echoing it.
+    pub(super) fn complain(&mut self, cx: &mut Cx<'_>, dealer: u32, ev: Evidence, why: &str) {
         let d = self.dealer(dealer);
         d.rejected = true;
         if d.complained {
-            return None;
+            return;
         }
         d.complained = true;
         tracing::warn!(
@@ -227,46 +308,39 @@ impl BatchRun {
             why,
             "filing a complaint against a dealer"
         );
-        node.metrics().complaints_filed.inc();
-        Some(TxBody::Complaint {
+        cx.metrics.complaints_filed.inc();
+        cx.submit(TxBody::Complaint {
             batch: self.batch,
             dealer,
             evidence: Box::new(ev),
-        })
+        });
     }
 
-    pub(super) fn submit(node: &NodeState, body: TxBody) {
-        match node.sign_tx(body) {
-            Ok(tx) => {
-                if let Err(e) = node.submit(tx.encode()) {
-                    tracing::warn!(error = %e, "could not submit a complaint");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot sign a complaint"),
-        }
-    }
-    pub fn on_tick(&mut self, node: &NodeState, p2p: &P2pClient) {
+    /// A timer tick: commitments fetches rotate to the next member, a decided
+    /// batch without our shares tries to aggregate again.
+    pub fn on_tick(&mut self, cx: &mut Cx<'_>) {
+        let now = cx.now;
         let n = self.params.n;
         let batch = self.batch;
         for (d, st) in self.dealers.iter_mut() {
             for (h, (at, who)) in st.fetching.iter_mut() {
-                if at.elapsed() >= std::time::Duration::from_secs(2) {
+                if now.saturating_duration_since(*at) >= std::time::Duration::from_secs(2) {
                     // Rotate to the next member.
                     *who = *who % n + 1;
-                    *at = Instant::now();
-                    p2p.send(
-                        *who,
-                        Message::FetchCommitments {
+                    *at = now;
+                    cx.out.push(Action::Send {
+                        to: *who,
+                        msg: Message::FetchCommitments {
                             batch,
                             dealer: *d,
                             digest: *h,
                         },
-                    );
+                    });
                 }
             }
         }
-        if self.stalled_log.elapsed() >= std::time::Duration::from_secs(10) {
-            self.stalled_log = Instant::now();
+        if now.saturating_duration_since(self.stalled_log) >= std::time::Duration::from_secs(10) {
+            self.stalled_log = now;
             let complete = self
                 .dealers
                 .values()
@@ -280,26 +354,25 @@ impl BatchRun {
                 shares = self.shares.is_some(),
                 public_shares = self.pub_shares.len(),
                 voted = self.voted,
-                secs = self.started.elapsed().as_secs(),
+                secs = now.saturating_duration_since(self.started).as_secs(),
                 "batch in progress"
             );
         }
         if self.decided.is_some() && self.shares.is_none() {
-            self.try_aggregate(node, p2p);
+            self.try_aggregate(cx);
         }
     }
 
-    pub fn finish(&mut self, node: &NodeState) {
-        observe(node, self.batch, "batch", self.started);
+    /// The batch's public keys are decided: its run ends here.
+    pub fn finish(&mut self, cx: &mut Cx<'_>) {
+        observe(cx.metrics, self.batch, "batch", self.started);
         if self.shares.is_some() {
-            node.metrics().keygen_batches.inc();
+            cx.metrics.keygen_batches.inc();
         }
-        if let Err(e) =
-            node.store()
-                .set_progress(self.batch.start, self.batch.count, "public keys decided")
-        {
-            tracing::error!(batch = self.batch.start, error = %e, "cannot record the batch's progress");
-        }
+        cx.out.push(Action::Progress {
+            batch: self.batch,
+            what: "public keys decided",
+        });
         tracing::info!(
             batch = self.batch.start,
             keys = self.batch.count,

@@ -11,31 +11,30 @@ use torus_engine::wire::{Wire, WireXy};
 use torus_engine::Secp256k1;
 use zeroize::Zeroizing;
 
-use super::{observe, BatchRun};
-use crate::node::NodeState;
-use crate::p2p::{Message, P2pClient};
+use std::sync::Arc;
+
+use super::{observe, Action, BatchRun, Cx, KnownCommitments, SharesToStore};
+use crate::p2p::Message;
 use crate::store::records::BatchRecord;
 use crate::tx::TxBody;
 
 impl BatchRun {
     // ---- shares and public keys ----
 
-    pub(super) fn try_aggregate(&mut self, node: &NodeState, p2p: &P2pClient) {
-        if self.shares.is_some() {
+    /// With the dealer set decided and our slice of every decided sharing:
+    /// aggregates our shares and asks for them to be stored
+    /// ([`Action::StoreShares`]); otherwise fetches the commitments it lacks.
+    pub(super) fn try_aggregate(&mut self, cx: &mut Cx<'_>) {
+        if self.shares.is_some() || self.storing {
             return;
         }
         let Some(rec) = self.decided.clone() else {
             return;
         };
-        if node.store().has_share(self.batch.start).unwrap_or(false) {
-            // Recovered from peers meanwhile.
-            self.restore_from_store(node, p2p, &rec);
-            return;
-        }
         // Every decided sharing needs our slice under its decided digest.
         let mut missing = Vec::new();
         for (d, h) in &rec.dealers {
-            if !self.slice_for(node, *d, h) {
+            if !self.slice_for(cx, *d, h) {
                 missing.push(*d);
             }
         }
@@ -46,8 +45,8 @@ impl BatchRun {
                 if let Some(h) = h {
                     if !st.commitments.contains_key(&h) && !st.fetching.contains_key(&h) {
                         // Ask the dealer first; `on_tick` rotates through the others.
-                        st.fetching.insert(h, (Instant::now(), d));
-                        p2p.send(
+                        st.fetching.insert(h, (cx.now, d));
+                        cx.send(
                             d,
                             Message::FetchCommitments {
                                 batch: self.batch,
@@ -79,7 +78,7 @@ impl BatchRun {
                 slice: s,
             })
             .collect();
-        let shares = match dkg::aggregate(node.engine(), &self.params, self.me, &refs) {
+        let shares = match dkg::aggregate(cx.engine, &self.params, self.me, &refs) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(batch = self.batch.start, error = %e, "aggregation failed");
@@ -93,65 +92,63 @@ impl BatchRun {
                 return;
             }
         };
-        let commitments: Vec<(u32, &[u8])> = sends
-            .iter()
-            .map(|(d, c, _)| (*d, c.bytes.as_slice()))
-            .collect();
-        let agg_bytes = Zeroizing::new(agg.encode());
-        if let Err(e) = node.store().put_batch_result(
-            self.batch.epoch,
-            self.batch.start,
-            &shares,
-            &agg_bytes,
-            &commitments,
-        ) {
-            tracing::error!(batch = self.batch.start, error = %e, "cannot store shares");
-            return;
-        }
-        if let Err(e) =
-            node.store()
-                .set_progress(self.batch.start, self.batch.count, "shares stored")
-        {
-            tracing::error!(batch = self.batch.start, error = %e, "cannot record the batch's progress");
-        }
-        observe(node, self.batch, "aggregate", t0);
+        let commitments: Vec<(u32, Arc<KnownCommitments>)> =
+            sends.iter().map(|(d, c, _)| (*d, c.clone())).collect();
+        let aggregated_slice = Zeroizing::new(agg.encode());
+        observe(cx.metrics, self.batch, "aggregate", t0);
         drop(refs);
         drop(sends);
-        self.publish_public_shares(node, p2p, shares);
+        self.storing = true;
+        cx.out.push(Action::StoreShares(Box::new(SharesToStore {
+            batch: self.batch,
+            shares,
+            aggregated_slice,
+            commitments,
+        })));
     }
 
-    pub(super) fn publish_public_shares(
-        &mut self,
-        node: &NodeState,
-        p2p: &P2pClient,
-        shares: KeyShares<Secp256k1>,
-    ) {
+    /// Our shares are stored (or were already, recovered from peers): publish
+    /// our public key shares and join the public-key vote.
+    pub fn on_shares_stored(&mut self, cx: &mut Cx<'_>, shares: KeyShares<Secp256k1>) {
+        self.storing = false;
+        if self.shares.is_some() {
+            return;
+        }
+        self.publish_public_shares(cx, shares);
+    }
+
+    /// Our shares could not be stored: the next tick aggregates again.
+    pub fn on_shares_not_stored(&mut self) {
+        self.storing = false;
+    }
+
+    pub(super) fn publish_public_shares(&mut self, cx: &mut Cx<'_>, shares: KeyShares<Secp256k1>) {
         let t0 = Instant::now();
         let mut seed = [0u8; 32];
         rand_core::OsRng.fill_bytes(&mut seed);
-        let public = match dkg::public_shares(node.engine(), &shares, seed) {
+        let public = match dkg::public_shares(cx.engine, &shares, seed) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "public key shares failed");
                 return;
             }
         };
-        observe(node, self.batch, "public_shares", t0);
+        observe(cx.metrics, self.batch, "public_shares", t0);
         self.shares = Some(shares);
         let msg = Message::PubShares {
             batch: self.batch,
             shares: public.encode_xy(),
         };
         for m in 1..=self.params.n {
-            self.send(p2p, m, msg.clone());
+            self.send(cx, m, msg.clone());
         }
         let early = self.early_pub.take_all();
         for p in early {
-            self.take_pub_shares(node, p);
+            self.take_pub_shares(cx, p);
         }
     }
 
-    pub(super) fn on_pub_shares(&mut self, node: &NodeState, from: u32, bytes: &[u8]) {
+    pub(super) fn on_pub_shares(&mut self, cx: &mut Cx<'_>, from: u32, bytes: &[u8]) {
         let p = match PublicShares::<Secp256k1>::decode(bytes) {
             Ok(p) if p.node == from && p.keys() == self.batch.count as usize => p,
             _ => {
@@ -165,14 +162,14 @@ impl BatchRun {
                     from,
                     "public key shares already waiting from this sender; dropped"
                 );
-                node.metrics().dropped("early_public_shares");
+                cx.metrics.dropped("early_public_shares");
             }
             return;
         }
-        self.take_pub_shares(node, p);
+        self.take_pub_shares(cx, p);
     }
 
-    pub(super) fn take_pub_shares(&mut self, node: &NodeState, p: PublicShares<Secp256k1>) {
+    pub(super) fn take_pub_shares(&mut self, cx: &mut Cx<'_>, p: PublicShares<Secp256k1>) {
         if self.voted || self.pub_shares.contains_key(&p.node) {
             return;
         }
@@ -181,12 +178,12 @@ impl BatchRun {
         if p.node != self.me {
             let t0 = Instant::now();
             if let Err(e) =
-                dkg::verify_public_shares(node.engine(), &self.params, &shares.commitments, &[&p])
+                dkg::verify_public_shares(cx.engine, &self.params, &shares.commitments, &[&p])
             {
                 tracing::warn!(from = p.node, error = %e, "public key shares do not verify; dropped");
                 return;
             }
-            observe(node, self.batch, "verify_proofs", t0);
+            observe(cx.metrics, self.batch, "verify_proofs", t0);
         }
         self.pub_shares.insert(p.node, p);
         if self.pub_shares.len() < self.params.ku() {
@@ -194,7 +191,7 @@ impl BatchRun {
         }
         let refs: Vec<&PublicShares<Secp256k1>> =
             self.pub_shares.values().take(self.params.ku()).collect();
-        let pks = match dkg::user_public_keys(node.engine(), &self.params, &refs) {
+        let pks = match dkg::user_public_keys(cx.engine, &self.params, &refs) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "user public keys failed");
@@ -220,29 +217,23 @@ impl BatchRun {
             ms = self.started.elapsed().as_millis() as u64,
             "voting the batch's public keys"
         );
-        Self::submit(
-            node,
-            TxBody::PublicKeys {
-                batch: self.batch,
-                keys_hash,
-                keys,
-            },
-        );
+        cx.submit(TxBody::PublicKeys {
+            batch: self.batch,
+            keys_hash,
+            keys,
+        });
     }
 
-    /// After a restart with shares already stored: reload them and rejoin the
-    /// public-key vote.
-    pub fn restore_from_store(&mut self, node: &NodeState, p2p: &P2pClient, rec: &BatchRecord) {
+    /// After a restart, or a recovery from peers, with `shares` already stored:
+    /// rejoin the public-key vote of the decided batch `rec`.
+    pub fn restore(&mut self, cx: &mut Cx<'_>, rec: &BatchRecord, shares: KeyShares<Secp256k1>) {
+        if rec.batch != self.batch {
+            return;
+        }
         self.decided = Some(rec.clone());
         if self.shares.is_some() {
             return;
         }
-        match node
-            .store()
-            .key_shares(self.me, self.params, self.batch.start, self.batch.count)
-        {
-            Ok(s) => self.publish_public_shares(node, p2p, s),
-            Err(e) => tracing::error!(batch = self.batch.start, error = %e, "cannot reload shares"),
-        }
+        self.publish_public_shares(cx, shares);
     }
 }

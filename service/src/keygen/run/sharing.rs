@@ -11,10 +11,9 @@ use torus_engine::wire::Wire;
 use torus_engine::{Error as EngineError, Secp256k1};
 use zeroize::Zeroizing;
 
-use super::{observe, BatchRun, KnownCommitments};
+use super::{observe, BatchRun, Cx, KnownCommitments};
 use crate::app::evidence::Verdict;
-use crate::node::NodeState;
-use crate::p2p::{Message, P2pClient, PointsMsg, SendMsg};
+use crate::p2p::{Message, PointsMsg, SendMsg};
 use crate::tx::{digest, ready_digest, Evidence, ReadySig};
 
 /// Keys of one refused send checked against the reference rule before giving up on a
@@ -22,7 +21,7 @@ use crate::tx::{digest, ready_digest, Evidence, ReadySig};
 const MAX_KEYS_RECHECKED: usize = 8;
 
 impl BatchRun {
-    pub(super) fn on_send(&mut self, node: &NodeState, p2p: &P2pClient, from: u32, s: SendMsg) {
+    pub(super) fn on_send(&mut self, cx: &mut Cx<'_>, from: u32, s: SendMsg) {
         let h = s.header.clone();
         if h.dealer != from || h.receiver != self.me || h.batch != self.batch {
             tracing::warn!(from, "send with a header not for us; dropped");
@@ -46,9 +45,7 @@ impl BatchRun {
         }
         if h.k != self.epoch.k || h.keys != self.batch.count {
             let ev = Evidence::Malformed { header: h.clone() };
-            if let Some(tx) = self.complain(node, from, ev, "malformed dealing") {
-                Self::submit(node, tx);
-            }
+            self.complain(cx, from, ev, "malformed dealing");
             return;
         }
         // Equivocation seen through an earlier echo?
@@ -67,7 +64,7 @@ impl BatchRun {
                 return;
             }
         };
-        observe(node, self.batch, "decode_send", t0);
+        observe(cx.metrics, self.batch, "decode_send", t0);
         if c.k() != self.params.ku() || slice.receiver != self.me {
             tracing::warn!(from, "send content does not match its header; ignored");
             return;
@@ -101,15 +98,13 @@ impl BatchRun {
                 commitment_hashes: mh,
                 slice_hashes: sh,
             };
-            if let Some(tx) = self.complain(node, from, ev, "hash lists of another key count") {
-                Self::submit(node, tx);
-            }
+            self.complain(cx, from, ev, "hash lists of another key count");
             return;
         }
         if from != self.me {
             let t1 = Instant::now();
             let r = avss::verify_sends(
-                node.engine(),
+                cx.engine,
                 &self.params,
                 self.me,
                 &[SendRef {
@@ -118,7 +113,7 @@ impl BatchRun {
                     slice: &slice,
                 }],
             );
-            observe(node, self.batch, "verify_send", t1);
+            observe(cx.metrics, self.batch, "verify_send", t1);
             if let Err(e) = r {
                 // Only a key our engine names, confirmed by the consensus rule itself
                 // (the CPU reference path), becomes a complaint: a complaint about a
@@ -148,9 +143,7 @@ impl BatchRun {
                     match crate::app::evidence::check(&self.epoch, &self.batch, from, self.me, &ev)
                     {
                         Ok(Verdict::DealerGuilty(_)) => {
-                            if let Some(tx) = self.complain(node, from, ev, &e.to_string()) {
-                                Self::submit(node, tx);
-                            }
+                            self.complain(cx, from, ev, &e.to_string());
                             return;
                         }
                         Ok(Verdict::FalseComplaint(why)) => {
@@ -184,7 +177,7 @@ impl BatchRun {
             bytes: s.commitments,
         });
         let all: Vec<u32> = (1..=self.params.n).collect();
-        let expected = ExpectedPoints::new(node.engine(), &slice, &all);
+        let expected = ExpectedPoints::new(cx.engine, &slice, &all);
         let echoes: Vec<(u32, Vec<u8>)> = all
             .iter()
             .map(|&m| (m, avss::echo_points(&slice, m).encode()))
@@ -206,20 +199,13 @@ impl BatchRun {
                 ready_sig: None,
                 points: Zeroizing::new(points),
             });
-            self.send(p2p, m, msg);
+            self.send(cx, m, msg);
         }
-        self.retry_waiting(node, p2p, from, &digest);
-        self.progress(node, p2p, from, &digest);
+        self.retry_waiting(cx, from, &digest);
+        self.progress(cx, from, &digest);
     }
 
-    pub(super) fn on_points(
-        &mut self,
-        node: &NodeState,
-        p2p: &P2pClient,
-        from: u32,
-        pm: PointsMsg,
-        ready: bool,
-    ) {
+    pub(super) fn on_points(&mut self, cx: &mut Cx<'_>, from: u32, pm: PointsMsg, ready: bool) {
         let d = pm.dealer;
         if self.blamed.contains(&d) || self.epoch.node(d).is_none() {
             return;
@@ -266,24 +252,21 @@ impl BatchRun {
                         a: mine,
                         b: h.clone(),
                     };
-                    if let Some(tx) = self.complain(node, d, ev, "two commitment digests") {
-                        Self::submit(node, tx);
-                    }
+                    self.complain(cx, d, ev, "two commitment digests");
                 }
             }
         }
-        if !self.verify_and_record(node, p2p, from, &pm, ready) {
+        if !self.verify_and_record(cx, from, &pm, ready) {
             return;
         }
-        self.progress(node, p2p, d, &pm.digest);
+        self.progress(cx, d, &pm.digest);
     }
 
     /// Verifies points (against our slice when we have one for the digest, else
     /// against the commitments) and records them. Returns whether recorded.
     pub(super) fn verify_and_record(
         &mut self,
-        node: &NodeState,
-        p2p: &P2pClient,
+        cx: &mut Cx<'_>,
         from: u32,
         pm: &PointsMsg,
         ready: bool,
@@ -313,7 +296,7 @@ impl BatchRun {
                 Some(exp.check(&params, std::slice::from_ref(&points)))
             }
             (_, Some(c)) => Some(avss::verify_points(
-                node.engine(),
+                cx.engine,
                 &params,
                 me,
                 &c.decoded,
@@ -332,12 +315,12 @@ impl BatchRun {
                         ready,
                         "points already waiting from this sender; dropped"
                     );
-                    node.metrics().dropped("waiting_points");
+                    cx.metrics.dropped("waiting_points");
                     return false;
                 }
                 if let std::collections::hash_map::Entry::Vacant(e) = st.fetching.entry(pm.digest) {
-                    e.insert((Instant::now(), from));
-                    p2p.send(
+                    e.insert((cx.now, from));
+                    cx.send(
                         from,
                         Message::FetchCommitments {
                             batch: self.batch,
@@ -374,38 +357,26 @@ impl BatchRun {
         }
     }
 
-    pub(super) fn retry_waiting(
-        &mut self,
-        node: &NodeState,
-        p2p: &P2pClient,
-        d: u32,
-        digest: &[u8; 32],
-    ) {
+    pub(super) fn retry_waiting(&mut self, cx: &mut Cx<'_>, d: u32, digest: &[u8; 32]) {
         let st = self.dealer(d);
         st.fetching.remove(digest);
         let now = st.waiting.take(digest);
         for (ready, from, pm) in now {
-            self.verify_and_record(node, p2p, from, &pm, ready);
+            self.verify_and_record(cx, from, &pm, ready);
         }
     }
 
     /// Commitments fetched from a peer. Only commitments this node asked for are
     /// taken (a dealer of the committee, a digest being fetched); anything else is
     /// dropped before it is decoded.
-    pub fn on_commitments(
-        &mut self,
-        node: &NodeState,
-        p2p: &P2pClient,
-        dealer: u32,
-        bytes: Vec<u8>,
-    ) {
+    pub fn on_commitments(&mut self, cx: &mut Cx<'_>, dealer: u32, bytes: Vec<u8>) {
         let Some(digest) = self.accept_commitments(dealer, bytes) else {
-            node.metrics().dropped("unsolicited_commitments");
+            cx.metrics.dropped("unsolicited_commitments");
             return;
         };
-        self.retry_waiting(node, p2p, dealer, &digest);
-        self.progress(node, p2p, dealer, &digest);
-        self.try_aggregate(node, p2p);
+        self.retry_waiting(cx, dealer, &digest);
+        self.progress(cx, dealer, &digest);
+        self.try_aggregate(cx);
     }
 
     /// Stores commitments of `dealer` when they answer one of our fetches; the
@@ -448,7 +419,7 @@ impl BatchRun {
 
     /// Our slice for (dealer, digest): from the verified send, or interpolated
     /// from at least k verified points.
-    pub(super) fn slice_for(&mut self, node: &NodeState, d: u32, digest: &[u8; 32]) -> bool {
+    pub(super) fn slice_for(&mut self, cx: &mut Cx<'_>, d: u32, digest: &[u8; 32]) -> bool {
         let params = self.params;
         let me = self.me;
         let st = self.dealer(d);
@@ -473,7 +444,7 @@ impl BatchRun {
             return false;
         }
         let msgs: Vec<PointMsg<Secp256k1>> = by_sender.into_values().collect();
-        match avss::recover_slice(node.engine(), &params, me, &c.decoded, &msgs) {
+        match avss::recover_slice(cx.engine, &params, me, &c.decoded, &msgs) {
             Ok(s) => {
                 tracing::info!(
                     batch = self.batch.start,
@@ -491,13 +462,7 @@ impl BatchRun {
     }
 
     /// Echo / ready thresholds for one (dealer, digest).
-    pub(super) fn progress(
-        &mut self,
-        node: &NodeState,
-        p2p: &P2pClient,
-        d: u32,
-        digest: &[u8; 32],
-    ) {
+    pub(super) fn progress(&mut self, cx: &mut Cx<'_>, d: u32, digest: &[u8; 32]) {
         let (ec, rc, sent_ready, complete) = {
             let st = self.dealer(d);
             (
@@ -513,11 +478,11 @@ impl BatchRun {
         if !(want_ready || want_complete) {
             return;
         }
-        if !self.slice_for(node, d, digest) {
+        if !self.slice_for(cx, d, digest) {
             return;
         }
         if want_ready {
-            let sig = ReadySig::sign(node.key(), self.me, &self.batch, d, digest).sig;
+            let sig = ReadySig::sign(cx.key, self.me, &self.batch, d, digest).sig;
             let n = self.params.n;
             let msgs: Vec<(u32, Vec<u8>)> = {
                 let st = self.dealer(d);
@@ -538,13 +503,13 @@ impl BatchRun {
                     ready_sig: Some(sig),
                     points: Zeroizing::new(points),
                 });
-                self.send(p2p, m, msg);
+                self.send(cx, m, msg);
             }
         }
         if want_complete {
             self.dealer(d).complete = Some(*digest);
             tracing::debug!(batch = self.batch.start, dealer = d, "sharing complete");
-            self.try_aggregate(node, p2p);
+            self.try_aggregate(cx);
         }
     }
 }
