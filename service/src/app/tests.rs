@@ -286,3 +286,738 @@ fn undecided_key_lists_are_deleted_when_the_batch_is_decided() {
     assert_eq!(c.keys_under(&[state::keys::PROPOSAL]), 0);
     assert_eq!(counters(&c.state).unwrap().last_created, batch.end());
 }
+
+// ---- every transaction, every rule: authentication, replays, epochs ----
+
+use crate::tx::{DealHeader, Evidence};
+
+impl Chain {
+    /// A header of `dealer`'s send to `receiver` in `batch`, under `commitments`.
+    fn header(&self, batch: BatchId, dealer: u32, receiver: u32, commitments: u8) -> DealHeader {
+        DealHeader::sign(
+            &self.keys[dealer as usize - 1],
+            batch,
+            dealer,
+            receiver,
+            self.epoch.k,
+            batch.count,
+            [commitments; 32],
+            [7; 32],
+        )
+    }
+
+    /// Dealer `dealer`'s two headers with different commitments: equivocation.
+    fn equivocation(&self, batch: BatchId, dealer: u32) -> Evidence {
+        Evidence::Equivocation {
+            a: self.header(batch, dealer, 1, 1),
+            b: self.header(batch, dealer, 2, 2),
+        }
+    }
+
+    /// A batch opened, decided and given its public keys: `count` free keys.
+    fn create_keys(&mut self, count: u32) -> BatchId {
+        let batch = self.batch(count);
+        assert_eq!(self.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
+        let ds = self.dealer_set(batch);
+        assert_eq!(self.run(1, ds).code, TxCode::Ok);
+        let keys = user_keys(count);
+        for signer in 1..=3 {
+            let vote = TxBody::PublicKeys {
+                batch,
+                keys_hash: keys_hash(&keys),
+                keys: keys.clone(),
+            };
+            assert_eq!(self.run(signer, vote).code, TxCode::Ok);
+        }
+        assert_eq!(counters(&self.state).unwrap().last_created, batch.end());
+        batch
+    }
+
+    /// The next committee: the same nodes as epoch 2.
+    fn next_epoch(&self) -> EpochInfo {
+        EpochInfo {
+            epoch: self.epoch.epoch + 1,
+            ..self.epoch.clone()
+        }
+    }
+
+    /// One sample of every transaction kind.
+    fn every_kind(&self) -> Vec<TxBody> {
+        let batch = self.batch(MIN_BATCH_KEYS);
+        let keys = user_keys(MIN_BATCH_KEYS);
+        vec![
+            TxBody::OpenBatch { batch },
+            self.dealer_set(batch),
+            TxBody::PublicKeys {
+                batch,
+                keys_hash: keys_hash(&keys),
+                keys,
+            },
+            TxBody::KeyAssign {
+                verifier: "test".into(),
+                verifier_id: "alice".into(),
+            },
+            TxBody::EpochHandover {
+                next: self.next_epoch(),
+            },
+            TxBody::ReshareComplete { epoch: 2, keys: 0 },
+            TxBody::Complaint {
+                batch,
+                dealer: 2,
+                evidence: Box::new(self.equivocation(batch, 2)),
+            },
+        ]
+    }
+
+    /// Runs raw transaction bytes in the next block; the outcome.
+    fn run_bytes(&mut self, tx: Vec<u8>) -> TxOutcome {
+        self.block(vec![tx]).results.remove(0)
+    }
+}
+
+#[test]
+fn every_transaction_kind_signed_by_an_outsider_is_unauthorized() {
+    let mut c = Chain::new();
+    let before = c.state.clone();
+    for body in c.every_kind() {
+        let kind = body.kind();
+        let tx = SignedTx::sign(&NodeKey::random(), c.epoch.epoch, 9, 1, body).encode();
+        assert_eq!(
+            App.check_tx(&c.state, &tx).code,
+            TxCode::Unauthorized,
+            "{kind}"
+        );
+        let o = c.run_bytes(tx);
+        assert_eq!(o.code, TxCode::Unauthorized, "{kind}: {o:?}");
+        assert!(o.log.contains("unknown signer"), "{kind}: {}", o.log);
+    }
+    assert_eq!(c.state, before, "nothing written");
+}
+
+#[test]
+fn every_transaction_kind_signed_with_another_members_key_is_unauthorized() {
+    let mut c = Chain::new();
+    let before = c.state.clone();
+    for body in c.every_kind() {
+        let kind = body.kind();
+        // Node 3's key, claiming to be node 2.
+        let tx = SignedTx::sign(&c.keys[2], c.epoch.epoch, 2, 1, body).encode();
+        let o = c.run_bytes(tx);
+        assert_eq!(o.code, TxCode::Unauthorized, "{kind}: {o:?}");
+        assert!(o.log.contains("bad signature"), "{kind}: {}", o.log);
+    }
+    assert_eq!(c.state, before);
+}
+
+#[test]
+fn every_transaction_kind_naming_an_inactive_epoch_is_unauthorized() {
+    let mut c = Chain::new();
+    let before = c.state.clone();
+    for epoch in [0, 2, 7, u64::MAX] {
+        for body in c.every_kind() {
+            let kind = body.kind();
+            let tx = SignedTx::sign(&c.keys[0], epoch, 1, 1, body).encode();
+            let o = c.run_bytes(tx);
+            assert_eq!(
+                o.code,
+                TxCode::Unauthorized,
+                "{kind} in epoch {epoch}: {o:?}"
+            );
+        }
+    }
+    assert_eq!(c.state, before);
+}
+
+#[test]
+fn a_tampered_transaction_is_refused_and_changes_nothing() {
+    let mut c = Chain::new();
+    let before = c.state.clone();
+    for body in c.every_kind() {
+        let kind = body.kind();
+        let tx = c.tx(1, body);
+        // Cut short: does not decode.
+        let o = c.run_bytes(tx[..tx.len() / 2].to_vec());
+        assert_eq!(o.code, TxCode::Decode, "{kind}: {o:?}");
+        // One byte flipped in the middle: does not decode, or no longer verifies.
+        let mut flipped = tx.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x40;
+        let o = c.run_bytes(flipped);
+        assert!(
+            matches!(o.code, TxCode::Decode | TxCode::Unauthorized),
+            "{kind}: {o:?}"
+        );
+    }
+    assert_eq!(c.state, before);
+}
+
+#[test]
+fn a_refused_transaction_in_a_block_leaves_no_writes_beside_a_valid_one() {
+    let mut c = Chain::new();
+    let batch = c.batch(MIN_BATCH_KEYS);
+    let bad = c.tx(
+        2,
+        TxBody::KeyAssign {
+            verifier: String::new(),
+            verifier_id: "x".into(),
+        },
+    );
+    let good = c.tx(1, TxBody::OpenBatch { batch });
+    let out = c.block(vec![bad, good]);
+    assert_eq!(out.results[0].code, TxCode::Invalid);
+    assert_eq!(out.results[1].code, TxCode::Ok);
+    assert_eq!(open_batch(&c.state).unwrap(), Some(batch));
+    assert!(c.keys_under(&[state::keys::ASSIGN]) == 0);
+}
+
+#[test]
+fn a_second_open_batch_is_a_duplicate_and_another_one_is_refused() {
+    let mut c = Chain::new();
+    let batch = c.batch(MIN_BATCH_KEYS);
+    assert_eq!(c.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
+    // The same batch again (a replay, or another node's identical proposal).
+    assert_eq!(
+        c.run(2, TxBody::OpenBatch { batch }).code,
+        TxCode::Duplicate
+    );
+    // Another shape while one is open.
+    let other = BatchId {
+        count: MIN_BATCH_KEYS + 1,
+        ..batch
+    };
+    assert_eq!(
+        c.run(2, TxBody::OpenBatch { batch: other }).code,
+        TxCode::Invalid
+    );
+    assert_eq!(open_batch(&c.state).unwrap(), Some(batch));
+}
+
+#[test]
+fn an_open_batch_at_another_start_or_of_another_epoch_is_refused() {
+    let mut c = Chain::new();
+    let first = c.create_keys(MIN_BATCH_KEYS);
+    let next = c.batch(MIN_BATCH_KEYS);
+    assert_eq!(next.start, first.end());
+    let ahead = BatchId {
+        start: next.start + 1,
+        ..next
+    };
+    assert_eq!(
+        c.run(1, TxBody::OpenBatch { batch: ahead }).code,
+        TxCode::Invalid
+    );
+    // A start already passed: a late replay of the first batch.
+    assert_eq!(
+        c.run(1, TxBody::OpenBatch { batch: first }).code,
+        TxCode::Duplicate
+    );
+    let other_epoch = BatchId { epoch: 2, ..next };
+    let o = c.run(1, TxBody::OpenBatch { batch: other_epoch });
+    assert_eq!(o.code, TxCode::Invalid, "{o:?}");
+    assert!(o.log.contains("another epoch"), "{}", o.log);
+    assert_eq!(open_batch(&c.state).unwrap(), None);
+}
+
+#[test]
+fn a_replayed_dealer_set_is_a_duplicate() {
+    let mut c = Chain::new();
+    let batch = c.batch(MIN_BATCH_KEYS);
+    assert_eq!(c.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
+    let ds = c.dealer_set(batch);
+    let tx = c.tx(1, ds);
+    assert_eq!(c.run_bytes(tx.clone()).code, TxCode::Ok);
+    let decided = c.state.clone();
+    // The same bytes again, and another node's proposal for the decided batch.
+    assert_eq!(c.run_bytes(tx).code, TxCode::Duplicate);
+    let ds = c.dealer_set(batch);
+    assert_eq!(c.run(4, ds).code, TxCode::Duplicate);
+    assert_eq!(c.state, decided);
+}
+
+#[test]
+fn a_dealer_set_with_fewer_than_k_dealers_is_refused() {
+    let mut c = Chain::new();
+    let batch = c.batch(MIN_BATCH_KEYS);
+    assert_eq!(c.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
+    let TxBody::DealerSet { mut dealers, .. } = c.dealer_set(batch) else {
+        unreachable!()
+    };
+    dealers.pop();
+    let o = c.run(1, TxBody::DealerSet { batch, dealers });
+    assert_eq!(o.code, TxCode::Invalid, "{o:?}");
+    assert!(o.log.contains("need 3"), "{}", o.log);
+    assert_eq!(batch_record(&c.state, batch.start).unwrap(), None);
+}
+
+#[test]
+fn a_dealer_set_needs_k_plus_t_distinct_valid_ready_signatures_per_dealer() {
+    let mut c = Chain::new();
+    let batch = c.batch(MIN_BATCH_KEYS);
+    assert_eq!(c.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
+    let TxBody::DealerSet { dealers, .. } = c.dealer_set(batch) else {
+        unreachable!()
+    };
+    let forged = |f: &dyn Fn(&mut DealerEvidence)| {
+        let mut ds = dealers.clone();
+        f(&mut ds[1]);
+        TxBody::DealerSet { batch, dealers: ds }
+    };
+    let commitments = dealers[1].commitments;
+    let variants: Vec<(&str, TxBody)> = vec![
+        (
+            "one signer four times",
+            forged(&|d| {
+                let one = d.readies[0].clone();
+                d.readies = vec![one; 4];
+            }),
+        ),
+        (
+            "a signature by another key",
+            forged(&|d| {
+                d.readies[3] = ReadySig {
+                    signer: 4,
+                    sig: ReadySig::sign(&c.keys[0], 4, &batch, 2, &commitments).sig,
+                }
+            }),
+        ),
+        (
+            "a signer outside the committee",
+            forged(&|d| d.readies[3].signer = 9),
+        ),
+        (
+            "a ready for other commitments",
+            forged(&|d| d.commitments = [0xee; 32]),
+        ),
+        ("three readies", forged(&|d| d.readies.truncate(3))),
+    ];
+    for (what, body) in variants {
+        let o = c.run(1, body);
+        assert_eq!(o.code, TxCode::Invalid, "{what}: {o:?}");
+        assert!(
+            o.log.contains("valid ready signatures"),
+            "{what}: {}",
+            o.log
+        );
+    }
+    assert_eq!(batch_record(&c.state, batch.start).unwrap(), None);
+    let ds = c.dealer_set(batch);
+    assert_eq!(c.run(1, ds).code, TxCode::Ok);
+}
+
+#[test]
+fn a_dealer_set_out_of_order_or_naming_an_outsider_is_refused() {
+    let mut c = Chain::new();
+    let batch = c.batch(MIN_BATCH_KEYS);
+    assert_eq!(c.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
+    let TxBody::DealerSet { dealers, .. } = c.dealer_set(batch) else {
+        unreachable!()
+    };
+    let mut reversed = dealers.clone();
+    reversed.reverse();
+    let mut twice = dealers.clone();
+    twice[1] = twice[0].clone();
+    let mut outsider = dealers.clone();
+    outsider[2].dealer = 6;
+    for (what, ds) in [
+        ("reversed", reversed),
+        ("twice", twice),
+        ("outsider", outsider),
+    ] {
+        let o = c.run(1, TxBody::DealerSet { batch, dealers: ds });
+        assert_eq!(o.code, TxCode::Invalid, "{what}: {o:?}");
+        assert!(
+            o.log.contains("out of order or unknown"),
+            "{what}: {}",
+            o.log
+        );
+    }
+}
+
+#[test]
+fn a_dealer_set_for_a_batch_that_is_not_open_is_refused() {
+    let mut c = Chain::new();
+    let batch = c.batch(MIN_BATCH_KEYS);
+    let ds = c.dealer_set(batch);
+    let o = c.run(1, ds);
+    assert_eq!(o.code, TxCode::Invalid, "{o:?}");
+    assert!(o.log.contains("not the open batch"), "{}", o.log);
+    assert_eq!(c.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
+    let bigger = BatchId {
+        count: MIN_BATCH_KEYS + 1,
+        ..batch
+    };
+    let ds = c.dealer_set(bigger);
+    assert_eq!(c.run(1, ds).code, TxCode::Invalid);
+}
+
+#[test]
+fn a_dealer_set_naming_a_blamed_dealer_is_refused() {
+    let mut c = Chain::new();
+    let batch = c.batch(MIN_BATCH_KEYS);
+    assert_eq!(c.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
+    let ev = c.equivocation(batch, 2);
+    let o = c.run(
+        4,
+        TxBody::Complaint {
+            batch,
+            dealer: 2,
+            evidence: Box::new(ev),
+        },
+    );
+    assert_eq!(o.code, TxCode::Ok, "{o:?}");
+    assert!(is_blamed(&c.state, c.epoch.epoch, 2).unwrap());
+    let ds = c.dealer_set(batch);
+    let o = c.run(1, ds);
+    assert_eq!(o.code, TxCode::Invalid, "{o:?}");
+    assert!(o.log.contains("dealer 2 is blamed"), "{}", o.log);
+}
+
+#[test]
+fn an_equivocation_blames_its_dealer_once_and_a_self_accusation_is_refused() {
+    let mut c = Chain::new();
+    let batch = c.batch(MIN_BATCH_KEYS);
+    assert_eq!(c.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
+    let complaint = |c: &Chain, dealer: u32| TxBody::Complaint {
+        batch,
+        dealer,
+        evidence: Box::new(c.equivocation(batch, dealer)),
+    };
+    let o = c.run(3, complaint(&c, 3));
+    assert_eq!(o.code, TxCode::Invalid, "{o:?}");
+    assert!(!is_blamed(&c.state, c.epoch.epoch, 3).unwrap());
+    let body = complaint(&c, 3);
+    let tx = c.tx(1, body);
+    let out = c.block(vec![tx]);
+    assert_eq!(out.results[0].code, TxCode::Ok);
+    assert!(matches!(
+        out.results[0].events.as_slice(),
+        [Event::Blamed {
+            node: 3,
+            as_dealer: true,
+            ..
+        }]
+    ));
+    // A second complaint (the same one replayed, or another accuser's).
+    assert_eq!(c.run(5, complaint(&c, 3)).code, TxCode::Duplicate);
+}
+
+#[test]
+fn a_complaint_with_evidence_of_nothing_blames_the_accuser_or_is_refused() {
+    let mut c = Chain::new();
+    let batch = c.batch(MIN_BATCH_KEYS);
+    // Two headers with the same commitments: an honest dealer, a lying accuser.
+    let honest = Evidence::Equivocation {
+        a: c.header(batch, 2, 1, 1),
+        b: c.header(batch, 2, 3, 1),
+    };
+    let o = c.run(
+        4,
+        TxBody::Complaint {
+            batch,
+            dealer: 2,
+            evidence: Box::new(honest),
+        },
+    );
+    assert_eq!(o.code, TxCode::Ok, "{o:?}");
+    assert!(matches!(
+        o.events.as_slice(),
+        [Event::Blamed {
+            node: 4,
+            as_dealer: false,
+            ..
+        }]
+    ));
+    assert!(!is_blamed(&c.state, c.epoch.epoch, 2).unwrap());
+    // Headers not signed by the accused dealer prove nothing: refused, nobody blamed.
+    let forged = Evidence::Equivocation {
+        a: c.header(batch, 3, 1, 1),
+        b: c.header(batch, 3, 2, 2),
+    };
+    let o = c.run(
+        1,
+        TxBody::Complaint {
+            batch,
+            dealer: 5,
+            evidence: Box::new(forged),
+        },
+    );
+    assert_eq!(o.code, TxCode::Invalid, "{o:?}");
+    assert!(!is_blamed(&c.state, c.epoch.epoch, 5).unwrap());
+    assert!(!is_blamed(&c.state, c.epoch.epoch, 1).unwrap());
+    // Evidence about another epoch's batch.
+    let old = BatchId { epoch: 0, ..batch };
+    let o = c.run(
+        1,
+        TxBody::Complaint {
+            batch: old,
+            dealer: 2,
+            evidence: Box::new(c.equivocation(old, 2)),
+        },
+    );
+    assert_eq!(o.code, TxCode::Invalid, "{o:?}");
+}
+
+#[test]
+fn public_keys_before_the_dealer_set_or_for_another_shape_are_refused() {
+    let mut c = Chain::new();
+    let batch = c.batch(MIN_BATCH_KEYS);
+    let keys = user_keys(MIN_BATCH_KEYS);
+    let vote = |batch: BatchId| TxBody::PublicKeys {
+        batch,
+        keys_hash: keys_hash(&keys),
+        keys: keys.clone(),
+    };
+    assert_eq!(c.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
+    let o = c.run(1, vote(batch));
+    assert_eq!(o.code, TxCode::Invalid, "{o:?}");
+    let ds = c.dealer_set(batch);
+    assert_eq!(c.run(1, ds).code, TxCode::Ok);
+    let other = BatchId { epoch: 2, ..batch };
+    assert_eq!(c.run(1, vote(other)).code, TxCode::Invalid);
+    assert_eq!(c.keys_under(&[state::keys::VOTE]), 0);
+}
+
+#[test]
+fn a_key_list_that_does_not_match_its_hash_or_holds_no_point_is_refused() {
+    let mut c = Chain::new();
+    let batch = c.batch(MIN_BATCH_KEYS);
+    assert_eq!(c.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
+    let ds = c.dealer_set(batch);
+    assert_eq!(c.run(1, ds).code, TxCode::Ok);
+    let keys = user_keys(MIN_BATCH_KEYS);
+    let mut short = keys.clone();
+    short.pop();
+    let mut not_a_point = keys.clone();
+    not_a_point[0] = [0xff; 33];
+    let cases = [
+        ("wrong hash", keys_hash(&short), keys.clone()),
+        ("short list", keys_hash(&short), short),
+        ("not a point", keys_hash(&not_a_point), not_a_point),
+    ];
+    for (what, h, list) in cases {
+        let o = c.run(
+            2,
+            TxBody::PublicKeys {
+                batch,
+                keys_hash: h,
+                keys: list,
+            },
+        );
+        assert_eq!(o.code, TxCode::Invalid, "{what}: {o:?}");
+    }
+    assert_eq!(c.keys_under(&[state::keys::VOTE]), 0);
+    assert_eq!(c.keys_under(&[state::keys::PROPOSAL]), 0);
+}
+
+#[test]
+fn a_second_public_keys_vote_of_a_node_is_a_duplicate_even_for_other_keys() {
+    let mut c = Chain::new();
+    let batch = c.batch(MIN_BATCH_KEYS);
+    assert_eq!(c.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
+    let ds = c.dealer_set(batch);
+    assert_eq!(c.run(1, ds).code, TxCode::Ok);
+    let a = user_keys(MIN_BATCH_KEYS);
+    let b = user_keys(MIN_BATCH_KEYS);
+    let vote = |keys: &[[u8; 33]]| TxBody::PublicKeys {
+        batch,
+        keys_hash: keys_hash(keys),
+        keys: keys.to_vec(),
+    };
+    assert_eq!(c.run(2, vote(&a)).code, TxCode::Ok);
+    assert_eq!(c.run(2, vote(&a)).code, TxCode::Duplicate);
+    assert_eq!(c.run(2, vote(&b)).code, TxCode::Duplicate);
+    // Node 2 voting three times still counts once: two more votes decide.
+    assert_eq!(c.run(3, vote(&a)).code, TxCode::Ok);
+    assert_eq!(counters(&c.state).unwrap().last_created, batch.start);
+    let o = c.run(4, vote(&a));
+    assert_eq!(o.events, vec![Event::PublicKeys { batch }]);
+}
+
+#[test]
+fn key_assign_gives_each_user_the_next_free_key_once() {
+    let mut c = Chain::new();
+    let batch = c.create_keys(MIN_BATCH_KEYS);
+    let assign = |id: &str| TxBody::KeyAssign {
+        verifier: "test".into(),
+        verifier_id: id.into(),
+    };
+    let o = c.run(1, assign("alice"));
+    assert_eq!(
+        o.events,
+        vec![Event::KeyAssigned {
+            index: batch.start,
+            new: true
+        }]
+    );
+    let o = c.run(2, assign("bob"));
+    assert_eq!(
+        o.events,
+        vec![Event::KeyAssigned {
+            index: batch.start + 1,
+            new: true
+        }]
+    );
+    // Alice again, through another node: the same key, nothing new taken.
+    let o = c.run(3, assign("alice"));
+    assert_eq!(
+        o.events,
+        vec![Event::KeyAssigned {
+            index: batch.start,
+            new: false
+        }]
+    );
+    assert_eq!(counters(&c.state).unwrap().last_unassigned, batch.start + 2);
+    assert_eq!(
+        assigned_index(&c.state, "test", "alice").unwrap(),
+        Some(batch.start)
+    );
+}
+
+#[test]
+fn key_assign_with_an_empty_buffer_says_so() {
+    let mut c = Chain::new();
+    let o = c.run(
+        1,
+        TxBody::KeyAssign {
+            verifier: "test".into(),
+            verifier_id: "alice".into(),
+        },
+    );
+    assert_eq!(o.code, TxCode::NoFreeKeys, "{o:?}");
+    assert_eq!(assigned_index(&c.state, "test", "alice").unwrap(), None);
+}
+
+#[test]
+fn key_assign_with_an_empty_id_or_a_nul_in_the_verifier_is_invalid() {
+    let mut c = Chain::new();
+    c.create_keys(MIN_BATCH_KEYS);
+    for (v, id) in [("", "alice"), ("test", ""), ("te\0st", "alice")] {
+        let o = c.run(
+            1,
+            TxBody::KeyAssign {
+                verifier: v.into(),
+                verifier_id: id.into(),
+            },
+        );
+        assert_eq!(o.code, TxCode::Invalid, "{v:?}/{id:?}: {o:?}");
+    }
+    assert_eq!(c.keys_under(&[state::keys::ASSIGN]), 0);
+}
+
+#[test]
+fn a_hand_over_freezes_new_assignments_but_known_users_keep_their_keys() {
+    let mut c = Chain::new();
+    let batch = c.create_keys(MIN_BATCH_KEYS);
+    let assign = |id: &str| TxBody::KeyAssign {
+        verifier: "test".into(),
+        verifier_id: id.into(),
+    };
+    assert_eq!(c.run(1, assign("alice")).code, TxCode::Ok);
+    let next = c.next_epoch();
+    // k + t = 4 matching votes decide; the first three do not.
+    for signer in 1..=3 {
+        let o = c.run(signer, TxBody::EpochHandover { next: next.clone() });
+        assert_eq!(o.code, TxCode::Ok);
+        assert!(o.events.is_empty(), "decided after {signer} votes");
+    }
+    assert_eq!(
+        c.run(2, TxBody::EpochHandover { next: next.clone() }).code,
+        TxCode::Duplicate,
+        "a node votes once"
+    );
+    let o = c.run(4, TxBody::EpochHandover { next: next.clone() });
+    assert_eq!(o.events, vec![Event::HandoverDecided { epoch: 2 }]);
+    assert!(counters(&c.state).unwrap().frozen);
+    // Frozen: a new user waits, a known one keeps its key, no batch opens.
+    assert_eq!(c.run(1, assign("bob")).code, TxCode::Frozen);
+    let o = c.run(1, assign("alice"));
+    assert_eq!(
+        o.events,
+        vec![Event::KeyAssigned {
+            index: batch.start,
+            new: false
+        }]
+    );
+    let b = c.batch(MIN_BATCH_KEYS);
+    assert_eq!(
+        c.run(1, TxBody::OpenBatch { batch: b }).code,
+        TxCode::Frozen
+    );
+    assert_eq!(
+        c.run(5, TxBody::EpochHandover { next }).code,
+        TxCode::Duplicate,
+        "already decided"
+    );
+}
+
+#[test]
+fn a_hand_over_to_anything_but_the_next_epoch_is_refused() {
+    let mut c = Chain::new();
+    let mut skip = c.next_epoch();
+    skip.epoch += 1;
+    let mut broken = c.next_epoch();
+    broken.k = broken.n + 1;
+    for (what, next) in [("skips an epoch", skip), ("k above n", broken)] {
+        let o = c.run(1, TxBody::EpochHandover { next });
+        assert_eq!(o.code, TxCode::Invalid, "{what}: {o:?}");
+    }
+    assert!(!counters(&c.state).unwrap().frozen);
+}
+
+#[test]
+fn reshare_complete_needs_a_hand_over_its_epoch_and_every_created_key() {
+    let mut c = Chain::new();
+    let batch = c.create_keys(MIN_BATCH_KEYS);
+    // No hand-over yet: nothing to complete, and epoch 2 is no committee yet, so
+    // a vote signed in it comes from strangers.
+    let o = c.run(
+        1,
+        TxBody::ReshareComplete {
+            epoch: 2,
+            keys: batch.end(),
+        },
+    );
+    assert_eq!(o.code, TxCode::Invalid, "{o:?}");
+    assert!(o.log.contains("no hand-over"), "{}", o.log);
+    let early = SignedTx::sign(
+        &c.keys[0],
+        2,
+        1,
+        99,
+        TxBody::ReshareComplete {
+            epoch: 2,
+            keys: batch.end(),
+        },
+    )
+    .encode();
+    assert_eq!(c.run_bytes(early).code, TxCode::Unauthorized);
+    let next = c.next_epoch();
+    for signer in 1..=4 {
+        c.run(signer, TxBody::EpochHandover { next: next.clone() });
+    }
+    assert!(counters(&c.state).unwrap().frozen);
+    let vote = |c: &mut Chain, signer: u32, keys: u64| {
+        c.nonce += 1;
+        let tx = SignedTx::sign(
+            &c.keys[signer as usize - 1],
+            2,
+            signer,
+            c.nonce,
+            TxBody::ReshareComplete { epoch: 2, keys },
+        )
+        .encode();
+        c.run_bytes(tx)
+    };
+    let o = vote(&mut c, 1, batch.end() - 1);
+    assert_eq!(o.code, TxCode::Invalid, "must cover every key: {o:?}");
+    for signer in 1..=2 {
+        let o = vote(&mut c, signer, batch.end());
+        assert_eq!(o.code, TxCode::Ok);
+        assert!(o.events.is_empty());
+    }
+    assert_eq!(vote(&mut c, 2, batch.end()).code, TxCode::Duplicate);
+    let o = vote(&mut c, 3, batch.end());
+    assert_eq!(o.code, TxCode::Ok);
+    assert_eq!(current_epoch(&c.state).unwrap().epoch, 2);
+    assert!(!counters(&c.state).unwrap().frozen);
+}

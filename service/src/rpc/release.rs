@@ -507,7 +507,8 @@ mod tests {
         ["mug00", &"cd".repeat(32), &h, &h, "google", "1700000000"].join("\u{1c}")
     }
 
-    fn signature(key: &NodeKey, data: &str) -> NodeSignature {
+    /// `key`'s commitment signature on `data`, as a client forwards it.
+    pub(super) fn signature(key: &NodeKey, data: &str) -> NodeSignature {
         let (x, y) = key.public().xy();
         NodeSignature {
             signature: sig_to_hex(&key.sign(data.as_bytes())),
@@ -595,3 +596,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "release_tests.rs"]
+mod token_state_tests;
