@@ -37,7 +37,7 @@ pub enum RunError {
     Bft(String),
     /// Key generation.
     #[error("key generation: {0}")]
-    Keygen(String),
+    Keygen(#[source] keygen::KeygenError),
     /// Configuration that only shows up when wiring things together.
     #[error("config: {0}")]
     Config(String),

@@ -60,6 +60,37 @@ use tokio::sync::{broadcast, mpsc};
 pub use config::{KeygenConfig, KeygenConfigError};
 pub use faults::{DealerFault, Faults};
 
+/// Why key generation, or one batch's run or recovery, cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum KeygenError {
+    /// The `[keygen]` section cannot run on this node.
+    #[error(transparent)]
+    Config(#[from] KeygenConfigError),
+    /// `[keygen.faults]` names a fault outside dev mode.
+    #[error("keygen.faults is a test hook and needs dev_mode")]
+    FaultsNeedDevMode,
+    /// The committee's (n, k, t) is not a valid sharing.
+    #[error("committee parameters: {0}")]
+    Params(#[from] torus_engine::Error),
+    /// This node is not a member of the committee it would run for.
+    #[error("node {me} is not a member of epoch {epoch}")]
+    NotMember {
+        /// This node's index.
+        me: u32,
+        /// The epoch.
+        epoch: u64,
+    },
+    /// The committed state could not be read.
+    #[error("committed state: {0}")]
+    State(#[from] crate::app::AppError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The keygen thread could not be started.
+    #[error("cannot start the keygen thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
 use crate::node::{CommittedBlock, NodeState};
 use crate::p2p::{Inbound, P2pClient};
 use driver::Keygen;
@@ -97,10 +128,10 @@ pub fn start(
     p2p: P2pClient,
     mut inbound: mpsc::Receiver<Inbound>,
     cfg: KeygenConfig,
-) -> Result<KeygenHandle, String> {
-    let cfg = cfg.resolve(node.profile()).map_err(|e| e.to_string())?;
+) -> Result<KeygenHandle, KeygenError> {
+    let cfg = cfg.resolve(node.profile())?;
     if cfg.faults.is_active() && !node.config().dev_mode {
-        return Err("keygen.faults is a test hook and needs dev_mode".into());
+        return Err(KeygenError::FaultsNeedDevMode);
     }
     let (tx, mut rx) = mpsc::channel::<Input>(INPUT_QUEUE);
     {
@@ -159,6 +190,6 @@ pub fn start(
                 }
             }
         })
-        .map_err(|e| format!("cannot start the keygen thread: {e}"))?;
+        .map_err(KeygenError::Thread)?;
     Ok(KeygenHandle { thread })
 }

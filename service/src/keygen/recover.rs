@@ -19,6 +19,7 @@ use torus_engine::wire::Wire;
 use torus_engine::{Params, Secp256k1};
 use zeroize::Zeroizing;
 
+use super::KeygenError;
 use crate::node::NodeState;
 use crate::p2p::{Message, P2pClient};
 use crate::store::records::BatchRecord;
@@ -38,10 +39,10 @@ pub(super) struct Recovery {
 }
 
 impl Recovery {
-    pub fn new(epoch: &EpochInfo, rec: &BatchRecord, me: u32) -> Result<Self, String> {
+    pub fn new(epoch: &EpochInfo, rec: &BatchRecord, me: u32) -> Result<Self, KeygenError> {
         Ok(Recovery {
             batch: rec.batch,
-            params: Params::new(epoch.n, epoch.k, epoch.t).map_err(|e| e.to_string())?,
+            params: Params::new(epoch.n, epoch.k, epoch.t)?,
             me,
             decided: rec.dealers.clone(),
             commitments: BTreeMap::new(),

@@ -33,6 +33,7 @@ use torus_engine::{Params, Secp256k1};
 use torus_engine::Engine;
 use zeroize::Zeroizing;
 
+use super::KeygenError;
 use crate::crypto::NodeKey;
 use crate::metrics::{Metrics, PhaseLabels};
 use crate::p2p::Message;
@@ -211,13 +212,13 @@ impl BatchRun {
         blamed: BTreeSet<u32>,
         decided: Option<BatchRecord>,
         now: Instant,
-    ) -> Result<Self, String> {
-        let params = Params::new(epoch.n, epoch.k, epoch.t).map_err(|e| e.to_string())?;
+    ) -> Result<Self, KeygenError> {
+        let params = Params::new(epoch.n, epoch.k, epoch.t)?;
         if epoch.node(me).is_none() {
-            return Err(format!(
-                "node {me} is not a member of epoch {}",
-                epoch.epoch
-            ));
+            return Err(KeygenError::NotMember {
+                me,
+                epoch: epoch.epoch,
+            });
         }
         let decided = decided.filter(|r| r.batch == batch);
         Ok(BatchRun {

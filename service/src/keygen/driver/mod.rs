@@ -6,18 +6,22 @@
 //! committed state and the store, feeds each run its inputs, and executes the
 //! [`Action`]s the run returns (sends, submissions, durable writes) in order.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod execute;
+mod refill;
+
 use super::byzantine::Byzantine;
 use super::recover::{self, Recovery};
-use super::run::{Action, BatchRun, Cx, SharesToStore};
-use super::KeygenConfig;
+use super::run::BatchRun;
+use super::{KeygenConfig, KeygenError};
 use crate::app::{self, Event};
 use crate::node::{CommittedBlock, NodeState};
 use crate::p2p::{Inbound, Message, P2pClient};
 use crate::tx::{BatchId, EpochInfo, TxBody};
+use refill::Refill;
 
 /// A batch whose dealer set was decided this long ago without our shares is
 /// recovered from peers' points (in parallel with the normal path).
@@ -40,30 +44,6 @@ pub(crate) struct Keygen {
     refill: Refill,
     /// A test dealer's misbehaviour over our outgoing messages (dev mode only).
     byzantine: Option<Byzantine>,
-}
-
-/// The buffer's refill state (sans-IO): a batch opens once fewer keys than the
-/// low watermark are buffered, and batches keep opening until the high
-/// watermark is reached (hysteresis), so a buffer between the two watermarks
-/// is refilled to the top rather than left there.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Refill {
-    filling: bool,
-}
-
-impl Refill {
-    /// With `buffered` free plus in-flight keys and no batch open: how many
-    /// keys the next batch should bring (the need up to `high`), or `None`.
-    fn want(&mut self, buffered: u64, low: u64, high: u64) -> Option<u64> {
-        if buffered >= high {
-            self.filling = false;
-            return None;
-        }
-        if buffered < low {
-            self.filling = true;
-        }
-        self.filling.then(|| high - buffered)
-    }
 }
 
 impl Keygen {
@@ -94,131 +74,6 @@ impl Keygen {
 
     fn me(&self) -> u32 {
         self.p2p.index()
-    }
-
-    /// Calls run `start` (if there is one) with a fresh [`Cx`]; the actions it asked for.
-    fn call(&mut self, start: u64, f: impl FnOnce(&mut BatchRun, &mut Cx<'_>)) -> Vec<Action> {
-        let node = self.node.clone();
-        let Some(run) = self.runs.get_mut(&start) else {
-            return Vec::new();
-        };
-        let mut cx = Cx::new(node.engine(), node.key(), node.metrics(), Instant::now());
-        f(run, &mut cx);
-        cx.take()
-    }
-
-    /// Calls run `start` and executes what it asks for.
-    fn with_run(&mut self, start: u64, f: impl FnOnce(&mut BatchRun, &mut Cx<'_>)) {
-        let actions = self.call(start, f);
-        self.execute(actions);
-    }
-
-    /// Executes a run's actions in order. A durable write is answered by
-    /// calling the run again; its new actions run after the ones already queued.
-    fn execute(&mut self, actions: Vec<Action>) {
-        let mut queue: VecDeque<Action> = actions.into();
-        while let Some(a) = queue.pop_front() {
-            match a {
-                Action::Send { to, msg } => {
-                    let params = msg
-                        .batch()
-                        .and_then(|b| self.runs.get(&b.start))
-                        .map(|r| r.params);
-                    let msg = match (&mut self.byzantine, params) {
-                        (Some(b), Some(params)) => {
-                            b.outgoing(self.node.engine(), self.node.key(), params, to, msg)
-                        }
-                        _ => msg,
-                    };
-                    self.p2p.send(to, msg);
-                }
-                Action::Submit(body) => {
-                    let kind = body.kind();
-                    match self.node.sign_tx(body) {
-                        Ok(tx) => {
-                            if let Err(e) = self.node.submit(tx.encode()) {
-                                tracing::warn!(error = %e, kind, "could not submit a transaction");
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, kind, "cannot sign a transaction"),
-                    }
-                }
-                Action::PersistSeed { start, seed } => {
-                    if let Err(e) = self.node.store().put_dealing_seed(start, &seed) {
-                        tracing::error!(error = %e, "cannot persist the dealing seed: not dealing");
-                        continue;
-                    }
-                    queue.extend(self.call(start, |run, cx| run.deal(cx, Some(seed))));
-                }
-                Action::StoreShares(s) => {
-                    let start = s.batch.start;
-                    match self.store_shares(*s) {
-                        Ok(shares) => queue
-                            .extend(self.call(start, |run, cx| run.on_shares_stored(cx, shares))),
-                        Err(()) => {
-                            self.call(start, |run, _| run.on_shares_not_stored());
-                        }
-                    }
-                }
-                Action::Progress { batch, what } => {
-                    if let Err(e) = self
-                        .node
-                        .store()
-                        .set_progress(batch.start, batch.count, what)
-                    {
-                        tracing::error!(batch = batch.start, error = %e, "cannot record the batch's progress");
-                    }
-                }
-            }
-        }
-    }
-
-    /// Stores a run's shares (unless a recovery from peers stored them meanwhile)
-    /// and hands them back.
-    fn store_shares(
-        &self,
-        s: SharesToStore,
-    ) -> Result<torus_engine::dkg::KeyShares<torus_engine::Secp256k1>, ()> {
-        let store = self.node.store();
-        let start = s.batch.start;
-        let recovered = store.has_share(start).unwrap_or(false);
-        if !recovered {
-            let commitments: Vec<(u32, &[u8])> = s
-                .commitments
-                .iter()
-                .map(|(d, c)| (*d, c.bytes.as_slice()))
-                .collect();
-            if let Err(e) = store.put_batch_result(
-                s.batch.epoch,
-                start,
-                &s.shares,
-                &s.aggregated_slice,
-                &commitments,
-            ) {
-                tracing::error!(batch = start, error = %e, "cannot store shares");
-                return Err(());
-            }
-            if let Err(e) = store.set_progress(start, s.batch.count, "shares stored") {
-                tracing::error!(batch = start, error = %e, "cannot record the batch's progress");
-            }
-        }
-        Ok(s.shares)
-    }
-
-    /// Reloads our stored shares of the decided batch `rec` into its run, which
-    /// rejoins the public-key vote.
-    fn restore_run(&mut self, rec: &crate::store::records::BatchRecord) {
-        let Some(run) = self.runs.get(&rec.batch.start) else {
-            return;
-        };
-        let loaded =
-            self.node
-                .store()
-                .key_shares(self.me(), run.params, rec.batch.start, rec.batch.count);
-        match loaded {
-            Ok(shares) => self.with_run(rec.batch.start, |run, cx| run.restore(cx, rec, shares)),
-            Err(e) => tracing::error!(batch = rec.batch.start, error = %e, "cannot reload shares"),
-        }
     }
 
     pub(crate) fn submit(&mut self, body: TxBody) {
@@ -284,17 +139,17 @@ impl Keygen {
             Option<BatchId>,
             Vec<crate::store::records::BatchRecord>,
         ),
-        String,
+        KeygenError,
     > {
-        let snap = self.node.store().snapshot().map_err(|e| e.to_string())?;
-        let epoch = app::current_epoch(&snap).map_err(|e| e.to_string())?;
-        let open = app::open_batch(&snap).map_err(|e| e.to_string())?;
-        let c = app::counters(&snap).map_err(|e| e.to_string())?;
+        let snap = self.node.store().snapshot()?;
+        let epoch = app::current_epoch(&snap)?;
+        let open = app::open_batch(&snap)?;
+        let c = app::counters(&snap)?;
         // Batches from the first not-yet-created key up to the next unopened index.
         let mut out = Vec::new();
         let mut start = 0u64;
         while start < c.next_batch_start {
-            match app::batch_record(&snap, start).map_err(|e| e.to_string())? {
+            match app::batch_record(&snap, start)? {
                 Some(b) => {
                     start = b.batch.end();
                     if b.batch.epoch == epoch.epoch {
@@ -336,15 +191,15 @@ impl Keygen {
 
     /// A run of `batch` with what committed state knows of it: the dealers blamed
     /// so far in the epoch and its dealer set if decided.
-    fn open_run(&self, epoch: &EpochInfo, batch: BatchId) -> Result<BatchRun, String> {
-        let snap = self.node.store().snapshot().map_err(|e| e.to_string())?;
+    fn open_run(&self, epoch: &EpochInfo, batch: BatchId) -> Result<BatchRun, KeygenError> {
+        let snap = self.node.store().snapshot()?;
         let mut blamed = BTreeSet::new();
         for n in &epoch.nodes {
-            if app::is_blamed(&snap, epoch.epoch, n.index).map_err(|e| e.to_string())? {
+            if app::is_blamed(&snap, epoch.epoch, n.index)? {
                 blamed.insert(n.index);
             }
         }
-        let decided = app::batch_record(&snap, batch.start).map_err(|e| e.to_string())?;
+        let decided = app::batch_record(&snap, batch.start)?;
         drop(snap);
         BatchRun::new(epoch, batch, self.me(), blamed, decided, Instant::now())
     }
@@ -539,8 +394,14 @@ impl Keygen {
             })
             .collect();
         for body in due {
-            if let Ok(tx) = self.node.sign_tx(body) {
-                let _ = self.node.submit(tx.encode());
+            let kind = body.kind();
+            let submitted = self
+                .node
+                .sign_tx(body)
+                .map_err(|e| e.to_string())
+                .and_then(|tx| self.node.submit(tx.encode()).map_err(|e| e.to_string()));
+            if let Err(e) = submitted {
+                tracing::warn!(error = %e, kind, "could not re-submit a transaction");
             }
         }
         self.maybe_open();
@@ -657,69 +518,6 @@ impl Keygen {
             }
         }
     }
-
-    /// Submits `OpenBatch` when no batch is open and the buffer fell below its
-    /// low watermark, or is still being filled up to its high one ([`Refill`]).
-    fn maybe_open(&mut self) {
-        let Ok(snap) = self.node.store().snapshot() else {
-            return;
-        };
-        let (Ok(epoch), Ok(open), Ok(c)) = (
-            app::current_epoch(&snap),
-            app::open_batch(&snap),
-            app::counters(&snap),
-        ) else {
-            return;
-        };
-        if open.is_some() || c.frozen {
-            return;
-        }
-        let buffered = c.next_batch_start - c.last_unassigned;
-        let Some(want) =
-            self.refill
-                .want(buffered, self.cfg.low_watermark, self.cfg.high_watermark)
-        else {
-            return;
-        };
-        let start = c.next_batch_start;
-        if let Some((s, at)) = self.open_sent {
-            if s == start && at.elapsed() < Duration::from_millis(self.cfg.resubmit_ms) {
-                return;
-            }
-        }
-        // The committee's bounds (halved after a cancel at this index): an honest
-        // node always asks for a size consensus accepts, rounding a small need up.
-        let limits = match app::open_batch_limits(&snap, &epoch, start) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "keygen cannot read the batch limits");
-                return;
-            }
-        };
-        drop(snap);
-        let batch = BatchId {
-            epoch: epoch.epoch,
-            start,
-            count: limits.pick(want, self.cfg.batch_keys),
-        };
-        tracing::info!(
-            start,
-            keys = batch.count,
-            buffered,
-            low = self.cfg.low_watermark,
-            high = self.cfg.high_watermark,
-            "key buffer refilling to its high watermark: opening a batch"
-        );
-        self.open_sent = Some((start, Instant::now()));
-        match self.node.sign_tx(TxBody::OpenBatch { batch }) {
-            Ok(tx) => {
-                if let Err(e) = self.node.submit(tx.encode()) {
-                    tracing::warn!(error = %e, "could not submit OpenBatch");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot sign OpenBatch"),
-        }
-    }
 }
 
 /// Whether committed state already settled what `tx` asked for.
@@ -743,83 +541,5 @@ fn is_settled(node: &NodeState, tx: &TxBody) -> bool {
                 || app::is_blamed(&snap, batch.epoch, me).unwrap_or(false)
         }
         _ => true,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Refill;
-    use crate::keygen::config::refill_low_watermark;
-    use crate::tx::BatchLimits;
-
-    #[test]
-    fn the_buffer_refills_once_below_the_low_watermark_and_keeps_filling_to_the_high_one() {
-        let mut r = Refill::default();
-        // Between the watermarks and never below the low one: nothing to do.
-        assert_eq!(r.want(90, 80, 100), None);
-        assert_eq!(r.want(80, 80, 100), None);
-        // Below the low watermark: fill up to the high one.
-        assert_eq!(r.want(79, 80, 100), Some(21));
-        // A batch landed but the buffer is still short of the top: keep filling.
-        assert_eq!(r.want(95, 80, 100), Some(5));
-        // Full: stop, and stay idle between the watermarks again.
-        assert_eq!(r.want(100, 80, 100), None);
-        assert_eq!(r.want(99, 80, 100), None);
-        assert_eq!(r.want(81, 80, 100), None);
-    }
-
-    #[test]
-    fn an_empty_buffer_fills_to_the_high_watermark_in_successive_batches() {
-        let (high, batch) = (48, 16);
-        let low = refill_low_watermark(high, batch);
-        let limits = BatchLimits::for_k(3);
-        let mut r = Refill::default();
-        let mut buffered = 0;
-        let mut sizes = Vec::new();
-        while let Some(want) = r.want(buffered, low, high) {
-            let count = limits.pick(want, batch);
-            sizes.push(count);
-            buffered += u64::from(count);
-        }
-        assert_eq!(sizes, vec![16, 16, 16]);
-        assert_eq!(buffered, high);
-    }
-
-    #[test]
-    fn a_login_from_a_full_buffer_opens_no_batch_until_a_whole_batch_is_missing() {
-        let (high, batch) = (10_000, 2_000);
-        let low = refill_low_watermark(high, batch);
-        let limits = BatchLimits::for_k(3);
-        let mut r = Refill::default();
-        assert_eq!(r.want(high, low, high), None);
-        // Logins take keys one at a time; the first batch is opened only when
-        // more than a whole batch is missing, and it is a full one.
-        let mut buffered = high;
-        let first = loop {
-            buffered -= 1;
-            if let Some(want) = r.want(buffered, low, high) {
-                break limits.pick(want, batch);
-            }
-        };
-        assert_eq!(buffered, high - u64::from(batch) - 1);
-        assert_eq!(first, batch);
-    }
-
-    #[test]
-    fn the_refill_low_watermark_sits_a_batch_below_the_high_one_or_at_half_a_small_buffer() {
-        assert_eq!(refill_low_watermark(10_000, 2_000), 8_000);
-        assert_eq!(refill_low_watermark(48, 16), 32);
-        // A buffer smaller than two batches refills when half of it is taken.
-        assert_eq!(refill_low_watermark(20, 16), 10);
-        assert_eq!(refill_low_watermark(5, 16), 3);
-        assert_eq!(refill_low_watermark(1, 16), 1);
-        assert_eq!(refill_low_watermark(0, 16), 0);
-        for high in [2, 3, 17, 100, 1 << 40] {
-            for batch in [1, 16, 361, u32::MAX] {
-                let low = refill_low_watermark(high, batch);
-                assert!(low < high, "high {high} batch {batch}: low {low}");
-                assert!(low >= high / 2, "high {high} batch {batch}: low {low}");
-            }
-        }
     }
 }
