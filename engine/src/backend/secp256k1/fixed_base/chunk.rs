@@ -6,14 +6,12 @@ use k256::{ProjectivePoint, Scalar};
 use subtle::{Choice, ConditionallySelectable};
 use zeroize::Zeroize;
 
+use super::h_affine;
 use super::scan::{lookup_raw, recode};
-use super::small::run_chunk_small;
 use super::tables::{entry52, BaseTable, Entry, Tables};
-use super::{h_affine, SMALL_BATCH};
 use crate::backend::secp256k1::field::Fe;
 use crate::backend::secp256k1::ifma::{Entry52, Fe8Mem, FixedScratch, Ifma};
 use crate::backend::secp256k1::point::Affine;
-use crate::backend::simd::SimdBackend;
 
 /// Scratch space for one chunk.
 pub(super) struct Work {
@@ -128,27 +126,6 @@ pub(super) enum Bases {
     GH,
 }
 
-/// Core: processes one chunk (any length) with tables `t` on `backend`.
-pub(super) fn run_chunk<const W: usize>(
-    t: &Tables<W>,
-    bases: Bases,
-    a: &[Scalar],
-    b: &[Scalar],
-    out: &mut [Affine],
-    backend: SimdBackend,
-) {
-    if out.len() < SMALL_BATCH {
-        run_chunk_small::<W>(t, bases, a, b, out);
-        return;
-    }
-    if let (SimdBackend::Avx512Ifma, Some(ifma)) = (backend, Ifma::detect()) {
-        if run_chunk_ifma::<W>(ifma, t, bases, a, b, out) {
-            return;
-        }
-    }
-    run_chunk_scalar::<W>(t, bases, a, b, out);
-}
-
 /// Recodes the scalars of a chunk: `digits[k * stride + i]` is the code of round
 /// `k` for element `i` (`stride >= n`; padding elements keep code 0).
 pub(super) fn recode_chunk<const W: usize>(
@@ -194,7 +171,7 @@ pub(super) fn round_table<const W: usize>(
 /// The chunk in eight IFMA lanes. Returns false (and leaves `out` to the
 /// caller's scalar path) only if a round met a zero batch product, an event of
 /// negligible probability (module docs).
-fn run_chunk_ifma<const W: usize>(
+pub(super) fn run_chunk_ifma<const W: usize>(
     ifma: Ifma,
     t: &Tables<W>,
     bases: Bases,
@@ -302,7 +279,7 @@ fn fallback_flagged(bases: Bases, a: &[Scalar], b: &[Scalar], out: &mut [Affine]
 }
 
 /// The chunk on the scalar `Fe`.
-fn run_chunk_scalar<const W: usize>(
+pub(super) fn run_chunk_scalar<const W: usize>(
     t: &Tables<W>,
     bases: Bases,
     a: &[Scalar],

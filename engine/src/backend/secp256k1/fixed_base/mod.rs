@@ -91,6 +91,7 @@
 use k256::Scalar;
 
 use super::field::Fe;
+use super::ifma::Ifma;
 use super::point::Affine;
 use crate::backend::simd::{self, SimdBackend};
 
@@ -99,8 +100,7 @@ mod scan;
 mod small;
 mod tables;
 
-use chunk::{run_chunk, Bases};
-#[cfg(doc)]
+use chunk::{run_chunk_ifma, run_chunk_scalar, Bases};
 use small::run_chunk_small;
 use tables::{tables, H_X, H_Y};
 
@@ -236,6 +236,27 @@ pub fn ct_mul_h_batch(s: &[Scalar], out: &mut [Affine]) {
         out.get_mut(..n).unwrap_or(&mut []),
         CHUNK,
     );
+}
+
+/// Core: processes one chunk (any length) with tables `t` on `backend`.
+fn run_chunk<const W: usize>(
+    t: &Tables<W>,
+    bases: Bases,
+    a: &[Scalar],
+    b: &[Scalar],
+    out: &mut [Affine],
+    backend: SimdBackend,
+) {
+    if out.len() < SMALL_BATCH {
+        run_chunk_small::<W>(t, bases, a, b, out);
+        return;
+    }
+    if let (SimdBackend::Avx512Ifma, Some(ifma)) = (backend, Ifma::detect()) {
+        if run_chunk_ifma::<W>(ifma, t, bases, a, b, out) {
+            return;
+        }
+    }
+    run_chunk_scalar::<W>(t, bases, a, b, out);
 }
 
 #[cfg(test)]
