@@ -38,15 +38,15 @@ impl Keygen {
         while let Some(a) = queue.pop_front() {
             match a {
                 Action::Send { to, msg } => {
-                    let params = msg
-                        .batch()
-                        .and_then(|b| self.runs.get(&b.start))
-                        .map(|r| r.params);
-                    let msg = match (&mut self.byzantine, params) {
-                        (Some(b), Some(params)) => {
-                            b.outgoing(self.node.engine(), self.node.key(), params, to, msg)
-                        }
-                        _ => msg,
+                    // Only a node with a test fault looks up the batch's parameters.
+                    let msg = match &mut self.byzantine {
+                        Some(b) => match msg.batch().and_then(|x| self.runs.get(&x.start)) {
+                            Some(run) => {
+                                b.outgoing(self.node.engine(), self.node.key(), run.params, to, msg)
+                            }
+                            None => msg,
+                        },
+                        None => msg,
                     };
                     self.p2p.send(to, msg);
                 }
