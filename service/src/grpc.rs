@@ -24,6 +24,9 @@ pub mod pb {
 
 use pb::operator_server::{Operator, OperatorServer};
 
+/// Batches `DkgProgress` answers with (the most recent, in key order).
+pub const DKG_PROGRESS_BATCHES: usize = 64;
+
 /// The operator service of one node.
 #[derive(Clone, Debug)]
 pub struct OperatorService {
@@ -101,7 +104,11 @@ impl Operator for OperatorService {
         &self,
         _r: Request<pb::DkgProgressRequest>,
     ) -> Result<Response<pb::DkgProgressReply>, Status> {
-        let local = self.node.store().progress().map_err(internal)?;
+        let local = self
+            .node
+            .store()
+            .recent_progress(DKG_PROGRESS_BATCHES)
+            .map_err(internal)?;
         let snap = self.node.store().snapshot().map_err(internal)?;
         let mut batches = Vec::new();
         for (start, count, phase) in local {

@@ -52,6 +52,13 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Labels of the store's size gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DbLabels {
+    /// LMDB database (`state`, `shares`, `keygen`, `blocks`, ..., `client`).
+    pub db: String,
+}
+
 /// Labels of the constant `torus_build_info` gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
@@ -125,6 +132,10 @@ pub struct Metrics {
     pub client_store_full: Counter,
     /// Token records (commitments and reveals) pruned after their lifetime.
     pub client_records_pruned: Counter,
+    /// Bytes of pages each LMDB database occupies (set on every scrape).
+    pub store_bytes: Family<DbLabels, Gauge>,
+    /// Records in each LMDB database (set on every scrape).
+    pub store_entries: Family<DbLabels, Gauge>,
     /// The label value (`moniker`) of this node's consensus engine in malachite's
     /// process-wide metrics registry; set when the engine starts.
     consensus_moniker: std::sync::OnceLock<String>,
@@ -345,6 +356,18 @@ impl Metrics {
             "Created keys not yet assigned",
             keys_free.clone(),
         );
+        let store_bytes = Family::<DbLabels, Gauge>::default();
+        let store_entries = Family::<DbLabels, Gauge>::default();
+        registry.register(
+            "store_bytes",
+            "Bytes of pages each LMDB database occupies",
+            store_bytes.clone(),
+        );
+        registry.register(
+            "store_entries",
+            "Records in each LMDB database",
+            store_entries.clone(),
+        );
         registry.register(
             "token_verify_failures",
             "Token verification failures by reason",
@@ -375,8 +398,25 @@ impl Metrics {
             rpc_rate_limited,
             client_store_full,
             client_records_pruned,
+            store_bytes,
+            store_entries,
             consensus_moniker: std::sync::OnceLock::new(),
             batch_timings: std::sync::Mutex::new(BatchTimings::default()),
+        }
+    }
+
+    /// Sets the store gauges from `sizes` (see `Store::sizes`).
+    pub fn set_store_sizes(&self, sizes: &[crate::store::DbSize]) {
+        for d in sizes {
+            let l = DbLabels {
+                db: d.name.to_string(),
+            };
+            self.store_bytes
+                .get_or_create(&l)
+                .set(i64::try_from(d.bytes).unwrap_or(i64::MAX));
+            self.store_entries
+                .get_or_create(&l)
+                .set(i64::try_from(d.entries).unwrap_or(i64::MAX));
         }
     }
 

@@ -4,6 +4,10 @@ use serde_json::{json, Value};
 
 use crate::app;
 use crate::node::NodeState;
+use crate::store::records::BatchRecord;
+
+/// Batches `/bftStatus` lists (the most recent).
+pub(super) const RECENT_BATCHES: usize = 16;
 
 pub(super) fn status_json(node: &NodeState, at: Option<u64>) -> Result<Value, String> {
     let h = node.store().head().map_err(|e| e.to_string())?;
@@ -19,20 +23,25 @@ pub(super) fn status_json(node: &NodeState, at: Option<u64>) -> Result<Value, St
             blamed.push(n.index);
         }
     }
-    // The most recent batches (at most 16), oldest first.
+    // The most recent batches (at most RECENT_BATCHES), oldest first: a reverse cursor
+    // over the batch records, so the answer costs the same at any buffer size.
     let mut batches = Vec::new();
-    let mut start = 0u64;
-    while let Some(b) = app::batch_record(&snap, start).map_err(|e| e.to_string())? {
+    for (key, value) in snap
+        .last_with_prefix(&[app::keys::BATCH], RECENT_BATCHES)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .rev()
+    {
+        if key.len() != 9 {
+            continue;
+        }
+        let b = BatchRecord::decode(&value).map_err(|e| format!("batch record: {e}"))?;
         batches.push(json!({
             "start": b.batch.start,
             "count": b.batch.count,
             "dealers": b.dealers.iter().map(|d| d.0).collect::<Vec<_>>(),
             "public_keys_decided": b.keys_hash.is_some(),
         }));
-        start = b.batch.end();
-        if batches.len() > 16 {
-            batches.remove(0);
-        }
     }
     drop(snap);
     let mut v = json!({

@@ -167,6 +167,19 @@ impl ClientStore {
         })
     }
 
+    /// Records and page bytes of all its databases together (LMDB statistics).
+    pub fn size(&self) -> Result<(u64, u64), StoreError> {
+        let r = self.env.read_txn()?;
+        let (mut entries, mut bytes) = (0u64, 0u64);
+        for db in [&self.commitments, &self.uses, &self.expiry, &self.meta] {
+            let s = db.stat(&r)?;
+            entries += s.entries as u64;
+            let pages = s.branch_pages + s.leaf_pages + s.overflow_pages;
+            bytes += pages as u64 * u64::from(s.page_size);
+        }
+        Ok((entries, bytes))
+    }
+
     /// The unix second this environment was created.
     pub fn created_s(&self) -> Result<u64, StoreError> {
         let r = self.env.read_txn()?;

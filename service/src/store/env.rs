@@ -68,6 +68,51 @@ impl KvRead for Snapshot<'_> {
     }
 }
 
+/// A record as read: its key and its value.
+pub type KvPair = (Vec<u8>, Vec<u8>);
+
+impl Snapshot<'_> {
+    /// The last (highest-keyed) at most `limit` entries whose key starts with `prefix`,
+    /// highest first. Reads only what it returns (a reverse cursor), so its cost does not
+    /// grow with the number of records under the prefix.
+    pub fn last_with_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<KvPair>, AppError> {
+        let storage = |e: heed::Error| AppError::Storage(e.to_string());
+        let mut out = Vec::with_capacity(limit.min(64));
+        for item in self
+            .db
+            .rev_prefix_iter(&self.txn, prefix)
+            .map_err(storage)?
+            .take(limit)
+        {
+            let (k, v) = item.map_err(storage)?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+/// The size of one LMDB database: its entries and the pages it occupies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DbSize {
+    /// The database's name (`state`, `shares`, ...; `client` for the client store).
+    pub name: &'static str,
+    /// Records in it.
+    pub entries: u64,
+    /// Bytes of the pages it occupies (branch, leaf and overflow pages).
+    pub bytes: u64,
+}
+
+impl DbSize {
+    fn of(name: &'static str, s: heed::DatabaseStat) -> Self {
+        let pages = s.branch_pages + s.leaf_pages + s.overflow_pages;
+        DbSize {
+            name,
+            entries: s.entries as u64,
+            bytes: pages as u64 * u64::from(s.page_size),
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the store in `dir/lmdb`, and the client store in
     /// `dir/client-lmdb` with default limits.
@@ -125,6 +170,33 @@ impl Store {
         };
         store.continue_legacy_seq()?;
         Ok(store)
+    }
+
+    /// Every database's size, read from LMDB's own statistics (constant time: no
+    /// record is read). The client store's databases count as one, `client`.
+    pub fn sizes(&self) -> Result<Vec<DbSize>, StoreError> {
+        let r = self.env.read_txn()?;
+        let mut out = Vec::with_capacity(9);
+        for (name, db) in [
+            ("state", &self.state),
+            ("meta", &self.meta),
+            ("shares", &self.shares),
+            ("tokens", &self.tokens),
+            ("progress", &self.progress),
+            ("keygen", &self.keygen),
+            ("blocks", &self.blocks),
+            ("proposals", &self.proposals),
+        ] {
+            out.push(DbSize::of(name, db.stat(&r)?));
+        }
+        drop(r);
+        let (entries, bytes) = self.client.size()?;
+        out.push(DbSize {
+            name: "client",
+            entries,
+            bytes,
+        });
+        Ok(out)
     }
 
     /// Flushes LMDB to disk now.
@@ -270,4 +342,111 @@ fn app_hash_key(height: u64) -> [u8; 9] {
     k[0] = b'h';
     k[1..].copy_from_slice(&height.to_be_bytes());
     k
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::app::keys;
+    use crate::crypto::NodeKey;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let s =
+            Store::open(dir.path(), &NodeKey::random(), 64 << 20).unwrap_or_else(|e| panic!("{e}"));
+        (dir, s)
+    }
+
+    fn commit(s: &Store, height: u64, writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
+        let block = BlockOutcome {
+            height,
+            results: Vec::new(),
+            events: Vec::new(),
+            writes,
+            app_hash: [height as u8; 32],
+        };
+        s.commit_block(&block).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn the_last_records_under_a_prefix_come_back_highest_first_and_nothing_else() {
+        let (_d, s) = store();
+        let mut writes = BTreeMap::new();
+        // Keys just below and above the prefix, and other records under other prefixes.
+        writes.insert(b"a".to_vec(), Some(b"below".to_vec()));
+        writes.insert(b"c".to_vec(), Some(b"above".to_vec()));
+        writes.insert(keys::with_u64(keys::KEY, 5), Some(b"key".to_vec()));
+        for start in 0..300u64 {
+            writes.insert(
+                keys::with_u64(keys::BATCH, start * 1000),
+                Some(start.to_be_bytes().to_vec()),
+            );
+        }
+        commit(&s, 1, writes);
+        let snap = s.snapshot().unwrap_or_else(|e| panic!("{e}"));
+        let last = snap
+            .last_with_prefix(&[keys::BATCH], 16)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let got: Vec<u64> = last
+            .iter()
+            .map(|(_, v)| u64::from_be_bytes(v[..].try_into().unwrap_or([0; 8])))
+            .collect();
+        let want: Vec<u64> = (284..300).rev().collect();
+        assert_eq!(got, want);
+        assert!(last
+            .iter()
+            .all(|(k, _)| k[0] == keys::BATCH && k.len() == 9));
+        // Fewer records than the limit: all of them; an empty prefix range: none.
+        assert_eq!(
+            snap.last_with_prefix(&[keys::KEY], 16)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .len(),
+            1
+        );
+        assert!(snap
+            .last_with_prefix(&[keys::PUBKEY], 16)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty());
+    }
+
+    #[test]
+    fn store_sizes_count_each_database_records_and_grow_with_what_is_written() {
+        let (_d, s) = store();
+        let before = s.sizes().unwrap_or_else(|e| panic!("{e}"));
+        let state_before = before.iter().find(|d| d.name == "state").map(|d| d.bytes);
+        let mut writes = BTreeMap::new();
+        for i in 0..2000u64 {
+            writes.insert(keys::with_u64(keys::KEY, i), Some(vec![7; 100]));
+        }
+        commit(&s, 1, writes);
+        let after = s.sizes().unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = after.iter().map(|d| d.name).collect();
+        assert_eq!(
+            names,
+            [
+                "state",
+                "meta",
+                "shares",
+                "tokens",
+                "progress",
+                "keygen",
+                "blocks",
+                "proposals",
+                "client"
+            ]
+        );
+        let state = after
+            .iter()
+            .find(|d| d.name == "state")
+            .copied()
+            .unwrap_or_else(|| panic!("no state"));
+        assert!(state.entries >= 2000, "{state:?}");
+        // 2,000 records of about 110 bytes need at least 220 kB of pages.
+        assert!(state.bytes >= 220_000, "{state:?}");
+        assert!(Some(state.bytes) > state_before);
+        // The head went to meta.
+        assert!(after.iter().any(|d| d.name == "meta" && d.entries >= 1));
+    }
 }

@@ -67,7 +67,7 @@ pub use client::{
     ClientLimits, ClientStore, Pruned, DEFAULT_CLIENT_MAP_SIZE, DEFAULT_MAX_TOKEN_COMMITMENTS,
 };
 #[cfg(feature = "server")]
-pub use env::{Snapshot, Store, DEFAULT_MAP_SIZE, SYNC_INTERVAL};
+pub use env::{DbSize, Snapshot, Store, DEFAULT_MAP_SIZE, SYNC_INTERVAL};
 #[cfg(feature = "server")]
 pub use error::StoreError;
 pub use records::DecidedRecord;

@@ -139,11 +139,12 @@ impl Store {
         Ok(())
     }
 
-    /// Every batch's local progress: `(start, count, phase)`.
-    pub fn progress(&self) -> Result<Vec<(u64, u32, String)>, StoreError> {
+    /// The local progress of the last `limit` batches, `(start, count, phase)` in key
+    /// order (a reverse cursor: the cost does not grow with the buffer).
+    pub fn recent_progress(&self, limit: usize) -> Result<Vec<(u64, u32, String)>, StoreError> {
         let r = self.env.read_txn()?;
         let mut out = Vec::new();
-        for item in self.progress.iter(&r)? {
+        for item in self.progress.rev_iter(&r)?.take(limit) {
             let (k, v) = item?;
             let (Ok(kb), Some((cb, phase))) = (<[u8; 8]>::try_from(k), v.split_first_chunk::<4>())
             else {
@@ -155,6 +156,7 @@ impl Store {
                 String::from_utf8_lossy(phase).into_owned(),
             ));
         }
+        out.reverse();
         Ok(out)
     }
 
