@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 mod execute;
 mod refill;
+mod view;
 
 use super::byzantine::Byzantine;
 use super::recover::{self, Recovery};
@@ -22,6 +23,7 @@ use crate::node::{CommittedBlock, NodeState};
 use crate::p2p::{Inbound, Message, P2pClient};
 use crate::tx::{BatchId, EpochInfo, TxBody};
 use refill::Refill;
+use view::SettledCursor;
 
 /// A batch whose dealer set was decided this long ago without our shares is
 /// recovered from peers' points (in parallel with the normal path).
@@ -42,6 +44,8 @@ pub(crate) struct Keygen {
     open_sent: Option<(u64, Instant)>,
     pending: Vec<Pending>,
     refill: Refill,
+    /// Batches below it are settled here (see `view`): committed views start there.
+    settled: SettledCursor,
     /// A test dealer's misbehaviour over our outgoing messages (dev mode only).
     byzantine: Option<Byzantine>,
 }
@@ -69,6 +73,7 @@ impl Keygen {
             open_sent: None,
             pending: Vec::new(),
             refill: Refill::default(),
+            settled: SettledCursor::default(),
         }
     }
 
@@ -130,9 +135,12 @@ impl Keygen {
         self.maybe_open();
     }
 
+    /// The current epoch, the open batch and the decided batches of the epoch that are
+    /// not settled here (public keys pending or shares missing), from the settled cursor,
+    /// which it moves on.
     #[allow(clippy::type_complexity)]
     fn committed_view(
-        &self,
+        &mut self,
     ) -> Result<
         (
             EpochInfo,
@@ -145,21 +153,25 @@ impl Keygen {
         let epoch = app::current_epoch(&snap)?;
         let open = app::open_batch(&snap)?;
         let c = app::counters(&snap)?;
-        // Batches from the first not-yet-created key up to the next unopened index.
-        let mut out = Vec::new();
-        let mut start = 0u64;
-        while start < c.next_batch_start {
-            match app::batch_record(&snap, start)? {
-                Some(b) => {
-                    start = b.batch.end();
-                    if b.batch.epoch == epoch.epoch {
-                        out.push(b);
-                    }
-                }
-                None => break,
-            }
-        }
+        let store = self.node.store();
+        let (out, cursor) =
+            view::unsettled_batches(&snap, epoch.epoch, c.next_batch_start, self.settled, |b| {
+                store.has_share(b.start).unwrap_or(false)
+            })?;
+        drop(snap);
+        self.settled = cursor;
         Ok((epoch, open, out))
+    }
+
+    /// The current epoch and the decided record of batch `start` if it belongs to it.
+    fn current_record(
+        &self,
+        start: u64,
+    ) -> Option<(EpochInfo, crate::store::records::BatchRecord)> {
+        let snap = self.node.store().snapshot().ok()?;
+        let epoch = app::current_epoch(&snap).ok()?;
+        let rec = app::batch_record(&snap, start).ok().flatten()?;
+        (rec.batch.epoch == epoch.epoch).then_some((epoch, rec))
     }
 
     fn has_shares(&self, batch: &BatchId) -> bool {
@@ -317,10 +329,9 @@ impl Keygen {
             return;
         };
         tracing::info!(batch = start, "shares recovered from peers");
-        let view = self.committed_view();
-        if let (true, Ok((_, _, recs))) = (self.runs.contains_key(&start), view) {
-            if let Some(rec) = recs.iter().find(|b| b.batch.start == start) {
-                self.restore_run(rec);
+        if self.runs.contains_key(&start) {
+            if let Some((_, rec)) = self.current_record(start) {
+                self.restore_run(&rec);
                 drop(r);
                 return;
             }
@@ -335,11 +346,9 @@ impl Keygen {
             .map(|b| b.keys_hash.is_some())
             .unwrap_or(true);
         if !decided {
-            if let Ok((epoch, _, recs)) = self.committed_view() {
-                if let Some(rec) = recs.iter().find(|b| b.batch.start == start) {
-                    self.ensure_run(&epoch, rec.batch, false);
-                    self.restore_run(rec);
-                }
+            if let Some((epoch, rec)) = self.current_record(start) {
+                self.ensure_run(&epoch, rec.batch, false);
+                self.restore_run(&rec);
             }
         }
         drop(r);
@@ -369,13 +378,9 @@ impl Keygen {
                 }
             }
         }
-        if !stuck.is_empty() {
-            if let Ok((epoch, _, recs)) = self.committed_view() {
-                for s in stuck {
-                    if let Some(rec) = recs.iter().find(|r| r.batch.start == s) {
-                        self.start_recovery(&epoch, rec);
-                    }
-                }
+        for s in stuck {
+            if let Some((epoch, rec)) = self.current_record(s) {
+                self.start_recovery(&epoch, &rec);
             }
         }
         for r in self.recoveries.values_mut() {
