@@ -111,6 +111,15 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
     .text()
     .await
     .context("node 1 metrics")?;
+    // Memory and storage at the end, before the login: peak RSS of every node
+    // (VmHWM) and node 1's LMDB file and databases.
+    let rss_mib: Vec<Option<f64>> = (1..=net.layout.n)
+        .map(|i| net.pid(i).and_then(vm_hwm_mib))
+        .collect();
+    let lmdb_bytes = std::fs::metadata(net.node_dir(1).join("lmdb").join("data.mdb"))
+        .map(|m| m.len())
+        .ok();
+    let store = store_bytes(&metrics);
     let login = torus_node::devnet::login(&net.write_manifest()?, "devnet", "bench@example.com")
         .await
         .context("logging in against the filled network")?;
@@ -128,7 +137,13 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
         "first_keys_s": first,
         "after_first_keys_per_s": if wall > first { (b.keys as f64 - samples.first().map_or(0.0, |s| s.1 as f64)) / (wall - first) } else { 0.0 },
         "height": status.map(|s| s.height),
+        "keys_per_s_last_10pct": rate_over_last(&samples, b.keys, 0.1),
         "node1_phase_seconds": phase_sums(&metrics),
+        "rss_max_mib": rss_mib.iter().flatten().copied().fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x)))),
+        "rss_mib_by_node": rss_mib,
+        "node1_lmdb_file_bytes": lmdb_bytes,
+        "bytes_per_key_at_rest": lmdb_bytes.map(|bytes| bytes as f64 / b_keys_nonzero(b.keys)),
+        "node1_store_bytes_by_db": store,
         "progress": samples.iter().map(|(t, k)| json!([t, k])).collect::<Vec<_>>(),
         "login_address": login.address,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -138,6 +153,44 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
     Ok(out)
 }
 
+fn b_keys_nonzero(keys: u64) -> f64 {
+    keys.max(1) as f64
+}
+
+/// Keys per second over the last `fraction` of the target: from the first sample at or
+/// past `(1 - fraction) × target` keys to the last sample.
+pub fn rate_over_last(samples: &[(f64, u64)], target: u64, fraction: f64) -> Option<f64> {
+    let from = (target as f64 * (1.0 - fraction)) as u64;
+    let first = samples.iter().find(|s| s.1 >= from)?;
+    let last = samples.last()?;
+    (last.0 > first.0 && last.1 > first.1).then(|| (last.1 - first.1) as f64 / (last.0 - first.0))
+}
+
+/// A process's peak resident set (VmHWM), MiB.
+fn vm_hwm_mib(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// `torus_store_bytes{db=...}` of a node's metrics text, by database.
+pub fn store_bytes(metrics: &str) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("torus_store_bytes{db=\"") else {
+            continue;
+        };
+        let Some((db, value)) = rest.split_once("\"}") else {
+            continue;
+        };
+        if let Ok(v) = value.trim().parse::<u64>() {
+            out.insert(db.to_string(), json!(v));
+        }
+    }
+    out
+}
+
 fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?
@@ -145,4 +198,31 @@ fn load_average() -> Option<f64> {
         .next()?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_tenth_rate_is_measured_from_the_first_sample_past_ninety_percent() {
+        let samples = [(1.0, 0), (2.0, 500), (3.0, 900), (5.0, 950), (7.0, 1000)];
+        // From (3.0 s, 900 keys) to (7.0 s, 1,000 keys): 25 keys/s.
+        assert_eq!(rate_over_last(&samples, 1000, 0.1), Some(25.0));
+        // Not enough samples in the window: no figure rather than a made-up one.
+        assert_eq!(rate_over_last(&[(1.0, 1000)], 1000, 0.1), None);
+        assert_eq!(rate_over_last(&[], 1000, 0.1), None);
+    }
+
+    #[test]
+    fn store_sizes_are_read_from_the_metrics_text_by_database() {
+        let text = "# HELP torus_store_bytes x\n# TYPE torus_store_bytes gauge\n\
+                    torus_store_bytes{db=\"state\"} 4096\n\
+                    torus_store_bytes{db=\"shares\"} 8192\n\
+                    torus_store_entries{db=\"state\"} 3\n# EOF\n";
+        let m = store_bytes(text);
+        assert_eq!(m.get("state"), Some(&json!(4096)));
+        assert_eq!(m.get("shares"), Some(&json!(8192)));
+        assert_eq!(m.len(), 2);
+    }
 }

@@ -150,16 +150,17 @@ async fn run_devnet(
     let started = Instant::now();
     let mut net = Devnet::start(opts).await?;
     eprintln!(
-        "devnet: {} nodes (k = {}, t = {}) in {}, logs in node*/node.log",
+        "devnet: {} nodes (k = {}, t = {}) in {}, batches of {} keys, logs in node*/node.log",
         net.layout.n,
         net.layout.k,
         net.layout.t,
-        net.opts.data_dir.display()
+        net.opts.data_dir.display(),
+        net.batch_keys()
     );
     let bar = indicatif::ProgressBar::new(keys);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{spinner} key buffer [{bar:40}] {pos}/{len} keys ({elapsed}, {per_sec})",
+            "{spinner} key buffer [{bar:40}] {pos}/{len} keys ({elapsed}, {per_sec}, ETA {eta})",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),
@@ -182,13 +183,18 @@ async fn run_devnet(
     let secs = started.elapsed().as_secs_f64();
     let hosts = net.torus_hosts();
     eprintln!(
-        "devnet: {keys} keys ready in {secs:.1} s; wrote {}\n  log in: torus-node login --cluster {} --verifier devnet --user alice@example.com\n  login page (torus.js in the browser): {}\n  torus.js hosts: metadataHost {}, signerHost {}, allowHost {}\n  Ctrl-C stops the network",
+        "devnet: {keys} keys ready in {secs:.1} s; wrote {}\n  log in: torus-node login --cluster {} --verifier devnet --user alice@example.com\n  login page (torus.js in the browser): {}\n  torus.js hosts: metadataHost {}, signerHost {}, allowHost {}\n  operator pages: {}\n  Ctrl-C stops the network",
         manifest.display(),
         manifest.display(),
         net.login_page(),
         hosts.metadata,
         hosts.signer,
-        hosts.allow
+        hosts.allow,
+        net.dashboards()
+            .iter()
+            .map(|(i, url)| format!("node {i} {url}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let mut check = tokio::time::interval(Duration::from_secs(1));
     loop {

@@ -521,7 +521,27 @@ impl Devnet {
         v
     }
 
-    /// Node `i`'s directory.
+    /// Keys per batch the nodes use (the option, or the hardware profile's).
+    pub fn batch_keys(&self) -> u32 {
+        self.batch_keys
+    }
+
+    /// Each node's operator page (`/dashboard`), by node index.
+    pub fn dashboards(&self) -> Vec<(u32, String)> {
+        self.layout
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (
+                    i as u32 + 1,
+                    format!("http://127.0.0.1:{}/dashboard", p.rpc),
+                )
+            })
+            .collect()
+    }
+
+    /// Node `i`'s data directory.
     pub fn node_dir(&self, i: u32) -> PathBuf {
         self.opts.data_dir.join(format!("node{i}"))
     }

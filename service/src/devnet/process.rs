@@ -31,6 +31,14 @@ impl Devnet {
         Ok(())
     }
 
+    /// The process id of node `i`, while it runs.
+    pub fn pid(&self, i: u32) -> Option<u32> {
+        self.procs
+            .get((i as usize).wrapping_sub(1))
+            .and_then(|p| p.child.as_ref())
+            .map(std::process::Child::id)
+    }
+
     /// Kills node `i` with SIGKILL (no clean-up at all).
     pub fn kill(&mut self, i: u32) -> Result<(), DevnetError> {
         if let Some(Some(mut c)) = self
