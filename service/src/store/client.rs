@@ -394,7 +394,6 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::app::BlockOutcome;
     use crate::crypto::NodeKey;
     use crate::store::Store;
 
@@ -516,14 +515,7 @@ mod tests {
         for height in 1..=3u64 {
             let mut writes = BTreeMap::new();
             writes.insert(height.to_be_bytes().to_vec(), Some(vec![7u8; 2 << 20]));
-            let block = BlockOutcome {
-                height,
-                results: Vec::new(),
-                events: Vec::new(),
-                writes,
-                app_hash: [height as u8; 32],
-            };
-            store.commit_block(&block).unwrap();
+            crate::store::testing::commit_writes(&store, height, writes);
             assert_eq!(store.head().unwrap().height, height);
         }
         // And the client store still refuses clearly (a record may still fit in a page

@@ -348,27 +348,8 @@ fn app_hash_key(height: u64) -> [u8; 9] {
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::*;
     use crate::app::keys;
-    use crate::crypto::NodeKey;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let s =
-            Store::open(dir.path(), &NodeKey::random(), 64 << 20).unwrap_or_else(|e| panic!("{e}"));
-        (dir, s)
-    }
-
-    fn commit(s: &Store, height: u64, writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
-        let block = BlockOutcome {
-            height,
-            results: Vec::new(),
-            events: Vec::new(),
-            writes,
-            app_hash: [height as u8; 32],
-        };
-        s.commit_block(&block).unwrap_or_else(|e| panic!("{e}"));
-    }
+    use crate::store::testing::{commit_writes as commit, temp_store as store};
 
     #[test]
     fn the_last_records_under_a_prefix_come_back_highest_first_and_nothing_else() {

@@ -59,6 +59,8 @@ mod env;
 mod error;
 #[cfg(feature = "server")]
 mod sealed;
+#[cfg(all(test, feature = "server"))]
+mod testing;
 #[cfg(feature = "server")]
 mod tokens;
 

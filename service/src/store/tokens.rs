@@ -204,14 +204,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::NodeKey;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let s =
-            Store::open(dir.path(), &NodeKey::random(), 64 << 20).unwrap_or_else(|e| panic!("{e}"));
-        (dir, s)
-    }
+    use crate::store::testing::temp_store as store;
 
     fn commitment(t: u8) -> TokenCommitment {
         TokenCommitment {
