@@ -31,7 +31,7 @@ pub(super) struct Recovery {
     params: Params,
     me: u32,
     decided: Vec<(u32, [u8; 32])>,
-    commitments: BTreeMap<u32, (Commitments<Secp256k1>, Vec<u8>)>,
+    commitments: BTreeMap<u32, Commitments<Secp256k1>>,
     points: BTreeMap<u32, PointMsg<Secp256k1>>,
     fetching: BTreeMap<u32, (Instant, u32)>,
     asked: Instant,
@@ -162,7 +162,7 @@ impl Recovery {
             );
             return false;
         }
-        self.commitments.insert(dealer, (c, bytes.to_vec()));
+        self.commitments.insert(dealer, c);
         self.try_finish(node)
     }
 
@@ -171,7 +171,7 @@ impl Recovery {
         if self.commitments.len() < self.decided.len() || self.points.len() < k {
             return false;
         }
-        let combined = match Commitments::sum(self.commitments.values().map(|(c, _)| c)) {
+        let combined = match Commitments::sum(self.commitments.values()) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "cannot sum the decided commitments");
@@ -216,11 +216,8 @@ impl Recovery {
             }
         };
         let agg = Zeroizing::new(slice.encode());
-        let commitments: Vec<(u32, &[u8])> = self
-            .commitments
-            .iter()
-            .map(|(d, (_, b))| (*d, b.as_slice()))
-            .collect();
+        let commitments: Vec<(u32, &Commitments<Secp256k1>)> =
+            self.commitments.iter().map(|(d, c)| (*d, c)).collect();
         if let Err(e) = node.store().put_batch_result(
             self.batch.epoch,
             self.batch.start,

@@ -9,7 +9,9 @@
 use chacha20poly1305::aead::{Aead, Payload};
 use ff::PrimeField;
 use k256::elliptic_curve::rand_core::RngCore;
+use torus_engine::avss::Commitments;
 use torus_engine::dkg::KeyShares;
+use torus_engine::wire::Wire;
 use torus_engine::{Params, Secp256k1};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -272,22 +274,32 @@ impl Store {
     /// Stores a finished batch in one transaction: this node's shares, its
     /// aggregated slice over the decided dealers (sealed; it answers peers'
     /// recovery requests) and the decided dealers' commitments. Synced.
+    ///
+    /// Commitments are stored with compressed points (33 bytes, not the wire's 65):
+    /// they are read only to answer a recovering peer, which decodes either form and
+    /// checks them against the decided digest, a hash of the points, not of bytes.
     pub fn put_batch_result(
         &self,
         epoch: u64,
         start: u64,
         shares: &torus_engine::dkg::KeyShares<torus_engine::Secp256k1>,
         aggregated_slice: &[u8],
-        commitments: &[(u32, &[u8])],
+        commitments: &[(u32, &Commitments<Secp256k1>)],
     ) -> Result<(), StoreError> {
         let skey = kg_key(KG_SLICE, start, None);
         let sealed = self.seal(&skey, aggregated_slice)?;
+        let mut encoded = Vec::new();
         let mut w = self.env.write_txn()?;
         self.put_shares_in(&mut w, epoch, start, shares)?;
         self.keygen.put(&mut w, &skey, &sealed)?;
         for (dealer, c) in commitments {
-            self.keygen
-                .put(&mut w, &kg_key(KG_COMMITMENTS, start, Some(*dealer)), c)?;
+            encoded.clear();
+            c.encode_into(&mut encoded);
+            self.keygen.put(
+                &mut w,
+                &kg_key(KG_COMMITMENTS, start, Some(*dealer)),
+                &encoded,
+            )?;
         }
         w.commit()?;
         self.sync()
@@ -328,4 +340,76 @@ fn share_aad(index: u64, epoch: u64) -> [u8; 16] {
     a[..8].copy_from_slice(&index.to_be_bytes());
     a[8..].copy_from_slice(&epoch.to_be_bytes());
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use torus_engine::avss::{self, Commitments, Slice};
+    use torus_engine::dkg::KeyShares;
+    use torus_engine::wire::{Wire, WireXy};
+    use torus_engine::{Engine, Params, Secp256k1};
+
+    use crate::store::testing::temp_store;
+    use crate::tx::{digest, BatchId};
+
+    #[test]
+    fn a_batch_result_keeps_the_dealers_commitments_compressed_and_they_still_match_the_decided_digests(
+    ) {
+        let engine = Engine::new();
+        let params = Params::new(5, 3, 1).unwrap_or_else(|e| panic!("{e}"));
+        let keys = 8usize;
+        let batch = BatchId {
+            epoch: 1,
+            start: 0,
+            count: keys as u32,
+        };
+        let dealings: Vec<_> = (1..=3u32)
+            .map(|d| {
+                avss::deal::<Secp256k1>(&engine, params, d, keys, None, [d as u8; 32])
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        let slices: Vec<Slice<Secp256k1>> = dealings
+            .iter()
+            .map(|d| d.slice(&engine, 2).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        let agg = Slice::sum(2, &slices).unwrap_or_else(|e| panic!("{e}"));
+        let combined = Commitments::sum(dealings.iter().map(|d| &d.commitments))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let shares =
+            KeyShares::from_aggregated(params, &agg, &combined).unwrap_or_else(|e| panic!("{e}"));
+        let (_dir, s) = temp_store();
+        let decided: Vec<(u32, &Commitments<Secp256k1>)> = dealings
+            .iter()
+            .map(|d| (d.dealer, &d.commitments))
+            .collect();
+        s.put_batch_result(1, 0, &shares, &agg.encode(), &decided)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for d in &dealings {
+            let stored = s
+                .dealer_commitments(0, d.dealer)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|| panic!("dealer {}'s commitments were not stored", d.dealer));
+            // 33-byte points, not the wire's 65: a little over half the bytes.
+            let wire = d.commitments.encode_xy();
+            assert_eq!(stored, d.commitments.encode());
+            assert!(
+                stored.len() * 100 < wire.len() * 55,
+                "{} stored bytes against {} on the wire",
+                stored.len(),
+                wire.len()
+            );
+            // What a recovering peer receives decodes to the decided digest.
+            let back = Commitments::<Secp256k1>::decode(&stored).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                digest::dealing_digest(&batch, d.dealer, &back),
+                digest::dealing_digest(&batch, d.dealer, &d.commitments)
+            );
+        }
+        let held: Vec<bool> = [0, 7, 8]
+            .iter()
+            .map(|&i| s.has_share(i).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        assert_eq!(held, [true, true, false]);
+    }
 }

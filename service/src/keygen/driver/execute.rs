@@ -101,10 +101,10 @@ impl Keygen {
         let start = s.batch.start;
         let recovered = store.has_share(start).unwrap_or(false);
         if !recovered {
-            let commitments: Vec<(u32, &[u8])> = s
+            let commitments: Vec<(u32, &torus_engine::avss::Commitments<_>)> = s
                 .commitments
                 .iter()
-                .map(|(d, c)| (*d, c.bytes.as_slice()))
+                .map(|(d, c)| (*d, &c.decoded))
                 .collect();
             if let Err(e) = store.put_batch_result(
                 s.batch.epoch,

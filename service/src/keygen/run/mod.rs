@@ -83,7 +83,7 @@ pub(crate) struct SharesToStore {
     pub shares: KeyShares<Secp256k1>,
     /// The aggregated slice (encoded): what recovery serves to peers.
     pub aggregated_slice: Zeroizing<Vec<u8>>,
-    /// The decided dealers' commitments (stored as received).
+    /// The decided dealers' commitments (stored with compressed points).
     pub commitments: Vec<(u32, Arc<KnownCommitments>)>,
 }
 
