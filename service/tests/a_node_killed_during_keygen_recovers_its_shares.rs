@@ -38,6 +38,13 @@ async fn killed_node_recovers_shares_and_matches_its_peers() {
     .await;
     assert_eq!(s["blamed"], serde_json::json!([]), "{s}");
     net::assert_same_history(&dn, &[1, 2, 3, 4, 5]).await;
+    // Its peers keep one summed commitment matrix per key, not the dealers' matrices:
+    // node 5 verified their points against the sum t+1 of them sent.
+    let log = std::fs::read_to_string(dn.opts.data_dir.join("node5").join("node.log")).unwrap();
+    assert!(
+        log.contains("the sum t+1 members sent"),
+        "node 5 did not recover from its peers' summed commitments"
+    );
     // Its shares are good: all five shares of a key lie on one polynomial of degree
     // k - 1 (every 3 of them reconstruct the same key), for keys of both the batch it
     // missed and later ones.

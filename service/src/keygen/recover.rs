@@ -5,10 +5,21 @@
 //! `(a_m, b_m) = sum over the decided dealers of its slices`. For the
 //! recovering node i, peer m answers with the points of that slice at i:
 //! `alpha = A(m, i)`, `beta = A(i, m)` of the summed polynomial `A`. The
-//! recovering node fetches every decided dealer's commitments (checked
-//! against the digests decided in consensus), sums them, verifies the peers'
-//! points against the sum (bad senders are dropped) and interpolates its own
-//! row and column from k good points; its share is the row at 0.
+//! recovering node needs the summed commitments of the decided dealers, by
+//! either of two routes, whichever completes first:
+//!
+//! * every peer that finished the batch stored that sum (one matrix per key, not
+//!   one per dealer: see `Store::put_batch_result`) and sends it with its points;
+//!   the recovering node trusts a sum once t+1 members sent the same one (at most
+//!   t are faulty, so one of them is honest, and every honest node's sum is the
+//!   same): [`SumVotes`];
+//! * it fetches every decided dealer's commitments, checked against the digests
+//!   decided in consensus, and sums them (dealers' runs still in memory, or
+//!   batches stored by earlier versions, which kept every dealer's matrices).
+//!
+//! It then verifies the peers' points against the sum (bad senders are
+//! dropped) and interpolates its own row and column from k good points; its
+//! share is the row at 0.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -32,6 +43,7 @@ pub(super) struct Recovery {
     me: u32,
     decided: Vec<(u32, [u8; 32])>,
     commitments: BTreeMap<u32, Commitments<Secp256k1>>,
+    sums: SumVotes,
     points: BTreeMap<u32, PointMsg<Secp256k1>>,
     fetching: BTreeMap<u32, (Instant, u32)>,
     asked: Instant,
@@ -46,6 +58,7 @@ impl Recovery {
             me,
             decided: rec.dealers.clone(),
             commitments: BTreeMap::new(),
+            sums: SumVotes::new(epoch.t as usize + 1),
             points: BTreeMap::new(),
             fetching: BTreeMap::new(),
             asked: Instant::now(),
@@ -166,17 +179,47 @@ impl Recovery {
         self.try_finish(node)
     }
 
-    fn try_finish(&mut self, node: &NodeState) -> bool {
-        let k = self.params.ku();
-        if self.commitments.len() < self.decided.len() || self.points.len() < k {
+    /// A member's summed commitments (sent with its points). Returns whether the
+    /// recovery finished.
+    pub fn on_summed(
+        &mut self,
+        node: &NodeState,
+        from: u32,
+        batch: &BatchId,
+        bytes: &[u8],
+    ) -> bool {
+        if *batch != self.batch || self.sums.has_voted(from) {
             return false;
         }
-        let combined = match Commitments::sum(self.commitments.values()) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot sum the decided commitments");
-                return false;
+        let Some(c) = check_sum(&self.params, &self.batch, self.me, from, bytes) else {
+            tracing::warn!(
+                from,
+                "summed commitments that do not decode or fit; dropped"
+            );
+            return false;
+        };
+        self.sums
+            .add(from, digest::summed_digest(&self.batch, &c), c);
+        self.try_finish(node)
+    }
+
+    fn try_finish(&mut self, node: &NodeState) -> bool {
+        let k = self.params.ku();
+        if self.points.len() < k {
+            return false;
+        }
+        let (combined, route) = match self.sums.trusted() {
+            Some(c) => (c.clone(), "the sum t+1 members sent"),
+            None if self.commitments.len() >= self.decided.len() => {
+                match Commitments::sum(self.commitments.values()) {
+                    Ok(c) => (c, "the decided dealers' commitments"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot sum the decided commitments");
+                        return false;
+                    }
+                }
             }
+            None => return false,
         };
         let msgs: Vec<PointMsg<Secp256k1>> = self.points.values().cloned().collect();
         let slice = match avss::recover_slice(
@@ -216,14 +259,12 @@ impl Recovery {
             }
         };
         let agg = Zeroizing::new(slice.encode());
-        let commitments: Vec<(u32, &Commitments<Secp256k1>)> =
-            self.commitments.iter().map(|(d, c)| (*d, c)).collect();
         if let Err(e) = node.store().put_batch_result(
             self.batch.epoch,
             self.batch.start,
             &shares,
             &agg,
-            &commitments,
+            &combined,
         ) {
             tracing::error!(error = %e, "cannot store recovered shares");
             return false;
@@ -235,6 +276,11 @@ impl Recovery {
             tracing::error!(batch = self.batch.start, error = %e, "cannot record the batch's progress");
         }
         node.metrics().keygen_batches.inc();
+        tracing::info!(
+            batch = self.batch.start,
+            commitments = route,
+            "points verified against the summed commitments"
+        );
         true
     }
 }
@@ -266,6 +312,78 @@ pub(super) fn serve(node: &NodeState, p2p: &P2pClient, from: u32, batch: &BatchI
             points: Zeroizing::new(points.encode()),
         },
     );
+    // The sum our points verify against (batches stored by earlier versions have
+    // none: the requester fetches their dealers' commitments instead).
+    match node.store().summed_commitments(batch.start) {
+        Ok(Some(commitments)) => p2p.send(
+            from,
+            Message::RecoverCommitments {
+                batch: *batch,
+                commitments,
+            },
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "cannot read the summed commitments"),
+    }
+}
+
+/// A member's summed commitments if they decode and fit the batch: from a member
+/// other than this node, `k x k` points for each of the batch's keys.
+fn check_sum(
+    params: &Params,
+    batch: &BatchId,
+    me: u32,
+    from: u32,
+    bytes: &[u8],
+) -> Option<Commitments<Secp256k1>> {
+    if from == me || from == 0 || from > params.n {
+        return None;
+    }
+    let c = Commitments::<Secp256k1>::decode(bytes).ok()?;
+    (c.k() == params.ku() && c.keys() == batch.count as usize).then_some(c)
+}
+
+/// The summed commitments members sent a recovering node: each member's first
+/// answer counts, and a sum is trusted once `quorum` (t+1) members sent it. At most
+/// t members are faulty, so a trusted sum has an honest sender, and all honest
+/// senders send the same sum: no two sums can both be trusted. Holds at most one
+/// sum per member.
+pub(super) struct SumVotes {
+    quorum: usize,
+    by_member: BTreeMap<u32, [u8; 32]>,
+    sums: BTreeMap<[u8; 32], (usize, Commitments<Secp256k1>)>,
+}
+
+impl SumVotes {
+    pub fn new(quorum: usize) -> Self {
+        SumVotes {
+            quorum: quorum.max(1),
+            by_member: BTreeMap::new(),
+            sums: BTreeMap::new(),
+        }
+    }
+
+    /// Whether `member`'s answer was counted already.
+    pub fn has_voted(&self, member: u32) -> bool {
+        self.by_member.contains_key(&member)
+    }
+
+    /// Counts `member`'s sum under its digest (not if the member sent one already).
+    pub fn add(&mut self, member: u32, digest: [u8; 32], sum: Commitments<Secp256k1>) {
+        if self.has_voted(member) {
+            return;
+        }
+        self.by_member.insert(member, digest);
+        self.sums.entry(digest).or_insert((0, sum)).0 += 1;
+    }
+
+    /// The sum `quorum` members sent, if there is one.
+    pub fn trusted(&self) -> Option<&Commitments<Secp256k1>> {
+        self.sums
+            .values()
+            .find(|(votes, _)| *votes >= self.quorum)
+            .map(|(_, c)| c)
+    }
 }
 
 /// A decided dealer's stored commitments (for a peer's fetch after the batch).
@@ -280,4 +398,90 @@ pub(super) fn stored_commitments(
         .dealer_commitments(batch.start, dealer)
         .ok()
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use torus_engine::avss;
+    use torus_engine::Engine;
+
+    use super::*;
+
+    const KEYS: usize = 3;
+
+    fn batch() -> BatchId {
+        BatchId {
+            epoch: 1,
+            start: 0,
+            count: KEYS as u32,
+        }
+    }
+
+    fn params() -> Params {
+        Params::new(5, 3, 1).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The sum of dealers 1..=3's commitments under dealing seeds derived from `seed`.
+    fn sum(seed: u8) -> Commitments<Secp256k1> {
+        let engine = Engine::new();
+        let dealings: Vec<_> = (1..=3u32)
+            .map(|d| {
+                avss::deal::<Secp256k1>(&engine, params(), d, KEYS, None, [seed + d as u8; 32])
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        Commitments::sum(dealings.iter().map(|d| &d.commitments)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn vote(v: &mut SumVotes, member: u32, c: &Commitments<Secp256k1>) {
+        v.add(member, digest::summed_digest(&batch(), c), c.clone());
+    }
+
+    #[test]
+    fn a_forged_sum_is_never_trusted_while_t_plus_one_members_agree_on_the_honest_one() {
+        let (honest, forged) = (sum(10), sum(50));
+        let mut v = SumVotes::new(2); // t = 1
+        vote(&mut v, 3, &forged);
+        assert!(v.trusted().is_none(), "one faulty member's sum was trusted");
+        vote(&mut v, 2, &honest);
+        assert!(v.trusted().is_none(), "one vote each: nothing to trust yet");
+        vote(&mut v, 4, &honest);
+        assert_eq!(v.trusted(), Some(&honest));
+    }
+
+    #[test]
+    fn a_member_that_answers_again_is_counted_once() {
+        let (honest, forged) = (sum(10), sum(50));
+        let mut v = SumVotes::new(2);
+        vote(&mut v, 3, &forged);
+        vote(&mut v, 3, &forged);
+        vote(&mut v, 3, &honest);
+        assert!(v.has_voted(3));
+        assert!(
+            v.trusted().is_none(),
+            "a repeated answer reached the quorum"
+        );
+        vote(&mut v, 5, &forged);
+        assert_eq!(
+            v.trusted(),
+            Some(&forged),
+            "two members do make a quorum of 2"
+        );
+    }
+
+    #[test]
+    fn sums_from_outsiders_from_ourselves_or_of_another_shape_are_refused() {
+        let c = sum(10);
+        let bytes = c.encode();
+        let (p, b) = (params(), batch());
+        assert!(check_sum(&p, &b, 1, 2, &bytes).is_some());
+        for from in [0, 1, 6, u32::MAX] {
+            assert!(check_sum(&p, &b, 1, from, &bytes).is_none(), "from {from}");
+        }
+        let other_count = BatchId { count: 4, ..b };
+        assert!(check_sum(&p, &other_count, 1, 2, &bytes).is_none());
+        let other_k = Params::new(5, 2, 1).unwrap_or_else(|e| panic!("{e}"));
+        assert!(check_sum(&other_k, &b, 1, 2, &bytes).is_none());
+        assert!(check_sum(&p, &b, 1, 2, &bytes[..bytes.len() - 1]).is_none());
+    }
 }

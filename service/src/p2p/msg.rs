@@ -100,6 +100,15 @@ pub enum Message {
         /// Engine-encoded points.
         points: Zeroizing<Vec<u8>>,
     },
+    /// The sender's sum of the decided dealers' commitments of a batch, sent with
+    /// its [`Message::RecoverPoints`] (engine-encoded, public): the requester trusts
+    /// a sum once t+1 members sent it the same.
+    RecoverCommitments {
+        /// The batch.
+        batch: BatchId,
+        /// Engine-encoded summed commitments.
+        commitments: Vec<u8>,
+    },
 }
 
 impl std::fmt::Debug for Message {
@@ -127,6 +136,7 @@ impl Message {
             Message::Resync { .. } => "resync",
             Message::RecoverRequest { .. } => "recover_request",
             Message::RecoverPoints { .. } => "recover_points",
+            Message::RecoverCommitments { .. } => "recover_commitments",
         }
     }
 
@@ -141,7 +151,8 @@ impl Message {
             | Message::Commitments { batch, .. }
             | Message::Resync { batch }
             | Message::RecoverRequest { batch }
-            | Message::RecoverPoints { batch, .. } => Some(*batch),
+            | Message::RecoverPoints { batch, .. }
+            | Message::RecoverCommitments { batch, .. } => Some(*batch),
         }
     }
 
@@ -202,6 +213,11 @@ impl Message {
                 batch.encode(&mut w);
                 w.bytes(points);
             }
+            Message::RecoverCommitments { batch, commitments } => {
+                w.u8(11);
+                batch.encode(&mut w);
+                w.bytes(commitments);
+            }
         }
         w.finish()
     }
@@ -242,6 +258,10 @@ impl Message {
             10 => Message::RecoverPoints {
                 batch: BatchId::decode(&mut r)?,
                 points: Zeroizing::new(r.bytes("points", MAX_PAYLOAD)?.to_vec()),
+            },
+            11 => Message::RecoverCommitments {
+                batch: BatchId::decode(&mut r)?,
+                commitments: r.bytes("commitments", MAX_PAYLOAD)?.to_vec(),
             },
             got => {
                 return Err(CodecError::Tag {
@@ -359,6 +379,10 @@ mod tests {
             Message::RecoverPoints {
                 batch,
                 points: Zeroizing::new(vec![2; 7]),
+            },
+            Message::RecoverCommitments {
+                batch,
+                commitments: vec![3; 6],
             },
         ]
     }

@@ -15,8 +15,10 @@
 //!   store is a token lifetime old, then deleted by the prune task;
 //! * `progress`: local DKG/PSS progress per batch;
 //! * `keygen`: this node's key generation material per batch: its dealing seed
-//!   and its aggregated slice (both sealed like shares), and the decided
-//!   dealers' commitments (public), kept to serve peers that recover a batch;
+//!   and its aggregated slice (both sealed like shares), and the sum of the
+//!   decided dealers' commitment matrices (public, compressed points), kept to
+//!   serve peers that recover a batch (batches finished by earlier versions keep
+//!   every decided dealer's matrices instead, still served);
 //! * `proposals`: values proposed for heights not decided yet (received, or
 //!   built by this node), so that a restarted engine still has the values it
 //!   may have voted for or must re-propose;

@@ -1,6 +1,6 @@
 //! Sealed secrets and key generation material: this node's shares (the `shares`
-//! database), its dealing seeds, aggregated slices and the decided dealers'
-//! commitments (`keygen`), and its local batch progress (`progress`).
+//! database), its dealing seeds, aggregated slices and the sums of the decided
+//! dealers' commitments (`keygen`), and its local batch progress (`progress`).
 //!
 //! Sealing: ChaCha20-Poly1305 under the node's at-rest key with a random nonce;
 //! the associated data binds a record to its place (key index and epoch for a
@@ -201,6 +201,7 @@ impl Store {
 const KG_SEED: u8 = b's';
 const KG_SLICE: u8 = b'a';
 const KG_COMMITMENTS: u8 = b'c';
+const KG_SUM: u8 = b'm';
 
 fn kg_key(tag: u8, start: u64, dealer: Option<u32>) -> Vec<u8> {
     let mut k = Vec::with_capacity(13);
@@ -272,35 +273,29 @@ impl Store {
     }
 
     /// Stores a finished batch in one transaction: this node's shares, its
-    /// aggregated slice over the decided dealers (sealed; it answers peers'
-    /// recovery requests) and the decided dealers' commitments. Synced.
+    /// aggregated slice over the decided dealers (sealed) and the sum of the decided
+    /// dealers' commitment matrices: what this node serves a peer that recovers the
+    /// batch (the peer trusts a sum once t+1 nodes sent it the same). Synced.
     ///
-    /// Commitments are stored with compressed points (33 bytes, not the wire's 65):
-    /// they are read only to answer a recovering peer, which decodes either form and
-    /// checks them against the decided digest, a hash of the points, not of bytes.
+    /// The sum is kept with compressed points (33 bytes, not the wire's 65): one
+    /// k x k matrix per key instead of one per decided dealer, read only to answer a
+    /// recovering peer.
     pub fn put_batch_result(
         &self,
         epoch: u64,
         start: u64,
         shares: &torus_engine::dkg::KeyShares<torus_engine::Secp256k1>,
         aggregated_slice: &[u8],
-        commitments: &[(u32, &Commitments<Secp256k1>)],
+        summed: &Commitments<Secp256k1>,
     ) -> Result<(), StoreError> {
         let skey = kg_key(KG_SLICE, start, None);
         let sealed = self.seal(&skey, aggregated_slice)?;
-        let mut encoded = Vec::new();
+        let encoded = summed.encode();
         let mut w = self.env.write_txn()?;
         self.put_shares_in(&mut w, epoch, start, shares)?;
         self.keygen.put(&mut w, &skey, &sealed)?;
-        for (dealer, c) in commitments {
-            encoded.clear();
-            c.encode_into(&mut encoded);
-            self.keygen.put(
-                &mut w,
-                &kg_key(KG_COMMITMENTS, start, Some(*dealer)),
-                &encoded,
-            )?;
-        }
+        self.keygen
+            .put(&mut w, &kg_key(KG_SUM, start, None), &encoded)?;
         w.commit()?;
         self.sync()
     }
@@ -315,7 +310,19 @@ impl Store {
         }
     }
 
-    /// A decided dealer's commitments of batch `start` (engine encoding), if stored.
+    /// The summed commitments of batch `start`'s decided dealers (engine encoding),
+    /// if this node finished the batch.
+    pub fn summed_commitments(&self, start: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let r = self.env.read_txn()?;
+        Ok(self
+            .keygen
+            .get(&r, &kg_key(KG_SUM, start, None))?
+            .map(<[u8]>::to_vec))
+    }
+
+    /// A decided dealer's commitments of batch `start` (engine encoding), if stored:
+    /// only batches finished by an earlier version of the node, which kept every
+    /// decided dealer's matrices instead of their sum.
     pub fn dealer_commitments(
         &self,
         start: u64,
@@ -353,8 +360,8 @@ mod tests {
     use crate::tx::{digest, BatchId};
 
     #[test]
-    fn a_batch_result_keeps_the_dealers_commitments_compressed_and_they_still_match_the_decided_digests(
-    ) {
+    fn a_batch_result_keeps_one_compressed_sum_of_the_dealers_commitments_and_no_dealers_matrices()
+    {
         let engine = Engine::new();
         let params = Params::new(5, 3, 1).unwrap_or_else(|e| panic!("{e}"));
         let keys = 8usize;
@@ -374,38 +381,39 @@ mod tests {
             .map(|d| d.slice(&engine, 2).unwrap_or_else(|e| panic!("{e}")))
             .collect();
         let agg = Slice::sum(2, &slices).unwrap_or_else(|e| panic!("{e}"));
-        let combined = Commitments::sum(dealings.iter().map(|d| &d.commitments))
+        let summed = Commitments::sum(dealings.iter().map(|d| &d.commitments))
             .unwrap_or_else(|e| panic!("{e}"));
         let shares =
-            KeyShares::from_aggregated(params, &agg, &combined).unwrap_or_else(|e| panic!("{e}"));
+            KeyShares::from_aggregated(params, &agg, &summed).unwrap_or_else(|e| panic!("{e}"));
         let (_dir, s) = temp_store();
-        let decided: Vec<(u32, &Commitments<Secp256k1>)> = dealings
-            .iter()
-            .map(|d| (d.dealer, &d.commitments))
-            .collect();
-        s.put_batch_result(1, 0, &shares, &agg.encode(), &decided)
+        s.put_batch_result(1, 0, &shares, &agg.encode(), &summed)
             .unwrap_or_else(|e| panic!("{e}"));
+        let stored = s
+            .summed_commitments(0)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("the summed commitments were not stored"));
+        // One matrix per key with 33-byte points: a little over half of one dealer's
+        // matrices on the wire (65-byte points), whatever the number of dealers.
+        let wire = dealings[0].commitments.encode_xy();
+        assert_eq!(stored, summed.encode());
+        assert!(
+            stored.len() * 100 < wire.len() * 55,
+            "{} stored bytes against {} for one dealer on the wire",
+            stored.len(),
+            wire.len()
+        );
         for d in &dealings {
-            let stored = s
+            let kept = s
                 .dealer_commitments(0, d.dealer)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .unwrap_or_else(|| panic!("dealer {}'s commitments were not stored", d.dealer));
-            // 33-byte points, not the wire's 65: a little over half the bytes.
-            let wire = d.commitments.encode_xy();
-            assert_eq!(stored, d.commitments.encode());
-            assert!(
-                stored.len() * 100 < wire.len() * 55,
-                "{} stored bytes against {} on the wire",
-                stored.len(),
-                wire.len()
-            );
-            // What a recovering peer receives decodes to the decided digest.
-            let back = Commitments::<Secp256k1>::decode(&stored).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(
-                digest::dealing_digest(&batch, d.dealer, &back),
-                digest::dealing_digest(&batch, d.dealer, &d.commitments)
-            );
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(kept.is_none(), "dealer {}'s matrices were kept", d.dealer);
         }
+        // What a recovering peer receives decodes to the same sum.
+        let back = Commitments::<Secp256k1>::decode(&stored).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            digest::summed_digest(&batch, &back),
+            digest::summed_digest(&batch, &summed)
+        );
         let held: Vec<bool> = [0, 7, 8]
             .iter()
             .map(|&i| s.has_share(i).unwrap_or_else(|e| panic!("{e}")))

@@ -131,6 +131,12 @@ pub fn dealing_digest(batch: &BatchId, dealer: u32, c: &Commitments<Secp256k1>) 
     commitments_digest(batch, dealer, c.k() as u32, &matrix_hashes(c))
 }
 
+/// The digest of a batch's summed commitments, by which a recovering node compares
+/// the sums its peers send (dealer 0 stands for the sum: dealers count from 1).
+pub fn summed_digest(batch: &BatchId, c: &Commitments<Secp256k1>) -> [u8; 32] {
+    dealing_digest(batch, 0, c)
+}
+
 /// The slice digest of one send (see [`slice_digest`]).
 pub fn send_slice_digest(
     batch: &BatchId,

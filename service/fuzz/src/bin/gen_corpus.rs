@@ -258,6 +258,10 @@ fn main() -> std::io::Result<()> {
             batch,
             points: vec![5; 9].into(),
         },
+        Message::RecoverCommitments {
+            batch,
+            commitments: vec![6; 10],
+        },
     ];
     for m in &msgs {
         write(&dir, m.kind(), &m.encode())?;

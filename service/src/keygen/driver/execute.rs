@@ -101,17 +101,12 @@ impl Keygen {
         let start = s.batch.start;
         let recovered = store.has_share(start).unwrap_or(false);
         if !recovered {
-            let commitments: Vec<(u32, &torus_engine::avss::Commitments<_>)> = s
-                .commitments
-                .iter()
-                .map(|(d, c)| (*d, &c.decoded))
-                .collect();
             if let Err(e) = store.put_batch_result(
                 s.batch.epoch,
                 start,
                 &s.shares,
                 &s.aggregated_slice,
-                &commitments,
+                &s.summed,
             ) {
                 tracing::error!(batch = start, error = %e, "cannot store shares");
                 return Err(());

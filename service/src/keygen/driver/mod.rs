@@ -255,6 +255,16 @@ impl Keygen {
                 }
                 return;
             }
+            Message::RecoverCommitments { batch, commitments } => {
+                let done = match self.recoveries.get_mut(&batch.start) {
+                    Some(r) => r.on_summed(&self.node, from, &batch, &commitments),
+                    None => false,
+                };
+                if done {
+                    self.finish_recovery(batch.start);
+                }
+                return;
+            }
             Message::FetchCommitments {
                 batch,
                 dealer,

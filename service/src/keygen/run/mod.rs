@@ -83,8 +83,8 @@ pub(crate) struct SharesToStore {
     pub shares: KeyShares<Secp256k1>,
     /// The aggregated slice (encoded): what recovery serves to peers.
     pub aggregated_slice: Zeroizing<Vec<u8>>,
-    /// The decided dealers' commitments (stored with compressed points).
-    pub commitments: Vec<(u32, Arc<KnownCommitments>)>,
+    /// The sum of the decided dealers' commitments: what recovery serves to peers.
+    pub summed: Commitments<Secp256k1>,
 }
 
 /// What a run may use while it handles one input: the engine, this node's key,

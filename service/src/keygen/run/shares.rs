@@ -5,15 +5,13 @@
 use std::time::Instant;
 
 use rand_core::RngCore;
-use torus_engine::avss::{SendRef, Slice};
+use torus_engine::avss::{Commitments, SendRef, Slice};
 use torus_engine::dkg::{self, KeyShares, PublicShares};
 use torus_engine::wire::{Wire, WireXy};
 use torus_engine::Secp256k1;
 use zeroize::Zeroizing;
 
-use std::sync::Arc;
-
-use super::{observe, Action, BatchRun, Cx, KnownCommitments, SharesToStore};
+use super::{observe, Action, BatchRun, Cx, SharesToStore};
 use crate::p2p::Message;
 use crate::store::records::BatchRecord;
 use crate::tx::TxBody;
@@ -92,8 +90,14 @@ impl BatchRun {
                 return;
             }
         };
-        let commitments: Vec<(u32, Arc<KnownCommitments>)> =
-            sends.iter().map(|(d, c, _)| (*d, c.clone())).collect();
+        // What a recovering peer is served: one matrix per key, not one per dealer.
+        let summed = match Commitments::sum(sends.iter().map(|(_, c, _)| &c.decoded)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sum the decided commitments");
+                return;
+            }
+        };
         let aggregated_slice = Zeroizing::new(agg.encode());
         observe(cx.metrics, self.batch, "aggregate", t0);
         drop(refs);
@@ -103,7 +107,7 @@ impl BatchRun {
             batch: self.batch,
             shares,
             aggregated_slice,
-            commitments,
+            summed,
         })));
     }
 

@@ -321,7 +321,10 @@ const MAX_PENDING_INCOMING: u32 = 64;
 /// Answers to a peer's requests (`FetchCommitments`, `RecoverRequest`): the asker
 /// asks again until it has them, so the copies queued for it are capped.
 fn is_answer(kind: &str) -> bool {
-    matches!(kind, "commitments" | "recover_points")
+    matches!(
+        kind,
+        "commitments" | "recover_points" | "recover_commitments"
+    )
 }
 
 /// Why a message for a peer was not queued.
