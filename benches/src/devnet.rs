@@ -114,7 +114,10 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
     // Memory and storage at the end, before the login: peak RSS of every node
     // (VmHWM) and node 1's LMDB file and databases.
     let rss_mib: Vec<Option<f64>> = (1..=net.layout.n)
-        .map(|i| net.pid(i).and_then(vm_hwm_mib))
+        .map(|i| net.pid(i).and_then(|p| proc_status_mib(p, "VmHWM")))
+        .collect();
+    let anon_mib: Vec<Option<f64>> = (1..=net.layout.n)
+        .map(|i| net.pid(i).and_then(|p| proc_status_mib(p, "RssAnon")))
         .collect();
     let lmdb_bytes = std::fs::metadata(net.node_dir(1).join("lmdb").join("data.mdb"))
         .map(|m| m.len())
@@ -142,6 +145,7 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
         "node1_phase_seconds": phase_sums(&metrics),
         "rss_max_mib": rss_mib.iter().flatten().copied().fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x)))),
         "rss_mib_by_node": rss_mib,
+        "rss_anon_mib_by_node_at_end": anon_mib,
         "node1_lmdb_file_bytes": lmdb_bytes,
         "bytes_per_key_at_rest": lmdb_bytes.map(|bytes| bytes as f64 / b_keys_nonzero(b.keys)),
         "node1_store_bytes_by_db": store,
@@ -184,10 +188,13 @@ pub fn rate_over_last(samples: &[(f64, u64)], target: u64, fraction: f64) -> Opt
     (last.0 > first.0 && last.1 > first.1).then(|| (last.1 - first.1) as f64 / (last.0 - first.0))
 }
 
-/// A process's peak resident set (VmHWM), MiB.
-fn vm_hwm_mib(pid: u32) -> Option<f64> {
+/// A line of a process's `/proc/PID/status` in MiB: `VmHWM` (peak resident set, LMDB's
+/// mapped pages included) or `RssAnon` (resident memory of its own, no file pages).
+fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = s
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
@@ -230,6 +237,15 @@ mod tests {
         // Not enough samples in the window: no figure rather than a made-up one.
         assert_eq!(rate_over_last(&[(1.0, 1000)], 1000, 0.1), None);
         assert_eq!(rate_over_last(&[], 1000, 0.1), None);
+    }
+
+    #[test]
+    fn a_status_field_is_read_by_its_exact_name_in_mib() {
+        let me = std::process::id();
+        assert!(proc_status_mib(me, "VmHWM").is_some_and(|m| m > 0.0));
+        assert!(proc_status_mib(me, "RssAnon").is_some_and(|m| m > 0.0));
+        // "Rss" is only a prefix of "RssAnon", "RssFile", ...: no such line.
+        assert_eq!(proc_status_mib(me, "Rss"), None);
     }
 
     #[test]
