@@ -84,6 +84,11 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
     let mut net = Devnet::start(opts).await.context("starting the devnet")?;
     let mut first_key: Option<f64> = None;
     let mut samples: Vec<(f64, u64)> = Vec::new();
+    // Memory and node 1's LMDB file while the buffer fills, every RESOURCE_EVERY.
+    let pids: Vec<u32> = (1..=net.layout.n).filter_map(|i| net.pid(i)).collect();
+    let mdb = net.node_dir(1).join("lmdb").join("data.mdb");
+    let mut resources: Vec<Value> = Vec::new();
+    let mut last_resource: Option<f64> = None;
     let waited = net
         .wait_for_keys(b.keys, Duration::from_secs(1800), |m| {
             let t = t0.elapsed().as_secs_f64();
@@ -93,6 +98,10 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
             if samples.last().map(|s| s.1) != Some(m) {
                 samples.push((t, m));
                 eprintln!("  {t:7.2} s  {m} keys");
+            }
+            if last_resource.is_none_or(|l| t - l >= RESOURCE_EVERY.as_secs_f64()) {
+                last_resource = Some(t);
+                resources.push(resource_sample(t, m, &pids, &mdb));
             }
         })
         .await;
@@ -151,6 +160,8 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
         "node1_store_bytes_by_db": store,
         "restart_to_serving_s": restart,
         "progress": samples.iter().map(|(t, k)| json!([t, k])).collect::<Vec<_>>(),
+        "resources_columns": ["s", "keys", "rss_max_mib", "rss_anon_max_mib", "node1_lmdb_file_bytes"],
+        "resources": resources,
         "login_address": login.address,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "load_average_before": load_before,
@@ -186,6 +197,25 @@ pub fn rate_over_last(samples: &[(f64, u64)], target: u64, fraction: f64) -> Opt
     let first = samples.iter().find(|s| s.1 >= from)?;
     let last = samples.last()?;
     (last.0 > first.0 && last.1 > first.1).then(|| (last.1 - first.1) as f64 / (last.0 - first.0))
+}
+
+/// How often the benchmark samples memory and the LMDB file while the buffer fills.
+const RESOURCE_EVERY: Duration = Duration::from_secs(5);
+
+/// `[s, keys, largest VmRSS, largest RssAnon, node 1's LMDB file bytes]` (MiB for memory).
+fn resource_sample(t: f64, keys: u64, pids: &[u32], mdb: &std::path::Path) -> Value {
+    let max = |field: &str| {
+        pids.iter()
+            .filter_map(|p| proc_status_mib(*p, field))
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
+    };
+    json!([
+        t,
+        keys,
+        max("VmRSS"),
+        max("RssAnon"),
+        std::fs::metadata(mdb).map(|m| m.len()).ok()
+    ])
 }
 
 /// A line of a process's `/proc/PID/status` in MiB: `VmHWM` (peak resident set, LMDB's
