@@ -21,7 +21,8 @@
 //! dropped) and interpolates its own row and column from k good points; its
 //! share is the row at 0.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use torus_engine::avss::{self, Commitments, PointMsg};
@@ -209,10 +210,10 @@ impl Recovery {
             return false;
         }
         let (combined, route) = match self.sums.trusted() {
-            Some(c) => (c.clone(), "the sum t+1 members sent"),
+            Some(c) => (Cow::Borrowed(c), "the sum t+1 members sent"),
             None if self.commitments.len() >= self.decided.len() => {
                 match Commitments::sum(self.commitments.values()) {
-                    Ok(c) => (c, "the decided dealers' commitments"),
+                    Ok(c) => (Cow::Owned(c), "the decided dealers' commitments"),
                     Err(e) => {
                         tracing::error!(error = %e, "cannot sum the decided commitments");
                         return false;
@@ -336,7 +337,7 @@ fn check_sum(
     from: u32,
     bytes: &[u8],
 ) -> Option<Commitments<Secp256k1>> {
-    if from == me || from == 0 || from > params.n {
+    if from == me || params.check_index(from).is_err() {
         return None;
     }
     let c = Commitments::<Secp256k1>::decode(bytes).ok()?;
@@ -350,7 +351,7 @@ fn check_sum(
 /// sum per member.
 pub(super) struct SumVotes {
     quorum: usize,
-    by_member: BTreeMap<u32, [u8; 32]>,
+    voted: BTreeSet<u32>,
     sums: BTreeMap<[u8; 32], (usize, Commitments<Secp256k1>)>,
 }
 
@@ -358,22 +359,21 @@ impl SumVotes {
     pub fn new(quorum: usize) -> Self {
         SumVotes {
             quorum: quorum.max(1),
-            by_member: BTreeMap::new(),
+            voted: BTreeSet::new(),
             sums: BTreeMap::new(),
         }
     }
 
     /// Whether `member`'s answer was counted already.
     pub fn has_voted(&self, member: u32) -> bool {
-        self.by_member.contains_key(&member)
+        self.voted.contains(&member)
     }
 
     /// Counts `member`'s sum under its digest (not if the member sent one already).
     pub fn add(&mut self, member: u32, digest: [u8; 32], sum: Commitments<Secp256k1>) {
-        if self.has_voted(member) {
+        if !self.voted.insert(member) {
             return;
         }
-        self.by_member.insert(member, digest);
         self.sums.entry(digest).or_insert((0, sum)).0 += 1;
     }
 

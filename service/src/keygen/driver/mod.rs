@@ -153,10 +153,9 @@ impl Keygen {
         let epoch = app::current_epoch(&snap)?;
         let open = app::open_batch(&snap)?;
         let c = app::counters(&snap)?;
-        let store = self.node.store();
         let (out, cursor) =
             view::unsettled_batches(&snap, epoch.epoch, c.next_batch_start, self.settled, |b| {
-                store.has_share(b.start).unwrap_or(false)
+                self.has_shares(b)
             })?;
         drop(snap);
         self.settled = cursor;
