@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use torus_node::devnet::{Devnet, DevnetOptions};
+use torus_node::metrics::labelled_samples;
 
 /// Settings of one run.
 #[derive(Clone, Debug)]
@@ -41,20 +42,13 @@ pub fn default_node_binary() -> Result<PathBuf> {
     Ok(dir.join("torus-node"))
 }
 
+/// Node 1's seconds in each keygen phase, from its metrics text.
 fn phase_sums(metrics: &str) -> Value {
-    let mut out = serde_json::Map::new();
-    for line in metrics.lines() {
-        let Some(rest) = line.strip_prefix("torus_keygen_phase_seconds_sum{phase=\"") else {
-            continue;
-        };
-        let Some((phase, v)) = rest.split_once("\"} ") else {
-            continue;
-        };
-        if let Ok(x) = v.trim().parse::<f64>() {
-            out.insert(phase.to_string(), json!(x));
-        }
-    }
-    Value::Object(out)
+    labelled_samples(metrics, "torus_keygen_phase_seconds_sum", "phase")
+        .into_iter()
+        .map(|(phase, x)| (phase, json!(x)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// Runs the benchmark.
@@ -128,9 +122,7 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
     let anon_mib: Vec<Option<f64>> = (1..=net.layout.n)
         .map(|i| net.pid(i).and_then(|p| proc_status_mib(p, "RssAnon")))
         .collect();
-    let lmdb_bytes = std::fs::metadata(net.node_dir(1).join("lmdb").join("data.mdb"))
-        .map(|m| m.len())
-        .ok();
+    let lmdb_bytes = std::fs::metadata(&mdb).map(|m| m.len()).ok();
     let store = store_bytes(&metrics);
     let login = torus_node::devnet::login(&net.write_manifest()?, "devnet", "bench@example.com")
         .await
@@ -152,7 +144,7 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
         "height": status.map(|s| s.height),
         "keys_per_s_last_10pct": rate_over_last(&samples, b.keys, 0.1),
         "node1_phase_seconds": phase_sums(&metrics),
-        "rss_max_mib": rss_mib.iter().flatten().copied().fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x)))),
+        "rss_max_mib": largest(rss_mib.iter().flatten().copied()),
         "rss_mib_by_node": rss_mib,
         "rss_anon_mib_by_node_at_end": anon_mib,
         "node1_lmdb_file_bytes": lmdb_bytes,
@@ -204,11 +196,7 @@ const RESOURCE_EVERY: Duration = Duration::from_secs(5);
 
 /// `[s, keys, largest VmRSS, largest RssAnon, node 1's LMDB file bytes]` (MiB for memory).
 fn resource_sample(t: f64, keys: u64, pids: &[u32], mdb: &std::path::Path) -> Value {
-    let max = |field: &str| {
-        pids.iter()
-            .filter_map(|p| proc_status_mib(*p, field))
-            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
-    };
+    let max = |field: &str| largest(pids.iter().filter_map(|p| proc_status_mib(*p, field)));
     json!([
         t,
         keys,
@@ -216,6 +204,11 @@ fn resource_sample(t: f64, keys: u64, pids: &[u32], mdb: &std::path::Path) -> Va
         max("RssAnon"),
         std::fs::metadata(mdb).map(|m| m.len()).ok()
     ])
+}
+
+/// The largest of `xs` (None if there is none).
+fn largest(xs: impl IntoIterator<Item = f64>) -> Option<f64> {
+    xs.into_iter().reduce(f64::max)
 }
 
 /// A line of a process's `/proc/PID/status` in MiB: `VmHWM` (peak resident set, LMDB's
@@ -230,20 +223,11 @@ fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
 }
 
 /// `torus_store_bytes{db=...}` of a node's metrics text, by database.
-pub fn store_bytes(metrics: &str) -> serde_json::Map<String, Value> {
-    let mut out = serde_json::Map::new();
-    for line in metrics.lines() {
-        let Some(rest) = line.strip_prefix("torus_store_bytes{db=\"") else {
-            continue;
-        };
-        let Some((db, value)) = rest.split_once("\"}") else {
-            continue;
-        };
-        if let Ok(v) = value.trim().parse::<u64>() {
-            out.insert(db.to_string(), json!(v));
-        }
-    }
-    out
+fn store_bytes(metrics: &str) -> serde_json::Map<String, Value> {
+    labelled_samples(metrics, "torus_store_bytes", "db")
+        .into_iter()
+        .map(|(db, bytes)| (db, json!(bytes as u64)))
+        .collect()
 }
 
 fn load_average() -> Option<f64> {
@@ -276,17 +260,5 @@ mod tests {
         assert!(proc_status_mib(me, "RssAnon").is_some_and(|m| m > 0.0));
         // "Rss" is only a prefix of "RssAnon", "RssFile", ...: no such line.
         assert_eq!(proc_status_mib(me, "Rss"), None);
-    }
-
-    #[test]
-    fn store_sizes_are_read_from_the_metrics_text_by_database() {
-        let text = "# HELP torus_store_bytes x\n# TYPE torus_store_bytes gauge\n\
-                    torus_store_bytes{db=\"state\"} 4096\n\
-                    torus_store_bytes{db=\"shares\"} 8192\n\
-                    torus_store_entries{db=\"state\"} 3\n# EOF\n";
-        let m = store_bytes(text);
-        assert_eq!(m.get("state"), Some(&json!(4096)));
-        assert_eq!(m.get("shares"), Some(&json!(8192)));
-        assert_eq!(m.len(), 2);
     }
 }

@@ -508,9 +508,53 @@ impl Metrics {
     }
 }
 
+/// The samples of a family with one label in an exposition text: each line
+/// `name{label="VALUE"} x` as `(VALUE, x)`, in text order (benches and tests read a
+/// node's `/metrics` with it).
+pub fn labelled_samples(text: &str, name: &str, label: &str) -> Vec<(String, f64)> {
+    let prefix = format!("{name}{{{label}=\"");
+    text.lines()
+        .filter_map(|line| {
+            let (value, x) = line.strip_prefix(prefix.as_str())?.split_once("\"} ")?;
+            Some((value.to_string(), x.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_sizes_are_read_back_from_the_exposition_by_database() {
+        let m = Metrics::new();
+        m.set_store_sizes(&[
+            crate::store::DbSize {
+                name: "state",
+                entries: 3,
+                bytes: 4096,
+            },
+            crate::store::DbSize {
+                name: "shares",
+                entries: 5,
+                bytes: 8192,
+            },
+        ]);
+        let text = m.encode();
+        let bytes = labelled_samples(&text, "torus_store_bytes", "db");
+        assert_eq!(
+            bytes,
+            [
+                ("state".to_string(), 4096.0),
+                ("shares".to_string(), 8192.0)
+            ],
+            "{text}"
+        );
+        // Another family, and another label of it, are not mixed in.
+        let entries = labelled_samples(&text, "torus_store_entries", "db");
+        assert_eq!(entries.len(), 2);
+        assert!(labelled_samples(&text, "torus_store_bytes", "name").is_empty());
+    }
 
     #[test]
     fn the_exposition_names_the_version_and_commit_in_build_info() {

@@ -12,16 +12,16 @@ mod net;
 use std::time::Duration;
 
 use torus_node::devnet::Devnet;
+use torus_node::metrics::labelled_samples;
 
 const KEYS: u64 = 50_000;
 
 /// `torus_store_bytes{db="DB"}` of a metrics text.
 fn store_bytes(metrics: &str, db: &str) -> Option<u64> {
-    let prefix = format!("torus_store_bytes{{db=\"{db}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .and_then(|v| v.trim().parse().ok())
+    labelled_samples(metrics, "torus_store_bytes", "db")
+        .into_iter()
+        .find(|(name, _)| name == db)
+        .map(|(_, bytes)| bytes as u64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

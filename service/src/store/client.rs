@@ -35,6 +35,7 @@ use heed::{Database, Env, EnvFlags, EnvOpenOptions, RwTxn, WithoutTls};
 
 use super::error::StoreError;
 use super::records::{decode_u64, encode_u64, TokenCommitment, TokenUse};
+use super::size::DbSize;
 
 type Db = Database<Bytes, Bytes>;
 
@@ -167,17 +168,15 @@ impl ClientStore {
         })
     }
 
-    /// Records and page bytes of all its databases together (LMDB statistics).
-    pub fn size(&self) -> Result<(u64, u64), StoreError> {
+    /// Records and page bytes of all its databases together, as `client` (LMDB
+    /// statistics).
+    pub fn size(&self) -> Result<DbSize, StoreError> {
         let r = self.env.read_txn()?;
-        let (mut entries, mut bytes) = (0u64, 0u64);
+        let mut stats = Vec::with_capacity(4);
         for db in [&self.commitments, &self.uses, &self.expiry, &self.meta] {
-            let s = db.stat(&r)?;
-            entries += s.entries as u64;
-            let pages = s.branch_pages + s.leaf_pages + s.overflow_pages;
-            bytes += pages as u64 * u64::from(s.page_size);
+            stats.push(db.stat(&r)?);
         }
-        Ok((entries, bytes))
+        Ok(DbSize::total("client", stats))
     }
 
     /// The unix second this environment was created.

@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use super::client::{ClientLimits, ClientStore};
 use super::error::StoreError;
 use super::records::{DecidedRecord, Head};
+use super::size::DbSize;
 use crate::app::{self, AppError, BlockOutcome, KvRead};
 use crate::crypto::NodeKey;
 use crate::tx::EpochInfo;
@@ -88,28 +89,6 @@ impl Snapshot<'_> {
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok(out)
-    }
-}
-
-/// The size of one LMDB database: its entries and the pages it occupies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DbSize {
-    /// The database's name (`state`, `shares`, ...; `client` for the client store).
-    pub name: &'static str,
-    /// Records in it.
-    pub entries: u64,
-    /// Bytes of the pages it occupies (branch, leaf and overflow pages).
-    pub bytes: u64,
-}
-
-impl DbSize {
-    fn of(name: &'static str, s: heed::DatabaseStat) -> Self {
-        let pages = s.branch_pages + s.leaf_pages + s.overflow_pages;
-        DbSize {
-            name,
-            entries: s.entries as u64,
-            bytes: pages as u64 * u64::from(s.page_size),
-        }
     }
 }
 
@@ -190,12 +169,7 @@ impl Store {
             out.push(DbSize::of(name, db.stat(&r)?));
         }
         drop(r);
-        let (entries, bytes) = self.client.size()?;
-        out.push(DbSize {
-            name: "client",
-            entries,
-            bytes,
-        });
+        out.push(self.client.size()?);
         Ok(out)
     }
 

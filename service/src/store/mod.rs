@@ -61,6 +61,8 @@ mod env;
 mod error;
 #[cfg(feature = "server")]
 mod sealed;
+#[cfg(feature = "server")]
+mod size;
 #[cfg(all(test, feature = "server"))]
 mod testing;
 #[cfg(feature = "server")]
@@ -71,9 +73,11 @@ pub use client::{
     ClientLimits, ClientStore, Pruned, DEFAULT_CLIENT_MAP_SIZE, DEFAULT_MAX_TOKEN_COMMITMENTS,
 };
 #[cfg(feature = "server")]
-pub use env::{DbSize, Snapshot, Store, DEFAULT_MAP_SIZE, SYNC_INTERVAL};
+pub use env::{Snapshot, Store, DEFAULT_MAP_SIZE, SYNC_INTERVAL};
 #[cfg(feature = "server")]
 pub use error::StoreError;
 pub use records::DecidedRecord;
+#[cfg(feature = "server")]
+pub use size::DbSize;
 #[cfg(feature = "server")]
 pub use tokens::{TokenInsert, TokenUseBinding};
