@@ -509,16 +509,20 @@ impl Metrics {
 }
 
 /// The samples of a family with one label in an exposition text: each line
-/// `name{label="VALUE"} x` as `(VALUE, x)`, in text order (benches and tests read a
-/// node's `/metrics` with it).
+/// `name{label="VALUE"} x` as `(VALUE, x)`, sorted by VALUE: a family's series
+/// come out of the registry in hash order, which differs from run to run (benches and
+/// tests read a node's `/metrics` with it).
 pub fn labelled_samples(text: &str, name: &str, label: &str) -> Vec<(String, f64)> {
     let prefix = format!("{name}{{{label}=\"");
-    text.lines()
+    let mut samples: Vec<(String, f64)> = text
+        .lines()
         .filter_map(|line| {
             let (value, x) = line.strip_prefix(prefix.as_str())?.split_once("\"} ")?;
             Some((value.to_string(), x.trim().parse().ok()?))
         })
-        .collect()
+        .collect();
+    samples.sort_by(|a, b| a.0.cmp(&b.0));
+    samples
 }
 
 #[cfg(test)]
@@ -545,8 +549,8 @@ mod tests {
         assert_eq!(
             bytes,
             [
-                ("state".to_string(), 4096.0),
-                ("shares".to_string(), 8192.0)
+                ("shares".to_string(), 8192.0),
+                ("state".to_string(), 4096.0)
             ],
             "{text}"
         );
