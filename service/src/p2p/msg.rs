@@ -109,6 +109,21 @@ pub enum Message {
         /// Engine-encoded summed commitments.
         commitments: Vec<u8>,
     },
+    /// "I hold my shares of every batch of `epoch` that starts below `below`, and
+    /// every block up to `height`", announced every few seconds. Once every member
+    /// holds a batch, nobody needs to recover it from peers, and each node prunes
+    /// its recovery material for it (aggregated slice, summed commitments, dealing
+    /// seed); once every member committed a height, nobody needs to sync it, and
+    /// decided blocks well below it are pruned. A member can only speak for itself,
+    /// so a false claim costs only the liar its own recovery or sync.
+    Held {
+        /// The epoch.
+        epoch: u64,
+        /// Batches starting below this key index are held.
+        below: u64,
+        /// The sender's committed height.
+        height: u64,
+    },
 }
 
 impl std::fmt::Debug for Message {
@@ -137,13 +152,14 @@ impl Message {
             Message::RecoverRequest { .. } => "recover_request",
             Message::RecoverPoints { .. } => "recover_points",
             Message::RecoverCommitments { .. } => "recover_commitments",
+            Message::Held { .. } => "held",
         }
     }
 
-    /// The batch a message belongs to (None for transactions).
+    /// The batch a message belongs to (None for transactions and announcements).
     pub fn batch(&self) -> Option<BatchId> {
         match self {
-            Message::Tx(_) => None,
+            Message::Tx(_) | Message::Held { .. } => None,
             Message::Send(s) => Some(s.header.batch),
             Message::Echo(p) | Message::Ready(p) => Some(p.batch),
             Message::PubShares { batch, .. }
@@ -218,6 +234,13 @@ impl Message {
                 batch.encode(&mut w);
                 w.bytes(commitments);
             }
+            Message::Held {
+                epoch,
+                below,
+                height,
+            } => {
+                w.u8(12).u64(*epoch).u64(*below).u64(*height);
+            }
         }
         w.finish()
     }
@@ -262,6 +285,11 @@ impl Message {
             11 => Message::RecoverCommitments {
                 batch: BatchId::decode(&mut r)?,
                 commitments: r.bytes("commitments", MAX_PAYLOAD)?.to_vec(),
+            },
+            12 => Message::Held {
+                epoch: r.u64("epoch")?,
+                below: r.u64("held below")?,
+                height: r.u64("height")?,
             },
             got => {
                 return Err(CodecError::Tag {
@@ -383,6 +411,11 @@ mod tests {
             Message::RecoverCommitments {
                 batch,
                 commitments: vec![3; 6],
+            },
+            Message::Held {
+                epoch: 1,
+                below: 4000,
+                height: 77,
             },
         ]
     }

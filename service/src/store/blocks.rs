@@ -86,6 +86,29 @@ impl Store {
             .transpose()
     }
 
+    /// Deletes the decided records of heights below `below`, at most `max_heights`
+    /// of them in this call. Returns the height below which none is left: at least
+    /// `below`, or less when `max_heights` stopped it (call again from there).
+    ///
+    /// The caller prunes below every member's committed height (less a margin):
+    /// no member will ask to sync those heights. Value sync learns the new lowest
+    /// height from [`Store::min_decided_height`].
+    pub fn prune_decided_below(&self, below: u64, max_heights: u64) -> Result<u64, StoreError> {
+        let Some(first) = self.min_decided_height()? else {
+            return Ok(below);
+        };
+        let upto = below.min(first.saturating_add(max_heights));
+        if upto <= first {
+            return Ok(first);
+        }
+        let hi = upto.to_be_bytes();
+        let range: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Unbounded, Bound::Excluded(&hi[..]));
+        let mut w = self.env.write_txn()?;
+        self.blocks.delete_range(&mut w, &range)?;
+        w.commit()?;
+        Ok(upto)
+    }
+
     /// The lowest height with a decided record.
     pub fn min_decided_height(&self) -> Result<Option<u64>, StoreError> {
         let r = self.env.read_txn()?;
@@ -94,5 +117,37 @@ impl Store {
         };
         let (k, _) = first;
         Ok(<[u8; 8]>::try_from(k).ok().map(u64::from_be_bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::testing::temp_store;
+
+    #[test]
+    fn decided_blocks_below_a_height_are_pruned_a_bounded_number_at_a_time() {
+        let (_dir, s) = temp_store();
+        for h in 1..=10u64 {
+            s.put_decided(h, &[h as u8; 40], b"cert")
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let ok = |r: Result<u64, crate::store::StoreError>| r.unwrap_or_else(|e| panic!("{e}"));
+        // Three heights per call: 1, 2 and 3 go, 4 is the lowest left.
+        assert_eq!(ok(s.prune_decided_below(6, 3)), 4);
+        assert_eq!(
+            s.min_decided_height().unwrap_or_else(|e| panic!("{e}")),
+            Some(4)
+        );
+        assert_eq!(ok(s.prune_decided_below(6, 3)), 6);
+        let kept: Vec<u64> = (1..=10)
+            .filter(|&h| s.decided(h).unwrap_or_else(|e| panic!("{e}")).is_some())
+            .collect();
+        assert_eq!(kept, [6, 7, 8, 9, 10]);
+        // A bound below what is left deletes nothing.
+        assert_eq!(ok(s.prune_decided_below(2, 3)), 6);
+        assert_eq!(
+            s.min_decided_height().unwrap_or_else(|e| panic!("{e}")),
+            Some(6)
+        );
     }
 }

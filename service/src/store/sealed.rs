@@ -6,6 +6,8 @@
 //! the associated data binds a record to its place (key index and epoch for a
 //! share, the record's key for keygen material).
 
+use std::ops::Bound;
+
 use chacha20poly1305::aead::{Aead, Payload};
 use ff::PrimeField;
 use k256::elliptic_curve::rand_core::RngCore;
@@ -335,6 +337,64 @@ impl Store {
             .map(<[u8]>::to_vec))
     }
 
+    /// Deletes the recovery material (aggregated slice, summed commitments, dealers'
+    /// matrices of earlier versions, dealing seed) of the batches starting below
+    /// `below`, at most `max_batches` of them in this call (a store of an earlier
+    /// version may hold many). Returns the key index below which nothing is left:
+    /// `below`, or less when `max_batches` stopped it (call again from there).
+    ///
+    /// The caller prunes a batch once every member of its committee holds its
+    /// shares: from then on no member needs to recover it from peers.
+    pub fn prune_recovery_material(
+        &self,
+        below: u64,
+        max_batches: usize,
+    ) -> Result<u64, StoreError> {
+        let mut w = self.env.write_txn()?;
+        // Where this call stops: the first batch start past `max_batches` batches
+        // that still have material of any kind, or `below`.
+        let mut starts = std::collections::BTreeSet::new();
+        for tag in [KG_SLICE, KG_SUM, KG_COMMITMENTS, KG_SEED] {
+            let lo = kg_key(tag, 0, None);
+            let hi = kg_key(tag, below, None);
+            let range: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(&lo), Bound::Excluded(&hi));
+            // Each kind's first `max_batches + 1` starts: the union's smallest
+            // `max_batches + 1` are among them.
+            let mut last = None;
+            let mut of_tag = 0;
+            for item in self.keygen.range(&w, &range)? {
+                let (k, _) = item?;
+                let start = k
+                    .get(1..9)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| StoreError::Corrupt {
+                        what: "keygen record key",
+                        err: format!("{} bytes", k.len()),
+                    })?;
+                // Dealers' matrices repeat a start once per dealer.
+                if last == Some(start) {
+                    continue;
+                }
+                last = Some(start);
+                starts.insert(start);
+                of_tag += 1;
+                if of_tag > max_batches {
+                    break;
+                }
+            }
+        }
+        let upto = starts.iter().nth(max_batches).copied().unwrap_or(below);
+        for tag in [KG_SLICE, KG_SUM, KG_COMMITMENTS, KG_SEED] {
+            let lo = kg_key(tag, 0, None);
+            let hi = kg_key(tag, upto, None);
+            let range: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(&lo), Bound::Excluded(&hi));
+            self.keygen.delete_range(&mut w, &range)?;
+        }
+        w.commit()?;
+        Ok(upto)
+    }
+
     /// Whether this node holds a share of key `index`.
     pub fn has_share(&self, index: u64) -> Result<bool, StoreError> {
         let r = self.env.read_txn()?;
@@ -356,38 +416,21 @@ mod tests {
     use torus_engine::wire::{Wire, WireXy};
     use torus_engine::{Engine, Params, Secp256k1};
 
+    use super::{kg_key, StoreError, KG_COMMITMENTS};
     use crate::store::testing::temp_store;
     use crate::tx::{digest, BatchId};
 
     #[test]
     fn a_batch_result_keeps_one_compressed_sum_of_the_dealers_commitments_and_no_dealers_matrices()
     {
-        let engine = Engine::new();
-        let params = Params::new(5, 3, 1).unwrap_or_else(|e| panic!("{e}"));
         let keys = 8usize;
         let batch = BatchId {
             epoch: 1,
             start: 0,
             count: keys as u32,
         };
-        let dealings: Vec<_> = (1..=3u32)
-            .map(|d| {
-                avss::deal::<Secp256k1>(&engine, params, d, keys, None, [d as u8; 32])
-                    .unwrap_or_else(|e| panic!("{e}"))
-            })
-            .collect();
-        let slices: Vec<Slice<Secp256k1>> = dealings
-            .iter()
-            .map(|d| d.slice(&engine, 2).unwrap_or_else(|e| panic!("{e}")))
-            .collect();
-        let agg = Slice::sum(2, &slices).unwrap_or_else(|e| panic!("{e}"));
-        let summed = Commitments::sum(dealings.iter().map(|d| &d.commitments))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let shares =
-            KeyShares::from_aggregated(params, &agg, &summed).unwrap_or_else(|e| panic!("{e}"));
         let (_dir, s) = temp_store();
-        s.put_batch_result(1, 0, &shares, &agg.encode(), &summed)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (dealings, summed) = store_batch(&s, 0, keys);
         let stored = s
             .summed_commitments(0)
             .unwrap_or_else(|e| panic!("{e}"))
@@ -419,5 +462,89 @@ mod tests {
             .map(|&i| s.has_share(i).unwrap_or_else(|e| panic!("{e}")))
             .collect();
         assert_eq!(held, [true, true, false]);
+    }
+    /// Stores a finished batch of `keys` keys at `start` as node 2 of (5, 3, 1), with
+    /// a dealing seed; returns the dealings and their summed commitments.
+    fn store_batch(
+        s: &crate::store::Store,
+        start: u64,
+        keys: usize,
+    ) -> (Vec<avss::Dealing<Secp256k1>>, Commitments<Secp256k1>) {
+        let engine = Engine::new();
+        let params = Params::new(5, 3, 1).unwrap_or_else(|e| panic!("{e}"));
+        let dealings: Vec<_> = (1..=3u32)
+            .map(|d| {
+                avss::deal::<Secp256k1>(&engine, params, d, keys, None, [d as u8 + start as u8; 32])
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        let slices: Vec<Slice<Secp256k1>> = dealings
+            .iter()
+            .map(|d| d.slice(&engine, 2).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        let agg = Slice::sum(2, &slices).unwrap_or_else(|e| panic!("{e}"));
+        let summed = Commitments::sum(dealings.iter().map(|d| &d.commitments))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let shares =
+            KeyShares::from_aggregated(params, &agg, &summed).unwrap_or_else(|e| panic!("{e}"));
+        s.put_dealing_seed(start, &[7; 32])
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.put_batch_result(1, start, &shares, &agg.encode(), &summed)
+            .unwrap_or_else(|e| panic!("{e}"));
+        (dealings, summed)
+    }
+
+    fn material(s: &crate::store::Store, start: u64) -> [bool; 4] {
+        let ok = |r: Result<bool, StoreError>| r.unwrap_or_else(|e| panic!("{e}"));
+        [
+            ok(s.aggregated_slice(start).map(|x| x.is_some())),
+            ok(s.summed_commitments(start).map(|x| x.is_some())),
+            ok(s.dealing_seed(start).map(|x| x.is_some())),
+            ok(s.dealer_commitments(start, 3).map(|x| x.is_some())),
+        ]
+    }
+
+    #[test]
+    fn pruning_deletes_the_recovery_material_below_the_bound_and_keeps_every_share() {
+        let (_dir, s) = temp_store();
+        for start in [0, 4, 8, 12] {
+            let _ = store_batch(&s, start, 4);
+        }
+        // A batch stored by an earlier version: a dealer's matrices, no sum.
+        {
+            let mut w = s.env.write_txn().unwrap_or_else(|e| panic!("{e}"));
+            s.keygen
+                .put(&mut w, &kg_key(KG_COMMITMENTS, 8, Some(3)), b"old")
+                .unwrap_or_else(|e| panic!("{e}"));
+            w.commit().unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(material(&s, 8), [true, true, true, true]);
+        // Two batches per call: it stops at the third and says where.
+        let upto = s
+            .prune_recovery_material(12, 2)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(upto, 8);
+        assert_eq!(material(&s, 0), [false; 4]);
+        assert_eq!(material(&s, 4), [false; 4]);
+        assert_eq!(material(&s, 8), [true, true, true, true]);
+        let upto = s
+            .prune_recovery_material(12, 2)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(upto, 12);
+        assert_eq!(material(&s, 8), [false; 4]);
+        // The batch at the bound keeps all of it, and every share stays.
+        assert_eq!(material(&s, 12), [true, true, true, false]);
+        for i in 0..16 {
+            assert!(
+                s.has_share(i).unwrap_or_else(|e| panic!("{e}")),
+                "share {i}"
+            );
+        }
+        // Nothing left below: the next call is a no-op up to the bound.
+        assert_eq!(
+            s.prune_recovery_material(12, 2)
+                .unwrap_or_else(|e| panic!("{e}")),
+            12
+        );
     }
 }

@@ -262,6 +262,11 @@ fn main() -> std::io::Result<()> {
             batch,
             commitments: vec![6; 10],
         },
+        Message::Held {
+            epoch: 1,
+            below: 2000,
+            height: 40,
+        },
     ];
     for m in &msgs {
         write(&dir, m.kind(), &m.encode())?;

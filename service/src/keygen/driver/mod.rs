@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod execute;
+mod held;
 mod refill;
 mod view;
 
@@ -29,6 +30,21 @@ use view::SettledCursor;
 /// recovered from peers' points (in parallel with the normal path).
 const RECOVER_AFTER: Duration = Duration::from_secs(3);
 
+/// How often this node announces the batches it holds ([`Message::Held`]) and
+/// prunes the recovery material of batches every member holds.
+const HELD_EVERY: Duration = Duration::from_secs(2);
+
+/// Most batches whose recovery material one prune deletes (a store written by an
+/// earlier version may hold every batch's).
+const PRUNE_BATCHES: usize = 64;
+
+/// Decided blocks kept below the height every member committed (a margin for a
+/// member whose announcement is a little stale).
+const BLOCKS_KEPT: u64 = 256;
+
+/// Most decided blocks one prune deletes.
+const PRUNE_BLOCKS: u64 = 4096;
+
 /// A transaction this node submitted and may re-submit until it is decided.
 struct Pending {
     tx: TxBody,
@@ -46,6 +62,16 @@ pub(crate) struct Keygen {
     refill: Refill,
     /// Batches below it are settled here (see `view`): committed views start there.
     settled: SettledCursor,
+    /// The current committee, as of the last committed view.
+    committee: Option<EpochInfo>,
+    /// The members' announcements of the batches they hold.
+    held: held::Held,
+    /// When this node last announced (and pruned).
+    held_at: Option<Instant>,
+    /// Recovery material below this key index is pruned (since the start).
+    pruned_below: u64,
+    /// Decided blocks below this height are pruned (since the start).
+    pruned_height: u64,
     /// A test dealer's misbehaviour over our outgoing messages (dev mode only).
     byzantine: Option<Byzantine>,
 }
@@ -74,6 +100,11 @@ impl Keygen {
             pending: Vec::new(),
             refill: Refill::default(),
             settled: SettledCursor::default(),
+            committee: None,
+            held: held::Held::default(),
+            held_at: None,
+            pruned_below: 0,
+            pruned_height: 0,
         }
     }
 
@@ -159,6 +190,7 @@ impl Keygen {
             })?;
         drop(snap);
         self.settled = cursor;
+        self.committee = Some(epoch.clone());
         Ok((epoch, open, out))
     }
 
@@ -234,6 +266,17 @@ impl Keygen {
     }
 
     pub(super) fn on_message(&mut self, m: Inbound) {
+        if let Message::Held {
+            epoch,
+            below,
+            height,
+        } = m.msg
+        {
+            if let Some(c) = &self.committee {
+                self.held.observe(c, m.from, epoch, below, height);
+            }
+            return;
+        }
         let Some(batch) = m.msg.batch() else {
             // Transactions are routed to the mempool before they get here.
             return;
@@ -333,6 +376,78 @@ impl Keygen {
         self.after_progress(batch.start);
     }
 
+    /// Every [`HELD_EVERY`]: tells the committee which batches and blocks this node
+    /// holds, prunes the recovery material of the batches every member holds, and
+    /// the decided blocks well below the height every member committed (see `held`).
+    fn announce_and_prune(&mut self) {
+        let now = Instant::now();
+        if self
+            .held_at
+            .is_some_and(|t| now.duration_since(t) < HELD_EVERY)
+        {
+            return;
+        }
+        self.held_at = Some(now);
+        // Moves the settled cursor over the batches finished since the last view.
+        if let Err(e) = self.committed_view() {
+            tracing::warn!(error = %e, "keygen cannot read the committed state");
+            return;
+        }
+        let height = match self.node.store().head() {
+            Ok(h) => h.height,
+            Err(e) => {
+                tracing::warn!(error = %e, "keygen cannot read the committed height");
+                return;
+            }
+        };
+        let Some(c) = &self.committee else {
+            return;
+        };
+        let own = if self.settled.epoch == c.epoch {
+            self.settled.below
+        } else {
+            0
+        };
+        self.p2p.broadcast(&Message::Held {
+            epoch: c.epoch,
+            below: own,
+            height,
+        });
+        let all = self.held.everyone_below(c, self.me(), own);
+        if all > self.pruned_below {
+            match self
+                .node
+                .store()
+                .prune_recovery_material(all, PRUNE_BATCHES)
+            {
+                Ok(upto) => {
+                    tracing::debug!(
+                        below = upto,
+                        "every member holds these batches: their recovery material is pruned"
+                    );
+                    self.pruned_below = upto;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot prune recovery material"),
+            }
+        }
+        let synced = self
+            .held
+            .everyone_height(c, self.me(), height)
+            .saturating_sub(BLOCKS_KEPT);
+        if synced > self.pruned_height {
+            match self.node.store().prune_decided_below(synced, PRUNE_BLOCKS) {
+                Ok(upto) => {
+                    tracing::debug!(
+                        below = upto,
+                        "every member committed these heights: their decided blocks are pruned"
+                    );
+                    self.pruned_height = upto;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot prune decided blocks"),
+            }
+        }
+    }
+
     fn finish_recovery(&mut self, start: u64) {
         let Some(r) = self.recoveries.remove(&start) else {
             return;
@@ -395,6 +510,7 @@ impl Keygen {
         for r in self.recoveries.values_mut() {
             r.on_tick(&self.p2p);
         }
+        self.announce_and_prune();
         // Re-submit transactions that were lost (a restarted proposer's mempool).
         let resubmit = Duration::from_millis(self.cfg.resubmit_ms);
         let now = Instant::now();

@@ -319,11 +319,13 @@ const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 const MAX_PENDING_INCOMING: u32 = 64;
 
 /// Answers to a peer's requests (`FetchCommitments`, `RecoverRequest`): the asker
-/// asks again until it has them, so the copies queued for it are capped.
+/// asks again until it has them, so the copies queued for it are capped. `Held`
+/// announcements are capped the same way: they repeat every few seconds and only
+/// the newest matters, so a peer that is down does not collect them.
 fn is_answer(kind: &str) -> bool {
     matches!(
         kind,
-        "commitments" | "recover_points" | "recover_commitments"
+        "commitments" | "recover_points" | "recover_commitments" | "held"
     )
 }
 
