@@ -32,6 +32,8 @@ pub struct DevnetBench {
     pub node_binary: PathBuf,
     /// Keep the network's directory here (default: a temporary one, removed).
     pub data_dir: Option<PathBuf>,
+    /// Users who log in once the buffer is full (latencies; 0: none).
+    pub logins: usize,
 }
 
 /// The `torus-node` binary beside this executable (`target/release/torus-node`
@@ -127,6 +129,15 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
     let login = torus_node::devnet::login(&net.write_manifest()?, "devnet", "bench@example.com")
         .await
         .context("logging in against the filled network")?;
+    let latency = if b.logins > 0 {
+        Some(
+            login_latency(&net, b.logins)
+                .await
+                .context("timing logins against the filled network")?,
+        )
+    } else {
+        None
+    };
     let restart = restart_to_serving(&mut net, b.keys).await;
     net.shutdown();
     let first = first_key.unwrap_or(wall);
@@ -151,6 +162,7 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
         "bytes_per_key_at_rest": lmdb_bytes.map(|bytes| bytes as f64 / b_keys_nonzero(b.keys)),
         "node1_store_bytes_by_db": store,
         "restart_to_serving_s": restart,
+        "login_latency": latency,
         "progress": samples.iter().map(|(t, k)| json!([t, k])).collect::<Vec<_>>(),
         "resources_columns": ["s", "keys", "rss_max_mib", "rss_anon_max_mib", "node1_lmdb_file_bytes"],
         "resources": resources,
@@ -160,6 +172,66 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
         "load_average_after": load_average(),
     });
     Ok(out)
+}
+
+/// Logs `users` new users in against the filled network and times, one login after
+/// another (nothing else running), the lookup of each user's key
+/// (`VerifierLookupRequest` to every node), the CommitmentRequest round and the
+/// ShareRequest round (each until the last node answered). Keys are assigned first,
+/// 25 users at a time, untimed: KeyAssign waits for a block.
+async fn login_latency(net: &Devnet, users: usize) -> Result<Value> {
+    const VERIFIER: &str = "devnet";
+    let client = net.client()?;
+    let names: Vec<String> = (0..users)
+        .map(|i| format!("latency-{i}@example.com"))
+        .collect();
+    for chunk in names.chunks(25) {
+        let mut set = tokio::task::JoinSet::new();
+        for u in chunk {
+            let (c, u) = (client.clone(), u.clone());
+            set.spawn(async move { c.get_or_assign(VERIFIER, &u).await });
+        }
+        while let Some(r) = set.join_next().await {
+            r.context("an assigning task")?.context("assigning a key")?;
+        }
+    }
+    let (mut lookup, mut commitment, mut share) = (Vec::new(), Vec::new(), Vec::new());
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for u in &names {
+        let t = Instant::now();
+        let answers = client
+            .call_all(
+                "VerifierLookupRequest",
+                json!({"verifier": VERIFIER, "verifier_id": u}),
+            )
+            .await;
+        lookup.push(ms(t.elapsed()));
+        match client.threshold_same(&answers) {
+            Some(Ok(_)) => {}
+            other => bail!("the lookup of {u} did not agree: {other:?}"),
+        }
+        let token = net.mint(u)?;
+        let (_, times) = client
+            .retrieve_timed(VERIFIER, json!({ "verifier_id": u }), &token)
+            .await
+            .with_context(|| format!("logging {u} in"))?;
+        commitment.push(ms(times.commitment));
+        share.push(ms(times.share));
+    }
+    let summary = |mut xs: Vec<f64>| {
+        xs.sort_by(f64::total_cmp);
+        json!({
+            "p50_ms": crate::rpc::percentile(&xs, 0.5),
+            "p99_ms": crate::rpc::percentile(&xs, 0.99),
+            "max_ms": xs.last(),
+        })
+    };
+    Ok(json!({
+        "users": users,
+        "lookup": summary(lookup),
+        "commitment_request": summary(commitment),
+        "share_request": summary(share),
+    }))
 }
 
 /// Stops node 1 (SIGTERM), starts it again and times how long it takes until its RPC

@@ -57,7 +57,8 @@ pub struct PhaseStats {
     pub cores_busy: Option<f64>,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p` quantile of ascending `sorted` (nearest rank; NaN when empty).
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

@@ -32,6 +32,8 @@ fn the_summed_slice_and_commitments_give_the_aggregated_shares() {
     let want = dkg::aggregate(&e, &params, me, &sends).unwrap();
     let summed = Slice::sum(me, &slices).unwrap();
     let combined = Commitments::sum(ds.iter().map(|d| &d.commitments)).unwrap();
+    let refs: Vec<&Commitments<Secp256k1>> = ds.iter().map(|d| &d.commitments).collect();
+    assert_eq!(Commitments::vartime_sum(&e, &refs).unwrap(), combined);
     let got = KeyShares::from_aggregated(params, &summed, &combined).unwrap();
     assert_eq!(got.shares(), want.shares());
     assert_eq!(got.blinding_shares(), want.blinding_shares());
@@ -54,6 +56,8 @@ fn slices_of_different_shapes_do_not_sum() {
         Err(Error::TooFewPoints { .. })
     ));
     assert!(Commitments::sum([&a[0].commitments, &b[0].commitments]).is_err());
+    assert!(Commitments::vartime_sum(&e, &[&a[0].commitments, &b[0].commitments]).is_err());
+    assert!(Commitments::<Secp256k1>::vartime_sum(&e, &[]).is_err());
 }
 
 #[test]
@@ -139,5 +143,26 @@ fn lagrange_at_zero_names_a_duplicate_or_zero_index() {
     assert_eq!(
         interpolate_at(&[1, 2], &v, Sc::ZERO).unwrap(),
         Sc::from(3u64)
+    );
+}
+
+#[test]
+fn the_vartime_sum_of_commitments_equals_the_constant_time_sum_over_many_chunks_and_doublings() {
+    // 150 keys x 9 entries: two chunks of 1,024 entries, summed in parallel.
+    let params = Params::new(4, 3, 0).unwrap();
+    let ds = dealings(params, 150);
+    let e = Engine::new();
+    let refs: Vec<&Commitments<Secp256k1>> = ds.iter().map(|d| &d.commitments).collect();
+    let want = Commitments::sum(refs.iter().copied()).unwrap();
+    assert_eq!(Commitments::vartime_sum(&e, &refs).unwrap(), want);
+    assert_eq!(
+        Commitments::vartime_sum(&e, &refs[..1]).unwrap(),
+        ds[0].commitments
+    );
+    // The same matrix twice: every entry is a doubling, not a generic addition.
+    let twice = [&ds[1].commitments, &ds[1].commitments];
+    assert_eq!(
+        Commitments::vartime_sum(&e, &twice).unwrap(),
+        Commitments::sum(twice).unwrap()
     );
 }

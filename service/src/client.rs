@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ff::PrimeField;
@@ -74,6 +74,16 @@ impl std::fmt::Debug for Login {
             .field("private_key", &"<redacted>")
             .finish()
     }
+}
+
+/// How long the two rounds of a [`Client::retrieve`] took, each until the last
+/// node answered (all nodes are asked at once).
+#[derive(Clone, Copy, Debug)]
+pub struct RetrieveTimes {
+    /// The CommitmentRequest round.
+    pub commitment: Duration,
+    /// The ShareRequest round.
+    pub share: Duration,
 }
 
 /// A client for a cluster.
@@ -308,6 +318,19 @@ impl Client {
         extra: Value,
         id_token: &str,
     ) -> Result<Login, ClientError> {
+        self.retrieve_timed(verifier, extra, id_token)
+            .await
+            .map(|(login, _)| login)
+    }
+
+    /// [`Client::retrieve`], also returning how long its two rounds took (benchmarks).
+    pub async fn retrieve_timed(
+        &self,
+        verifier: &str,
+        extra: Value,
+        id_token: &str,
+    ) -> Result<(Login, RetrieveTimes), ClientError> {
+        let started = Instant::now();
         let temp = SecretKey::random(&mut rand_core::OsRng);
         let tp = temp.public_key().to_encoded_point(false);
         let (tx, ty) = (
@@ -354,9 +377,14 @@ impl Client {
                 obj.insert(k, v);
             }
         }
+        let shares_asked = Instant::now();
         let answers = self
             .call_all("ShareRequest", json!({"encrypted": "yes", "item": [item]}))
             .await;
+        let times = RetrieveTimes {
+            commitment: shares_asked.duration_since(started),
+            share: shares_asked.elapsed(),
+        };
         let mut shares: Vec<(u32, Scalar, Value, u64)> = Vec::new();
         let mut errors = Vec::new();
         for (ep, a) in self.endpoints.iter().zip(&answers) {
@@ -425,12 +453,15 @@ impl Client {
                 priv_b.copy_from_slice(&sk.to_bytes());
                 let node_pub = crate::crypto::NodePub::from_xy(&px, &py)
                     .map_err(|e| ClientError::Reconstruct(e.to_string()))?;
-                return Ok(Login {
-                    index: group[0].3,
-                    private_key: priv_b,
-                    public_key: (px, py),
-                    address: node_pub.address(),
-                });
+                return Ok((
+                    Login {
+                        index: group[0].3,
+                        private_key: priv_b,
+                        public_key: (px, py),
+                        address: node_pub.address(),
+                    },
+                    times,
+                ));
             }
         }
         Err(ClientError::Reconstruct(

@@ -104,6 +104,37 @@ impl<S: Suite> Commitments<S> {
         }
         Commitments::from_points(0, k, S::batch_to_affine(&acc))
     }
+    /// [`Commitments::sum`] in variable time, for PUBLIC matrices (decided dealers'
+    /// commitments): batch-affine additions sharing one inversion per chunk of
+    /// entries, in parallel over chunks. Same result and errors as `sum`.
+    pub fn vartime_sum(engine: &crate::Engine, all: &[&Commitments<S>]) -> Result<Self> {
+        let Some(first) = all.first() else {
+            return Err(Error::TooFewPoints { need: 1, got: 0 });
+        };
+        let (k, len) = (first.k, first.points.len());
+        if let Some(c) = all.iter().find(|c| c.k != k || c.points.len() != len) {
+            return Err(Error::LengthMismatch {
+                what: "commitments to sum",
+                expected: len,
+                got: c.points.len(),
+            });
+        }
+        let mut sums = vec![Affine::<S>::default(); len];
+        const CHUNK: usize = 1024;
+        engine.chunks_mut(&mut sums, CHUNK, |c, out| {
+            let lo = c * CHUNK;
+            let cols: Vec<&[Affine<S>]> = all
+                .iter()
+                .map(|m| m.points.get(lo..lo + out.len()).unwrap_or(&[]))
+                .collect();
+            S::vartime_sum_columns(&cols, out.len(), |i, p| {
+                if let Some(o) = out.get_mut(i) {
+                    *o = p;
+                }
+            });
+        });
+        Commitments::from_points(0, k, sums)
+    }
     /// Column 0 (`C[j][0]` for j in 0..k) of every key, key-major: the Pedersen
     /// commitment vector of `f(x, 0)`.
     pub fn column0(&self) -> Vec<Affine<S>> {

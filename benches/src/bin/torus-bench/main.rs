@@ -138,6 +138,10 @@ enum Cmd {
         /// Keep the network here instead of a temporary directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Users who log in once the buffer is full, one after another, for the
+        /// lookup, CommitmentRequest and ShareRequest latencies (0: none).
+        #[arg(long, default_value_t = 200)]
+        logins: usize,
         /// Write the results as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -235,6 +239,7 @@ fn main() -> Result<()> {
             profile,
             node_binary,
             data_dir,
+            logins,
             json,
         } => {
             let node_binary = match node_binary {
@@ -253,6 +258,7 @@ fn main() -> Result<()> {
                 hw_profile: profile,
                 node_binary,
                 data_dir,
+                logins,
             }))?;
             println!("{}", serde_json::to_string_pretty(&out)?);
             write_json(json, &out)

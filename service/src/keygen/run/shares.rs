@@ -91,7 +91,10 @@ impl BatchRun {
             }
         };
         // What a recovering peer is served: one matrix per key, not one per dealer.
-        let summed = match Commitments::sum(sends.iter().map(|(_, c, _)| &c.decoded)) {
+        // Public matrices: summed in variable time.
+        let decided: Vec<&Commitments<Secp256k1>> =
+            sends.iter().map(|(_, c, _)| &c.decoded).collect();
+        let summed = match Commitments::vartime_sum(cx.engine, &decided) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "cannot sum the decided commitments");
