@@ -130,6 +130,9 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
         .await
         .context("logging in against the filled network")?;
     let latency = if b.logins > 0 {
+        // Let the last batches' pruning and the load of the fill settle first, the
+        // same for every buffer size.
+        tokio::time::sleep(LOGIN_SETTLE).await;
         Some(
             login_latency(&net, b.logins)
                 .await
@@ -174,11 +177,14 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
     Ok(out)
 }
 
+/// Quiet time between the end of the fill and the timed logins.
+const LOGIN_SETTLE: Duration = Duration::from_secs(20);
+
 /// Logs `users` new users in against the filled network and times, one login after
 /// another (nothing else running), the lookup of each user's key
 /// (`VerifierLookupRequest` to every node), the CommitmentRequest round and the
-/// ShareRequest round (each until the last node answered). Keys are assigned first,
-/// 25 users at a time, untimed: KeyAssign waits for a block.
+/// ShareRequest round (each until the last node answered), after [`LOGIN_SETTLE`].
+/// Keys are assigned first, 25 users at a time, untimed: KeyAssign waits for a block.
 async fn login_latency(net: &Devnet, users: usize) -> Result<Value> {
     const VERIFIER: &str = "devnet";
     let client = net.client()?;

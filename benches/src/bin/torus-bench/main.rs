@@ -138,9 +138,9 @@ enum Cmd {
         /// Keep the network here instead of a temporary directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Users who log in once the buffer is full, one after another, for the
-        /// lookup, CommitmentRequest and ShareRequest latencies (0: none).
-        #[arg(long, default_value_t = 200)]
+        /// Users who log in once the buffer is full (and 20 s of quiet), one after
+        /// another, for the lookup, CommitmentRequest and ShareRequest latencies (0: none).
+        #[arg(long, default_value_t = 500)]
         logins: usize,
         /// Write the results as JSON here.
         #[arg(long)]
