@@ -234,9 +234,20 @@ pub(super) fn window_sum<const L: usize>(
         }
         s.flush(points);
     }
-    // A few overflow buckets must not send the whole window to the Jacobian
-    // running sum: move them into the affine buckets first.
-    fold_overflow(s);
+    // A few overflow buckets must not send a wide window to the Jacobian running
+    // sum: for the segmented reduction, move them into the affine buckets first.
+    // A narrow window keeps them Jacobian: the running sum adds them as cheaply,
+    // and folding costs two inversions (most of a small MSM's time otherwise:
+    // a 3-point MSM has every point in overflow and ~64 windows).
+    let any_top = s
+        .buckets
+        .iter()
+        .zip(&s.ovf)
+        .rposition(|(a, o)| !a.infinity || !o.inf)
+        .map_or(0, |t| t + 1);
+    if any_top.next_power_of_two() >= SEG_MIN_BUCKETS {
+        fold_overflow(s);
+    }
     let top = s
         .buckets
         .iter()
