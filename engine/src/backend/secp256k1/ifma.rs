@@ -323,6 +323,66 @@ impl Ifma {
             unreachable_token()
         }
     }
+
+    /// One constant-time fixed-base multiplication spread over the eight lanes
+    /// (the small-batch path of `fixed_base`): slot `k = 8 s + l` is round `s`
+    /// of lane `l`, adding entry `codes[k] & 0x7f` of `slots[k]` (negated when
+    /// bit 7 is set) to lane `l`'s Jacobian accumulator, which starts at
+    /// `start[l]`. The eight lanes are then summed and `corr` is added.
+    ///
+    /// Returns the sum in Jacobian coordinates with two flags: `inf` when it is
+    /// the identity (the lanes' sum was `-corr`), `flag` when an exceptional
+    /// case met the formulas (a doubling; only after a discrete-log relation,
+    /// see `fixed_base`): the caller then recomputes the result. `None`
+    /// (nothing done) when the slice lengths do not fit.
+    pub fn fixed_base_lanes(
+        self,
+        slots: &[&[Entry64]],
+        codes: &[u8],
+        start: &[Entry64; 8],
+        corr: &Entry64,
+    ) -> Option<LanesSum> {
+        if slots.is_empty() || slots.len() != codes.len() || !slots.len().is_multiple_of(8) {
+            return None;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: as in `mul`.
+            Some(unsafe { x86::fixed_base_lanes(slots, codes, start, corr) })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (start, corr);
+            unreachable_token()
+        }
+    }
+}
+
+/// A point as eight words: the 4x64 limbs of `x`, then those of `y`.
+pub type Entry64 = [u64; 8];
+
+/// The result of [`Ifma::fixed_base_lanes`]: Jacobian `(x, y, z)` (weakly
+/// reduced), `inf` and `flag` in `{0, 1}`.
+#[derive(Clone, Copy)]
+pub struct LanesSum {
+    /// Jacobian X.
+    pub x: Fe,
+    /// Jacobian Y.
+    pub y: Fe,
+    /// Jacobian Z (zero when `inf` or `flag`).
+    pub z: Fe,
+    /// 1 when the sum is the identity.
+    pub inf: u8,
+    /// 1 when the formulas met an exceptional case: recompute.
+    pub flag: u8,
+}
+
+impl zeroize::Zeroize for LanesSum {
+    fn zeroize(&mut self) {
+        self.x.zeroize();
+        self.y.zeroize();
+        self.z.zeroize();
+    }
 }
 
 /// Without x86-64 no [`Ifma`] token can exist, so its methods cannot be called.
@@ -401,7 +461,10 @@ fn invert8(v: &[Fe; 8]) -> [Fe; 8] {
 mod x86 {
     use core::arch::x86_64::*;
 
-    use super::{invert8, AddScratch, Entry52, Fe8Aos, Fe8Mem, Fe8Raw, FixedScratch, Lanes, R52};
+    use super::{
+        invert8, AddScratch, Entry52, Entry64, Fe8Aos, Fe8Mem, Fe8Raw, FixedScratch, Lanes,
+        LanesSum, R52,
+    };
     use crate::backend::secp256k1::field::Fe;
 
     /// Eight field elements in registers (normalized limbs).
@@ -881,6 +944,187 @@ mod x86 {
         let y = Fe8([acc[5], acc[6], acc[7], acc[8], acc[9]]);
         let ny = sub(&Fe8([z; 5]), &y);
         (x, blend(neg, &y, &ny))
+    }
+
+    /// `a + b`.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[inline]
+    fn add(a: &Fe8, b: &Fe8) -> Fe8 {
+        normalize(core::array::from_fn(|i| _mm512_add_epi64(a.0[i], b.0[i])))
+    }
+
+    /// Eight Jacobian points.
+    #[derive(Clone, Copy)]
+    struct Jac8 {
+        x: Fe8,
+        y: Fe8,
+        z: Fe8,
+    }
+
+    /// `p + (qx, qy)` by `madd-2007-bl` (a = 0), 7M + 4S, and its `h` and `r`:
+    /// `h = 0` means `p = +-q` (then `z3 = 0`); `r = 0` as well means `p = q`.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[inline]
+    fn madd_jac(p: &Jac8, qx: &Fe8, qy: &Fe8) -> (Jac8, Fe8, Fe8) {
+        let z1z1 = square(&p.z);
+        let u2 = mul(qx, &z1z1);
+        let s2 = mul(&mul(qy, &p.z), &z1z1);
+        let h = sub(&u2, &p.x);
+        let hh = square(&h);
+        let hh2 = add(&hh, &hh);
+        let i = add(&hh2, &hh2);
+        let j = mul(&h, &i);
+        let r0 = sub(&s2, &p.y);
+        let r = add(&r0, &r0);
+        let v = mul(&p.x, &i);
+        let x3 = sub2(&sub(&square(&r), &j), &v, &v);
+        let yj = mul(&p.y, &j);
+        let y3 = sub2(&mul(&r, &sub(&v, &x3)), &yj, &yj);
+        let z3 = sub2(&square(&add(&p.z, &h)), &z1z1, &hh);
+        (
+            Jac8 {
+                x: x3,
+                y: y3,
+                z: z3,
+            },
+            h,
+            r0,
+        )
+    }
+
+    /// `p + q` by `add-2007-bl`, 11M + 5S; `z3 = 0` when `p = +-q` or either
+    /// has `z = 0`.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[inline]
+    fn add_jac(p: &Jac8, q: &Jac8) -> Jac8 {
+        let z1z1 = square(&p.z);
+        let z2z2 = square(&q.z);
+        let u1 = mul(&p.x, &z2z2);
+        let u2 = mul(&q.x, &z1z1);
+        let s1 = mul(&mul(&p.y, &q.z), &z2z2);
+        let s2 = mul(&mul(&q.y, &p.z), &z1z1);
+        let h = sub(&u2, &u1);
+        let h2 = add(&h, &h);
+        let i = square(&h2);
+        let j = mul(&h, &i);
+        let r0 = sub(&s2, &s1);
+        let r = add(&r0, &r0);
+        let v = mul(&u1, &i);
+        let x3 = sub2(&sub(&square(&r), &j), &v, &v);
+        let s1j = mul(&s1, &j);
+        let y3 = sub2(&mul(&r, &sub(&v, &x3)), &s1j, &s1j);
+        let z3 = mul(&sub2(&square(&add(&p.z, &q.z)), &z1z1, &z2z2), &h);
+        Jac8 {
+            x: x3,
+            y: y3,
+            z: z3,
+        }
+    }
+
+    /// Lane `i` of every coordinate takes lane `(i + k) mod 8`.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[inline]
+    fn rotate_jac(p: &Jac8, k: i64) -> Jac8 {
+        let ix = idx(core::array::from_fn(|i| (i as i64 + k) & 7));
+        let rot = |v: &Fe8| Fe8(v.0.map(|l| _mm512_permutexvar_epi64(ix, l)));
+        Jac8 {
+            x: rot(&p.x),
+            y: rot(&p.y),
+            z: rot(&p.z),
+        }
+    }
+
+    /// Eight points given as eight words each (lane `l` in `e[l]`) to lanes.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[inline]
+    fn entries_to_lanes(e: &[Entry64; 8]) -> (Fe8, Fe8) {
+        let mut rx = Fe8Raw::default();
+        let mut ry = Fe8Raw::default();
+        for (lane, w) in e.iter().enumerate() {
+            for l in 0..4 {
+                rx.0[l][lane] = w[l];
+                ry.0[l][lane] = w[4 + l];
+            }
+        }
+        let out = (from_raw(&rx), from_raw(&ry));
+        for l in rx.0.iter_mut().chain(ry.0.iter_mut()) {
+            zeroize::Zeroize::zeroize(l);
+        }
+        out
+    }
+
+    /// Constant-time selection of entry `code & 0x7f` of `table`: every entry
+    /// is read and merged under a compare mask.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[inline]
+    fn scan64(table: &[Entry64], code: u8) -> __m512i {
+        let want = splat(i64::from(code & 0x7f));
+        let mut acc = _mm512_setzero_si512();
+        for (j, e) in table.iter().enumerate() {
+            let m = _mm512_cmpeq_epi64_mask(want, splat(j as i64));
+            acc = _mm512_mask_mov_epi64(acc, m, load(e));
+        }
+        acc
+    }
+
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub(super) fn fixed_base_lanes(
+        slots: &[&[Entry64]],
+        codes: &[u8],
+        start: &[Entry64; 8],
+        corr: &Entry64,
+    ) -> LanesSum {
+        let z = _mm512_setzero_si512();
+        let zero = Fe8([z; 5]);
+        let (sx, sy) = entries_to_lanes(start);
+        let mut acc = Jac8 {
+            x: sx,
+            y: sy,
+            z: one(),
+        };
+        let mut buf = [[0u64; 8]; 8];
+        for (step_slots, step_codes) in slots.chunks_exact(8).zip(codes.chunks_exact(8)) {
+            for (l, b) in buf.iter_mut().enumerate() {
+                store(b, scan64(step_slots[l], step_codes[l]));
+            }
+            let c: [i64; 8] = core::array::from_fn(|l| i64::from(step_codes[l]));
+            let neg = _mm512_test_epi64_mask(idx(c), splat(0x80));
+            let (tx, ty) = entries_to_lanes(&buf);
+            let ty = blend(neg, &ty, &sub(&zero, &ty));
+            acc = madd_jac(&acc, &tx, &ty).0;
+        }
+        for b in buf.iter_mut() {
+            zeroize::Zeroize::zeroize(b);
+        }
+        for k in [4, 2, 1] {
+            acc = add_jac(&acc, &rotate_jac(&acc, k));
+        }
+        // Lane 0 holds the sum of the lanes; a zero z there means a tree
+        // addition met p = +-q (a discrete-log relation).
+        let tree_zero = zero_mask(&acc.z);
+        let (cx, cy) = entries_to_lanes(&[*corr; 8]);
+        let (sum, h, r) = madd_jac(&acc, &cx, &cy);
+        let hz = zero_mask(&h);
+        let rz = zero_mask(&r);
+        let inf = hz & !rz & !tree_zero;
+        let flag = tree_zero | (hz & rz);
+        let mut raw = Fe8Raw::default();
+        to_raw(&sum.x, &mut raw);
+        let x = raw.get(0);
+        to_raw(&sum.y, &mut raw);
+        let y = raw.get(0);
+        to_raw(&sum.z, &mut raw);
+        let zz = raw.get(0);
+        for l in raw.0.iter_mut() {
+            zeroize::Zeroize::zeroize(l);
+        }
+        LanesSum {
+            x,
+            y,
+            z: zz,
+            inf: inf & 1,
+            flag: flag & 1,
+        }
     }
 
     #[target_feature(enable = "avx512f,avx512ifma")]

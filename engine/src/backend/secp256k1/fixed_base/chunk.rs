@@ -126,6 +126,22 @@ pub(super) enum Bases {
     GH,
 }
 
+impl Bases {
+    /// Whether both `G` and `H` are used (a commitment).
+    pub(super) fn two(self) -> bool {
+        matches!(self, Bases::GH)
+    }
+
+    /// Table rounds per element with window width `W` (the offset's round aside).
+    pub(super) fn rounds<const W: usize>(self) -> usize {
+        if self.two() {
+            2 * Tables::<W>::WINDOWS
+        } else {
+            Tables::<W>::WINDOWS
+        }
+    }
+}
+
 /// Recodes the scalars of a chunk: `digits[k * stride + i]` is the code of round
 /// `k` for element `i` (`stride >= n`; padding elements keep code 0).
 pub(super) fn recode_chunk<const W: usize>(
@@ -137,8 +153,8 @@ pub(super) fn recode_chunk<const W: usize>(
     stride: usize,
 ) -> Vec<u8> {
     let m = Tables::<W>::WINDOWS;
-    let two = matches!(bases, Bases::GH);
-    let rounds = if two { 2 * m } else { m };
+    let two = bases.two();
+    let rounds = bases.rounds::<W>();
     let mut digits = vec![0u8; rounds * stride];
     for (i, s) in a.iter().take(n).enumerate() {
         #[allow(clippy::indexing_slicing)] // i < n <= stride
@@ -186,12 +202,7 @@ pub(super) fn run_chunk_ifma<const W: usize>(
     let groups = n.div_ceil(8);
     let stride = groups * 8;
     let per = Tables::<W>::ENTRIES;
-    let two = matches!(bases, Bases::GH);
-    let rounds = if two {
-        2 * Tables::<W>::WINDOWS
-    } else {
-        Tables::<W>::WINDOWS
-    };
+    let rounds = bases.rounds::<W>();
     let mut digits = recode_chunk::<W>(t, bases, a, b, n, stride);
     let tables: Vec<&[Entry52]> = (0..rounds)
         .map(|k| {
@@ -259,7 +270,13 @@ fn zeroize_lanes(v: &mut [Fe8Mem]) {
 
 /// Recomputes the flagged outputs with k256's complete arithmetic (events of
 /// negligible probability, see the module docs).
-fn fallback_flagged(bases: Bases, a: &[Scalar], b: &[Scalar], out: &mut [Affine], flags: &[u8]) {
+pub(super) fn fallback_flagged(
+    bases: Bases,
+    a: &[Scalar],
+    b: &[Scalar],
+    out: &mut [Affine],
+    flags: &[u8],
+) {
     let any = flags.iter().fold(0u8, |x, &f| x | f);
     if any != 0 {
         let hp = h_affine().to_projective();
@@ -290,10 +307,8 @@ pub(super) fn run_chunk_scalar<const W: usize>(
     if n == 0 {
         return;
     }
-    let m = Tables::<W>::WINDOWS;
     let per = Tables::<W>::ENTRIES;
-    let two = matches!(bases, Bases::GH);
-    let rounds = if two { 2 * m } else { m };
+    let rounds = bases.rounds::<W>();
     // digits[k * n + i]: code of round k for element i
     let mut digits = recode_chunk::<W>(t, bases, a, b, n, n);
     let mut work = Work::new(n, t.offset);

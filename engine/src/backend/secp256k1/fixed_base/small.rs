@@ -67,12 +67,7 @@ pub(super) fn run_chunk_small<const W: usize>(
         return;
     }
     let per = Tables::<W>::ENTRIES;
-    let two = matches!(bases, Bases::GH);
-    let rounds = if two {
-        2 * Tables::<W>::WINDOWS
-    } else {
-        Tables::<W>::WINDOWS
-    };
+    let rounds = bases.rounds::<W>();
     let mut digits = recode_chunk::<W>(t, bases, a, b, n, n);
     let start = JacCt {
         x: t.offset.x,

@@ -18,6 +18,8 @@ pub(super) const H_Y: [u8; 32] =
     hex32("8d8aca53b562a88df1b823928ff9ec96ea4daf03346e935544f104fe77898f45");
 
 const OFFSET_DOMAIN: &[u8] = b"torus-engine/secp256k1/fixed_base/offset-point/v1";
+const LANE_START_DOMAIN: &[u8] = b"torus-engine/secp256k1/fixed_base/lane-start/v1";
+const LANE_PAD_DOMAIN: &[u8] = b"torus-engine/secp256k1/fixed_base/lane-pad/v1";
 
 const fn hex_nibble(c: u8) -> u8 {
     match c {
@@ -99,6 +101,57 @@ pub struct Tables<const W: usize> {
     pub(super) recode_add: Scalar,
     /// `1/2 mod n`.
     pub(super) half: Scalar,
+    /// Points of the lane path (`lanes.rs`).
+    pub(super) lanes: LaneConsts,
+}
+
+/// Public points of the small-batch lane path (`lanes.rs`): lane `l` starts at
+/// `start[l]`; a slot of the last step beyond the last round adds `pad[l]`;
+/// `corr_one` (one base: `WINDOWS` rounds) and `corr_two` (`G` and `H`) are
+/// minus the sum of the starts and of the pads that schedule uses. All are
+/// hash-derived, so nobody knows a relation between them, `G` and `H`.
+pub(super) struct LaneConsts {
+    pub(super) start: [RawEntry; 8],
+    pub(super) pad: [RawEntry; 8],
+    pub(super) corr_one: RawEntry,
+    pub(super) corr_two: RawEntry,
+}
+
+impl LaneConsts {
+    fn new(rounds_one: usize) -> Self {
+        let pt = |d: &[u8], l: usize| hash_point(d, &(l as u32).to_be_bytes());
+        let start: [Entry; 8] = core::array::from_fn(|l| pt(LANE_START_DOMAIN, l));
+        let pad: [Entry; 8] = core::array::from_fn(|l| pt(LANE_PAD_DOMAIN, l));
+        Self::from_points(start, pad, rounds_one)
+    }
+
+    /// The constants for given starts and pads (tests use points with known
+    /// relations to reach the exceptional cases).
+    pub(super) fn from_points(start: [Entry; 8], pad: [Entry; 8], rounds_one: usize) -> Self {
+        let proj = |e: &Entry| Affine::new_unchecked(e.x, e.y).to_projective();
+        let starts = start
+            .iter()
+            .map(proj)
+            .fold(ProjectivePoint::IDENTITY, |a, p| a + p);
+        let corr = |rounds: usize| {
+            // The slots 8 * steps - rounds of the last step past the last round.
+            let used = rounds % 8;
+            let pads = if used == 0 {
+                &[][..]
+            } else {
+                pad.get(used..).unwrap_or(&[])
+            };
+            let sum = pads.iter().map(proj).fold(starts, |a, p| a + p);
+            let a = Affine::from_projective(&-sum);
+            raw_entry(&Entry { x: a.x, y: a.y })
+        };
+        LaneConsts {
+            start: start.map(|e| raw_entry(&e)),
+            pad: pad.map(|e| raw_entry(&e)),
+            corr_one: corr(rounds_one),
+            corr_two: corr(2 * rounds_one),
+        }
+    }
 }
 
 impl<const W: usize> Tables<W> {
@@ -124,6 +177,7 @@ impl<const W: usize> Tables<W> {
         }
         let recode_add = p2 - Scalar::ONE;
         let half = Scalar::from(2u64).invert().unwrap_or(Scalar::ZERO);
+        let lanes = LaneConsts::new(Self::WINDOWS);
         Tables {
             g,
             h,
@@ -131,6 +185,7 @@ impl<const W: usize> Tables<W> {
             neg_offset,
             recode_add,
             half,
+            lanes,
         }
     }
 
@@ -176,10 +231,17 @@ fn build_base_table<const W: usize>(base: ProjectivePoint) -> BaseTable {
 /// The offset point R: first x = SHA3-256(domain || ctr) (ctr = 0, 1, ...) that is a
 /// valid x-coordinate, with even y. Nobody knows its discrete log w.r.t. G or H.
 pub(super) fn offset_point() -> Entry {
+    hash_point(OFFSET_DOMAIN, &[])
+}
+
+/// The first x = SHA3-256(domain || tag || ctr) (ctr = 0, 1, ... as 4 bytes) that
+/// is a valid x-coordinate, with even y.
+pub(super) fn hash_point(domain: &[u8], tag: &[u8]) -> Entry {
     let mut ctr: u32 = 0;
     loop {
         let mut hasher = Sha3_256::new();
-        hasher.update(OFFSET_DOMAIN);
+        hasher.update(domain);
+        hasher.update(tag);
         hasher.update(ctr.to_be_bytes());
         let digest = hasher.finalize();
         let x = Fe::from_bytes(&digest.into());

@@ -234,12 +234,13 @@ fn chunk_boundaries() {
 }
 
 /// Every batch length from 0 to 41 (all lane remainders, one to six lane
-/// groups) and around the chunk size, on every backend, against k256.
+/// groups), around the thresholds between the paths (`SMALL_BATCH`,
+/// `LANES_BELOW`) and around the chunk size, on every backend, against k256.
 #[test]
 fn every_size_on_every_backend() {
     let mut r = rng();
     let t = tables();
-    for n in (0..=41).chain([1023, 1024, 1025]) {
+    for n in (0..=41).chain([47, 48, 49, 71, 72, 73, 1023, 1024, 1025]) {
         let mut f: Vec<Scalar> = (0..n).map(|_| Scalar::random(&mut r)).collect();
         let fp: Vec<Scalar> = (0..n).map(|_| Scalar::random(&mut r)).collect();
         if n > 3 {
@@ -320,10 +321,11 @@ fn exceptional_cases_fall_back_correctly() {
     f.push(-Scalar::from(6u64));
     f.push(Scalar::ZERO);
     f.extend((0..5).map(|_| Scalar::random(&mut r)));
-    // Below SMALL_BATCH (Jacobian path) and above it (batch-affine paths).
+    // Below SMALL_BATCH (Jacobian path) and above LANES_BELOW (batch-affine paths).
     let small = f.clone();
     check_exceptional(&t, &small, &mut r);
-    f.extend((0..30).map(|_| Scalar::random(&mut r)));
+    f.extend((0..60).map(|_| Scalar::random(&mut r)));
+    assert!(f.len() >= LANES_BELOW.max(SMALL_BATCH));
     check_exceptional(&t, &f, &mut r);
 }
 
@@ -359,4 +361,147 @@ fn timing() {
             best * 1e6 / n as f64
         );
     }
+}
+
+/// Timing only (`cargo test --release -p torus-engine --lib
+/// fixed_base::tests::small_batch_timing -- --ignored --nocapture`): microseconds
+/// per commitment for small batches, per backend (where the lane path and the
+/// batch-affine lanes cross over, see `LANES_BELOW`).
+#[test]
+#[ignore]
+fn small_batch_timing() {
+    let mut r = rng();
+    init_tables();
+    for n in [1usize, 2, 4, 8, 15, 16, 32, 48, 63, 64, 96, 128] {
+        let f: Vec<Scalar> = (0..n).map(|_| Scalar::random(&mut r)).collect();
+        let fp: Vec<Scalar> = (0..n).map(|_| Scalar::random(&mut r)).collect();
+        for backend in backends() {
+            let mut out = vec![Affine::IDENTITY; n];
+            let mut times = Vec::new();
+            for _ in 0..(4000 / n).max(20) {
+                let t0 = std::time::Instant::now();
+                commit_on(backend, &f, &fp, &mut out);
+                times.push(t0.elapsed().as_secs_f64());
+            }
+            times.sort_by(f64::total_cmp);
+            let med = times[times.len() / 2];
+            println!(
+                "n={n:4} {backend:?}: {:.2} us per commitment",
+                med * 1e6 / n as f64
+            );
+        }
+    }
+}
+
+fn g_times(k: i64) -> Entry {
+    let s = if k >= 0 {
+        Scalar::from(k as u64)
+    } else {
+        -Scalar::from((-k) as u64)
+    };
+    let a = Affine::from_projective(&(ProjectivePoint::GENERATOR * s));
+    Entry { x: a.x, y: a.y }
+}
+
+fn scalar_of(k: i64) -> Scalar {
+    if k >= 0 {
+        Scalar::from(k as u64)
+    } else {
+        -Scalar::from((-k) as u64)
+    }
+}
+
+/// Runs the lane path alone (no dispatch) and checks every output of every
+/// base choice against k256; `None` where the CPU has no IFMA.
+fn check_lanes<const W: usize>(t: &Tables<W>, f: &[Scalar], fp: &[Scalar]) -> Option<()> {
+    let ifma = Ifma::detect()?;
+    let n = f.len();
+    for bases in [Bases::GH, Bases::G, Bases::H] {
+        let mut out = vec![Affine::IDENTITY; n];
+        assert!(lanes::run_chunk_lanes::<W>(ifma, t, bases, f, fp, &mut out));
+        for i in 0..n {
+            let want = match bases {
+                Bases::GH => ref_commit(&f[i], &fp[i]),
+                Bases::G => Affine::from_projective(&(ProjectivePoint::GENERATOR * f[i])),
+                Bases::H => Affine::from_projective(&(h_proj() * f[i])),
+            };
+            assert_eq!(out[i], want, "n={n} i={i}");
+        }
+    }
+    Some(())
+}
+
+#[test]
+fn the_lane_path_matches_k256_for_edge_scalars_every_base_and_small_batch_sizes() {
+    let mut r = rng();
+    let mut f = special_scalars::<WINDOW>();
+    let mut fp: Vec<Scalar> = f.iter().rev().copied().collect();
+    // Both scalars zero (the identity), and each zero alone.
+    f.extend([Scalar::ZERO, Scalar::ZERO, Scalar::random(&mut r)]);
+    fp.extend([Scalar::ZERO, Scalar::random(&mut r), Scalar::ZERO]);
+    if check_lanes::<WINDOW>(tables(), &f, &fp).is_none() {
+        println!("SKIPPED: this CPU has no AVX-512 IFMA, so the lane path cannot run");
+        return;
+    }
+    // Another window width: other round counts, other pad lanes.
+    let t5 = Tables::<5>::new();
+    for n in [1usize, 2, 7, 8, 9, 17] {
+        let a: Vec<Scalar> = (0..n).map(|_| Scalar::random(&mut r)).collect();
+        let b: Vec<Scalar> = (0..n).map(|_| Scalar::random(&mut r)).collect();
+        check_lanes::<WINDOW>(tables(), &a, &b);
+        check_lanes::<5>(&t5, &a, &b);
+    }
+}
+
+/// With starting points and pads that are small known multiples of `G`, lane
+/// accumulators do meet table points (`A = +-T`), the tree meets equal lane
+/// sums, and the final correction meets `A = C` and `A = -C`: every such
+/// output must still be right (flagged and recomputed, or the identity).
+#[test]
+fn the_lane_path_recomputes_outputs_whose_additions_meet_an_exceptional_case() {
+    let mut t = Tables::<5>::new();
+    // Lane l starts at (l + 1) G: lane 0 meets round 0's table point +-G or
+    // +-3G...; lane 1 (2G) and lane 0 sums can coincide in the tree.
+    let start: [Entry; 8] = core::array::from_fn(|l| g_times(l as i64 + 1));
+    let pad: [Entry; 8] = core::array::from_fn(|l| g_times(100 + l as i64));
+    let rounds_one = Tables::<5>::WINDOWS;
+    t.lanes = tables::LaneConsts::from_points(start, pad, rounds_one);
+    let mut r = rng();
+    let mut f: Vec<Scalar> = Vec::new();
+    // Digit 0 of +-1 and +-3 (lane 0 starts at G).
+    for _ in 0..3 {
+        let base = Scalar::random(&mut r);
+        let mut codes = [0u8; 64];
+        recode::<5>(&t, &base, &mut codes, 1);
+        let d0 = 2 * i64::from(codes[0] & 0x7f) + 1;
+        let d0 = if codes[0] >> 7 == 1 { -d0 } else { d0 };
+        for target in [1i64, -1, 3, -3] {
+            f.push(base + scalar_of(target - d0));
+        }
+    }
+    // The lanes' sum is c G + s with c = sum of starts and pads of the G-only
+    // schedule; s = -2c makes A = C (a doubling), s = 0 the identity.
+    // Slots of the last step past the last round add the pads of their lanes.
+    let c_of = |rounds: usize| -> i64 {
+        let used = rounds % 8;
+        let pads = if used == 0 {
+            0
+        } else {
+            (used..8).map(|l| 100 + l as i64).sum()
+        };
+        (1..=8).sum::<i64>() + pads
+    };
+    let c_one = c_of(rounds_one);
+    f.extend([scalar_of(-2 * c_one), Scalar::ZERO, scalar_of(c_one)]);
+    f.extend((0..4).map(|_| Scalar::random(&mut r)));
+    let fp: Vec<Scalar> = (0..f.len()).map(|_| Scalar::random(&mut r)).collect();
+    if check_lanes::<5>(&t, &f, &fp).is_none() {
+        println!("SKIPPED: this CPU has no AVX-512 IFMA, so the lane path cannot run");
+        return;
+    }
+    // The same for commitments: with fp = 0 the G and H schedule's c applies.
+    let c_two = c_of(2 * rounds_one);
+    let f2 = vec![scalar_of(-2 * c_two), Scalar::ZERO, scalar_of(c_two)];
+    let fp2 = vec![Scalar::ZERO; 3];
+    check_lanes::<5>(&t, &f2, &fp2);
 }
