@@ -6,6 +6,7 @@ pub mod calibrate;
 pub mod devnet;
 pub mod msm;
 pub mod node;
+pub mod reshare;
 pub mod rpc;
 
 use std::time::Instant;

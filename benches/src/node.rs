@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use torus_engine::avss::{self, Dealing, PointMsg, SendRef, Slice};
 use torus_engine::dkg::{self, KeyShares, PublicShares};
-use torus_engine::{naive, Engine, Params, Scalar, Suite};
+use torus_engine::{naive, Affine, Engine, Params, Scalar, Suite};
 
 use crate::{seed, timed};
 
@@ -28,6 +28,17 @@ pub struct Dealings<S: Suite> {
     pub dealings: Vec<Dealing<S>>,
     /// `slices[d - 1][i - 1]`: dealer d's slice for receiver i.
     pub slices: Vec<Vec<Slice<S>>>,
+}
+
+impl<S: Suite> Dealings<S> {
+    /// Every dealer's send to receiver `i` (in `1..=n`).
+    pub fn sends_to(&self, i: u32) -> Vec<SendRef<'_, S>> {
+        self.dealings
+            .iter()
+            .zip(&self.slices)
+            .filter_map(|(d, s)| Some(SendRef::new(d, s.get((i as usize).checked_sub(1)?)?)))
+            .collect()
+    }
 }
 
 /// The other nodes' messages to node `me`, prepared before timing.
@@ -119,13 +130,7 @@ pub fn inputs_for<S: Suite>(
     progress("aggregating the other nodes' shares");
     let mut public_others = Vec::new();
     for i in (1..=params.n).filter(|i| *i != me) {
-        let sends: Vec<SendRef<'_, S>> = all
-            .dealings
-            .iter()
-            .zip(&all.slices)
-            .map(|(d, s)| SendRef::new(d, &s[(i - 1) as usize]))
-            .collect();
-        let sh = dkg::aggregate(engine, &params, i, &sends).expect("aggregate");
+        let sh = dkg::aggregate(engine, &params, i, &all.sends_to(i)).expect("aggregate");
         public_others
             .push(dkg::public_shares(engine, &sh, seed(2, u64::from(i))).expect("public shares"));
     }
@@ -176,6 +181,64 @@ pub struct NodeOutput<S: Suite> {
     pub verified: Vec<PublicShares<S>>,
 }
 
+/// Checks the echo and ready points of every dealer's sharing (`points[d]`:
+/// one message from each of the nodes `1..=senders`, for `sends[d]`) against
+/// the receiver's own slices, the way a node does: echoes, then readies (the
+/// same values).
+pub fn check_echo_ready<S: Suite>(
+    engine: &Engine,
+    params: &Params,
+    senders: u32,
+    sends: &[SendRef<'_, S>],
+    points: &[Vec<PointMsg<S>>],
+) -> torus_engine::Result<()> {
+    let senders: Vec<u32> = (1..=senders).collect();
+    for (send, msgs) in sends.iter().zip(points) {
+        let expected = avss::ExpectedPoints::new(engine, send.slice, &senders);
+        expected.check(params, msgs)?; // echoes
+        expected.check(params, msgs)?; // readies
+    }
+    Ok(())
+}
+
+/// User public keys and the verified public key shares they came from.
+pub type PublicKeys<S> = (Vec<Affine<S>>, Vec<PublicShares<S>>);
+
+/// The public-key phases of a node holding `shares`, timed into `t`: its public
+/// key shares with proofs (`public_shares`, from `seed`), the proofs of the k
+/// lowest indexes among its own and `others` (`verify_proofs`), and the user
+/// public keys interpolated from them (`public_keys`). Returns the keys and the
+/// verified public key shares.
+pub fn public_key_phases<S: Suite>(
+    engine: &Engine,
+    p: &Params,
+    shares: &KeyShares<S>,
+    seed: [u8; 32],
+    others: &[PublicShares<S>],
+    t: &mut Phases,
+) -> torus_engine::Result<PublicKeys<S>> {
+    let (r, s) = timed(|| dkg::public_shares(engine, shares, seed));
+    let mine_pub = r?;
+    t.insert("public_shares", s);
+    // A node needs k verified public key shares (spec §1). It takes those of
+    // the k lowest indexes (its own among them when me <= k; its own proof is
+    // verified too, so the work is k proofs whoever it is): over {1..k} the
+    // Lagrange coefficients at 0 are integers, and any k verified shares give
+    // the same user public keys.
+    let mut all_pub: Vec<&PublicShares<S>> = std::iter::once(&mine_pub)
+        .chain(others.iter())
+        .filter(|x| x.node <= p.k)
+        .collect();
+    all_pub.sort_by_key(|x| x.node);
+    let (r, s) = timed(|| dkg::verify_public_shares(engine, p, &shares.commitments, &all_pub));
+    r?;
+    t.insert("verify_proofs", s);
+    let (r, s) = timed(|| dkg::user_public_keys(engine, p, &all_pub));
+    let pk = r?;
+    t.insert("public_keys", s);
+    Ok((pk, all_pub.into_iter().cloned().collect()))
+}
+
 /// Runs node `inputs.me`'s work on `inputs` with `engine`, timing each phase.
 pub fn run_node<S: Suite>(engine: &Engine, inputs: &Inputs<S>) -> (Phases, KeyShares<S>) {
     let (t, out) = run_node_full(engine, inputs);
@@ -214,41 +277,21 @@ pub fn run_node_full<S: Suite>(engine: &Engine, inputs: &Inputs<S>) -> (Phases, 
     let (r, s) = timed(|| avss::verify_sends(engine, &p, me, &sends));
     r.expect("honest sends verify");
     t.insert("verify_sends", s);
-    let (r, s) = timed(|| {
-        // Echo and ready points: n messages per dealer each, checked against our slices.
-        let senders: Vec<u32> = (1..=p.n).collect();
-        for (send, msgs) in sends.iter().zip(&inputs.points_to_me) {
-            let expected = avss::ExpectedPoints::new(engine, send.slice, &senders);
-            expected.check(&p, msgs)?; // echoes
-            expected.check(&p, msgs)?; // readies
-        }
-        Ok::<(), torus_engine::Error>(())
-    });
+    let (r, s) = timed(|| check_echo_ready(engine, &p, p.n, &sends, &inputs.points_to_me));
     r.expect("honest points");
     t.insert("echo_ready", s);
     let (shares, s) = timed(|| dkg::aggregate(engine, &p, me, &sends).expect("aggregate"));
     t.insert("aggregate", s);
-    let (mine_pub, s) = timed(|| {
-        dkg::public_shares(engine, &shares, seed(2, u64::from(me))).expect("public shares")
-    });
-    t.insert("public_shares", s);
-    // A node needs k verified public key shares (spec §1). It takes those of
-    // the k lowest indexes (its own among them when me <= k; its own proof is
-    // verified too, so the work is k proofs whoever it is): over {1..k} the
-    // Lagrange coefficients at 0 are integers, and any k verified shares give
-    // the same user public keys.
-    let mut all_pub: Vec<&PublicShares<S>> = std::iter::once(&mine_pub)
-        .chain(inputs.public_others.iter())
-        .filter(|x| x.node <= p.k)
-        .collect();
-    all_pub.sort_by_key(|x| x.node);
-    let (r, s) = timed(|| dkg::verify_public_shares(engine, &p, &shares.commitments, &all_pub));
-    r.expect("proofs verify");
-    t.insert("verify_proofs", s);
-    let (pk, s) = timed(|| dkg::user_public_keys(engine, &p, &all_pub).expect("public keys"));
-    t.insert("public_keys", s);
+    let (pk, verified) = public_key_phases(
+        engine,
+        &p,
+        &shares,
+        seed(2, u64::from(me)),
+        &inputs.public_others,
+        &mut t,
+    )
+    .expect("public key shares, proofs and keys");
     assert_eq!(pk.len(), inputs.keys);
-    let verified = all_pub.into_iter().cloned().collect();
     (t, NodeOutput { shares, verified })
 }
 

@@ -11,7 +11,9 @@ use torus_bench::{baselines, calibrate, msm, node, peak_rss_mib};
 use torus_engine::{Bls12381, Engine, HwProfile, Params, Secp256k1, Suite, VartimeMsmOffload};
 
 mod engine_cmd;
+mod reshare_cmd;
 use engine_cmd::{engine_bench, parse_receivers, EngineBench};
+use reshare_cmd::{reshare_bench, ReshareBench};
 
 #[derive(Parser)]
 #[command(
@@ -71,6 +73,35 @@ enum Cmd {
         /// rayon threads and the default --keys.
         #[arg(long)]
         profile: Option<PathBuf>,
+    },
+    /// One node's resharing work for a batch (it is in the old committee and
+    /// the new one): its dealing, every old dealer's checks, the combination,
+    /// and the public keys, checked unchanged for every key.
+    Reshare {
+        #[arg(long, value_enum, default_value = "secp256k1")]
+        curve: Curve,
+        /// Old committee size n (k = floor(n/2)+1, t = floor((n-1)/4)).
+        #[arg(long, default_value_t = 9)]
+        nodes: u32,
+        /// New committee size (default: --nodes).
+        #[arg(long)]
+        new_nodes: Option<u32>,
+        /// Keys per batch K.
+        #[arg(long, default_value_t = 2000)]
+        keys: usize,
+        /// rayon threads (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Timed runs (each phase reports the median).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        reps: u64,
+        /// The measured node, in both committees (default: the largest index in
+        /// both: the longest fold scalars).
+        #[arg(long)]
+        node: Option<u32>,
+        /// Write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// `Engine::vartime_msm` at a range of sizes on the CPU and GPU backends
     /// (GPU results checked equal to the CPU's), as JSON and a PNG plot.
@@ -280,6 +311,50 @@ fn main() -> Result<()> {
                 users,
             }))?;
             println!("{}", serde_json::to_string_pretty(&out)?);
+            write_json(json, &out)
+        }
+        Cmd::Reshare {
+            curve,
+            nodes,
+            new_nodes,
+            keys,
+            threads,
+            reps,
+            node,
+            json,
+        } => {
+            let old = Params::torus(nodes).context("old committee parameters")?;
+            let new =
+                Params::torus(new_nodes.unwrap_or(nodes)).context("new committee parameters")?;
+            if keys == 0 {
+                bail!("--keys must be at least 1");
+            }
+            if let Some(t) = threads {
+                if t == 0 {
+                    bail!("--threads must be at least 1");
+                }
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build_global()
+                    .context("sizing the rayon pool")?;
+            }
+            let both = old.n.min(new.n);
+            let me = node.unwrap_or(both);
+            if !(1..=both).contains(&me) {
+                bail!("--node {me} is not in both committees (1..={both})");
+            }
+            let engine = Engine::new();
+            let cfg = ReshareBench {
+                old,
+                new,
+                keys,
+                reps: reps as usize,
+                me,
+            };
+            let out = match curve {
+                Curve::Secp256k1 => reshare_bench::<Secp256k1>(&engine, &cfg)?,
+                Curve::Bls12381 => reshare_bench::<Bls12381>(&engine, &cfg)?,
+            };
             write_json(json, &out)
         }
         Cmd::Engine {
