@@ -1,6 +1,9 @@
 //! Univariate polynomials over the scalar field, Lagrange coefficients and
 //! interpolation. Indexes are 1-based node indexes (x-coordinates); 0 is where
 //! the secret lives.
+//!
+//! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
+//! `service/tests/secret_paths_call_no_variable_time_code.rs`).
 
 use ff::{Field, PrimeField};
 

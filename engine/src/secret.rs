@@ -1,5 +1,8 @@
 //! Secret scalar containers: zeroized on drop, redacted in `Debug`.
 //!
+//! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
+//! `service/tests/secret_paths_call_no_variable_time_code.rs`).
+//!
 //! What is NOT zeroized (see also the README): encoded copies a caller makes with
 //! the `wire` module, values the caller copies out of these containers, and
 //! memory freed by reallocation before the container was built (we size every

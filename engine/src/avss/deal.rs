@@ -1,4 +1,7 @@
 //! The dealer side: sample, commit (constant time), slice.
+//!
+//! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
+//! `service/tests/secret_paths_call_no_variable_time_code.rs`).
 
 use ff::Field;
 use rand_chacha::rand_core::SeedableRng;

@@ -1,6 +1,9 @@
 //! Echo and ready points (spec §1 "verify-point"), and recovery of a slice from
 //! verified points when the dealer's send never arrived.
 //!
+//! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
+//! `service/tests/secret_paths_call_no_variable_time_code.rs`).
+//!
 //! Sender s tells receiver r, for every key, `alpha = f(s, r)`, `beta = f(r, s)`
 //! (and primes). With a verified slice, r checks them in the scalar field:
 //! `alpha == b_r(s)` and `beta == a_r(s)`, no curve arithmetic. Without one, they

@@ -1,6 +1,9 @@
 //! Recovery of a decided batch's shares by a node that missed it (it was down,
 //! or its data was lost): AVSS interpolation over the aggregated sharing.
 //!
+//! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
+//! `service/tests/secret_paths_call_no_variable_time_code.rs`).
+//!
 //! Every node that finished the batch stored its aggregated slice
 //! `(a_m, b_m) = sum over the decided dealers of its slices`. For the
 //! recovering node i, peer m answers with the points of that slice at i:

@@ -2,6 +2,9 @@
 //! database), its dealing seeds, aggregated slices and the sums of the decided
 //! dealers' commitments (`keygen`), and its local batch progress (`progress`).
 //!
+//! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
+//! `service/tests/secret_paths_call_no_variable_time_code.rs`).
+//!
 //! Sealing: ChaCha20-Poly1305 under the node's at-rest key with a random nonce;
 //! the associated data binds a record to its place (key index and epoch for a
 //! share, the record's key for keygen material).

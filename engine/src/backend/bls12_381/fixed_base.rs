@@ -1,6 +1,9 @@
 //! Constant-time fixed-base multiplication by `G` and `H` on BLS12-381 G1 for
 //! secret scalars: `f*G`, `f*H` and Pedersen commitments `f*G + f'*H`.
 //!
+//! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
+//! `service/tests/secret_paths_call_no_variable_time_code.rs`).
+//!
 //! The same method as the secp256k1 kernel (`backend::secp256k1::fixed_base`),
 //! with blst's arithmetic: window width `W = 6`, `M = 43` windows, every scalar
 //! recoded into `M` **odd** signed digits `|d| <= 2^W - 1` (so no digit is zero

@@ -1,5 +1,8 @@
 //! The secp256k1 base field `GF(p)`, `p = 2^256 - 2^32 - 977`, on four 64-bit limbs.
 //!
+//! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
+//! `service/tests/secret_paths_call_no_variable_time_code.rs`).
+//!
 //! [`Fe`] replaces k256's 5x52 `FieldElement` in the hot paths (fixed-base tables,
 //! Pippenger buckets): a multiplication is a 4x4 schoolbook product with `u128`
 //! partial products followed by the special reduction `2^256 = R (mod p)` with

@@ -1,4 +1,7 @@
 //! Dealing: this node's sharing of the batch, from a persisted seed.
+//!
+//! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
+//! `service/tests/secret_paths_call_no_variable_time_code.rs`).
 
 use std::time::Instant;
 

@@ -1,5 +1,8 @@
 //! Batch-affine rounds over one chunk: the scalar `Fe` path, the IFMA lanes, the
 //! careful last round and the fallback.
+//!
+//! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
+//! `service/tests/secret_paths_call_no_variable_time_code.rs`).
 
 use k256::elliptic_curve::ops::MulByGenerator;
 use k256::{ProjectivePoint, Scalar};

@@ -2,6 +2,9 @@
 //! lanes, so that one multiplication takes `ceil(rounds / 8)` sequential
 //! additions instead of `rounds`.
 //!
+//! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
+//! `service/tests/secret_paths_call_no_variable_time_code.rs`).
+//!
 //! A commitment has 86 rounds (43 windows of `G`, 43 of `H`). Round `k` goes to
 //! lane `k mod 8` as its step `k / 8`: eleven steps of eight mixed Jacobian
 //! additions (one per lane, each lane scanning its own window table), then a

@@ -1,5 +1,8 @@
 //! Constant-time batch fixed-base multiplication by `G` and `H` for secret scalars.
 //!
+//! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
+//! `service/tests/secret_paths_call_no_variable_time_code.rs`).
+//!
 //! Computes `f*G`, `f*H` and Pedersen commitments `f*G + f'*H` for a whole batch of
 //! secret scalars at once, with every intermediate point kept in affine
 //! coordinates and the additions of the batch sharing one field inversion per

@@ -1,4 +1,7 @@
 //! Constant-time recoding of the scalars and constant-time table scan.
+//!
+//! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
+//! `service/tests/secret_paths_call_no_variable_time_code.rs`).
 
 use k256::Scalar;
 use subtle::{Choice, ConditionallySelectable};

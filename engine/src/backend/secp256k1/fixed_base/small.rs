@@ -1,5 +1,8 @@
 //! Small batches: the same rounds in constant-time Jacobian coordinates, one
 //! shared inversion at the end.
+//!
+//! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
+//! `service/tests/secret_paths_call_no_variable_time_code.rs`).
 
 use k256::Scalar;
 use subtle::ConditionallySelectable;

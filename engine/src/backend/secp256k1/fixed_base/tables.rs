@@ -1,5 +1,8 @@
 //! Table building: the second generator `H`, the offset point `R` and the
 //! per-window tables of odd multiples.
+//!
+//! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
+//! `service/tests/secret_paths_call_no_variable_time_code.rs`).
 
 use std::sync::OnceLock;
 
