@@ -116,6 +116,8 @@ pub struct Metrics {
     pub keygen_phase: Family<PhaseLabels, Histogram>,
     /// Key batches this node finished (shares stored).
     pub keygen_batches: Counter,
+    /// Decided batches whose shares this node lacks and asks its peers for.
+    pub keygen_recovering: Gauge,
     /// Complaints this node filed.
     pub complaints_filed: Counter,
     /// Client connections closed on accept because `rpc.max_connections` were open.
@@ -258,6 +260,7 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.001, 2.0, 18))
         });
         let keygen_batches = Counter::default();
+        let keygen_recovering = Gauge::default();
         let complaints_filed = Counter::default();
         let rpc_connections_refused = Counter::default();
         let rpc_connections = Gauge::default();
@@ -325,6 +328,11 @@ impl Metrics {
             keygen_batches.clone(),
         );
         registry.register(
+            "keygen_recovering_batches",
+            "Decided key batches whose shares this node lacks and is recovering from its peers",
+            keygen_recovering.clone(),
+        );
+        registry.register(
             "complaints_filed",
             "Complaints against dealers this node filed",
             complaints_filed.clone(),
@@ -390,6 +398,7 @@ impl Metrics {
             p2p_dropped,
             keygen_phase,
             keygen_batches,
+            keygen_recovering,
             complaints_filed,
             rpc_connections_refused,
             rpc_connections,

@@ -52,7 +52,15 @@ pub(super) struct Recovery {
     fetching: BTreeMap<u32, (Instant, u32)>,
     asked: Instant,
     started: Instant,
+    /// When the "nobody answers" warning was last logged.
+    warned: Option<Instant>,
 }
+
+/// After this long without a single commitment or point from any peer, a
+/// recovery says why it may never finish (and again every [`SILENT_REPEAT`]).
+pub(super) const SILENT_WARN: Duration = Duration::from_secs(30);
+/// See [`SILENT_WARN`].
+const SILENT_REPEAT: Duration = Duration::from_secs(300);
 
 impl Recovery {
     pub fn new(epoch: &EpochInfo, rec: &BatchRecord, me: u32) -> Result<Self, KeygenError> {
@@ -67,6 +75,7 @@ impl Recovery {
             fetching: BTreeMap::new(),
             asked: Instant::now(),
             started: Instant::now(),
+            warned: None,
         })
     }
 
@@ -126,6 +135,28 @@ impl Recovery {
             secs = self.started.elapsed().as_secs(),
             "recovering batch"
         );
+        if self.silent(Instant::now()) {
+            self.warned = Some(Instant::now());
+            tracing::warn!(
+                batch = self.batch.start,
+                keys = self.batch.count,
+                secs = self.started.elapsed().as_secs(),
+                "no peer answers with this batch's recovery material: members delete it once \
+                 every member held the batch, so if this node's store was lost after that, only \
+                 resharing to a new committee restores these shares; until then ShareRequests \
+                 for these keys get the no-share error"
+            );
+        }
+    }
+
+    /// Whether no peer sent anything for [`SILENT_WARN`] and the warning is due.
+    fn silent(&self, now: Instant) -> bool {
+        self.commitments.is_empty()
+            && self.points.is_empty()
+            && now.duration_since(self.started) >= SILENT_WARN
+            && self
+                .warned
+                .is_none_or(|w| now.duration_since(w) >= SILENT_REPEAT)
     }
 
     /// A peer's points. Returns whether the recovery finished.
@@ -486,5 +517,39 @@ mod tests {
         let other_k = Params::new(5, 2, 1).unwrap_or_else(|e| panic!("{e}"));
         assert!(check_sum(&other_k, &b, 1, 2, &bytes).is_none());
         assert!(check_sum(&p, &b, 1, 2, &bytes[..bytes.len() - 1]).is_none());
+    }
+
+    fn recovery() -> Recovery {
+        Recovery {
+            batch: batch(),
+            params: params(),
+            me: 5,
+            decided: (1..=3u32).map(|d| (d, [d as u8; 32])).collect(),
+            commitments: BTreeMap::new(),
+            sums: SumVotes::new(2),
+            points: BTreeMap::new(),
+            fetching: BTreeMap::new(),
+            asked: Instant::now(),
+            started: Instant::now(),
+            warned: None,
+        }
+    }
+
+    #[test]
+    fn a_recovery_nobody_answers_warns_after_the_delay_and_then_only_every_few_minutes() {
+        let mut r = recovery();
+        let t0 = r.started;
+        assert!(!r.silent(t0 + SILENT_WARN - Duration::from_secs(1)));
+        assert!(r.silent(t0 + SILENT_WARN));
+        r.warned = Some(t0 + SILENT_WARN);
+        assert!(!r.silent(t0 + SILENT_WARN + Duration::from_secs(60)));
+        assert!(r.silent(t0 + SILENT_WARN + SILENT_REPEAT));
+    }
+
+    #[test]
+    fn a_recovery_that_hears_from_a_peer_does_not_warn() {
+        let mut r = recovery();
+        r.commitments.insert(1, sum(10));
+        assert!(!r.silent(r.started + SILENT_WARN * 10));
     }
 }

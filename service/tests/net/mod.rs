@@ -362,9 +362,14 @@ impl Relay {
     }
 }
 
-/// Every node's decrypted share of `email`'s key (commitment and share requests to
-/// all nodes with a fresh temporary key), by node index.
-pub async fn all_shares(net: &Devnet, email: &str) -> Vec<(u32, k256::Scalar)> {
+/// Every node's answer to a ShareRequest for `email` (after a CommitmentRequest
+/// round to all nodes with a fresh temporary key), with that key, which decrypts
+/// the shares in them: the result, or the error (a JSON-RPC error or a transport
+/// failure) as text.
+pub async fn share_answers(
+    net: &Devnet,
+    email: &str,
+) -> (k256::SecretKey, Vec<(u32, Result<Value, String>)>) {
     use k256::elliptic_curve::sec1::ToEncodedPoint;
     let client = Client::new(net.endpoints()).unwrap();
     let token = net.mint(email).unwrap();
@@ -394,16 +399,35 @@ pub async fn all_shares(net: &Devnet, email: &str) -> Vec<(u32, k256::Scalar)> {
             serde_json::json!({"encrypted": "yes", "item": [item]}),
         )
         .await;
-    let mut out = Vec::new();
-    for (ep, a) in net.endpoints().iter().zip(&answers) {
-        let v = match a {
-            Ok(Ok(v)) => v,
-            other => panic!("node {}: ShareRequest failed: {other:?}", ep.index),
-        };
-        let s = torus_node::client::decrypt_share(&temp, &v["keys"][0]).unwrap();
-        out.push((ep.index, s));
-    }
-    out
+    let out = net
+        .endpoints()
+        .iter()
+        .zip(answers)
+        .map(|(ep, a)| {
+            let r = match a {
+                Ok(Ok(v)) => Ok(v),
+                other => Err(format!("{other:?}")),
+            };
+            (ep.index, r)
+        })
+        .collect();
+    (temp, out)
+}
+
+/// Every node's decrypted share of `email`'s key, by node index (panics if a
+/// node does not answer with one).
+pub async fn all_shares(net: &Devnet, email: &str) -> Vec<(u32, k256::Scalar)> {
+    let (temp, answers) = share_answers(net, email).await;
+    answers
+        .into_iter()
+        .map(|(i, a)| {
+            let v = a.unwrap_or_else(|e| panic!("node {i}: ShareRequest failed: {e}"));
+            (
+                i,
+                torus_node::client::decrypt_share(&temp, &v["keys"][0]).unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// Whether every k-subset of `shares` reconstructs the same secret.

@@ -510,6 +510,10 @@ impl Keygen {
         for r in self.recoveries.values_mut() {
             r.on_tick(&self.p2p);
         }
+        self.node
+            .metrics()
+            .keygen_recovering
+            .set(i64::try_from(self.recoveries.len()).unwrap_or(i64::MAX));
         self.announce_and_prune();
         // Re-submit transactions that were lost (a restarted proposer's mempool).
         let resubmit = Duration::from_millis(self.cfg.resubmit_ms);
