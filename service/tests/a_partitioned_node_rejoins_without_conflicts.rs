@@ -8,53 +8,15 @@
 
 mod net;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
-
-use net::Relay;
-use torus_node::devnet::Devnet;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_node_heals_and_progress_resumes() {
     let dir = net::test_dir();
     let first = 10;
     let keys = 40;
-    // One relay per direction, per link, per network: (from, to, consensus?) -> relay,
-    // bound before the devnet reserves its ports.
-    let mut relays: BTreeMap<(u32, u32, bool), Relay> = BTreeMap::new();
-    for from in 1..=5u32 {
-        for to in (1..=5u32).filter(|t| *t != from) {
-            for consensus in [false, true] {
-                relays.insert((from, to, consensus), Relay::bind().await);
-            }
-        }
-    }
-    let mut dn = Devnet::prepare(net::opts(dir.path(), 5, keys, 10))
-        .await
-        .unwrap();
+    let (mut dn, relays) = net::relayed_devnet(dir.path(), 5, keys, 10).await;
     let _logs = net::LogsOnPanic(dn.opts.data_dir.clone(), 5);
-    for ((_, to, consensus), r) in &relays {
-        let p = dn.layout.nodes.iter().find(|p| p.index == *to).unwrap();
-        let port = if *consensus { p.consensus } else { p.p2p };
-        r.set_target(([127, 0, 0, 1], port).into());
-    }
-    let addrs: BTreeMap<(u32, u32, bool), String> =
-        relays.iter().map(|(k, r)| (*k, r.multiaddr())).collect();
-    dn.set_tweak(Arc::new(move |i, cfg| {
-        for ((from, to, consensus), a) in &addrs {
-            if *from != i {
-                continue;
-            }
-            let map = if *consensus {
-                &mut cfg.consensus.peer_addrs
-            } else {
-                &mut cfg.p2p.peer_addrs
-            };
-            map.insert(to.to_string(), a.clone());
-        }
-    }))
-    .unwrap();
     for i in 1..=5 {
         dn.start_node(i).unwrap();
     }

@@ -267,31 +267,59 @@ async fn stop(l: Launch, address: &Address) {
     }
 }
 
+/// How long the watchdog waits without a decided block before relaunch number
+/// `attempt` (counted from the last decided block, from 0): `stall` plus a jitter
+/// in `[0, stall)` drawn from the node's address and the attempt. A stall is
+/// usually network-wide, and a relaunch drops the node's connections and dials
+/// every peer once: nodes relaunching in lockstep dial peers that are
+/// themselves restarting, nobody redials, and the network stalls again, round
+/// after round (seen after links flapped: all five nodes relaunched within the
+/// same second every 16 s for minutes). With the jitter they come back one
+/// after another, and each one's dials reach peers that are up.
+pub(crate) fn relaunch_after(stall: Duration, address: &Address, attempt: u64) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    address.0.hash(&mut h);
+    attempt.hash(&mut h);
+    let per_mille = u32::try_from(h.finish() % 1000).unwrap_or(0);
+    stall + stall * per_mille / 1000
+}
+
+/// After a relaunch failed (the old engine's WAL lock not yet released, say),
+/// the next try comes this soon instead of after a whole stall period.
+const RELAUNCH_RETRY: Duration = Duration::from_secs(1);
+
 /// Relaunches the engine when the committed height has not moved for
-/// `stall_restart` (see the module docs: malachite does not redial dropped peers).
+/// [`relaunch_after`] (see the module docs: malachite does not redial dropped
+/// peers).
 async fn watchdog(inner: Arc<Inner>, stall: Duration) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut last = (
-        inner.bft.node.store().head().map(|h| h.height).unwrap_or(0),
-        tokio::time::Instant::now(),
-    );
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let now = tokio::time::Instant::now;
+    let mut height = inner.bft.node.store().head().map(|h| h.height).unwrap_or(0);
+    let mut attempt = 0u64;
+    let mut deadline = now() + relaunch_after(stall, &inner.address, attempt);
+    let mut since = now();
     loop {
         tick.tick().await;
         if *inner.state.borrow() != EngineState::Running {
             return;
         }
         let h = inner.bft.node.store().head().map(|h| h.height).unwrap_or(0);
-        if h != last.0 {
-            last = (h, tokio::time::Instant::now());
+        if h != height {
+            height = h;
+            attempt = 0;
+            since = now();
+            deadline = since + relaunch_after(stall, &inner.address, attempt);
             continue;
         }
-        if last.1.elapsed() < stall {
+        if now() < deadline {
             continue;
         }
         tracing::warn!(
             address = %inner.address,
             height = h,
-            secs = last.1.elapsed().as_secs(),
+            secs = since.elapsed().as_secs(),
+            attempt,
             "no block decided for a while: relaunching the consensus engine to redial its peers"
         );
         let old = inner.launch.lock().await.take();
@@ -310,12 +338,14 @@ async fn watchdog(inner: Arc<Inner>, stall: Duration) {
                 inner
                     .restarts
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                attempt += 1;
+                deadline = now() + relaunch_after(stall, &inner.address, attempt);
             }
             Err(e) => {
                 tracing::error!(address = %inner.address, error = %e, "cannot relaunch the consensus engine; retrying");
+                deadline = now() + RELAUNCH_RETRY;
             }
         }
-        last = (h, tokio::time::Instant::now());
     }
 }
 
@@ -504,5 +534,48 @@ impl mnode::Node for BftNode {
 
     fn get_signing_provider(&self, pk: PrivateKey) -> Signer {
         Signer::new(pk.0, self.chain)
+    }
+}
+
+#[cfg(test)]
+mod relaunch_tests {
+    use super::*;
+
+    const STALL: Duration = Duration::from_secs(15);
+
+    #[test]
+    fn a_relaunch_waits_between_one_and_two_stall_periods_and_the_same_node_always_waits_the_same()
+    {
+        for i in 0..200u8 {
+            let a = Address([i; 20]);
+            for attempt in 0..4 {
+                let d = relaunch_after(STALL, &a, attempt);
+                assert!(d >= STALL && d < STALL * 2, "{d:?}");
+                assert_eq!(d, relaunch_after(STALL, &a, attempt));
+            }
+        }
+    }
+
+    #[test]
+    fn nodes_that_stalled_together_do_not_relaunch_together() {
+        // Five nodes of one network: their first relaunches are spread out, and
+        // so are their second ones (the attempt changes the draw).
+        for attempt in 0..3 {
+            let mut d: Vec<Duration> = (1..=5u8)
+                .map(|i| relaunch_after(STALL, &Address([i; 20]), attempt))
+                .collect();
+            d.sort();
+            let spread = d[4] - d[0];
+            assert!(spread >= Duration::from_secs(3), "attempt {attempt}: {d:?}");
+        }
+        // Over many nodes the jitter covers the whole period.
+        let all: Vec<Duration> = (0..=255u8)
+            .map(|i| relaunch_after(STALL, &Address([i; 20]), 0))
+            .collect();
+        let (lo, hi) = (all.iter().min().unwrap(), all.iter().max().unwrap());
+        assert!(
+            *lo < STALL + STALL / 10 && *hi > STALL * 2 - STALL / 10,
+            "{lo:?} {hi:?}"
+        );
     }
 }

@@ -78,7 +78,9 @@
 //! Malachite 0.5 dials its persistent peers at start but, with discovery off,
 //! never again once a connection drops. A watchdog in [`BftHandle`]
 //! relaunches the engine (same WAL, same LMDB) when no block was decided for
-//! `stall_restart`; the new network dials every peer again. In a healthy
+//! `stall_restart` plus a per-node jitter (`engine::relaunch_after`: nodes that
+//! stalled together must not relaunch together); the new network dials every
+//! peer again. In a healthy
 //! network blocks come every few hundred milliseconds, so this only fires
 //! after a partition or an outage.
 

@@ -211,7 +211,8 @@ pub struct ConsensusSection {
     /// How long a proposer waits for transactions before proposing an empty block, ms.
     pub idle_block_ms: u64,
     /// Relaunch the engine (redialing every peer) after this many seconds without a
-    /// decided block; 0 disables the watchdog.
+    /// decided block, plus a per-node jitter of up to as many again; 0 disables the
+    /// watchdog.
     pub stall_restart_s: u64,
     /// Consensus peer ids of non-validators allowed to connect and follow (they
     /// receive votes, proposals and synced blocks); every other non-validator is

@@ -294,6 +294,48 @@ pub async fn login(net: &Devnet, email: &str) -> Login {
         .expect("shares reconstruct the key")
 }
 
+/// Every directed link of a network, per transport: `(from, to, consensus?)`.
+pub type Links = std::collections::BTreeMap<(u32, u32, bool), Relay>;
+
+/// A devnet of `nodes` nodes (`keys` keys in batches of `batch`), prepared but
+/// not started, whose every directed link, for consensus and for p2p, runs
+/// through its own [`Relay`] (bound before the devnet reserves its ports).
+pub async fn relayed_devnet(dir: &Path, nodes: u32, keys: u64, batch: u32) -> (Devnet, Links) {
+    let mut relays = Links::new();
+    for from in 1..=nodes {
+        for to in (1..=nodes).filter(|t| *t != from) {
+            for consensus in [false, true] {
+                relays.insert((from, to, consensus), Relay::bind().await);
+            }
+        }
+    }
+    let mut dn = Devnet::prepare(opts(dir, nodes, keys, batch))
+        .await
+        .unwrap();
+    for ((_, to, consensus), r) in &relays {
+        let p = dn.layout.nodes.iter().find(|p| p.index == *to).unwrap();
+        let port = if *consensus { p.consensus } else { p.p2p };
+        r.set_target(([127, 0, 0, 1], port).into());
+    }
+    let addrs: std::collections::BTreeMap<(u32, u32, bool), String> =
+        relays.iter().map(|(k, r)| (*k, r.multiaddr())).collect();
+    dn.set_tweak(Arc::new(move |i, cfg| {
+        for ((from, to, consensus), a) in &addrs {
+            if *from != i {
+                continue;
+            }
+            let map = if *consensus {
+                &mut cfg.consensus.peer_addrs
+            } else {
+                &mut cfg.p2p.peer_addrs
+            };
+            map.insert(to.to_string(), a.clone());
+        }
+    }))
+    .unwrap();
+    (dn, relays)
+}
+
 /// A TCP relay that can be cut (refusing and closing connections) and healed:
 /// the transport filter of the partition tests. It binds first and learns its
 /// target later, so that its port can never collide with one the devnet
