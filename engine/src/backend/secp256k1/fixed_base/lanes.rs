@@ -38,7 +38,8 @@ use subtle::{Choice, ConditionallySelectable};
 use zeroize::Zeroize;
 
 use super::chunk::{fallback_flagged, recode_chunk, round_table, Bases};
-use super::tables::{RawEntry, Tables};
+use super::small::{to_affine, JacCt};
+use super::tables::{Entry, RawEntry, Tables};
 use crate::backend::secp256k1::field::Fe;
 use crate::backend::secp256k1::ifma::{Ifma, LanesSum};
 use crate::backend::secp256k1::point::Affine;
@@ -106,42 +107,32 @@ pub(super) fn run_chunk_lanes<const W: usize>(
     }
     digits.zeroize();
     codes.zeroize();
-    // To affine with one shared inversion; the z of an identity or a flagged
-    // output is replaced by 1 (constant time).
-    let mut prefix = vec![Fe::ONE; n];
-    let mut run = Fe::ONE;
-    for (s, pre) in sums.iter_mut().zip(prefix.iter_mut()) {
-        let bad = Choice::from(s.inf | s.flag);
-        s.z = Fe::conditional_select(&s.z, &Fe::ONE, bad);
-        run = run.mul(&s.z);
-        *pre = run;
-    }
-    let mut inv = run.invert();
+    // To affine with one shared inversion. The z of an identity or a flagged
+    // output is zero (the kernel's formulas make it so) and is replaced by 1.
+    let mut jac: Vec<JacCt> = sums
+        .iter()
+        .map(|s| JacCt {
+            x: s.x,
+            y: s.y,
+            z: s.z,
+        })
+        .collect();
+    let mut aff = vec![Entry::ZERO; n];
+    let mut zero = vec![0u8; n];
+    to_affine(&mut jac, &mut aff, &mut zero);
     let mut flags = vec![0u8; n];
-    for i in (0..n).rev() {
-        let (Some(s), Some(o), Some(f)) = (sums.get(i), out.get_mut(i), flags.get_mut(i)) else {
-            continue;
-        };
-        let zi = match i.checked_sub(1).and_then(|j| prefix.get(j)) {
-            Some(p) => inv.mul(p),
-            None => inv,
-        };
-        inv = inv.mul(&s.z);
-        let zi2 = zi.square();
-        let x = s.x.mul(&zi2).normalize();
-        let y = s.y.mul(&zi2.mul(&zi)).normalize();
+    for (((o, e), s), f) in out.iter_mut().zip(&aff).zip(&sums).zip(flags.iter_mut()) {
         let id = Choice::from(s.inf);
         *o = Affine {
-            x: Fe::conditional_select(&x, &Fe::ZERO, id),
-            y: Fe::conditional_select(&y, &Fe::ZERO, id),
+            x: Fe::conditional_select(&e.x.normalize(), &Fe::ZERO, id),
+            y: Fe::conditional_select(&e.y.normalize(), &Fe::ZERO, id),
             infinity: bool::from(id),
         };
         *f = s.flag;
     }
+    jac.zeroize();
+    aff.zeroize();
     sums.zeroize();
-    prefix.zeroize();
-    inv.zeroize();
-    run.zeroize();
     fallback_flagged(bases, a, b, out, &flags);
     true
 }

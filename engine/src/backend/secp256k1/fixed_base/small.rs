@@ -14,12 +14,12 @@ use super::tables::{Entry, Tables};
 use crate::backend::secp256k1::field::Fe;
 use crate::backend::secp256k1::point::Affine;
 
-/// A Jacobian point of the small-batch path.
+/// A Jacobian point of the small-batch paths.
 #[derive(Clone, Copy)]
-struct JacCt {
-    x: Fe,
-    y: Fe,
-    z: Fe,
+pub(super) struct JacCt {
+    pub(super) x: Fe,
+    pub(super) y: Fe,
+    pub(super) z: Fe,
 }
 
 impl Zeroize for JacCt {
@@ -92,14 +92,26 @@ pub(super) fn run_chunk_small<const W: usize>(
         }
     }
     digits.zeroize();
-    // To affine with one shared inversion; a zero z (only after a discrete-log
-    // relation) is replaced by 1 and flagged for the fallback.
+    // A zero z (only after a discrete-log relation) is flagged for the fallback.
     let mut work = Work::new(n, t.offset);
+    to_affine(&mut acc, &mut work.acc, &mut work.flags);
+    acc.zeroize();
+    finish_chunk::<W>(t, bases, a, b, out, &mut work);
+}
+
+/// The affine `(x, y)` of every Jacobian point into `out`, with one shared
+/// inversion; constant time. A zero `z` (the identity, or a formula's
+/// exceptional case) is first replaced by 1, so that the product stays
+/// invertible, and reported with a 1 in `zero`: that point's output is
+/// meaningless and the caller discards or recomputes it.
+pub(super) fn to_affine(points: &mut [JacCt], out: &mut [Entry], zero: &mut [u8]) {
+    let n = points.len().min(out.len()).min(zero.len());
+    let mut prefix = vec![Fe::ONE; n];
     let mut run = Fe::ONE;
-    for ((p, pre), flag) in acc
+    for ((p, pre), flag) in points
         .iter_mut()
-        .zip(work.prefix.iter_mut())
-        .zip(work.flags.iter_mut())
+        .zip(prefix.iter_mut())
+        .zip(zero.iter_mut())
     {
         let z0 = p.z.is_zero();
         *flag |= z0.unwrap_u8();
@@ -109,21 +121,21 @@ pub(super) fn run_chunk_small<const W: usize>(
     }
     let mut inv = run.invert();
     for i in (0..n).rev() {
-        #[allow(clippy::indexing_slicing)] // i < n = acc.len() = work.prefix.len()
-        {
-            let zi = if i > 0 {
-                inv.mul(&work.prefix[i - 1])
-            } else {
-                inv
-            };
-            inv = inv.mul(&acc[i].z);
-            let zi2 = zi.square();
-            work.acc[i] = Entry {
-                x: acc[i].x.mul(&zi2),
-                y: acc[i].y.mul(&zi2.mul(&zi)),
-            };
-        }
+        let (Some(p), Some(o)) = (points.get(i), out.get_mut(i)) else {
+            continue;
+        };
+        let zi = match i.checked_sub(1).and_then(|j| prefix.get(j)) {
+            Some(pre) => inv.mul(pre),
+            None => inv,
+        };
+        inv = inv.mul(&p.z);
+        let zi2 = zi.square();
+        *o = Entry {
+            x: p.x.mul(&zi2),
+            y: p.y.mul(&zi2.mul(&zi)),
+        };
     }
-    acc.zeroize();
-    finish_chunk::<W>(t, bases, a, b, out, &mut work);
+    prefix.zeroize();
+    inv.zeroize();
+    run.zeroize();
 }

@@ -12,7 +12,7 @@ use zeroize::Zeroize;
 
 use super::{h_affine, WINDOW};
 use crate::backend::secp256k1::field::Fe;
-use crate::backend::secp256k1::ifma::Entry52;
+use crate::backend::secp256k1::ifma::{Entry52, Entry64};
 use crate::backend::secp256k1::point::Affine;
 
 pub(super) const H_X: [u8; 32] =
@@ -82,8 +82,8 @@ pub(super) fn entry52(e: &Entry) -> Entry52 {
     [x[0], x[1], x[2], x[3], x[4], y[0], y[1], y[2], y[3], y[4]]
 }
 
-/// x and y encodings (see [`BaseTable::raw`]).
-pub(super) type RawEntry = [u64; 8];
+/// x and y encodings (see [`BaseTable::raw`]): the lane kernels' [`Entry64`].
+pub(super) type RawEntry = Entry64;
 
 fn raw_entry(e: &Entry) -> RawEntry {
     let [x0, x1, x2, x3] = e.x.normalize().0;
