@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use torus_node::devnet::{Devnet, DevnetOptions};
+use torus_node::devnet::link::LinkShape;
+use torus_node::devnet::{netns, Devnet, DevnetOptions};
 use torus_node::metrics::labelled_samples;
 
 /// Settings of one run.
@@ -34,6 +35,9 @@ pub struct DevnetBench {
     pub data_dir: Option<PathBuf>,
     /// Users who log in once the buffer is full (latencies; 0: none).
     pub logins: usize,
+    /// One host per node with these links and the seed of their draws (the process
+    /// must have called `netns::enter_private_network` first); `None`: loopback.
+    pub hosts: Option<(LinkShape, u64)>,
 }
 
 /// The `torus-node` binary beside this executable (`target/release/torus-node`
@@ -77,7 +81,22 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
     opts.hw_profile = b.hw_profile.clone();
     let load_before = load_average();
     let t0 = Instant::now();
-    let mut net = Devnet::start(opts).await.context("starting the devnet")?;
+    // Across hosts, the links live as long as the network (dropped after it).
+    let (mut net, _links) = match b.hosts {
+        None => (
+            Devnet::start(opts).await.context("starting the devnet")?,
+            None,
+        ),
+        Some((shape, seed)) => {
+            let (mut net, links) = netns::prepare_across_hosts(opts, shape, seed)
+                .await
+                .context("setting up one host per node")?;
+            for i in 1..=net.layout.n {
+                net.start_node(i).context("starting a node")?;
+            }
+            (net, Some(links))
+        }
+    };
     let mut first_key: Option<f64> = None;
     let mut samples: Vec<(f64, u64)> = Vec::new();
     // Memory and node 1's LMDB file while the buffer fills, every RESOURCE_EVERY.
@@ -107,15 +126,13 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
         bail!("the devnet did not fill its buffer: {e}");
     }
     let status = net.status(1).await;
-    let metrics = reqwest::get(format!(
-        "http://127.0.0.1:{}/metrics",
-        net.layout.nodes.first().map(|p| p.rpc).unwrap_or(0)
-    ))
-    .await
-    .context("node 1 metrics")?
-    .text()
-    .await
-    .context("node 1 metrics")?;
+    let node1 = net.layout.nodes.first().context("no node 1")?;
+    let metrics = reqwest::get(format!("{}/metrics", net.http_base(node1)))
+        .await
+        .context("node 1 metrics")?
+        .text()
+        .await
+        .context("node 1 metrics")?;
     // Memory and storage at the end, before the login: peak RSS of every node
     // (VmHWM) and node 1's LMDB file and databases.
     let rss_mib: Vec<Option<f64>> = (1..=net.layout.n)
@@ -146,6 +163,16 @@ pub async fn run(b: DevnetBench) -> Result<Value> {
     let first = first_key.unwrap_or(wall);
     let out = json!({
         "bench": "devnet",
+        "hosts": match b.hosts {
+            None => json!("loopback"),
+            Some((shape, seed)) => json!({
+                "kind": "one network namespace per node, links through user-space relays",
+                "delay_ms": shape.delay.as_secs_f64() * 1e3,
+                "jitter_ms": shape.jitter.as_secs_f64() * 1e3,
+                "loss_pct": shape.loss * 100.0,
+                "seed": seed,
+            }),
+        },
         "nodes": net.layout.n,
         "k": net.layout.k,
         "t": net.layout.t,

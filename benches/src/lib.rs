@@ -3,6 +3,7 @@
 
 pub mod baselines;
 pub mod calibrate;
+pub mod chaos;
 pub mod devnet;
 pub mod msm;
 pub mod node;

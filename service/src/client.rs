@@ -323,13 +323,14 @@ impl Client {
             .map(|(login, _)| login)
     }
 
-    /// [`Client::retrieve`], also returning how long its two rounds took (benchmarks).
-    pub async fn retrieve_timed(
+    /// The two rounds of a login (CommitmentRequest, ShareRequest), the shares
+    /// decrypted, and how long the rounds took.
+    async fn collect_shares(
         &self,
         verifier: &str,
         extra: Value,
         id_token: &str,
-    ) -> Result<(Login, RetrieveTimes), ClientError> {
+    ) -> Result<(Collected, RetrieveTimes), ClientError> {
         let started = Instant::now();
         let temp = SecretKey::random(&mut rand_core::OsRng);
         let tp = temp.public_key().to_encoded_point(false);
@@ -416,6 +417,32 @@ impl Client {
                 Err(e) => errors.push(format!("node {}: {e}", ep.index)),
             }
         }
+        Ok((Collected { shares, errors }, times))
+    }
+
+    /// Every node's decrypted share of the key a login with `id_token` opens (the two
+    /// rounds of [`Client::retrieve`], without combining), by node index; nodes that did
+    /// not answer with a share are left out. For checks that every share lies on one
+    /// polynomial ([`shares_consistent`]).
+    pub async fn shares(
+        &self,
+        verifier: &str,
+        extra: Value,
+        id_token: &str,
+    ) -> Result<Vec<(u32, Scalar)>, ClientError> {
+        let (c, _) = self.collect_shares(verifier, extra, id_token).await?;
+        Ok(c.shares.iter().map(|s| (s.0, s.1)).collect())
+    }
+
+    /// [`Client::retrieve`], also returning how long its two rounds took (benchmarks).
+    pub async fn retrieve_timed(
+        &self,
+        verifier: &str,
+        extra: Value,
+        id_token: &str,
+    ) -> Result<(Login, RetrieveTimes), ClientError> {
+        let (Collected { shares, errors }, times) =
+            self.collect_shares(verifier, extra, id_token).await?;
         let need = self.share_threshold();
         // The public key a majority agrees on.
         let mut by_pk: BTreeMap<String, Vec<&(u32, Scalar, Value, u64)>> = BTreeMap::new();
@@ -468,6 +495,34 @@ impl Client {
             "no k-subset of shares matches the public key".into(),
         ))
     }
+}
+
+/// What the share round returned: `(node, share, PublicKey, key index)` per node that
+/// answered with a share, and the other nodes' errors.
+struct Collected {
+    shares: Vec<(u32, Scalar, Value, u64)>,
+    errors: Vec<String>,
+}
+
+/// Whether every `k`-subset of `shares` (distinct node indexes) interpolates to the same
+/// secret, i.e. all lie on one polynomial of degree below `k`. False with fewer than `k`.
+pub fn shares_consistent(shares: &[(u32, Scalar)], k: usize) -> bool {
+    let mut first: Option<Scalar> = None;
+    for subset in combinations(shares.len(), k) {
+        let sel: Vec<(u32, Scalar)> = subset
+            .iter()
+            .filter_map(|i| shares.get(*i).copied())
+            .collect();
+        let Ok(s) = lagrange_at_zero(&sel) else {
+            return false;
+        };
+        match first {
+            None => first = Some(s),
+            Some(f) if f != s => return false,
+            _ => {}
+        }
+    }
+    first.is_some()
 }
 
 fn first_key(v: &Value) -> Result<Value, ClientError> {

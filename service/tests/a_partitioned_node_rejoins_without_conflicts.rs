@@ -15,7 +15,8 @@ async fn partitioned_node_heals_and_progress_resumes() {
     let dir = net::test_dir();
     let first = 10;
     let keys = 40;
-    let (mut dn, relays) = net::relayed_devnet(dir.path(), 5, keys, 10).await;
+    let (mut dn, links) = net::relayed_devnet(dir.path(), 5, keys, 10).await;
+    let relays = &links.nodes;
     let _logs = net::LogsOnPanic(dn.opts.data_dir.clone(), 5);
     for i in 1..=5 {
         dn.start_node(i).unwrap();
@@ -24,7 +25,7 @@ async fn partitioned_node_heals_and_progress_resumes() {
         .await
         .unwrap();
     // Cut node 5 off.
-    for ((from, to, _), r) in &relays {
+    for ((from, to, _), r) in relays {
         if *from == 5 || *to == 5 {
             r.cut();
         }

@@ -45,7 +45,8 @@ async fn heights(dn: &Devnet) -> Vec<u64> {
 async fn a_split_without_majority_decides_nothing_and_flapping_links_never_fork_the_chain() {
     let dir = net::test_dir();
     let keys = 400;
-    let (mut dn, relays) = net::relayed_devnet(dir.path(), NODES, keys, 10).await;
+    let (mut dn, links) = net::relayed_devnet(dir.path(), NODES, keys, 10).await;
+    let relays = &links.nodes;
     let _logs = net::LogsOnPanic(dn.opts.data_dir.clone(), NODES);
     for i in 1..=NODES {
         dn.start_node(i).unwrap();
@@ -56,7 +57,7 @@ async fn a_split_without_majority_decides_nothing_and_flapping_links_never_fork_
 
     // 1. No majority side: {1, 2} | {3, 4, 5}.
     let side = |i: u32| i <= 2;
-    for ((from, to, _), r) in &relays {
+    for ((from, to, _), r) in relays {
         if side(*from) != side(*to) {
             r.cut();
         }

@@ -22,7 +22,7 @@ impl Devnet {
             .iter()
             .map(|p| Endpoint {
                 index: p.index,
-                url: format!("http://127.0.0.1:{}/jrpc", p.rpc),
+                url: self.client_url(p),
             })
             .collect()
     }
@@ -63,9 +63,15 @@ impl Devnet {
                     .map(|p| p.xy())
                     .map(|(x, y)| (hex_min(&x), hex_min(&y)))
                     .unwrap_or_default();
+                let endpoint = self
+                    .layout
+                    .nodes
+                    .iter()
+                    .find(|p| p.index == g.index)
+                    .map_or_else(|| g.rpc.clone(), |p| self.client_url(p));
                 json!({
                     "index": g.index,
-                    "endpoint": g.rpc,
+                    "endpoint": endpoint,
                     "pub_key_x": x,
                     "pub_key_y": y,
                 })
@@ -99,6 +105,12 @@ impl Devnet {
         std::fs::rename(&tmp, &path).map_err(io("write devnet.json"))?;
         self.hosts.set_manifest(manifest);
         Ok(path)
+    }
+
+    /// The token minter of [`Devnet::mint`], to use where the devnet is not at hand
+    /// (tasks of a test or bench that run beside it).
+    pub fn minter(&self) -> super::hosts::login::TokenMinter {
+        token_minter(self.issuer_seed, self.issuer.issuer())
     }
 
     /// Mints a development id token for `email` (verifier `devnet`).

@@ -20,9 +20,12 @@
 //! or relay addresses).
 
 pub mod hosts;
+pub mod link;
 mod manifest;
+pub mod netns;
 mod process;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::Arc;
@@ -120,6 +123,29 @@ pub struct DevnetOptions {
     pub log_filter: String,
     /// Per-node configuration changes (tests).
     pub tweak: Option<NodeTweak>,
+    /// Where the processes run: `None`, every node on loopback; otherwise one host
+    /// (network namespace) per node ([`netns`]).
+    pub placement: Option<Placement>,
+}
+
+/// One host per node: where each node listens and how its process is started there,
+/// and the address the devnet's own services (issuer, hosts) listen on for them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// The devnet process's address, as the nodes reach it.
+    pub driver: Ipv4Addr,
+    /// Per node, in index order.
+    pub nodes: Vec<NodeHost>,
+}
+
+/// A node's host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeHost {
+    /// Its address (every listener of the node binds it).
+    pub ip: Ipv4Addr,
+    /// The command that runs a program there, put before the node's own command line
+    /// (`ip netns exec NAME`).
+    pub launcher: Vec<String>,
 }
 
 impl std::fmt::Debug for DevnetOptions {
@@ -152,6 +178,7 @@ impl DevnetOptions {
             hw_profile: None,
             log_filter: DEFAULT_LOG_FILTER.into(),
             tweak: None,
+            placement: None,
         }
     }
 }
@@ -260,6 +287,13 @@ pub fn loopback_multiaddr(port: u16) -> String {
     format!("/ip4/127.0.0.1/tcp/{port}")
 }
 
+/// Node `i`'s address under `placement` (loopback without one).
+fn node_ip(placement: Option<&Placement>, i: u32) -> Ipv4Addr {
+    placement
+        .and_then(|p| p.nodes.get((i as usize).wrapping_sub(1)))
+        .map_or(Ipv4Addr::LOCALHOST, |h| h.ip)
+}
+
 /// A node's status as `GET /bftStatus` reports it.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct NodeStatus {
@@ -293,6 +327,9 @@ pub struct Devnet {
     batch_keys: u32,
     procs: Vec<Proc>,
     http: reqwest::Client,
+    /// The JSON-RPC URLs clients use, when they differ from the nodes' own (links that
+    /// delay client traffic; [`Devnet::route_clients_through`]).
+    client_urls: Vec<String>,
 }
 
 impl std::fmt::Debug for Devnet {
@@ -328,6 +365,19 @@ impl Devnet {
         if opts.keys == 0 {
             return Err(DevnetError::Invalid("--keys must be at least 1".into()));
         }
+        if let Some(p) = &opts.placement {
+            if p.nodes.len() != n as usize {
+                return Err(DevnetError::Invalid(format!(
+                    "the placement has {} hosts for {n} nodes",
+                    p.nodes.len()
+                )));
+            }
+        }
+        let driver_ip = IpAddr::V4(
+            opts.placement
+                .as_ref()
+                .map_or(Ipv4Addr::LOCALHOST, |p| p.driver),
+        );
         // The batch size the nodes resolve, for the refill watermark.
         let batch_keys = match (opts.batch_keys, &opts.hw_profile) {
             (Some(b), _) => b,
@@ -416,7 +466,7 @@ impl Devnet {
             crate::config::load_or_create_key(&dir.join("dev-signer.key"))
                 .map_err(|e| DevnetError::Invalid(format!("dev-signer.key: {e}")))?,
         );
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", layout.issuer_port))
+        let listener = tokio::net::TcpListener::bind((driver_ip, layout.issuer_port))
             .await
             .map_err(io(format!(
                 "bind the issuer on port {}",
@@ -438,16 +488,17 @@ impl Devnet {
             std::fs::create_dir_all(&ndir).map_err(io(format!("create {}", ndir.display())))?;
             let key = crate::config::load_or_create_key(&ndir.join("node.key"))
                 .map_err(|e| DevnetError::Invalid(e.to_string()))?;
+            let ip = node_ip(opts.placement.as_ref(), p.index);
             gnodes.push(GenesisNode {
                 index: p.index,
                 pubkey: hex::encode(key.public().compressed()),
-                p2p: loopback_multiaddr(p.p2p),
-                consensus: loopback_multiaddr(p.consensus),
-                rpc: format!("http://127.0.0.1:{}/jrpc", p.rpc),
+                p2p: format!("/ip4/{ip}/tcp/{}", p.p2p),
+                consensus: format!("/ip4/{ip}/tcp/{}", p.consensus),
+                rpc: format!("http://{ip}:{}/jrpc", p.rpc),
             });
             keys.push(key);
         }
-        let hosts_listener = tokio::net::TcpListener::bind(("127.0.0.1", layout.hosts_port))
+        let hosts_listener = tokio::net::TcpListener::bind((driver_ip, layout.hosts_port))
             .await
             .map_err(io(format!(
                 "bind the torus.js hosts on port {}",
@@ -488,6 +539,7 @@ impl Devnet {
             hosts,
             batch_keys,
             procs: Vec::new(),
+            client_urls: Vec::new(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
@@ -532,13 +584,41 @@ impl Devnet {
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, p)| {
-                (
-                    i as u32 + 1,
-                    format!("http://127.0.0.1:{}/dashboard", p.rpc),
-                )
-            })
+            .map(|(i, p)| (i as u32 + 1, format!("{}/dashboard", self.http_base(p))))
             .collect()
+    }
+
+    /// Node `i`'s address (127.0.0.1 unless the devnet has a [`Placement`]).
+    pub fn node_ip(&self, i: u32) -> Ipv4Addr {
+        node_ip(self.opts.placement.as_ref(), i)
+    }
+
+    /// `http://IP:PORT` of a node's RPC listener (its own address, never a relay's).
+    pub fn http_base(&self, p: &NodePorts) -> String {
+        format!("http://{}:{}", self.node_ip(p.index), p.rpc)
+    }
+
+    /// Has clients (endpoints, `devnet.json`, the bench's timed logins) reach node `i`
+    /// at `urls[i - 1]` (a JSON-RPC URL) instead of the node's own address: a relay
+    /// that delays the client's link.
+    pub fn route_clients_through(&mut self, urls: Vec<String>) -> Result<(), DevnetError> {
+        if urls.len() != self.layout.n as usize {
+            return Err(DevnetError::Invalid(format!(
+                "{} client URLs for {} nodes",
+                urls.len(),
+                self.layout.n
+            )));
+        }
+        self.client_urls = urls;
+        Ok(())
+    }
+
+    /// The JSON-RPC URL clients use for node `p`.
+    fn client_url(&self, p: &NodePorts) -> String {
+        self.client_urls
+            .get((p.index as usize).wrapping_sub(1))
+            .cloned()
+            .unwrap_or_else(|| format!("{}/jrpc", self.http_base(p)))
     }
 
     /// Node `i`'s data directory.
@@ -574,7 +654,7 @@ impl Devnet {
             // network keeps the defaults). KeyAssign needs the devnet signer's signature
             // (`dev-signer.key`, served by the hosts at /api/sign), as on a real network.
             rpc: RpcConfig {
-                listen: format!("127.0.0.1:{}", p.rpc),
+                listen: format!("{}:{}", self.node_ip(p.index), p.rpc),
                 key_assign_signers: vec![hex::encode(self.signer.public().compressed())],
                 commitment_per_s: DEVNET_RATE,
                 commitment_burst: DEVNET_RATE,
@@ -585,7 +665,7 @@ impl Devnet {
                 ..RpcConfig::default()
             },
             grpc: GrpcConfig {
-                listen: format!("127.0.0.1:{}", p.grpc),
+                listen: format!("{}:{}", self.node_ip(p.index), p.grpc),
             },
             store: Default::default(),
             abci: AbciConfig::default(),

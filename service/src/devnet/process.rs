@@ -15,7 +15,21 @@ impl Devnet {
             .open(self.log_path(i))
             .map_err(io("open the node log"))?;
         let err = log.try_clone().map_err(io("open the node log"))?;
-        let child = Command::new(&self.opts.node_binary)
+        let mut cmd = match self
+            .opts
+            .placement
+            .as_ref()
+            .and_then(|p| p.nodes.get((i as usize).wrapping_sub(1)))
+            .and_then(|h| h.launcher.split_first())
+        {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&self.opts.node_binary);
+                c
+            }
+            None => Command::new(&self.opts.node_binary),
+        };
+        let child = cmd
             .arg("run")
             .arg("--config")
             .arg(dir.join("node.toml"))
@@ -50,6 +64,28 @@ impl Devnet {
             let _ = c.wait();
         }
         Ok(())
+    }
+
+    /// Pauses node `i` (SIGSTOP): it holds its connections and answers nothing.
+    pub fn pause(&self, i: u32) -> Result<(), DevnetError> {
+        self.signal(i, nix::sys::signal::Signal::SIGSTOP)
+    }
+
+    /// Resumes node `i` after [`Devnet::pause`] (SIGCONT).
+    pub fn resume(&self, i: u32) -> Result<(), DevnetError> {
+        self.signal(i, nix::sys::signal::Signal::SIGCONT)
+    }
+
+    fn signal(&self, i: u32, sig: nix::sys::signal::Signal) -> Result<(), DevnetError> {
+        let Some(pid) = self.pid(i) else {
+            return Err(DevnetError::Invalid(format!("node {i} is not running")));
+        };
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).map_err(|e| {
+            DevnetError::Io {
+                what: format!("signal node {i} ({sig})"),
+                err: std::io::Error::from_raw_os_error(e as i32),
+            }
+        })
     }
 
     /// Stops node `i` with SIGTERM, then SIGKILL after 10 s.
@@ -109,7 +145,7 @@ impl Devnet {
     /// Node `i`'s status (None while it does not answer).
     pub async fn status(&self, i: u32) -> Option<NodeStatus> {
         let p = self.ports(i).ok()?;
-        let url = format!("http://127.0.0.1:{}/bftStatus", p.rpc);
+        let url = format!("{}/bftStatus", self.http_base(p));
         let r = self.http.get(&url).send().await.ok()?;
         r.json::<NodeStatus>().await.ok()
     }

@@ -9,14 +9,12 @@ pub mod chain;
 #[path = "../nodejs/mod.rs"]
 pub mod nodejs;
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use torus_node::client::{Client, Login};
+use torus_node::devnet::netns::Links;
 use torus_node::devnet::{Devnet, DevnetOptions};
 
 /// A temporary directory for a test network; kept (and its path printed) when
@@ -194,7 +192,7 @@ impl Drop for LogsOnPanic {
 /// `GET /bftStatus[?height=h]` of node `i` (None while it does not answer).
 pub async fn status(net: &Devnet, i: u32, height: Option<u64>) -> Option<Value> {
     let p = net.layout.nodes.iter().find(|p| p.index == i)?;
-    let mut url = format!("http://127.0.0.1:{}/bftStatus", p.rpc);
+    let mut url = format!("{}/bftStatus", net.http_base(p));
     if let Some(h) = height {
         url.push_str(&format!("?height={h}"));
     }
@@ -210,7 +208,7 @@ pub async fn status(net: &Devnet, i: u32, height: Option<u64>) -> Option<Value> 
 /// `GET /metrics` of node `i`.
 pub async fn metrics(net: &Devnet, i: u32) -> String {
     let p = net.layout.nodes.iter().find(|p| p.index == i).unwrap();
-    reqwest::get(format!("http://127.0.0.1:{}/metrics", p.rpc))
+    reqwest::get(format!("{}/metrics", net.http_base(p)))
         .await
         .unwrap()
         .text()
@@ -294,114 +292,19 @@ pub async fn login(net: &Devnet, email: &str) -> Login {
         .expect("shares reconstruct the key")
 }
 
-/// Every directed link of a network, per transport: `(from, to, consensus?)`.
-pub type Links = std::collections::BTreeMap<(u32, u32, bool), Relay>;
-
 /// A devnet of `nodes` nodes (`keys` keys in batches of `batch`), prepared but
 /// not started, whose every directed link, for consensus and for p2p, runs
-/// through its own [`Relay`] (bound before the devnet reserves its ports).
+/// through its own relay (`links.nodes`, which the partition tests cut and heal), on
+/// loopback and without delay.
 pub async fn relayed_devnet(dir: &Path, nodes: u32, keys: u64, batch: u32) -> (Devnet, Links) {
-    let mut relays = Links::new();
-    for from in 1..=nodes {
-        for to in (1..=nodes).filter(|t| *t != from) {
-            for consensus in [false, true] {
-                relays.insert((from, to, consensus), Relay::bind().await);
-            }
-        }
-    }
-    let mut dn = Devnet::prepare(opts(dir, nodes, keys, batch))
-        .await
-        .unwrap();
-    for ((_, to, consensus), r) in &relays {
-        let p = dn.layout.nodes.iter().find(|p| p.index == *to).unwrap();
-        let port = if *consensus { p.consensus } else { p.p2p };
-        r.set_target(([127, 0, 0, 1], port).into());
-    }
-    let addrs: std::collections::BTreeMap<(u32, u32, bool), String> =
-        relays.iter().map(|(k, r)| (*k, r.multiaddr())).collect();
-    dn.set_tweak(Arc::new(move |i, cfg| {
-        for ((from, to, consensus), a) in &addrs {
-            if *from != i {
-                continue;
-            }
-            let map = if *consensus {
-                &mut cfg.consensus.peer_addrs
-            } else {
-                &mut cfg.p2p.peer_addrs
-            };
-            map.insert(to.to_string(), a.clone());
-        }
-    }))
-    .unwrap();
-    (dn, relays)
-}
-
-/// A TCP relay that can be cut (refusing and closing connections) and healed:
-/// the transport filter of the partition tests. It binds first and learns its
-/// target later, so that its port can never collide with one the devnet
-/// reserves for a node.
-#[derive(Clone)]
-pub struct Relay {
-    pub addr: SocketAddr,
-    up: Arc<AtomicBool>,
-    target: Arc<Mutex<Option<SocketAddr>>>,
-    conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl Relay {
-    pub async fn bind() -> Relay {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let relay = Relay {
-            addr: l.local_addr().unwrap(),
-            up: Arc::new(AtomicBool::new(true)),
-            target: Arc::new(Mutex::new(None)),
-            conns: Arc::new(Mutex::new(Vec::new())),
-        };
-        let r = relay.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = l.accept().await else {
-                    return;
-                };
-                let target = *r.target.lock().unwrap();
-                let (true, Some(target)) = (r.up.load(Ordering::SeqCst), target) else {
-                    drop(inbound);
-                    continue;
-                };
-                let h = tokio::spawn(async move {
-                    let Ok(mut out) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                });
-                r.conns.lock().unwrap().push(h);
-            }
-        });
-        relay
-    }
-
-    /// Where connections go.
-    pub fn set_target(&self, target: SocketAddr) {
-        *self.target.lock().unwrap() = Some(target);
-    }
-
-    /// Cuts the link: open connections close, new ones are refused.
-    pub fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for h in self.conns.lock().unwrap().drain(..) {
-            h.abort();
-        }
-    }
-
-    /// Heals the link.
-    pub fn heal(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-
-    /// The relay's multiaddr.
-    pub fn multiaddr(&self) -> String {
-        format!("/ip4/127.0.0.1/tcp/{}", self.addr.port())
-    }
+    torus_node::devnet::netns::prepare_linked(
+        opts(dir, nodes, keys, batch),
+        torus_node::devnet::link::LinkShape::default(),
+        1,
+        false,
+    )
+    .await
+    .unwrap()
 }
 
 /// Every node's answer to a ShareRequest for `email` (after a CommitmentRequest

@@ -173,6 +173,55 @@ enum Cmd {
         /// another, for the lookup, CommitmentRequest and ShareRequest latencies (0: none).
         #[arg(long, default_value_t = 500)]
         logins: usize,
+        /// Run each node on its own host (a Linux network namespace; needs root), every
+        /// link between hosts, and between the client and each node, through a relay
+        /// with the delay, jitter and loss below.
+        #[arg(long)]
+        netns: bool,
+        /// One-way delay per link in milliseconds (--netns; a round trip costs twice).
+        #[arg(long, default_value_t = 0, requires = "netns")]
+        delay_ms: u64,
+        /// Up to this much more or less delay per chunk, in milliseconds (--netns).
+        #[arg(long, default_value_t = 0, requires = "netns")]
+        jitter_ms: u64,
+        /// Percentage of chunks that wait one retransmission timeout (--netns).
+        #[arg(long, default_value_t = 0.0, requires = "netns")]
+        loss_pct: f64,
+        /// Seed of the links' jitter and loss draws (--netns).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// A network of `torus-node` processes under random kills, pauses, partitions and
+    /// slow links (never more than t nodes at once) while users log in, with its
+    /// invariants checked all along (needs `cargo build --release -p torus-node` first).
+    Chaos {
+        /// Committee size.
+        #[arg(long, default_value_t = 7)]
+        nodes: u32,
+        /// Minutes of faults and logins (the last fifth without faults).
+        #[arg(long, default_value_t = 2.0)]
+        minutes: f64,
+        /// Seed of the fault schedule (the same seed, the same schedule).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Keys in each node's buffer.
+        #[arg(long, default_value_t = 200)]
+        keys: u64,
+        /// Keys per batch.
+        #[arg(long, default_value_t = 50)]
+        batch_keys: u32,
+        /// One host per node (network namespaces; needs root).
+        #[arg(long)]
+        netns: bool,
+        /// The node binary (default: torus-node beside this executable).
+        #[arg(long)]
+        node_binary: Option<PathBuf>,
+        /// Keep the network here instead of a temporary directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         /// Write the results as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -271,15 +320,36 @@ fn main() -> Result<()> {
             node_binary,
             data_dir,
             logins,
+            netns,
+            delay_ms,
+            jitter_ms,
+            loss_pct,
+            seed,
             json,
         } => {
             let node_binary = match node_binary {
                 Some(p) => p,
                 None => torus_bench::devnet::default_node_binary()?,
             };
+            let hosts = if netns {
+                let shape =
+                    torus_node::devnet::link::LinkShape::from_ms(delay_ms, jitter_ms, loss_pct)
+                        .map_err(anyhow::Error::msg)?;
+                // Before the runtime's threads exist, so that they all live in it.
+                torus_node::devnet::netns::enter_private_network()
+                    .context("--netns: a private network namespace")?;
+                Some((shape, seed))
+            } else {
+                None
+            };
             eprintln!(
-                "torus-bench devnet: {nodes} nodes, {keys} keys, {}",
-                node_binary.display()
+                "torus-bench devnet: {nodes} nodes, {keys} keys, {}{}",
+                node_binary.display(),
+                if netns {
+                    format!(", one host per node, links {delay_ms} ms ± {jitter_ms} ms, {loss_pct} % loss")
+                } else {
+                    String::new()
+                }
             );
             let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
             let out = rt.block_on(torus_bench::devnet::run(torus_bench::devnet::DevnetBench {
@@ -290,9 +360,55 @@ fn main() -> Result<()> {
                 node_binary,
                 data_dir,
                 logins,
+                hosts,
             }))?;
             println!("{}", serde_json::to_string_pretty(&out)?);
             write_json(json, &out)
+        }
+        Cmd::Chaos {
+            nodes,
+            minutes,
+            seed,
+            keys,
+            batch_keys,
+            netns,
+            node_binary,
+            data_dir,
+            json,
+        } => {
+            if !(0.1..=24.0 * 60.0).contains(&minutes) {
+                bail!("--minutes must be 0.1 to 1440");
+            }
+            if keys == 0 || batch_keys == 0 {
+                bail!("--keys and --batch-keys must be at least 1");
+            }
+            let node_binary = match node_binary {
+                Some(p) => p,
+                None => torus_bench::devnet::default_node_binary()?,
+            };
+            if netns {
+                torus_node::devnet::netns::enter_private_network()
+                    .context("--netns: a private network namespace")?;
+            }
+            eprintln!("torus-bench chaos: {nodes} nodes, {minutes} min, seed {seed}");
+            let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
+            let out = rt.block_on(torus_bench::chaos::run(torus_bench::chaos::ChaosBench {
+                nodes,
+                run: std::time::Duration::from_secs_f64(minutes * 60.0),
+                seed,
+                node_binary,
+                keys,
+                batch_keys,
+                netns,
+                data_dir,
+            }))?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            write_json(json, &out)?;
+            let v = out["violations"].as_u64().unwrap_or(u64::MAX);
+            if v > 0 {
+                bail!("{v} invariant violations (see violation_list)");
+            }
+            Ok(())
         }
         Cmd::Rpc {
             rate,
