@@ -167,6 +167,8 @@ pub struct ChaosBench {
     pub batch_keys: u32,
     /// One host per node (the process must have called `netns::enter_private_network`).
     pub netns: bool,
+    /// Every link's shape outside faults (a slow-links fault adds to its delay).
+    pub links: LinkShape,
     /// Keep the network's directory here (default: a temporary one).
     pub data_dir: Option<PathBuf>,
 }
@@ -348,12 +350,7 @@ async fn logins(
     }
 }
 
-/// A fault being applied, and the recovery it is waited for.
-struct Active {
-    fault: Fault,
-    started: Instant,
-}
-
+/// A fault that ended, and the height its node has to reach.
 struct Recovery {
     fault: Fault,
     healed: Instant,
@@ -361,22 +358,44 @@ struct Recovery {
     target: u64,
 }
 
+/// Every node's height (None: no answer within a second), asked all at once.
+async fn heights(http: &reqwest::Client, bases: &[String]) -> Vec<Option<u64>> {
+    let mut set = tokio::task::JoinSet::new();
+    for (pos, b) in bases.iter().enumerate() {
+        let (http, url) = (http.clone(), format!("{b}/bftStatus"));
+        set.spawn(async move {
+            let r = async {
+                let r = http
+                    .get(&url)
+                    .timeout(Duration::from_secs(1))
+                    .send()
+                    .await
+                    .ok()?;
+                r.json::<Value>().await.ok()?["height"].as_u64()
+            }
+            .await;
+            (pos, r)
+        });
+    }
+    let mut out = vec![None; bases.len()];
+    while let Some(Ok((pos, h))) = set.join_next().await {
+        if let Some(slot) = out.get_mut(pos) {
+            *slot = h;
+        }
+    }
+    out
+}
+
 /// Moves the faults whose node is back at the network's height (as it was when the
-/// fault ended) from `waiting` to `recovered`, with the seconds that took.
-async fn settle(
-    http: &reqwest::Client,
-    bases: &[String],
-    waiting: &mut Vec<Recovery>,
-    recovered: &mut Vec<(Fault, f64)>,
-) {
+/// fault ended; `heights` by node) from `waiting` to `recovered`, with the seconds
+/// that took.
+fn settle(heights: &[Option<u64>], waiting: &mut Vec<Recovery>, recovered: &mut Vec<(Fault, f64)>) {
     let mut left = Vec::new();
     for r in waiting.drain(..) {
-        let Some(base) = bases.get((r.fault.node as usize).wrapping_sub(1)) else {
-            continue;
-        };
-        let h = get_json(http, &format!("{base}/bftStatus"))
-            .await
-            .and_then(|s| s["height"].as_u64());
+        let h = heights
+            .get((r.fault.node as usize).wrapping_sub(1))
+            .copied()
+            .flatten();
         if h.is_some_and(|h| h >= r.target) {
             recovered.push((r.fault, r.healed.elapsed().as_secs_f64()));
         } else {
@@ -424,7 +443,7 @@ pub async fn run(b: ChaosBench) -> Result<Value> {
     let dir = b.data_dir.clone().unwrap_or_else(|| tmp.path().into());
     let mut opts = DevnetOptions::new(b.nodes, b.keys, &dir, &b.node_binary);
     opts.batch_keys = Some(b.batch_keys);
-    let base = LinkShape::default();
+    let base = b.links;
     let (mut dn, links) = netns::prepare_linked(opts, base, b.seed, b.netns)
         .await
         .context("preparing the network")?;
@@ -457,17 +476,43 @@ pub async fn run(b: ChaosBench) -> Result<Value> {
         findings.clone(),
     ));
 
-    // The faulty phase.
+    // Checks the chain as blocks come, beside the faults (a paused node's timeouts
+    // never hold up the fault schedule).
+    let monitor = {
+        let (http, bases, f, stop) = (http.clone(), bases.clone(), findings.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut checked = 1u64;
+            while !stop.load(Ordering::SeqCst) {
+                checked = check_history(&http, &bases, checked, &f).await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        })
+    };
+
+    // The faulty phase. Faults start and end at their planned times, and ends come
+    // first in a tick, so one node's faults never overlap even when a tick runs late.
     let t0 = Instant::now();
     let mut next = schedule.iter().peekable();
-    let mut active: Vec<Active> = Vec::new();
+    let mut active: Vec<Fault> = Vec::new();
     let mut waiting: Vec<Recovery> = Vec::new();
     let mut recoveries: Vec<(Fault, f64)> = Vec::new();
-    let mut checked = 1u64;
-    let mut last_check = Instant::now();
     let mut top = 0u64;
     while t0.elapsed() < b.run || !active.is_empty() {
         let now = t0.elapsed();
+        let mut still = Vec::new();
+        for f in active.drain(..) {
+            if now >= f.end() {
+                heal(&mut dn, &links, &f, base).await?;
+                waiting.push(Recovery {
+                    fault: f,
+                    healed: Instant::now(),
+                    target: top,
+                });
+            } else {
+                still.push(f);
+            }
+        }
+        active = still;
         while let Some(f) = next.next_if(|f| f.at <= now) {
             eprintln!(
                 "  {:6.1} s  {} node {} for {} s",
@@ -477,39 +522,12 @@ pub async fn run(b: ChaosBench) -> Result<Value> {
                 f.lasts.as_secs()
             );
             apply(&mut dn, &links, f, base).await?;
-            active.push(Active {
-                fault: f.clone(),
-                started: Instant::now(),
-            });
+            active.push(f.clone());
         }
-        let mut still = Vec::new();
-        for a in active.drain(..) {
-            if a.started.elapsed() >= a.fault.lasts {
-                heal(&mut dn, &links, &a.fault, base).await?;
-                waiting.push(Recovery {
-                    fault: a.fault,
-                    healed: Instant::now(),
-                    target: top,
-                });
-            } else {
-                still.push(a);
-            }
-        }
-        active = still;
+        let hs = heights(&http, &bases).await;
+        top = top.max(hs.iter().flatten().copied().max().unwrap_or(0));
         // Recoveries: the faulted node is back at the height the network had.
-        settle(&http, &bases, &mut waiting, &mut recoveries).await;
-        for b in &bases {
-            if let Some(h) = get_json(&http, &format!("{b}/bftStatus"))
-                .await
-                .and_then(|s| s["height"].as_u64())
-            {
-                top = top.max(h);
-            }
-        }
-        if last_check.elapsed() >= Duration::from_secs(5) {
-            checked = check_history(&http, &bases, checked, &findings).await;
-            last_check = Instant::now();
-        }
+        settle(&hs, &mut waiting, &mut recoveries);
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let faulty_s = t0.elapsed().as_secs_f64();
@@ -517,7 +535,8 @@ pub async fn run(b: ChaosBench) -> Result<Value> {
     // Every node back: recoveries still open get up to 120 s.
     let t_end = Instant::now();
     while !waiting.is_empty() && t_end.elapsed() < Duration::from_secs(120) {
-        settle(&http, &bases, &mut waiting, &mut recoveries).await;
+        let hs = heights(&http, &bases).await;
+        settle(&hs, &mut waiting, &mut recoveries);
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     for r in &waiting {
@@ -529,6 +548,7 @@ pub async fn run(b: ChaosBench) -> Result<Value> {
     }
     stop.store(true, Ordering::SeqCst);
     login_task.await.context("the login task")?;
+    monitor.await.context("the chain monitor")?;
 
     // The buffer refills: every node's unassigned keys back to the high watermark.
     let t_refill = Instant::now();
@@ -608,6 +628,11 @@ pub async fn run(b: ChaosBench) -> Result<Value> {
         "nodes": n, "k": k, "t": t,
         "seed": b.seed,
         "hosts": if b.netns { "one network namespace per node" } else { "loopback" },
+        "links": {
+            "delay_ms": base.delay.as_secs_f64() * 1e3,
+            "jitter_ms": base.jitter.as_secs_f64() * 1e3,
+            "loss_pct": base.loss * 100.0,
+        },
         "run_s": b.run.as_secs_f64(),
         "faulty_phase_s": faulty_s,
         "initial_fill_s": fill_s,

@@ -9,6 +9,7 @@ pub mod msm;
 pub mod node;
 pub mod reshare;
 pub mod rpc;
+pub mod soak;
 
 use std::time::Instant;
 

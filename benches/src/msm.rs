@@ -321,7 +321,7 @@ pub fn to_json(curve: &str, run: &MsmRun) -> Value {
 }
 
 /// Loads a DejaVu TTF for plot labels, if installed; `false` when none is.
-fn register_font() -> bool {
+pub(crate) fn register_font() -> bool {
     const DIR: &str = "/usr/share/fonts/truetype/dejavu/";
     for f in [
         "DejaVuSans.ttf",

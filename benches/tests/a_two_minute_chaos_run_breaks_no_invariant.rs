@@ -46,6 +46,7 @@ async fn a_two_minute_chaos_run_breaks_no_invariant() {
         keys: 100,
         batch_keys: 25,
         netns: false,
+        links: Default::default(),
         data_dir: None,
     })
     .await

@@ -216,6 +216,15 @@ enum Cmd {
         /// One host per node (network namespaces; needs root).
         #[arg(long)]
         netns: bool,
+        /// One-way delay of every link in milliseconds, outside faults.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+        /// Up to this much more or less delay per chunk, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        jitter_ms: u64,
+        /// Percentage of chunks that wait one retransmission timeout.
+        #[arg(long, default_value_t = 0.0)]
+        loss_pct: f64,
         /// The node binary (default: torus-node beside this executable).
         #[arg(long)]
         node_binary: Option<PathBuf>,
@@ -225,6 +234,42 @@ enum Cmd {
         /// Write the results as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// A network of `torus-node` processes under steady login load for minutes: every
+    /// node's memory, open descriptors and LMDB file every 10 s, and a PNG of them
+    /// (needs `cargo build --release -p torus-node` first).
+    Soak {
+        /// Committee size.
+        #[arg(long, default_value_t = 5)]
+        nodes: u32,
+        /// Minutes of load (the first fifth counts as warm-up).
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        /// Logins per second of returning users (lookup, commitments and shares at every
+        /// node).
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// Returning users (keys assigned before the load starts).
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+        /// New users (new keys) per second on top.
+        #[arg(long, default_value_t = 0.0)]
+        new_users_per_s: f64,
+        /// Keys in each node's buffer.
+        #[arg(long, default_value_t = 1000)]
+        keys: u64,
+        /// Keys per batch.
+        #[arg(long, default_value_t = 250)]
+        batch_keys: u32,
+        /// The node binary (default: torus-node beside this executable).
+        #[arg(long)]
+        node_binary: Option<PathBuf>,
+        /// Write the results as JSON here (and the plot beside it as .png).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Where to draw the plot (default: the JSON's path with .png).
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// The node's commit + share path on loopback: requests/s and p50/p99 at node 1 of an
     /// in-process 5-node cluster, open-loop load at a fixed rate.
@@ -372,10 +417,15 @@ fn main() -> Result<()> {
             keys,
             batch_keys,
             netns,
+            delay_ms,
+            jitter_ms,
+            loss_pct,
             node_binary,
             data_dir,
             json,
         } => {
+            let links = torus_node::devnet::link::LinkShape::from_ms(delay_ms, jitter_ms, loss_pct)
+                .map_err(anyhow::Error::msg)?;
             if !(0.1..=24.0 * 60.0).contains(&minutes) {
                 bail!("--minutes must be 0.1 to 1440");
             }
@@ -400,6 +450,7 @@ fn main() -> Result<()> {
                 keys,
                 batch_keys,
                 netns,
+                links,
                 data_dir,
             }))?;
             println!("{}", serde_json::to_string_pretty(&out)?);
@@ -409,6 +460,45 @@ fn main() -> Result<()> {
                 bail!("{v} invariant violations (see violation_list)");
             }
             Ok(())
+        }
+        Cmd::Soak {
+            nodes,
+            minutes,
+            rate,
+            users,
+            new_users_per_s,
+            keys,
+            batch_keys,
+            node_binary,
+            json,
+            plot,
+        } => {
+            if !(0.1..=24.0 * 60.0).contains(&minutes) {
+                bail!("--minutes must be 0.1 to 1440");
+            }
+            if keys == 0 || batch_keys == 0 {
+                bail!("--keys and --batch-keys must be at least 1");
+            }
+            let node_binary = match node_binary {
+                Some(p) => p,
+                None => torus_bench::devnet::default_node_binary()?,
+            };
+            let plot = plot.or_else(|| json.as_ref().map(|j| j.with_extension("png")));
+            eprintln!("torus-bench soak: {nodes} nodes, {minutes} min, {rate} logins/s");
+            let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
+            let out = rt.block_on(torus_bench::soak::run(torus_bench::soak::SoakBench {
+                nodes,
+                run: std::time::Duration::from_secs_f64(minutes * 60.0),
+                rate,
+                users,
+                new_users_per_s,
+                keys,
+                batch_keys,
+                node_binary,
+                plot,
+            }))?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            write_json(json, &out)
         }
         Cmd::Rpc {
             rate,
