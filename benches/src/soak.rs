@@ -52,40 +52,45 @@ pub struct SoakBench {
 /// One sample of one node.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Sample {
-    /// Resident memory, MiB.
+    /// Resident memory, MiB (mapped LMDB pages included).
     pub rss_mib: f64,
+    /// Resident memory of the process's own (anonymous) pages, MiB.
+    pub rss_anon_mib: f64,
     /// Open file descriptors.
     pub fds: f64,
-    /// The LMDB data file, MiB.
+    /// The consensus LMDB data file (`lmdb/data.mdb`), MiB.
     pub lmdb_mib: f64,
+    /// The client store's LMDB data file (`client-lmdb/data.mdb`: token commitments and
+    /// reveals, kept for the token-record lifetime), MiB.
+    pub client_lmdb_mib: f64,
 }
 
 /// `(seconds, per node)` samples.
 pub type Series = Vec<(f64, Vec<Sample>)>;
 
-fn sample(pid: Option<u32>, mdb: &Path) -> Sample {
+fn sample(pid: Option<u32>, node_dir: &Path) -> Sample {
     let Some(pid) = pid else {
         return Sample::default();
     };
-    let rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count() as f64)
         .unwrap_or(0.0);
-    let lmdb = std::fs::metadata(mdb)
-        .map(|m| m.len() as f64)
-        .unwrap_or(0.0);
+    let mib = |p: PathBuf| std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / 1_048_576.0);
     Sample {
-        rss_mib: rss_kib / 1024.0,
+        rss_mib: kib("VmRSS") / 1024.0,
+        rss_anon_mib: kib("RssAnon") / 1024.0,
         fds,
-        lmdb_mib: lmdb / (1024.0 * 1024.0),
+        lmdb_mib: mib(node_dir.join("lmdb").join("data.mdb")),
+        client_lmdb_mib: mib(node_dir.join("client-lmdb").join("data.mdb")),
     }
 }
 
@@ -161,9 +166,7 @@ pub async fn run(b: SoakBench) -> Result<Value> {
     }
     let counts = Arc::new(Counts::default());
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
-    let mdbs: Vec<PathBuf> = (1..=dn.layout.n)
-        .map(|i| dn.node_dir(i).join("lmdb").join("data.mdb"))
-        .collect();
+    let mdbs: Vec<PathBuf> = (1..=dn.layout.n).map(|i| dn.node_dir(i)).collect();
     let pids: Vec<Option<u32>> = (1..=dn.layout.n).map(|i| dn.pid(i)).collect();
     let snapshot =
         || -> Vec<Sample> { pids.iter().zip(&mdbs).map(|(p, m)| sample(*p, m)).collect() };
@@ -188,10 +191,12 @@ pub async fn run(b: SoakBench) -> Result<Value> {
             let s = snapshot();
             let t = t0.elapsed().as_secs_f64();
             eprintln!(
-                "  {t:6.0} s  rss {:.0} MiB  fds {:.0}  lmdb {:.1} MiB  (node 1)  logins ok {} failed {}",
+                "  {t:6.0} s  rss {:.0} MiB (anon {:.0})  fds {:.0}  lmdb {:.1} MiB  client lmdb {:.1} MiB  (node 1)  logins ok {} failed {}",
                 s[0].rss_mib,
+                s[0].rss_anon_mib,
                 s[0].fds,
                 s[0].lmdb_mib,
+                s[0].client_lmdb_mib,
                 counts.ok.load(Ordering::Relaxed),
                 counts.failed.load(Ordering::Relaxed)
             );
@@ -283,8 +288,10 @@ pub async fn run(b: SoakBench) -> Result<Value> {
     dn.shutdown();
     let warm_s = b.run.as_secs_f64() * WARM_SHARE;
     let rss = growth_after(&series, warm_s, |s| s.rss_mib);
+    let anon = growth_after(&series, warm_s, |s| s.rss_anon_mib);
     let fds = growth_after(&series, warm_s, |s| s.fds);
     let lmdb = growth_after(&series, warm_s, |s| s.lmdb_mib);
+    let client = growth_after(&series, warm_s, |s| s.client_lmdb_mib);
     let mut lat = counts
         .latencies_ms
         .lock()
@@ -317,18 +324,23 @@ pub async fn run(b: SoakBench) -> Result<Value> {
             "max": lat.last(),
         },
         "warm_s": warm_s,
+        "token_record_lifetime_s": dn.layout.nodes.first().map(|p| dn.node_config(p).token_record_lifetime_s()),
         "after_warm_growth_by_node": {
             "rss_mib": rss,
+            "rss_anon_mib": anon,
             "fds": fds,
             "lmdb_mib": lmdb,
+            "client_lmdb_mib": client,
         },
         "after_warm_max_relative_growth": {
             "rss": max_rel(&rss),
+            "rss_anon": max_rel(&anon),
             "lmdb": max_rel(&lmdb),
+            "client_lmdb": max_rel(&client),
         },
         "after_warm_max_fd_growth": max_abs(&fds),
-        "samples_columns": ["s", "per node: [rss_mib, fds, lmdb_mib]"],
-        "samples": series.iter().map(|(t, s)| json!([t, s.iter().map(|x| json!([x.rss_mib, x.fds, x.lmdb_mib])).collect::<Vec<_>>()])).collect::<Vec<_>>(),
+        "samples_columns": ["s", "per node: [rss_mib, rss_anon_mib, fds, lmdb_mib, client_lmdb_mib]"],
+        "samples": series.iter().map(|(t, s)| json!([t, s.iter().map(|x| json!([x.rss_mib, x.rss_anon_mib, x.fds, x.lmdb_mib, x.client_lmdb_mib])).collect::<Vec<_>>()])).collect::<Vec<_>>(),
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     }))
 }
@@ -345,15 +357,18 @@ pub fn plot(path: &Path, series: &Series, warm_s: f64) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::new(path, (960, 900)).into_drawing_area();
+        let root = BitMapBackend::new(path, (960, 1200)).into_drawing_area();
         root.fill(&WHITE)?;
-        let panels = root.split_evenly((3, 1));
+        let panels = root.split_evenly((4, 1));
         let nodes = series.first().map_or(0, |s| s.1.len());
         let end_min = series.last().map_or(1.0, |s| s.0 / 60.0).max(0.1);
-        let quantities: [(&str, Quantity); 3] = [
+        let quantities: [(&str, Quantity); 4] = [
             ("resident memory (MiB)", |s| s.rss_mib),
             ("open file descriptors", |s| s.fds),
-            ("LMDB data file (MiB)", |s| s.lmdb_mib),
+            ("consensus LMDB file (MiB)", |s| s.lmdb_mib),
+            ("client store LMDB file: token records (MiB)", |s| {
+                s.client_lmdb_mib
+            }),
         ];
         for (panel, (label, get)) in panels.iter().zip(quantities) {
             let top = series
@@ -418,8 +433,10 @@ mod tests {
     fn s(rss: f64, fds: f64, lmdb: f64) -> Sample {
         Sample {
             rss_mib: rss,
+            rss_anon_mib: rss / 2.0,
             fds,
             lmdb_mib: lmdb,
+            client_lmdb_mib: lmdb * 2.0,
         }
     }
 
@@ -441,8 +458,9 @@ mod tests {
     #[test]
     fn a_process_is_sampled_from_proc_and_a_missing_one_gives_zeros() {
         let me = sample(Some(std::process::id()), Path::new("/nonexistent"));
-        assert!(me.rss_mib > 0.0 && me.fds > 0.0);
-        assert_eq!(me.lmdb_mib, 0.0);
+        assert!(me.rss_mib > 0.0 && me.rss_anon_mib > 0.0 && me.fds > 0.0);
+        assert!(me.rss_anon_mib <= me.rss_mib);
+        assert_eq!((me.lmdb_mib, me.client_lmdb_mib), (0.0, 0.0));
         assert_eq!(sample(None, Path::new("/")), Sample::default());
     }
 
