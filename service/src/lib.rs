@@ -30,6 +30,8 @@ pub mod crypto;
 #[cfg(feature = "server")]
 pub mod devnet;
 #[cfg(feature = "server")]
+pub mod failpoint;
+#[cfg(feature = "server")]
 pub mod grpc;
 pub mod hexfmt;
 pub mod jrpc;

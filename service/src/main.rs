@@ -226,7 +226,15 @@ fn main() -> std::process::ExitCode {
         }
     };
     let r: anyhow::Result<()> = match cli.cmd {
-        Cmd::Run { config } => rt.block_on(run(config)),
+        Cmd::Run { config } => match torus_node::failpoint::check() {
+            Ok(armed) => {
+                if let Some(a) = armed {
+                    tracing::warn!(failpoint = a.name, hit = a.at, "a failpoint is armed: this process kills itself when it reaches it (a crash test)");
+                }
+                rt.block_on(run(config))
+            }
+            Err(e) => Err(anyhow::Error::msg(e)),
+        },
         Cmd::Keygen { key_file } => torus_node::config::load_or_create_key(&key_file)
             .map(|k| {
                 println!("pubkey  {}", hex::encode(k.public().compressed()));

@@ -336,6 +336,7 @@ impl NodeState {
         decided: Option<&DecidedRecord>,
     ) -> Result<Arc<CommittedBlock>, NodeError> {
         self.store.commit_block_with(&out, decided)?;
+        crate::failpoint::hit("block.committed");
         let hashes: Vec<[u8; 32]> = txs.iter().map(|t| keccak256(t)).collect();
         let now = unix_ms();
         for (bytes, r) in txs.iter().zip(&out.results) {
@@ -421,7 +422,9 @@ impl NodeState {
             .ok()
             .and_then(|g| g.clone())
             .ok_or(NodeError::NoConsensus)?;
-        sub.submit(tx).map_err(NodeError::Broadcast)
+        sub.submit(tx).map_err(NodeError::Broadcast)?;
+        crate::failpoint::hit("tx.submitted");
+        Ok(())
     }
 
     /// Submits a transaction and waits until a block containing it commits.

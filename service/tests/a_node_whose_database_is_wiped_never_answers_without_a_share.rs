@@ -16,7 +16,6 @@ mod net;
 
 use std::time::{Duration, Instant};
 
-use torus_node::devnet::Devnet;
 
 /// Node `dir`'s log without terminal colour codes.
 fn log_of(dir: &std::path::Path) -> String {
@@ -41,13 +40,7 @@ fn log_of(dir: &std::path::Path) -> String {
 async fn a_node_whose_database_is_wiped_resyncs_and_never_answers_without_a_share() {
     let dir = net::test_dir();
     let keys = 40;
-    let mut dn = Devnet::start(net::opts(dir.path(), 5, keys, 20))
-        .await
-        .unwrap();
-    let _logs = net::LogsOnPanic(dn.opts.data_dir.clone(), 5);
-    dn.wait_for_keys(keys, Duration::from_secs(240), |_| {})
-        .await
-        .unwrap();
+    let (mut dn, _logs) = net::full_devnet(dir.path(), 5, keys, 20).await;
     let alice = net::login(&dn, "alice@example.com").await;
     // Every member announces what it holds every 2 s and then prunes on its own
     // tick; wait until each of the five logged that the material of all 40 keys

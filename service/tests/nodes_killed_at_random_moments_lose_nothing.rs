@@ -51,10 +51,7 @@ async fn nodes_killed_at_random_moments_lose_no_share_and_agree_on_every_block()
         .await
         .unwrap();
     let _logs = net::LogsOnPanic(dn.opts.data_dir.clone(), NODES);
-    net::wait_until(&dn, 1, 120, "the first batch to open", |s| {
-        !s["open_batch"].is_null() || s["keys_opened"].as_u64().unwrap_or(0) > 0
-    })
-    .await;
+    net::wait_first_batch(&dn).await;
     let mut schedule = Vec::new();
     for _ in 0..KILLS {
         let victim = 1 + rng.next_u32() % NODES;
@@ -84,25 +81,6 @@ async fn nodes_killed_at_random_moments_lose_no_share_and_agree_on_every_block()
         during >= KILLS / 2,
         "only {during} of {KILLS} kills came before the buffer was full: {schedule:?}"
     );
-    for i in 1..=NODES {
-        let s = net::wait_until(&dn, i, 300, "every share of every key", |s| {
-            s["keys_created"].as_u64() >= Some(keys) && s["shares"].as_u64() >= Some(keys)
-        })
-        .await;
-        assert_eq!(s["blamed"], serde_json::json!([]), "node {i}: {s}");
-    }
-    let nodes: Vec<u32> = (1..=NODES).collect();
-    net::assert_same_history(&dn, &nodes).await;
-    for email in ["alice@example.com", "bob@example.com"] {
-        let first = net::login(&dn, email).await;
-        let shares = net::all_shares(&dn, email).await;
-        assert_eq!(shares.len(), NODES as usize, "{email}");
-        assert!(
-            net::consistent(&shares, 3),
-            "{email}: a node's share is not on the key's polynomial"
-        );
-        let again = net::login(&dn, email).await;
-        assert_eq!(again.address, first.address, "{email}");
-    }
+    net::assert_nothing_lost(&dn, NODES, keys).await;
     dn.shutdown();
 }

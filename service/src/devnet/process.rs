@@ -8,6 +8,12 @@ use super::{io, Devnet, DevnetError, NodeStatus};
 impl Devnet {
     /// Starts (or restarts) node `i`'s process; its output goes to its log file.
     pub fn start_node(&mut self, i: u32) -> Result<(), DevnetError> {
+        self.start_node_with_env(i, &[])
+    }
+
+    /// As [`Devnet::start_node`], with extra environment variables for this start
+    /// only (a crash test arms a [`crate::failpoint`] this way).
+    pub fn start_node_with_env(&mut self, i: u32, env: &[(&str, &str)]) -> Result<(), DevnetError> {
         let dir = self.node_dir(i);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -34,6 +40,7 @@ impl Devnet {
             .arg("--config")
             .arg(dir.join("node.toml"))
             .env("TORUS_LOG", &self.opts.log_filter)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -133,6 +140,15 @@ impl Devnet {
             }
         }
         Ok(())
+    }
+
+    /// How node `i`'s process ended, once it has (it is then no longer running);
+    /// `None` while it runs or when it was not started.
+    pub fn exited(&mut self, i: u32) -> Option<std::process::ExitStatus> {
+        let p = self.procs.get_mut((i as usize).wrapping_sub(1))?;
+        let status = p.child.as_mut()?.try_wait().ok()??;
+        p.child = None;
+        Some(status)
     }
 
     /// Whether node `i`'s process is running.

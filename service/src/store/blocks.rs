@@ -20,6 +20,7 @@ impl Store {
         if sync {
             self.sync()?;
         }
+        crate::failpoint::hit("proposal.persisted");
         Ok(())
     }
 

@@ -147,6 +147,7 @@ impl ClientStore {
         // de-duplicates environments opened twice in one process.
         #[allow(unsafe_code)]
         let env = unsafe { opts.open(&path)? };
+        super::check::refuse_truncated(&env, &path)?;
         let mut w = env.write_txn()?;
         let commitments = env.create_database(&mut w, Some("commitments"))?;
         let uses = env.create_database(&mut w, Some("uses"))?;

@@ -123,6 +123,7 @@ impl Store {
         // The node owns its data directory; nothing else maps this file.
         #[allow(unsafe_code)]
         let env = unsafe { opts.open(&path)? };
+        super::check::refuse_truncated(&env, &path)?;
         let mut w = env.write_txn()?;
         let state = env.create_database(&mut w, Some("state"))?;
         let meta = env.create_database(&mut w, Some("meta"))?;
@@ -305,6 +306,7 @@ impl Store {
             self.blocks
                 .put(&mut w, &block.height.to_be_bytes(), &d.encode())?;
         }
+        crate::failpoint::hit("block.in_commit");
         w.commit()?;
         self.sync()
     }
@@ -364,6 +366,68 @@ mod tests {
             .last_with_prefix(&[keys::PUBKEY], 16)
             .unwrap_or_else(|e| panic!("{e}"))
             .is_empty());
+    }
+
+    /// Without the length check, opening either truncated file and reading from it
+    /// killed the test process with SIGBUS (a page past the end of the mapped file).
+    #[test]
+    fn a_truncated_data_file_is_refused_with_a_clear_error_and_never_read() {
+        for (sub, cut_to) in [("lmdb", 3u64), ("lmdb", 0), ("client-lmdb", 3)] {
+            let (d, s) = store();
+            let key = crate::crypto::NodeKey::random();
+            drop(s);
+            let s = super::Store::open(d.path(), &key, 64 << 20).unwrap_or_else(|e| panic!("{e}"));
+            let mut writes = BTreeMap::new();
+            for i in 0..3000u64 {
+                writes.insert(keys::with_u64(keys::KEY, i), Some(vec![7; 100]));
+            }
+            commit(&s, 1, writes);
+            for i in 0..300u64 {
+                let rec = crate::store::records::TokenCommitment {
+                    temp_x: [1; 32],
+                    temp_y: [2; 32],
+                    created_s: 10,
+                    data: "d".repeat(200),
+                    sig: [3; 65],
+                    revealed_s: 0,
+                    seq: 0,
+                };
+                s.put_token_if_absent("v", &format!("{i:064x}"), &rec)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            s.sync().unwrap_or_else(|e| panic!("{e}"));
+            s.sync_if_dirty().unwrap_or_else(|e| panic!("{e}"));
+            s.close();
+            let file = d.path().join(sub).join("data.mdb");
+            let len = std::fs::metadata(&file)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .len();
+            // `cut_to` pages of 4 KiB; 0 means half the file.
+            let cut = if cut_to == 0 { len / 2 } else { cut_to * 4096 };
+            assert!(cut < len, "{sub}: {len} bytes");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .and_then(|f| f.set_len(cut))
+                .unwrap_or_else(|e| panic!("{e}"));
+            match super::Store::open(d.path(), &key, 64 << 20) {
+                Err(e @ super::StoreError::Truncated { have, need, .. }) => {
+                    assert_eq!(have, cut, "{sub}");
+                    assert!(need > have, "{sub}");
+                    let text = e.to_string();
+                    assert!(
+                        text.contains(&format!("{sub}/data.mdb is truncated")),
+                        "{text}"
+                    );
+                    assert!(
+                        text.contains("Restore the directory from a backup"),
+                        "{text}"
+                    );
+                }
+                Err(e) => panic!("{sub} cut to {cut} of {len}: another error: {e}"),
+                Ok(_) => panic!("{sub} cut to {cut} of {len} bytes opened"),
+            }
+        }
     }
 
     #[test]

@@ -37,4 +37,22 @@ pub enum StoreError {
     /// failure: the client store is another LMDB environment.
     #[error("client store full: {0}")]
     ClientFull(&'static str),
+    /// An LMDB file is shorter than its newest snapshot needs (cut by a full disk, a
+    /// failed copy or a restore that stopped early). Refused at open: LMDB reads pages
+    /// straight from its memory map, and a page past the end of the file would kill the
+    /// process with SIGBUS instead of returning an error.
+    #[error(
+        "{path} is truncated: {have} bytes, but its last committed transaction uses {need}; \
+         the node will not start on it. Restore the directory from a backup. Moving it away \
+         instead lets the node resync the chain from its peers, but it rebuilds only the \
+         shares whose recovery material they still hold"
+    )]
+    Truncated {
+        /// The data file.
+        path: String,
+        /// Its length.
+        have: u64,
+        /// The length its newest snapshot needs.
+        need: u64,
+    },
 }

@@ -54,6 +54,8 @@ pub mod records;
 #[cfg(feature = "server")]
 mod blocks;
 #[cfg(feature = "server")]
+mod check;
+#[cfg(feature = "server")]
 mod client;
 #[cfg(feature = "server")]
 mod env;

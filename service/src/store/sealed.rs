@@ -301,6 +301,7 @@ impl Store {
         self.keygen.put(&mut w, &skey, &sealed)?;
         self.keygen
             .put(&mut w, &kg_key(KG_SUM, start, None), &encoded)?;
+        crate::failpoint::hit("shares.in_commit");
         w.commit()?;
         self.sync()
     }

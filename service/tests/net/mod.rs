@@ -168,6 +168,51 @@ pub fn opts(dir: &Path, nodes: u32, keys: u64, batch: u32) -> DevnetOptions {
     o
 }
 
+/// A devnet of `nodes` started in `dir` whose buffer of `keys` keys (batches of
+/// `batch`) is full, with the node logs printed if the test panics.
+pub async fn full_devnet(dir: &Path, nodes: u32, keys: u64, batch: u32) -> (Devnet, LogsOnPanic) {
+    let mut dn = Devnet::start(opts(dir, nodes, keys, batch)).await.unwrap();
+    let logs = LogsOnPanic(dn.opts.data_dir.clone(), nodes);
+    dn.wait_for_keys(keys, Duration::from_secs(240), |_| {})
+        .await
+        .unwrap();
+    (dn, logs)
+}
+
+/// Waits until node 1 sees the first key generation batch open.
+pub async fn wait_first_batch(dn: &Devnet) {
+    wait_until(dn, 1, 120, "the first batch to open", |s| {
+        !s["open_batch"].is_null() || s["keys_opened"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+}
+
+/// After faults: every node of `1..=nodes` holds a share of each of the `keys`
+/// keys and blames nobody, all committed the same app hash at every height, and
+/// two users log in twice to one address with shares on one polynomial (k = 3).
+pub async fn assert_nothing_lost(dn: &Devnet, nodes: u32, keys: u64) {
+    for i in 1..=nodes {
+        let s = wait_until(dn, i, 300, "every share of every key", |s| {
+            s["keys_created"].as_u64() >= Some(keys) && s["shares"].as_u64() >= Some(keys)
+        })
+        .await;
+        assert_eq!(s["blamed"], serde_json::json!([]), "node {i}: {s}");
+    }
+    let all: Vec<u32> = (1..=nodes).collect();
+    assert_same_history(dn, &all).await;
+    for email in ["alice@example.com", "bob@example.com"] {
+        let first = login(dn, email).await;
+        let shares = all_shares(dn, email).await;
+        assert_eq!(shares.len(), nodes as usize, "{email}");
+        assert!(
+            consistent(&shares, 3),
+            "{email}: a node's share is not on the key's polynomial"
+        );
+        let again = login(dn, email).await;
+        assert_eq!(again.address, first.address, "{email}");
+    }
+}
+
 /// Prints the tail of every node log if the test panics (dropped while unwinding).
 pub struct LogsOnPanic(pub std::path::PathBuf, pub u32);
 

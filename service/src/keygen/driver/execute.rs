@@ -48,6 +48,7 @@ impl Keygen {
                         },
                         None => msg,
                     };
+                    crate::failpoint::hit("p2p.send");
                     self.p2p.send(to, msg);
                 }
                 Action::Submit(body) => {
@@ -66,13 +67,18 @@ impl Keygen {
                         tracing::error!(error = %e, "cannot persist the dealing seed: not dealing");
                         continue;
                     }
+                    crate::failpoint::hit("seed.persisted");
                     queue.extend(self.call(start, |run, cx| run.deal(cx, Some(seed))));
                 }
                 Action::StoreShares(s) => {
                     let start = s.batch.start;
                     match self.store_shares(*s) {
-                        Ok(shares) => queue
-                            .extend(self.call(start, |run, cx| run.on_shares_stored(cx, shares))),
+                        Ok(shares) => {
+                            crate::failpoint::hit("shares.stored");
+                            queue.extend(
+                                self.call(start, |run, cx| run.on_shares_stored(cx, shares)),
+                            )
+                        }
                         Err(()) => {
                             self.call(start, |run, _| run.on_shares_not_stored());
                         }

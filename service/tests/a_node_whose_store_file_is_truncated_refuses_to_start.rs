@@ -1,0 +1,143 @@
+//! Scenario 21 (torn or truncated files): after a network has generated its
+//! keys, one node is killed with SIGKILL and its consensus LMDB file cut to half its
+//! length (what a full disk, an interrupted copy or a restore that stopped
+//! early leave behind). Started on it, the node refuses: it exits with status 1
+//! and a message naming the file, both lengths and the remedy, before its RPC
+//! port answers anything; it neither crashes on a page past the end of its
+//! memory map (SIGBUS, what LMDB alone does) nor serves from the cut file.
+//! Its directory restored from a backup taken while it was down, and the
+//! tail of its consensus write-ahead log cut in the middle of an entry (a torn
+//! last write), it starts, drops the torn entry, catches up with the others and
+//! serves its shares again.
+
+#![allow(clippy::unwrap_used)]
+
+mod net;
+
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, Instant};
+
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// The largest file under `dir` whose path contains `part`, and its length.
+fn largest_file_under(dir: &std::path::Path, part: &str) -> (std::path::PathBuf, u64) {
+    let mut best = (std::path::PathBuf::new(), 0);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let len = std::fs::metadata(&p).unwrap().len();
+                if p.display().to_string().contains(part) && len > best.1 {
+                    best = (p, len);
+                }
+            }
+        }
+    }
+    best
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_store_file_is_truncated_refuses_to_start_and_serves_again_from_a_backup() {
+    let dir = net::test_dir();
+    let keys = 40;
+    let (mut dn, _logs) = net::full_devnet(dir.path(), 5, keys, 20).await;
+    let alice = net::login(&dn, "alice@example.com").await;
+    let node_dir = dn.opts.data_dir.join("node5");
+    // Killed (not stopped: a clean stop empties the write-ahead log) until the
+    // log holds entries of an unfinished height.
+    let mut tries = 0;
+    let (wal, wal_len) = loop {
+        dn.kill(5).unwrap();
+        let (wal, len) = largest_file_under(&node_dir.join("bft"), "wal");
+        if len > 40 {
+            break (wal, len);
+        }
+        tries += 1;
+        assert!(
+            tries < 30,
+            "the write-ahead log is never more than its header"
+        );
+        dn.start_node(5).unwrap();
+        tokio::time::sleep(Duration::from_millis(300 + 97 * tries)).await;
+    };
+    let lmdb = node_dir.join("lmdb");
+    let backup = dir.path().join("node5-lmdb-backup");
+    copy_dir(&lmdb, &backup);
+    let file = lmdb.join("data.mdb");
+    let len = std::fs::metadata(&file).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+
+    let log_before = std::fs::metadata(dn.log_path(5)).unwrap().len() as usize;
+    dn.start_node(5).unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = dn.exited(5) {
+            break s;
+        }
+        assert!(
+            net::status(&dn, 5, None).await.is_none(),
+            "the node on a truncated store answers its RPC port"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the node on a truncated store keeps running"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (status.code(), status.signal()),
+        (Some(1), None),
+        "the node on a truncated store ended with {status}, not a refusal"
+    );
+    let log = std::fs::read(dn.log_path(5)).unwrap();
+    let log = String::from_utf8_lossy(&log[log_before..]);
+    let want = format!("lmdb/data.mdb is truncated: {} bytes", len / 2);
+    assert!(log.contains(&want), "no clear refusal in the log: {log}");
+    assert!(log.contains("Restore the directory from a backup"), "{log}");
+
+    std::fs::remove_dir_all(&lmdb).unwrap();
+    copy_dir(&backup, &lmdb);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&wal)
+        .unwrap()
+        .set_len(wal_len - 7)
+        .unwrap();
+    let peer_height = net::status(&dn, 1, None).await.unwrap()["height"]
+        .as_u64()
+        .unwrap();
+    dn.start_node(5).unwrap();
+    let s = net::wait_until(&dn, 5, 180, "the restored node to catch up", |s| {
+        s["height"].as_u64() >= Some(peer_height) && s["shares"].as_u64() >= Some(keys)
+    })
+    .await;
+    assert_eq!(s["blamed"], serde_json::json!([]), "{s}");
+    net::assert_same_history(&dn, &[1, 2, 3, 4, 5]).await;
+    let shares = net::all_shares(&dn, "alice@example.com").await;
+    assert_eq!(
+        shares.len(),
+        5,
+        "every node, the restored one too, serves alice"
+    );
+    assert!(net::consistent(&shares, 3));
+    assert_eq!(
+        net::login(&dn, "alice@example.com").await.address,
+        alice.address
+    );
+    dn.shutdown();
+}
