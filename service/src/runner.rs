@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::bft::{self, BftConfig, BftHandle};
+use crate::bft::{self, BftConfig, BftHandle, EngineState};
 use crate::config::{listen_from, NodeConfig};
 use crate::keygen::{self, KeygenHandle};
 use crate::mempool::{Limits, Mempool, MempoolSubmitter, Refused};
@@ -41,6 +41,24 @@ pub enum RunError {
     /// Configuration that only shows up when wiring things together.
     #[error("config: {0}")]
     Config(String),
+}
+
+/// For a halt caused by the store: how much room is left where it writes. A full
+/// disk shows up from LMDB as a short write, which it reports as an I/O error
+/// ("Input/output error"), not as "no space left".
+fn storage_hint(reason: &str, data_dir: &std::path::Path) -> String {
+    if !reason.contains("lmdb") {
+        return String::new();
+    }
+    let dir = data_dir.join("lmdb");
+    match nix::sys::statvfs::statvfs(&dir) {
+        Ok(s) => format!(
+            " (the filesystem holding {} has {} bytes free)",
+            dir.display(),
+            s.blocks_available().saturating_mul(s.fragment_size())
+        ),
+        Err(_) => String::new(),
+    }
 }
 
 /// A running node.
@@ -440,6 +458,7 @@ impl RunningNode {
         let mut check = tokio::time::interval(Duration::from_secs(1));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+        let mut watch_bft = true;
         loop {
             tokio::select! {
                 r = self.tasks.join_next(), if !self.tasks.is_empty() => {
@@ -448,6 +467,27 @@ impl RunningNode {
                         Some(Err(e)) => return Err(format!("task failed: {e}")),
                         _ => {}
                     }
+                }
+                state = async {
+                    match &self.bft {
+                        Some(b) if watch_bft => b.wait().await,
+                        _ => std::future::pending().await,
+                    }
+                } => {
+                    if let EngineState::Halted(reason) = state {
+                        // A node whose consensus stopped must not go on serving a
+                        // state that no longer moves (and retrying writes that fail):
+                        // it stops, and says why.
+                        let hint = storage_hint(&reason, &self.node.config().data_dir);
+                        tracing::error!(%reason, "consensus halted: stopping the node");
+                        self.shutdown().await;
+                        return Err(if reason.starts_with("consensus halted") {
+                            format!("{reason}{hint}")
+                        } else {
+                            format!("consensus halted: {reason}{hint}")
+                        });
+                    }
+                    watch_bft = false;
                 }
                 _ = check.tick() => {
                     if self.keygen.as_ref().is_some_and(KeygenHandle::is_finished) {

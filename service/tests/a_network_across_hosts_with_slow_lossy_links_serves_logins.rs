@@ -20,23 +20,11 @@ use torus_node::devnet::netns;
 
 #[test]
 fn a_network_across_hosts_with_slow_lossy_links_serves_logins() {
-    if let Err(e) = netns::enter_private_network() {
-        assert!(
-            std::env::var("TORUS_REQUIRE_NETNS").as_deref() != Ok("1"),
-            "TORUS_REQUIRE_NETNS=1 but {e}"
-        );
-        eprintln!(
-            "SKIPPED the network across hosts: {e} (set TORUS_REQUIRE_NETNS=1 to fail instead)"
-        );
-        return;
-    }
-    // Built after entering the namespace: every runtime thread lives in it.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(across_hosts());
+    net::run_in_namespace(
+        netns::enter_private_network().map_err(|e| e.to_string()),
+        "the network across hosts",
+        across_hosts,
+    );
 }
 
 fn namespace_of(pid: u32) -> String {

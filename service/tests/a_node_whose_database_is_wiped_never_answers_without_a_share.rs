@@ -16,7 +16,6 @@ mod net;
 
 use std::time::{Duration, Instant};
 
-
 /// Node `dir`'s log without terminal colour codes.
 fn log_of(dir: &std::path::Path) -> String {
     let raw = std::fs::read_to_string(dir.join("node.log")).unwrap();

@@ -15,8 +15,7 @@
 mod net;
 
 use std::os::unix::process::ExitStatusExt;
-use std::time::{Duration, Instant};
-
+use std::time::Duration;
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -67,8 +66,17 @@ async fn a_node_whose_store_file_is_truncated_refuses_to_start_and_serves_again_
             tries < 30,
             "the write-ahead log is never more than its header"
         );
+        // Back in consensus (its height caught up with node 1's), then a kill
+        // somewhere inside a height.
+        let target = net::status(&dn, 1, None).await.unwrap()["height"]
+            .as_u64()
+            .unwrap();
         dn.start_node(5).unwrap();
-        tokio::time::sleep(Duration::from_millis(300 + 97 * tries)).await;
+        net::wait_until(&dn, 5, 60, "node 5 to catch up", |s| {
+            s["height"].as_u64() > Some(target)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(40 + 37 * tries)).await;
     };
     let lmdb = node_dir.join("lmdb");
     let backup = dir.path().join("node5-lmdb-backup");
@@ -82,30 +90,12 @@ async fn a_node_whose_store_file_is_truncated_refuses_to_start_and_serves_again_
         .set_len(len / 2)
         .unwrap();
 
-    let log_before = std::fs::metadata(dn.log_path(5)).unwrap().len() as usize;
-    dn.start_node(5).unwrap();
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = dn.exited(5) {
-            break s;
-        }
-        assert!(
-            net::status(&dn, 5, None).await.is_none(),
-            "the node on a truncated store answers its RPC port"
-        );
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "the node on a truncated store keeps running"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (status, log) = net::start_until_exit(&mut dn, 5, 60, true).await;
     assert_eq!(
         (status.code(), status.signal()),
         (Some(1), None),
         "the node on a truncated store ended with {status}, not a refusal"
     );
-    let log = std::fs::read(dn.log_path(5)).unwrap();
-    let log = String::from_utf8_lossy(&log[log_before..]);
     let want = format!("lmdb/data.mdb is truncated: {} bytes", len / 2);
     assert!(log.contains(&want), "no clear refusal in the log: {log}");
     assert!(log.contains("Restore the directory from a backup"), "{log}");

@@ -213,6 +213,66 @@ pub async fn assert_nothing_lost(dn: &Devnet, nodes: u32, keys: u64) {
     }
 }
 
+/// Runs `test` on a runtime of two threads built after `entered` (entering a
+/// namespace: every runtime thread and node process then lives in it). If it
+/// could not be entered, skips `what` with a notice, or fails when
+/// `TORUS_REQUIRE_NETNS=1` (CI sets it).
+pub fn run_in_namespace<F: std::future::Future<Output = ()>>(
+    entered: Result<(), String>,
+    what: &str,
+    test: impl FnOnce() -> F,
+) {
+    if let Err(e) = entered {
+        assert!(
+            std::env::var("TORUS_REQUIRE_NETNS").as_deref() != Ok("1"),
+            "TORUS_REQUIRE_NETNS=1 but {e}"
+        );
+        eprintln!("SKIPPED {what}: {e} (set TORUS_REQUIRE_NETNS=1 to fail instead)");
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(test());
+}
+
+/// Starts node `i` and waits, at most `secs`, until its process ends by itself:
+/// its exit status and what it logged since the start. With `silent`, the node's
+/// RPC port must never answer meanwhile.
+pub async fn start_until_exit(
+    dn: &mut Devnet,
+    i: u32,
+    secs: u64,
+    silent: bool,
+) -> (std::process::ExitStatus, String) {
+    let log_before = std::fs::metadata(dn.log_path(i))
+        .map(|m| m.len() as usize)
+        .unwrap_or(0);
+    dn.start_node(i).unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = dn.exited(i) {
+            break s;
+        }
+        if silent {
+            assert!(
+                status(dn, i, None).await.is_none(),
+                "node {i} answers its RPC port"
+            );
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "node {i} still runs after {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log = std::fs::read(dn.log_path(i)).unwrap();
+    let log = String::from_utf8_lossy(&log[log_before.min(log.len())..]).to_string();
+    (status, log)
+}
+
 /// Prints the tail of every node log if the test panics (dropped while unwinding).
 pub struct LogsOnPanic(pub std::path::PathBuf, pub u32);
 
