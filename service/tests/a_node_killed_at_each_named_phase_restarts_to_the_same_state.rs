@@ -29,10 +29,12 @@ use torus_node::failpoint;
 const NODES: u32 = 5;
 /// Each point is armed this many times (on a node drawn each time).
 const ROUNDS: usize = 4;
+/// The first points of [`POINTS`], those on the key generation path.
+const KEYGEN_POINTS: usize = 4;
 
 /// Each point with the largest hit count drawn for it (the step happens that
 /// often within a few seconds of a restart). The key generation steps come
-/// first, while the buffer still fills; the consensus steps happen at every
+/// first ([`KEYGEN_POINTS`] of them); the consensus steps happen at every
 /// height whether keys are generated or not.
 const POINTS: &[(&str, u32)] = &[
     ("seed.persisted", 3),
@@ -79,8 +81,14 @@ async fn a_node_killed_at_each_named_phase_restarts_to_the_same_state_and_loses_
     let t0 = Instant::now();
     let mut done = Vec::new();
     let mut last = 0;
-    for round in 0..ROUNDS {
-        for &(name, most) in POINTS {
+    // The key generation points' rounds first, while the buffer fills; then the
+    // consensus points', which happen at every height.
+    let (keygen_points, consensus_points) = POINTS.split_at(KEYGEN_POINTS);
+    for (group, round) in [keygen_points, consensus_points]
+        .into_iter()
+        .flat_map(|g| (0..ROUNDS).map(move |r| (g, r)))
+    {
+        for &(name, most) in group {
             // Never the same node twice in a row: the others keep a quorum.
             let mut victim = 1 + rng.next_u32() % NODES;
             if victim == last {
@@ -140,11 +148,11 @@ async fn a_node_killed_at_each_named_phase_restarts_to_the_same_state_and_loses_
     // while keys were being generated.
     let during = done
         .iter()
-        .filter(|d| d.4 < keys && POINTS.iter().take(4).any(|p| d.1.starts_with(p.0)))
+        .filter(|d| d.4 < keys && keygen_points.iter().any(|p| d.1.starts_with(p.0)))
         .count();
     assert_eq!(
         during,
-        4 * ROUNDS,
+        KEYGEN_POINTS * ROUNDS,
         "some key generation failpoints struck after the buffer was full: {done:?}"
     );
     net::assert_nothing_lost(&dn, NODES, keys).await;
