@@ -73,17 +73,15 @@ pub fn parse(spec: &str) -> Result<Armed, String> {
     Ok(Armed { name, at })
 }
 
-fn armed() -> &'static Option<Armed> {
-    static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
-    ARMED.get_or_init(|| std::env::var(ENV).ok().and_then(|s| parse(&s).ok()))
+/// The variable, read and parsed once for the process.
+fn armed() -> &'static Result<Option<Armed>, String> {
+    static ARMED: OnceLock<Result<Option<Armed>, String>> = OnceLock::new();
+    ARMED.get_or_init(|| std::env::var(ENV).ok().map(|s| parse(&s)).transpose())
 }
 
 /// Checks the variable at start-up: `Err` names a malformed or unknown point.
 pub fn check() -> Result<Option<Armed>, String> {
-    match std::env::var(ENV) {
-        Ok(s) => parse(&s).map(Some),
-        Err(_) => Ok(None),
-    }
+    armed().clone()
 }
 
 static HITS: AtomicU64 = AtomicU64::new(0);
@@ -93,7 +91,7 @@ static HITS: AtomicU64 = AtomicU64::new(0);
 #[inline]
 pub fn hit(name: &'static str) {
     debug_assert!(NAMES.contains(&name), "unlisted failpoint {name}");
-    if let Some(a) = armed() {
+    if let Ok(Some(a)) = armed() {
         if a.name == name {
             let n = HITS.fetch_add(1, Ordering::SeqCst) + 1;
             if n == a.at {

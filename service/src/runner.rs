@@ -481,11 +481,8 @@ impl RunningNode {
                         let hint = storage_hint(&reason, &self.node.config().data_dir);
                         tracing::error!(%reason, "consensus halted: stopping the node");
                         self.shutdown().await;
-                        return Err(if reason.starts_with("consensus halted") {
-                            format!("{reason}{hint}")
-                        } else {
-                            format!("consensus halted: {reason}{hint}")
-                        });
+                        let reason = reason.strip_prefix("consensus halted: ").unwrap_or(&reason);
+                        return Err(format!("consensus halted: {reason}{hint}"));
                     }
                     watch_bft = false;
                 }

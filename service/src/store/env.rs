@@ -372,10 +372,14 @@ mod tests {
     /// killed the test process with SIGBUS (a page past the end of the mapped file).
     #[test]
     fn a_truncated_data_file_is_refused_with_a_clear_error_and_never_read() {
-        for (sub, cut_to) in [("lmdb", 3u64), ("lmdb", 0), ("client-lmdb", 3)] {
-            let (d, s) = store();
+        // Each file cut to three 4 KiB pages (`Some(3)`) or to half its length (`None`).
+        for (sub, pages) in [
+            ("lmdb", Some(3u64)),
+            ("lmdb", None),
+            ("client-lmdb", Some(3)),
+        ] {
+            let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
             let key = crate::crypto::NodeKey::random();
-            drop(s);
             let s = super::Store::open(d.path(), &key, 64 << 20).unwrap_or_else(|e| panic!("{e}"));
             let mut writes = BTreeMap::new();
             for i in 0..3000u64 {
@@ -402,8 +406,7 @@ mod tests {
             let len = std::fs::metadata(&file)
                 .unwrap_or_else(|e| panic!("{e}"))
                 .len();
-            // `cut_to` pages of 4 KiB; 0 means half the file.
-            let cut = if cut_to == 0 { len / 2 } else { cut_to * 4096 };
+            let cut = pages.map_or(len / 2, |p| p * 4096);
             assert!(cut < len, "{sub}: {len} bytes");
             std::fs::OpenOptions::new()
                 .write(true)
