@@ -19,7 +19,7 @@
 mod net;
 
 use std::os::unix::process::ExitStatusExt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -46,13 +46,6 @@ const POINTS: &[(&str, u32)] = &[
     ("block.in_commit", 8),
     ("block.committed", 8),
 ];
-
-async fn height(dn: &Devnet, i: u32) -> u64 {
-    net::status(dn, i, None)
-        .await
-        .and_then(|s| s["height"].as_u64())
-        .unwrap_or(0)
-}
 
 #[test]
 fn the_schedule_names_every_failpoint_of_the_node() {
@@ -84,9 +77,9 @@ async fn a_node_killed_at_each_named_phase_restarts_to_the_same_state_and_loses_
     // The key generation points' rounds first, while the buffer fills; then the
     // consensus points', which happen at every height.
     let (keygen_points, consensus_points) = POINTS.split_at(KEYGEN_POINTS);
-    for (group, round) in [keygen_points, consensus_points]
+    for group in [keygen_points, consensus_points]
         .into_iter()
-        .flat_map(|g| (0..ROUNDS).map(move |r| (g, r)))
+        .flat_map(|g| std::iter::repeat_n(g, ROUNDS))
     {
         for &(name, most) in group {
             // Never the same node twice in a row: the others keep a quorum.
@@ -97,41 +90,24 @@ async fn a_node_killed_at_each_named_phase_restarts_to_the_same_state_and_loses_
             last = victim;
             let at = 1 + rng.next_u32() % most;
             let spec = format!("{name}:{at}");
-            let log_before = std::fs::metadata(dn.log_path(victim))
-                .map(|m| m.len())
-                .unwrap_or(0);
             dn.kill(victim).unwrap();
-            dn.start_node_with_env(victim, &[(failpoint::ENV, &spec)])
-                .unwrap();
             let armed = Instant::now();
-            let status = loop {
-                if let Some(s) = dn.exited(victim) {
-                    break s;
-                }
-                assert!(
-                    armed.elapsed() < Duration::from_secs(180),
-                    "round {round}: node {victim} armed with {spec} did not reach it within 180 s"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            };
+            let (status, log) =
+                net::start_until_exit(&mut dn, victim, &[(failpoint::ENV, &spec)], 180, false)
+                    .await;
             let died_after = armed.elapsed();
             let peer = if victim == 1 { 2 } else { 1 };
-            let created = net::status(&dn, peer, None)
-                .await
-                .and_then(|s| s["keys_created"].as_u64())
-                .unwrap_or(0);
+            let created = net::keys_created(&dn, peer).await;
             assert_eq!(
                 status.signal(),
                 Some(9),
                 "node {victim} armed with {spec} ended with {status}, not SIGKILL"
             );
-            let log = std::fs::read(dn.log_path(victim)).unwrap();
-            let log = String::from_utf8_lossy(&log[log_before as usize..]);
             assert!(
                 log.contains(&format!("failpoint {name} reached (hit {at})")),
                 "node {victim} died, but not at {spec}"
             );
-            let target = height(&dn, peer).await;
+            let target = net::height(&dn, peer).await;
             dn.start_node(victim).unwrap();
             net::wait_until(&dn, victim, 180, "the restarted node to catch up", |s| {
                 s["height"].as_u64() >= Some(target)

@@ -83,10 +83,7 @@ async fn full_disk() {
         Some("size=32m"),
     )
     .unwrap();
-    for e in std::fs::read_dir(&aside).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), lmdb.join(e.file_name())).unwrap();
-    }
+    net::copy_dir(&aside, &lmdb);
     let ballast = lmdb.join("ballast");
     let mut f = std::fs::File::create(&ballast).unwrap();
     let chunk = vec![0x5a_u8; 1 << 20];
@@ -102,7 +99,7 @@ async fn full_disk() {
     assert!(free <= left + 4096, "{free} bytes free, wanted {left}");
 
     let t0 = Instant::now();
-    let (status, log) = net::start_until_exit(&mut dn, 5, 180, false).await;
+    let (status, log) = net::start_until_exit(&mut dn, 5, &[], 180, false).await;
     eprintln!(
         "node 5 stopped {:?} after its start on a full disk",
         t0.elapsed()

@@ -1,5 +1,5 @@
 //! Scenario 21 (torn or truncated files): after a network has generated its
-//! keys, one node is killed with SIGKILL and its consensus LMDB file cut to half its
+//! keys, one node is killed with SIGKILL (inside a block's commit) and its consensus LMDB file cut to half its
 //! length (what a full disk, an interrupted copy or a restore that stopped
 //! early leave behind). Started on it, the node refuses: it exits with status 1
 //! and a message naming the file, both lengths and the remedy, before its RPC
@@ -15,15 +15,8 @@
 mod net;
 
 use std::os::unix::process::ExitStatusExt;
-use std::time::Duration;
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
+use torus_node::failpoint;
 
 /// The largest file under `dir` whose path contains `part`, and its length.
 fn largest_file_under(dir: &std::path::Path, part: &str) -> (std::path::PathBuf, u64) {
@@ -52,35 +45,34 @@ async fn a_node_whose_store_file_is_truncated_refuses_to_start_and_serves_again_
     let (mut dn, _logs) = net::full_devnet(dir.path(), 5, keys, 20).await;
     let alice = net::login(&dn, "alice@example.com").await;
     let node_dir = dn.opts.data_dir.join("node5");
-    // Killed (not stopped: a clean stop empties the write-ahead log) until the
-    // log holds entries of an unfinished height.
+    // Killed inside a decided block's commit (a failpoint), when the consensus
+    // write-ahead log holds the height's messages (a clean stop, or a kill
+    // between heights, leaves only its header).
+    dn.kill(5).unwrap();
     let mut tries = 0;
     let (wal, wal_len) = loop {
-        dn.kill(5).unwrap();
+        let (status, _) = net::start_until_exit(
+            &mut dn,
+            5,
+            &[(failpoint::ENV, "block.in_commit:3")],
+            60,
+            false,
+        )
+        .await;
+        assert_eq!(status.signal(), Some(9), "{status}");
         let (wal, len) = largest_file_under(&node_dir.join("bft"), "wal");
         if len > 40 {
             break (wal, len);
         }
         tries += 1;
         assert!(
-            tries < 30,
+            tries < 10,
             "the write-ahead log is never more than its header"
         );
-        // Back in consensus (its height caught up with node 1's), then a kill
-        // somewhere inside a height.
-        let target = net::status(&dn, 1, None).await.unwrap()["height"]
-            .as_u64()
-            .unwrap();
-        dn.start_node(5).unwrap();
-        net::wait_until(&dn, 5, 60, "node 5 to catch up", |s| {
-            s["height"].as_u64() > Some(target)
-        })
-        .await;
-        tokio::time::sleep(Duration::from_millis(40 + 37 * tries)).await;
     };
     let lmdb = node_dir.join("lmdb");
     let backup = dir.path().join("node5-lmdb-backup");
-    copy_dir(&lmdb, &backup);
+    net::copy_dir(&lmdb, &backup);
     let file = lmdb.join("data.mdb");
     let len = std::fs::metadata(&file).unwrap().len();
     std::fs::OpenOptions::new()
@@ -90,7 +82,7 @@ async fn a_node_whose_store_file_is_truncated_refuses_to_start_and_serves_again_
         .set_len(len / 2)
         .unwrap();
 
-    let (status, log) = net::start_until_exit(&mut dn, 5, 60, true).await;
+    let (status, log) = net::start_until_exit(&mut dn, 5, &[], 60, true).await;
     assert_eq!(
         (status.code(), status.signal()),
         (Some(1), None),
@@ -101,7 +93,7 @@ async fn a_node_whose_store_file_is_truncated_refuses_to_start_and_serves_again_
     assert!(log.contains("Restore the directory from a backup"), "{log}");
 
     std::fs::remove_dir_all(&lmdb).unwrap();
-    copy_dir(&backup, &lmdb);
+    net::copy_dir(&backup, &lmdb);
     std::fs::OpenOptions::new()
         .write(true)
         .open(&wal)

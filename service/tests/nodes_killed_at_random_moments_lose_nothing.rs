@@ -23,20 +23,6 @@ use torus_node::devnet::Devnet;
 const NODES: u32 = 5;
 const KILLS: usize = 16;
 
-async fn height(dn: &Devnet, i: u32) -> u64 {
-    net::status(dn, i, None)
-        .await
-        .and_then(|s| s["height"].as_u64())
-        .unwrap_or(0)
-}
-
-async fn created(dn: &Devnet, i: u32) -> u64 {
-    net::status(dn, i, None)
-        .await
-        .and_then(|s| s["keys_created"].as_u64())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_killed_at_random_moments_lose_no_share_and_agree_on_every_block() {
     let seed: u64 = std::env::var("TORUS_CHAOS_SEED")
@@ -58,11 +44,11 @@ async fn nodes_killed_at_random_moments_lose_no_share_and_agree_on_every_block()
         let before_ms = u64::from(rng.next_u32() % 1500);
         let down_ms = u64::from(rng.next_u32() % 1500);
         tokio::time::sleep(Duration::from_millis(before_ms)).await;
-        let created = created(&dn, if victim == 1 { 2 } else { 1 }).await;
+        let created = net::keys_created(&dn, if victim == 1 { 2 } else { 1 }).await;
         dn.kill(victim).unwrap();
         tokio::time::sleep(Duration::from_millis(down_ms)).await;
         let peer = if victim == 1 { 2 } else { 1 };
-        let target = height(&dn, peer).await;
+        let target = net::height(&dn, peer).await;
         dn.start_node(victim).unwrap();
         schedule.push((victim, before_ms, down_ms, created, target));
         // Back in the committee before the next kill: it answers and has

@@ -238,19 +238,20 @@ pub fn run_in_namespace<F: std::future::Future<Output = ()>>(
     rt.block_on(test());
 }
 
-/// Starts node `i` and waits, at most `secs`, until its process ends by itself:
-/// its exit status and what it logged since the start. With `silent`, the node's
-/// RPC port must never answer meanwhile.
+/// Starts node `i` with the extra environment `env` and waits, at most `secs`,
+/// until its process ends by itself: its exit status and what it logged since the
+/// start. With `silent`, the node's RPC port must never answer meanwhile.
 pub async fn start_until_exit(
     dn: &mut Devnet,
     i: u32,
+    env: &[(&str, &str)],
     secs: u64,
     silent: bool,
 ) -> (std::process::ExitStatus, String) {
     let log_before = std::fs::metadata(dn.log_path(i))
         .map(|m| m.len() as usize)
         .unwrap_or(0);
-    dn.start_node(i).unwrap();
+    dn.start_node_with_env(i, env).unwrap();
     let t0 = Instant::now();
     let status = loop {
         if let Some(s) = dn.exited(i) {
@@ -264,13 +265,38 @@ pub async fn start_until_exit(
         }
         assert!(
             t0.elapsed() < Duration::from_secs(secs),
-            "node {i} still runs after {secs} s"
+            "node {i} (extra environment {env:?}) still runs after {secs} s"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let log = std::fs::read(dn.log_path(i)).unwrap();
     let log = String::from_utf8_lossy(&log[log_before.min(log.len())..]).to_string();
     (status, log)
+}
+
+/// Node `i`'s height, 0 while it does not answer.
+pub async fn height(dn: &Devnet, i: u32) -> u64 {
+    status(dn, i, None)
+        .await
+        .and_then(|s| s["height"].as_u64())
+        .unwrap_or(0)
+}
+
+/// How many keys node `i` has created, 0 while it does not answer.
+pub async fn keys_created(dn: &Devnet, i: u32) -> u64 {
+    status(dn, i, None)
+        .await
+        .and_then(|s| s["keys_created"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Copies the files of directory `from` into `to` (created if missing).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
 }
 
 /// Prints the tail of every node log if the test panics (dropped while unwinding).
