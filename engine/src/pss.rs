@@ -12,7 +12,7 @@
 //!   polynomial, so they do not combine with old ones.
 
 use crate::avss::{
-    bisect, culprits_from, deal, fresh_seed, weights, Commitments, Dealing, Fold, SendRef,
+    bisect, culprits_from, deal, fresh_seed, weights, Commitments, Dealing, Fold, SendRef, Slice,
 };
 use crate::dkg::{combine_shares, KeyShares};
 use crate::error::{Error, Result};
@@ -160,4 +160,26 @@ pub fn reshare_combine<S: Suite>(
         sp,
         commitments,
     })
+}
+
+/// What new node `node` keeps beside its new shares so that a peer that lost its
+/// own can rebuild them (the same role as the aggregated slice and the summed
+/// commitments after a DKG): its slice of the combined sharing `sum λ_i f_i`
+/// (constant time: secret) and that sharing's commitment matrices `sum λ_i C_i`
+/// (variable time: public). Column 0 of the matrices is the new commitment
+/// vector [`reshare_combine`] returns, and row 0 of the slice holds the new shares.
+pub fn reshare_recovery<S: Suite>(
+    engine: &Engine,
+    new_params: &Params,
+    node: u32,
+    decided: &[SendRef<'_, S>],
+) -> Result<(Slice<S>, Commitments<S>)> {
+    new_params.check_index(node)?;
+    let idx: Vec<u32> = decided.iter().map(|d| d.dealer).collect();
+    let lambda = lagrange_at_zero::<Scalar<S>>(&idx)?;
+    let slices: Vec<&Slice<S>> = decided.iter().map(|d| d.slice).collect();
+    let slice = Slice::weighted_sum(node, &lambda, &slices)?;
+    let mats: Vec<&Commitments<S>> = decided.iter().map(|d| d.commitments).collect();
+    let commitments = Commitments::vartime_lincomb(engine, &lambda, &mats)?;
+    Ok((slice, commitments))
 }

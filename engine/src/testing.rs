@@ -440,6 +440,7 @@ pub fn check_reshare<S: Suite>(engine: &Engine, old: Params, new: Params, keys: 
     // The new committee combines the other old dealers (all but dealer 1).
     let decided: Vec<usize> = (1..old.n as usize).collect();
     let mut new_shares = Vec::new();
+    let mut recovery = Vec::new();
     for j in 1..=new.n {
         let sends: Vec<SendRef<'_, S>> = decided
             .iter()
@@ -460,6 +461,33 @@ pub fn check_reshare<S: Suite>(engine: &Engine, old: Params, new: Params, keys: 
         )
         .unwrap();
         new_shares.push(pss::reshare_combine(engine, &old, &new, j, &sends).unwrap());
+        recovery.push(pss::reshare_recovery(engine, &new, j, &sends).unwrap());
+    }
+    // The recovery material is the combined sharing: its row 0 holds the new
+    // shares, its column 0 the new commitment vectors, every slice verifies
+    // against the combined matrices, and k peers' points rebuild a lost slice.
+    for (j, ((slice, mats), sh)) in (1..=new.n).zip(recovery.iter().zip(&new_shares)) {
+        assert_eq!(mats.column0(), sh.commitments, "node {j}");
+        for key in 0..keys {
+            assert_eq!(slice.row(key).0[0], sh.shares()[key], "node {j} key {key}");
+            assert_eq!(slice.row(key).1[0], sh.blinding_shares()[key]);
+        }
+        let send = SendRef {
+            dealer: 1,
+            commitments: mats,
+            slice,
+        };
+        avss::verify_sends(engine, &new, j, &[send]).unwrap();
+        let points: Vec<_> = recovery
+            .iter()
+            .filter(|(s, _)| s.receiver != j)
+            .take(new.ku())
+            .map(|(s, _)| avss::echo_points(s, j))
+            .collect();
+        assert_eq!(
+            &avss::recover_slice(engine, &new, j, mats, &points).unwrap(),
+            slice
+        );
     }
     let kn = new.ku();
     let pts: Vec<(u32, &[Scalar<S>])> = new_shares

@@ -135,6 +135,29 @@ impl<S: Suite> Commitments<S> {
         });
         Commitments::from_points(0, k, sums)
     }
+    /// `sum_i w_i C_i` entry-wise, in variable time, for PUBLIC matrices: the
+    /// commitments of a weighted sum of sharings (resharing combines the old
+    /// dealers' sub-sharings with Lagrange weights). Every input must have the same
+    /// k and key count; at least one is needed.
+    pub fn vartime_lincomb(
+        engine: &crate::Engine,
+        weights: &[Scalar<S>],
+        all: &[&Commitments<S>],
+    ) -> Result<Self> {
+        let Some(first) = all.first() else {
+            return Err(Error::TooFewPoints { need: 1, got: 0 });
+        };
+        if let Some(c) = all.iter().find(|c| c.k != first.k) {
+            return Err(Error::LengthMismatch {
+                what: "commitment matrix size",
+                expected: first.k,
+                got: c.k,
+            });
+        }
+        let cols: Vec<&[Affine<S>]> = all.iter().map(|c| c.points.as_slice()).collect();
+        let v = engine.vartime_lincomb::<S>(weights, &cols)?;
+        Commitments::from_points(0, first.k, S::batch_to_affine(&v))
+    }
     /// Column 0 (`C[j][0]` for j in 0..k) of every key, key-major: the Pedersen
     /// commitment vector of `f(x, 0)`.
     pub fn column0(&self) -> Vec<Affine<S>> {
@@ -278,6 +301,45 @@ impl<S: Suite> Slice<S> {
             for (acc, v) in parts.iter_mut().zip([&s.a, &s.ap, &s.b, &s.bp]) {
                 for (x, y) in acc.iter_mut().zip(v.iter()) {
                     *x += y;
+                }
+            }
+        }
+        let [a, ap, b, bp] = parts;
+        Slice::from_parts(receiver, k, a, ap, b, bp)
+    }
+    /// `sum_i w_i s_i` coefficient-wise (constant time: the slices are secret),
+    /// for `receiver`: its slice of a weighted sum of sharings. Every input must
+    /// have the same k and key count, with one weight each; at least one is needed.
+    pub fn weighted_sum(receiver: u32, weights: &[Scalar<S>], all: &[&Slice<S>]) -> Result<Self> {
+        let Some(first) = all.first() else {
+            return Err(Error::TooFewPoints { need: 1, got: 0 });
+        };
+        if weights.len() != all.len() {
+            return Err(Error::LengthMismatch {
+                what: "slice weights",
+                expected: all.len(),
+                got: weights.len(),
+            });
+        }
+        let len = first.a.len();
+        let k = first.k;
+        let mut parts = [
+            vec![Scalar::<S>::from(0u64); len],
+            vec![Scalar::<S>::from(0u64); len],
+            vec![Scalar::<S>::from(0u64); len],
+            vec![Scalar::<S>::from(0u64); len],
+        ];
+        for (s, w) in all.iter().zip(weights) {
+            if s.k != k || [s.a.len(), s.ap.len(), s.b.len(), s.bp.len()] != [len; 4] {
+                return Err(Error::LengthMismatch {
+                    what: "slices to combine",
+                    expected: len,
+                    got: s.a.len(),
+                });
+            }
+            for (acc, v) in parts.iter_mut().zip([&s.a, &s.ap, &s.b, &s.bp]) {
+                for (x, y) in acc.iter_mut().zip(v.iter()) {
+                    *x += *y * w;
                 }
             }
         }

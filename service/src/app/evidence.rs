@@ -52,7 +52,24 @@ pub fn check(
     accuser: u32,
     evidence: &Evidence,
 ) -> Result<Verdict, String> {
-    let params = Params::new(epoch.n, epoch.k, epoch.t).map_err(|e| e.to_string())?;
+    check_dealt_by(epoch, epoch, batch, dealer, accuser, evidence)
+}
+
+/// [`check`] for a batch that `dealers` deal to `receivers` (the old and the new
+/// committee of a resharing; the same committee in a DKG): headers are signed by
+/// a member of `dealers`, the sharing has the receivers' threshold, and indexes
+/// up to the larger committee's size are valid dealers.
+pub fn check_dealt_by(
+    dealers: &EpochInfo,
+    receivers: &EpochInfo,
+    batch: &BatchId,
+    dealer: u32,
+    accuser: u32,
+    evidence: &Evidence,
+) -> Result<Verdict, String> {
+    let epoch = receivers;
+    let params = Params::new(receivers.n.max(dealers.n), receivers.k, receivers.t)
+        .map_err(|e| e.to_string())?;
     let same_batch = |h: &DealHeader| {
         if h.batch != *batch {
             return Err("header is for another batch".to_string());
@@ -61,7 +78,7 @@ pub fn check(
     };
     match evidence {
         Evidence::Malformed { header } => {
-            signed_by_dealer(epoch, dealer, header)?;
+            signed_by_dealer(dealers, dealer, header)?;
             same_batch(header)?;
             if header.k != epoch.k || header.keys != batch.count {
                 Ok(Verdict::DealerGuilty(format!(
@@ -75,8 +92,8 @@ pub fn check(
             }
         }
         Evidence::Equivocation { a, b } => {
-            signed_by_dealer(epoch, dealer, a)?;
-            signed_by_dealer(epoch, dealer, b)?;
+            signed_by_dealer(dealers, dealer, a)?;
+            signed_by_dealer(dealers, dealer, b)?;
             same_batch(a)?;
             same_batch(b)?;
             if a.commitments != b.commitments {
@@ -98,7 +115,7 @@ pub fn check(
             matrix,
             slice,
         } => {
-            signed_by_dealer(epoch, dealer, header)?;
+            signed_by_dealer(dealers, dealer, header)?;
             same_batch(header)?;
             if header.receiver != accuser {
                 return Err("a node can only complain about its own send".into());

@@ -1,4 +1,5 @@
-//! Dealing: this node's sharing of the batch, from a persisted seed.
+//! Dealing: this node's sharing of the batch, from a persisted seed; and an
+//! old member's resharing of its shares to the next committee.
 //!
 //! Secret path: constant-time code only, no `vartime` or GPU calls (checked by
 //! `service/tests/secret_paths_call_no_variable_time_code.rs`).
@@ -6,15 +7,17 @@
 use std::time::Instant;
 
 use rand_core::RngCore;
-use torus_engine::avss;
+use torus_engine::avss::{self, Dealing};
+use torus_engine::dkg::KeyShares;
 use torus_engine::wire::{Wire, WireXy};
 use torus_engine::Secp256k1;
+use torus_engine::{pss, Params};
 use zeroize::Zeroizing;
 
 use super::{observe, Action, BatchRun, Cx};
 use crate::hexfmt::keccak256;
 use crate::p2p::{Message, SendMsg};
-use crate::tx::{digest, BatchId, DealHeader};
+use crate::tx::{digest, BatchId, DealHeader, EpochInfo};
 
 impl BatchRun {
     // ---- dealing ----
@@ -24,6 +27,14 @@ impl BatchRun {
     /// asks for it to be persisted ([`Action::PersistSeed`]); the driver deals
     /// again with it once it is stored, so nothing is sent before.
     pub fn deal(&mut self, cx: &mut Cx<'_>, stored: Option<Zeroizing<[u8; 32]>>) {
+        if self.reshare.is_some() {
+            // Old members deal a resharing with `reshare_dealing`, from their old shares.
+            tracing::error!(
+                batch = self.batch.start,
+                "a resharing batch is not dealt afresh"
+            );
+            return;
+        }
         if self.blamed.contains(&self.me) {
             tracing::warn!(
                 batch = self.batch.start,
@@ -52,45 +63,14 @@ impl BatchRun {
                 return;
             }
         };
-        let slices = match dealing.slices(cx.engine) {
-            Ok(s) => s,
+        let msgs = match send_messages(cx, self.batch, self.me, params.k, &dealing) {
+            Ok(m) => m,
             Err(e) => {
-                tracing::error!(error = %e, "slicing failed");
+                tracing::error!(error = %e, "cannot build the sends: not dealing");
                 return;
             }
         };
         observe(cx.metrics, self.batch, "deal", t0);
-        let digest = digest::dealing_digest(&self.batch, self.me, &dealing.commitments);
-        let cbytes = dealing.commitments.encode_xy();
-        let mut msgs = Vec::with_capacity(slices.len());
-        for slice in &slices {
-            let to = slice.receiver;
-            let slice_digest = match digest::send_slice_digest(&self.batch, self.me, slice) {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot digest a slice: not dealing");
-                    return;
-                }
-            };
-            let header = DealHeader::sign(
-                cx.key,
-                self.batch,
-                self.me,
-                to,
-                params.k,
-                self.batch.count,
-                digest,
-                slice_digest,
-            );
-            msgs.push((
-                to,
-                Message::Send(SendMsg {
-                    header,
-                    commitments: cbytes.clone(),
-                    slice: Zeroizing::new(slice.encode()),
-                }),
-            ));
-        }
         // All or nothing: a dealer never sends part of a dealing.
         for (to, msg) in msgs {
             self.send(cx, to, msg);
@@ -102,6 +82,85 @@ impl BatchRun {
             "dealt batch"
         );
     }
+}
+
+/// Old node `old_shares.node` deals its shares of `batch`'s keys to `new_epoch`:
+/// the signed sends, one per new member, from the secret `stored` it persisted
+/// for this batch (the same secret deals the same dealing after a restart).
+/// Secret path: constant time only.
+// Called by the unit tests until the driver runs resharing (issue #12's next step).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) fn reshare_dealing(
+    cx: &Cx<'_>,
+    batch: BatchId,
+    new_epoch: &EpochInfo,
+    old_shares: &KeyShares<Secp256k1>,
+    stored: &[u8; 32],
+) -> Result<Vec<(u32, Message)>, String> {
+    if batch.epoch != new_epoch.epoch {
+        return Err(format!(
+            "batch of epoch {} resharing to epoch {}",
+            batch.epoch, new_epoch.epoch
+        ));
+    }
+    if old_shares.keys() != batch.count as usize {
+        return Err(format!(
+            "{} old shares for a batch of {} keys",
+            old_shares.keys(),
+            batch.count
+        ));
+    }
+    let new_params =
+        Params::new(new_epoch.n, new_epoch.k, new_epoch.t).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let seed = dealing_seed(stored, &batch);
+    let dealing = pss::reshare_deal(cx.engine, new_params, old_shares, *seed)
+        .map_err(|e| format!("resharing deal: {e}"))?;
+    let msgs = send_messages(cx, batch, old_shares.node, new_epoch.k, &dealing)?;
+    observe(cx.metrics, batch, "reshare_deal", t0);
+    Ok(msgs)
+}
+
+/// The signed sends of `dealer`'s dealing of `batch`, one per receiver, built
+/// before anything goes out (a dealer never sends part of a dealing). `k` is the
+/// receiving committee's threshold, which the headers sign.
+pub(super) fn send_messages(
+    cx: &Cx<'_>,
+    batch: BatchId,
+    dealer: u32,
+    k: u32,
+    dealing: &Dealing<Secp256k1>,
+) -> Result<Vec<(u32, Message)>, String> {
+    let slices = dealing
+        .slices(cx.engine)
+        .map_err(|e| format!("slicing: {e}"))?;
+    let digest = digest::dealing_digest(&batch, dealer, &dealing.commitments);
+    let cbytes = dealing.commitments.encode_xy();
+    let mut msgs = Vec::with_capacity(slices.len());
+    for slice in &slices {
+        let to = slice.receiver;
+        let slice_digest = digest::send_slice_digest(&batch, dealer, slice)
+            .map_err(|e| format!("slice digest: {e}"))?;
+        let header = DealHeader::sign(
+            cx.key,
+            batch,
+            dealer,
+            to,
+            k,
+            batch.count,
+            digest,
+            slice_digest,
+        );
+        msgs.push((
+            to,
+            Message::Send(SendMsg {
+                header,
+                commitments: cbytes.clone(),
+                slice: Zeroizing::new(slice.encode()),
+            }),
+        ));
+    }
+    Ok(msgs)
 }
 
 /// The seed of one dealing: the persisted secret of a start index bound to the whole batch

@@ -38,9 +38,9 @@ impl BatchRun {
             return None;
         }
         let need_readies = self.params.ready_threshold() as usize;
-        let eligible = self.params.n as usize - self.blamed.len();
-        let trigger = (self.params.ready_threshold() as usize).min(eligible);
-        if trigger < self.params.ku() {
+        let eligible = (self.dealer_count() as usize).saturating_sub(self.blamed.len());
+        let trigger = self.proposal_trigger().min(eligible);
+        if trigger < self.min_dealers() {
             return None;
         }
         let complete: Vec<(u32, [u8; 32])> = self
@@ -85,7 +85,7 @@ impl BatchRun {
                 readies,
             });
         }
-        if dealers.len() < self.params.ku() {
+        if dealers.len() < self.min_dealers() {
             return None;
         }
         self.proposed = true;

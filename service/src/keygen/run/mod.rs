@@ -17,6 +17,10 @@
 mod bounds;
 mod deal;
 mod dealer_set;
+// The resharing run is driven by the unit tests only until the driver runs
+// resharing over the network (issue #12's next step).
+#[cfg_attr(not(test), allow(dead_code))]
+mod reshare;
 mod shares;
 mod sharing;
 #[cfg(test)]
@@ -39,6 +43,7 @@ use crate::metrics::{Metrics, PhaseLabels};
 use crate::p2p::Message;
 use crate::store::records::BatchRecord;
 use crate::tx::{BatchId, DealHeader, EpochInfo, Evidence, TxBody};
+use reshare::ReshareSource;
 
 /// What a run asks its driver to do, in the order it asks.
 // Nearly every action is a `Send`, and actions live only until the driver
@@ -162,6 +167,8 @@ pub(super) struct DealerState {
 
 pub(crate) struct BatchRun {
     pub(crate) batch: BatchId,
+    /// A resharing batch: the dealers are the old committee (see `reshare`).
+    pub(super) reshare: Option<Box<ReshareSource>>,
     pub(super) params: Params,
     pub(super) epoch: EpochInfo,
     pub(super) me: u32,
@@ -223,6 +230,7 @@ impl BatchRun {
         let decided = decided.filter(|r| r.batch == batch);
         Ok(BatchRun {
             batch,
+            reshare: None,
             params,
             epoch: epoch.clone(),
             me,

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use rand_core::RngCore;
-use torus_engine::avss::{Commitments, SendRef, Slice};
+use torus_engine::avss::SendRef;
 use torus_engine::dkg::{self, KeyShares, PublicShares};
 use torus_engine::wire::{Wire, WireXy};
 use torus_engine::Secp256k1;
@@ -38,14 +38,16 @@ impl BatchRun {
         }
         if !missing.is_empty() {
             for d in missing {
+                let first = self.fetch_first(d);
                 let st = self.dealer(d);
                 let h = rec.dealers.iter().find(|x| x.0 == d).map(|x| x.1);
                 if let Some(h) = h {
                     if !st.commitments.contains_key(&h) && !st.fetching.contains_key(&h) {
-                        // Ask the dealer first; `on_tick` rotates through the others.
-                        st.fetching.insert(h, (cx.now, d));
+                        // Ask the dealer first (a new member in a resharing);
+                        // `on_tick` rotates through the others.
+                        st.fetching.insert(h, (cx.now, first));
                         cx.send(
-                            d,
+                            first,
                             Message::FetchCommitments {
                                 batch: self.batch,
                                 dealer: d,
@@ -76,28 +78,10 @@ impl BatchRun {
                 slice: s,
             })
             .collect();
-        let shares = match dkg::aggregate(cx.engine, &self.params, self.me, &refs) {
-            Ok(s) => s,
+        let (shares, agg, summed) = match self.combine_decided(cx, &refs) {
+            Ok(r) => r,
             Err(e) => {
-                tracing::error!(batch = self.batch.start, error = %e, "aggregation failed");
-                return;
-            }
-        };
-        let agg = match Slice::sum(self.me, sends.iter().map(|(_, _, s)| *s)) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot sum slices");
-                return;
-            }
-        };
-        // What a recovering peer is served: one matrix per key, not one per dealer.
-        // Public matrices: summed in variable time.
-        let decided: Vec<&Commitments<Secp256k1>> =
-            sends.iter().map(|(_, c, _)| &c.decoded).collect();
-        let summed = match Commitments::vartime_sum(cx.engine, &decided) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot sum the decided commitments");
+                tracing::error!(batch = self.batch.start, error = %e, "cannot combine the decided sharings");
                 return;
             }
         };
@@ -215,6 +199,9 @@ impl BatchRun {
                 return;
             };
             keys.push(k);
+        }
+        if !self.keys_unchanged(cx, &keys) {
+            return;
         }
         self.voted = true;
         let keys_hash = crate::tx::keys_hash(&keys);

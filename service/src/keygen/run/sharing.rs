@@ -36,7 +36,7 @@ impl BatchRun {
                 return; // a resend
             }
         }
-        let Some(pk) = self.epoch.node(from).map(|n| n.pubkey) else {
+        let Some(pk) = self.dealer_pubkey(from) else {
             return;
         };
         if !h.verify(&pk) {
@@ -101,11 +101,11 @@ impl BatchRun {
             self.complain(cx, from, ev, "hash lists of another key count");
             return;
         }
-        if from != self.me {
+        if !self.own_dealing(from) {
             let t1 = Instant::now();
             let r = avss::verify_sends(
                 cx.engine,
-                &self.params,
+                &self.send_params(),
                 self.me,
                 &[SendRef {
                     dealer: from,
@@ -140,8 +140,7 @@ impl BatchRun {
                         commitment_hashes: mh.clone(),
                         slice_hashes: sh.clone(),
                     };
-                    match crate::app::evidence::check(&self.epoch, &self.batch, from, self.me, &ev)
-                    {
+                    match self.check_evidence(from, &ev) {
                         Ok(Verdict::DealerGuilty(_)) => {
                             self.complain(cx, from, ev, &e.to_string());
                             return;
@@ -170,6 +169,9 @@ impl BatchRun {
                 self.dealer(from).rejected = true;
                 return;
             }
+        }
+        if !self.reshare_secret_ok(cx, from, &c) {
+            return;
         }
         let digest = h.commitments;
         let known = Arc::new(KnownCommitments {
@@ -207,7 +209,7 @@ impl BatchRun {
 
     pub(super) fn on_points(&mut self, cx: &mut Cx<'_>, from: u32, pm: PointsMsg, ready: bool) {
         let d = pm.dealer;
-        if self.blamed.contains(&d) || self.epoch.node(d).is_none() {
+        if self.blamed.contains(&d) || self.dealer_pubkey(d).is_none() {
             return;
         }
         {
@@ -232,7 +234,7 @@ impl BatchRun {
             }
         } else if let Some(h) = &pm.header {
             // The echoer's own send header: evidence of equivocation if it differs from ours.
-            let dealer_pk = self.epoch.node(d).map(|n| n.pubkey);
+            let dealer_pk = self.dealer_pubkey(d);
             let valid = dealer_pk.is_some_and(|pk| h.verify(&pk))
                 && h.dealer == d
                 && h.receiver == from
@@ -387,7 +389,7 @@ impl BatchRun {
             .dealers
             .get(&dealer)
             .is_some_and(|st| !st.fetching.is_empty());
-        if !asked || self.epoch.node(dealer).is_none() {
+        if !asked || self.dealer_pubkey(dealer).is_none() {
             tracing::debug!(dealer, "commitments nobody asked for; dropped");
             return None;
         }

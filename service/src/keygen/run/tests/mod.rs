@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod reshare;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -64,11 +66,22 @@ impl Net {
         let runs = (1..=n)
             .map(|i| Some(BatchRun::new(&epoch, batch, i, BTreeSet::new(), None, now).unwrap()))
             .collect();
+        Net::with_runs(node_keys, epoch, batch, runs, now)
+    }
+
+    /// A committee whose members run `runs` (one per member, in index order).
+    fn with_runs(
+        keys: Vec<NodeKey>,
+        epoch: EpochInfo,
+        batch: BatchId,
+        runs: Vec<Option<BatchRun>>,
+        now: Instant,
+    ) -> Self {
         Net {
             engine: Engine::new(),
             metrics: Metrics::new(),
             cfg: KeygenConfig::default(),
-            keys: node_keys,
+            keys,
             epoch,
             batch,
             runs,
