@@ -39,21 +39,34 @@ impl App {
             Verdict::DealerGuilty(r) => (dealer, true, r),
             Verdict::FalseComplaint(r) => (accuser, false, r),
         };
-        let key = keys::blame(cur.epoch, node);
-        if st.get(&key)?.is_some() {
-            return Ok(TxOutcome::err(TxCode::Duplicate, "already blamed"));
-        }
-        let mut w = Writer::new();
-        w.u8(1)
-            .u8(u8::from(as_dealer))
-            .u64(batch.start)
-            .str(evidence.kind());
-        st.put(key, w.finish());
-        Ok(TxOutcome::ok(vec![Event::Blamed {
-            batch: *batch,
-            node,
-            as_dealer,
-            reason,
-        }]))
+        record_blame(st, cur.epoch, node, as_dealer, batch, evidence, reason)
     }
+}
+
+/// Blames `node` in `epoch` (once) for a complaint on `batch`.
+pub(super) fn record_blame<R: KvRead + ?Sized>(
+    st: &mut Overlay<'_, R>,
+    epoch: u64,
+    node: u32,
+    as_dealer: bool,
+    batch: &BatchId,
+    evidence: &Evidence,
+    reason: String,
+) -> Result<TxOutcome, AppError> {
+    let key = keys::blame(epoch, node);
+    if st.get(&key)?.is_some() {
+        return Ok(TxOutcome::err(TxCode::Duplicate, "already blamed"));
+    }
+    let mut w = Writer::new();
+    w.u8(1)
+        .u8(u8::from(as_dealer))
+        .u64(batch.start)
+        .str(evidence.kind());
+    st.put(key, w.finish());
+    Ok(TxOutcome::ok(vec![Event::Blamed {
+        batch: *batch,
+        node,
+        as_dealer,
+        reason,
+    }]))
 }

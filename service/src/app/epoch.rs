@@ -1,6 +1,7 @@
 //! The epoch family: `EpochHandover` (the current committee votes the next one in)
 //! and `ReshareComplete` (the next committee votes that resharing is done).
 
+use super::reshare::{adopt_resharing_records, first_unreshared};
 use super::state::{
     batch_record, batch_round, clear_keys_round, counters, current_epoch, keys, next_epoch, vote,
     KvRead, Overlay, VOTE_HANDOVER, VOTE_RESHARE,
@@ -72,6 +73,12 @@ impl App {
                 format!("resharing must cover {} keys", c.last_created),
             ));
         }
+        if let Some(b) = first_unreshared(st, c.last_created)? {
+            return Ok(TxOutcome::err(
+                TxCode::Invalid,
+                format!("keys {}..{} are not reshared yet", b.start, b.end()),
+            ));
+        }
         let h = keccak256(&keys_done.to_be_bytes());
         let Some(count) = vote(st, VOTE_RESHARE, &epoch.to_be_bytes(), signer, &h)? else {
             return Ok(TxOutcome::err(TxCode::Duplicate, "already voted"));
@@ -80,6 +87,7 @@ impl App {
             return Ok(TxOutcome::ok(Vec::new()));
         }
         let old = current_epoch(st)?;
+        adopt_resharing_records(st, c.last_created)?;
         st.put(keys::EPOCH.to_vec(), records::encode_epoch(&next));
         st.delete(keys::NEXT_EPOCH.to_vec());
         c.frozen = false;

@@ -4,7 +4,7 @@ use super::Event;
 
 impl Event {
     /// The event's progress kind (`"dealer_set"`, `"public_keys"`, `"key_assigned"`,
-    /// `"epoch"`, `"batch_opened"`, `"batch_cancelled"`, `"blamed"`) and a one-line description.
+    /// `"epoch"`, `"reshare"`, `"batch_opened"`, `"batch_cancelled"`, `"blamed"`) and a one-line description.
     pub fn describe(&self) -> (&'static str, String) {
         match self {
             Event::DealerSet { batch, dealers } => (
@@ -19,6 +19,25 @@ impl Event {
             Event::PublicKeys { batch } => (
                 "public_keys",
                 format!("keys {}..{} created", batch.start, batch.end()),
+            ),
+            Event::ReshareDealerSet { batch, dealers } => (
+                "reshare",
+                format!(
+                    "keys {}..{} reshared to epoch {} by old dealers {:?}",
+                    batch.start,
+                    batch.end(),
+                    batch.epoch,
+                    dealers
+                ),
+            ),
+            Event::ResharedPublicKeys { batch } => (
+                "reshare",
+                format!(
+                    "keys {}..{} held by epoch {} with unchanged public keys",
+                    batch.start,
+                    batch.end(),
+                    batch.epoch
+                ),
             ),
             Event::KeyAssigned { index, new } => (
                 "key_assigned",

@@ -32,6 +32,86 @@ pub fn open_batch_limits(
     Ok(l)
 }
 
+/// The dealer-set rule, for a DKG batch (`dealing` and `receiving` are the
+/// current committee) and a resharing batch (the current committee deals to the
+/// next one): at least k of the dealing committee, in increasing order, none
+/// blamed in the dealing committee's epoch, each with k + t valid ready
+/// signatures of the receiving committee. `Some` is the refusal.
+pub(super) fn check_dealers<R: KvRead + ?Sized>(
+    st: &Overlay<'_, R>,
+    dealing: &EpochInfo,
+    receiving: &EpochInfo,
+    batch: &BatchId,
+    dealers: &[DealerEvidence],
+) -> Result<Option<TxOutcome>, AppError> {
+    let need_dealers = dealing.k as usize;
+    let need_readies = (receiving.k + receiving.t) as usize;
+    if dealers.len() < need_dealers {
+        return Ok(Some(TxOutcome::err(
+            TxCode::Invalid,
+            format!("{} dealers, need {need_dealers}", dealers.len()),
+        )));
+    }
+    let mut prev = 0u32;
+    for d in dealers {
+        if d.dealer <= prev || dealing.node(d.dealer).is_none() {
+            return Ok(Some(TxOutcome::err(
+                TxCode::Invalid,
+                format!("dealer {} out of order or unknown", d.dealer),
+            )));
+        }
+        prev = d.dealer;
+        if is_blamed(st, dealing.epoch, d.dealer)? {
+            return Ok(Some(TxOutcome::err(
+                TxCode::Invalid,
+                format!("dealer {} is blamed in epoch {}", d.dealer, dealing.epoch),
+            )));
+        }
+        let digest = ready_digest(batch, d.dealer, &d.commitments);
+        let mut signers = BTreeSet::new();
+        for r in &d.readies {
+            let Some(node) = receiving.node(r.signer) else {
+                continue;
+            };
+            let Ok(pk) = NodePub::from_sec1(&node.pubkey) else {
+                continue;
+            };
+            if pk.verify_prehash(&digest, &r.sig).is_ok() {
+                signers.insert(r.signer);
+            }
+        }
+        if signers.len() < need_readies {
+            return Ok(Some(TxOutcome::err(
+                TxCode::Invalid,
+                format!(
+                    "dealer {}: {} valid ready signatures, need {need_readies}",
+                    d.dealer,
+                    signers.len()
+                ),
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// A public-key vote needs `batch`'s decided dealer set `rec` and no decided
+/// keys yet. `Some` is the refusal.
+pub(super) fn keys_undecided(rec: &BatchRecord, batch: &BatchId) -> Option<TxOutcome> {
+    if rec.batch != *batch {
+        return Some(TxOutcome::err(
+            TxCode::Invalid,
+            "batch does not match its dealer set",
+        ));
+    }
+    if rec.keys_hash.is_some() {
+        return Some(TxOutcome::err(
+            TxCode::Duplicate,
+            "public keys already decided",
+        ));
+    }
+    None
+}
+
 impl App {
     /// The begin-block deadline rule: the open batch is cancelled once `height`
     /// is [`BATCH_DEADLINE_BLOCKS`] past the block that opened it (its dealer set
@@ -142,52 +222,8 @@ impl App {
                 "batch is not the open batch",
             ));
         }
-        let need_dealers = cur.k as usize;
-        let need_readies = (cur.k + cur.t) as usize;
-        if dealers.len() < need_dealers {
-            return Ok(TxOutcome::err(
-                TxCode::Invalid,
-                format!("{} dealers, need {need_dealers}", dealers.len()),
-            ));
-        }
-        let mut prev = 0u32;
-        for d in dealers {
-            if d.dealer <= prev || cur.node(d.dealer).is_none() {
-                return Ok(TxOutcome::err(
-                    TxCode::Invalid,
-                    format!("dealer {} out of order or unknown", d.dealer),
-                ));
-            }
-            prev = d.dealer;
-            if is_blamed(st, cur.epoch, d.dealer)? {
-                return Ok(TxOutcome::err(
-                    TxCode::Invalid,
-                    format!("dealer {} is blamed in this epoch", d.dealer),
-                ));
-            }
-            let digest = ready_digest(batch, d.dealer, &d.commitments);
-            let mut signers = BTreeSet::new();
-            for r in &d.readies {
-                let Some(node) = cur.node(r.signer) else {
-                    continue;
-                };
-                let Ok(pk) = NodePub::from_sec1(&node.pubkey) else {
-                    continue;
-                };
-                if pk.verify_prehash(&digest, &r.sig).is_ok() {
-                    signers.insert(r.signer);
-                }
-            }
-            if signers.len() < need_readies {
-                return Ok(TxOutcome::err(
-                    TxCode::Invalid,
-                    format!(
-                        "dealer {}: {} valid ready signatures, need {need_readies}",
-                        d.dealer,
-                        signers.len()
-                    ),
-                ));
-            }
+        if let Some(refused) = check_dealers(st, &cur, &cur, batch, dealers)? {
+            return Ok(refused);
         }
         let rec = BatchRecord {
             batch: *batch,
@@ -221,17 +257,8 @@ impl App {
         let Some(mut rec) = batch_record(st, batch.start)? else {
             return Ok(TxOutcome::err(TxCode::Invalid, "no dealer set for batch"));
         };
-        if rec.batch != *batch {
-            return Ok(TxOutcome::err(
-                TxCode::Invalid,
-                "batch does not match its dealer set",
-            ));
-        }
-        if rec.keys_hash.is_some() {
-            return Ok(TxOutcome::err(
-                TxCode::Duplicate,
-                "public keys already decided",
-            ));
+        if let Some(refused) = keys_undecided(&rec, batch) {
+            return Ok(refused);
         }
         let round = batch_round(batch);
         let pkey = keys_proposal_key(&round, h);

@@ -18,6 +18,7 @@ mod epoch;
 mod events;
 pub mod evidence;
 mod keygen;
+mod reshare;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -115,6 +116,18 @@ pub enum Event {
         /// New current epoch.
         epoch: u64,
     },
+    /// The dealer set of a resharing batch was decided (old dealers).
+    ReshareDealerSet {
+        /// The resharing batch (of the next epoch).
+        batch: BatchId,
+        /// Old dealers.
+        dealers: Vec<u32>,
+    },
+    /// The next committee confirmed a resharing batch's (unchanged) public keys.
+    ResharedPublicKeys {
+        /// The resharing batch (of the next epoch).
+        batch: BatchId,
+    },
     /// A batch was opened for dealing.
     BatchOpened {
         /// Batch.
@@ -164,7 +177,8 @@ pub struct App;
 
 impl App {
     /// Authenticates a transaction: decodes it, and checks that its signer is a
-    /// member of the epoch it names (current, or next for resharing votes) and
+    /// member of the epoch it names (current, or next for what its members sign
+    /// during a hand-over: [`TxBody::next_committee_may_sign`]) and
     /// that the signature verifies.
     pub fn authenticate(
         &self,
@@ -177,7 +191,7 @@ impl App {
             current_epoch(state).map_err(|e| TxOutcome::err(TxCode::Invalid, e.to_string()))?;
         let committee = if tx.epoch == cur.epoch {
             Some(cur)
-        } else if matches!(tx.body, TxBody::ReshareComplete { .. }) {
+        } else if tx.body.next_committee_may_sign(tx.epoch) {
             next_epoch(state)
                 .map_err(|e| TxOutcome::err(TxCode::Invalid, e.to_string()))?
                 .filter(|e| e.epoch == tx.epoch)
@@ -277,13 +291,23 @@ impl App {
         tx: &SignedTx,
         height: u64,
     ) -> Result<TxOutcome, AppError> {
+        // A batch of the next epoch during a hand-over is a resharing batch.
+        let resharing = |batch: &BatchId| -> Result<Option<crate::tx::EpochInfo>, AppError> {
+            Ok(next_epoch(st)?.filter(|n| n.epoch == batch.epoch))
+        };
         match &tx.body {
-            TxBody::DealerSet { batch, dealers } => self.dealer_set(st, batch, dealers),
+            TxBody::DealerSet { batch, dealers } => match resharing(batch)? {
+                Some(next) => self.reshare_dealer_set(st, &next, batch, dealers),
+                None => self.dealer_set(st, batch, dealers),
+            },
             TxBody::PublicKeys {
                 batch,
                 keys_hash: h,
                 keys,
-            } => self.public_keys(st, tx.signer, batch, h, keys),
+            } => match resharing(batch)? {
+                Some(next) => self.reshare_public_keys(st, &next, tx.signer, batch, h, keys),
+                None => self.public_keys(st, tx.signer, batch, h, keys),
+            },
             TxBody::KeyAssign {
                 verifier,
                 verifier_id,
@@ -297,7 +321,12 @@ impl App {
                 batch,
                 dealer,
                 evidence,
-            } => self.complaint(st, tx.signer, batch, *dealer, evidence),
+            } => match resharing(batch)? {
+                Some(next) => {
+                    self.reshare_complaint(st, &next, tx.signer, batch, *dealer, evidence)
+                }
+                None => self.complaint(st, tx.signer, batch, *dealer, evidence),
+            },
         }
     }
 }

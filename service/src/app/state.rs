@@ -45,6 +45,9 @@ pub mod keys {
     /// at most one per member), so the round's votes, counts and key lists can all
     /// be deleted once it is decided or abandoned.
     pub const ROUND_HASHES: u8 = b'l';
+    /// `r ‖ start` → the record of the resharing batch of the created batch at
+    /// `start` (during a hand-over; it replaces the batch record at the switch).
+    pub const RESHARE: u8 = b'r';
 
     /// The blame key of `node` in `epoch`.
     pub fn blame(epoch: u64, node: u32) -> Vec<u8> {
@@ -186,6 +189,16 @@ pub fn batch_record(
     start: u64,
 ) -> Result<Option<BatchRecord>, AppError> {
     s.get(&keys::with_u64(keys::BATCH, start))?
+        .map(|b| BatchRecord::decode(&b).map_err(storage))
+        .transpose()
+}
+
+/// Reads the record of a resharing batch (by the start of the batch it reshares).
+pub fn reshare_record(
+    s: &(impl KvRead + ?Sized),
+    start: u64,
+) -> Result<Option<BatchRecord>, AppError> {
+    s.get(&keys::with_u64(keys::RESHARE, start))?
         .map(|b| BatchRecord::decode(&b).map_err(storage))
         .transpose()
 }

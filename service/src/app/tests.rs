@@ -82,20 +82,7 @@ impl Chain {
 
     /// A valid dealer set: dealers 1..=3, each with readies from nodes 1..=4.
     fn dealer_set(&self, batch: BatchId) -> TxBody {
-        let dealers = (1..=3u32)
-            .map(|d| {
-                let commitments = [d as u8; 32];
-                let readies = (1..=4u32)
-                    .map(|s| ReadySig::sign(&self.keys[s as usize - 1], s, &batch, d, &commitments))
-                    .collect();
-                DealerEvidence {
-                    dealer: d,
-                    commitments,
-                    readies,
-                }
-            })
-            .collect();
-        TxBody::DealerSet { batch, dealers }
+        signed_dealer_set(&self.keys, batch, &[1, 2, 3], &[1, 2, 3, 4])
     }
 
     fn keys_under(&self, prefix: &[u8]) -> usize {
@@ -373,6 +360,69 @@ impl Chain {
     fn run_bytes(&mut self, tx: Vec<u8>) -> TxOutcome {
         self.block(vec![tx]).results.remove(0)
     }
+
+    /// Runs `body` signed by `key` as member `signer` of `epoch`.
+    fn run_as(&mut self, key: &NodeKey, epoch: u64, signer: u32, body: TxBody) -> TxOutcome {
+        self.nonce += 1;
+        let tx = SignedTx::sign(key, epoch, signer, self.nonce, body).encode();
+        self.run_bytes(tx)
+    }
+
+    /// The current committee votes the hand-over to `next` (k + t = 4 votes).
+    fn hand_over(&mut self, next: &EpochInfo) {
+        for signer in 1..=4 {
+            self.run(signer, TxBody::EpochHandover { next: next.clone() });
+        }
+        assert!(counters(&self.state).unwrap().frozen);
+    }
+}
+
+/// A next committee of seven (k = 4, t = 1): the five current members keep
+/// their keys and indexes, nodes 6 and 7 are fresh.
+fn grown(c: &Chain) -> (Vec<NodeKey>, EpochInfo) {
+    let mut keys: Vec<NodeKey> = c
+        .keys
+        .iter()
+        .map(|k| NodeKey::from_bytes(&k.to_bytes()).unwrap())
+        .collect();
+    keys.extend([NodeKey::random(), NodeKey::random()]);
+    let nodes = keys
+        .iter()
+        .zip(1..)
+        .map(|(k, index)| crate::tx::NodeEntry {
+            index,
+            pubkey: k.public().compressed(),
+        })
+        .collect();
+    let next = EpochInfo {
+        epoch: c.epoch.epoch + 1,
+        n: 7,
+        k: 4,
+        t: 1,
+        nodes,
+    };
+    (keys, next)
+}
+
+/// A dealer set of `batch` naming `dealers` (commitments digest `[d; 32]`), each
+/// with readies of the members `signers` (signed with `keys`, by index).
+fn signed_dealer_set(keys: &[NodeKey], batch: BatchId, dealers: &[u32], signers: &[u32]) -> TxBody {
+    let dealers = dealers
+        .iter()
+        .map(|&d| {
+            let commitments = [d as u8; 32];
+            let readies = signers
+                .iter()
+                .map(|&s| ReadySig::sign(&keys[s as usize - 1], s, &batch, d, &commitments))
+                .collect();
+            DealerEvidence {
+                dealer: d,
+                commitments,
+                readies,
+            }
+        })
+        .collect();
+    TxBody::DealerSet { batch, dealers }
 }
 
 #[test]
@@ -1010,14 +1060,235 @@ fn reshare_complete_needs_a_hand_over_its_epoch_and_every_created_key() {
     };
     let o = vote(&mut c, 1, batch.end() - 1);
     assert_eq!(o.code, TxCode::Invalid, "must cover every key: {o:?}");
-    for signer in 1..=2 {
+    // Every created batch must be reshared first.
+    let o = vote(&mut c, 1, batch.end());
+    assert_eq!(o.code, TxCode::Invalid, "{o:?}");
+    assert!(o.log.contains("not reshared yet"), "{}", o.log);
+    let keys_hash = batch_record(&c.state, batch.start)
+        .unwrap()
+        .unwrap()
+        .keys_hash
+        .unwrap();
+    let rb = BatchId { epoch: 2, ..batch };
+    let keys = c
+        .keys
+        .iter()
+        .map(|k| NodeKey::from_bytes(&k.to_bytes()).unwrap())
+        .collect::<Vec<_>>();
+    let set = signed_dealer_set(&keys, rb, &[1, 2, 3], &[1, 2, 3, 4]);
+    assert_eq!(c.run_as(&keys[0], 2, 1, set).code, TxCode::Ok);
+    for signer in 1..=3 {
+        let body = TxBody::PublicKeys {
+            batch: rb,
+            keys_hash,
+            keys: Vec::new(),
+        };
+        assert_eq!(
+            c.run_as(&keys[signer - 1], 2, signer as u32, body).code,
+            TxCode::Ok
+        );
+    }
+    for signer in 2..=3 {
         let o = vote(&mut c, signer, batch.end());
         assert_eq!(o.code, TxCode::Ok);
         assert!(o.events.is_empty());
     }
     assert_eq!(vote(&mut c, 2, batch.end()).code, TxCode::Duplicate);
-    let o = vote(&mut c, 3, batch.end());
+    let o = vote(&mut c, 4, batch.end());
     assert_eq!(o.code, TxCode::Ok);
     assert_eq!(current_epoch(&c.state).unwrap().epoch, 2);
     assert!(!counters(&c.state).unwrap().frozen);
+}
+
+#[test]
+fn a_created_batch_is_reshared_by_old_dealers_with_the_next_committees_readies_and_keeps_its_keys()
+{
+    let mut c = Chain::new();
+    let batch = c.create_keys(MIN_BATCH_KEYS);
+    let old = batch_record(&c.state, batch.start).unwrap().unwrap();
+    let keys_hash = old.keys_hash.unwrap();
+    let key_records = c.keys_under(&[state::keys::KEY]);
+    let (keys, next) = grown(&c);
+    c.hand_over(&next);
+    let rb = BatchId { epoch: 2, ..batch };
+    // A fresh member (6) proposes: three old dealers (k_old), each with the
+    // readies of five new members (k' + t').
+    let set = signed_dealer_set(&keys, rb, &[1, 2, 3], &[1, 2, 5, 6, 7]);
+    let o = c.run_as(&keys[5], 2, 6, set.clone());
+    assert_eq!(o.code, TxCode::Ok, "{o:?}");
+    assert_eq!(
+        o.events,
+        vec![Event::ReshareDealerSet {
+            batch: rb,
+            dealers: vec![1, 2, 3]
+        }]
+    );
+    assert_eq!(c.run_as(&keys[6], 2, 7, set).code, TxCode::Duplicate);
+    // New members may only confirm the batch's own public keys.
+    let other = user_keys(MIN_BATCH_KEYS);
+    let o = c.run_as(
+        &keys[0],
+        2,
+        1,
+        TxBody::PublicKeys {
+            batch: rb,
+            keys_hash: crate::tx::keys_hash(&other),
+            keys: other,
+        },
+    );
+    assert_eq!(o.code, TxCode::Invalid, "{o:?}");
+    assert!(o.log.contains("keep the batch's public keys"), "{}", o.log);
+    let confirm = TxBody::PublicKeys {
+        batch: rb,
+        keys_hash,
+        keys: Vec::new(),
+    };
+    for signer in [1u32, 3, 6] {
+        let o = c.run_as(&keys[signer as usize - 1], 2, signer, confirm.clone());
+        assert_eq!(o.code, TxCode::Ok, "{o:?}");
+        assert!(o.events.is_empty(), "k' = 4 votes decide");
+    }
+    let o = c.run_as(&keys[6], 2, 7, confirm);
+    assert_eq!(o.events, vec![Event::ResharedPublicKeys { batch: rb }]);
+    // Four new members complete; the resharing record becomes the batch's.
+    let done = TxBody::ReshareComplete {
+        epoch: 2,
+        keys: batch.end(),
+    };
+    for signer in [2u32, 4, 6] {
+        assert_eq!(
+            c.run_as(&keys[signer as usize - 1], 2, signer, done.clone())
+                .code,
+            TxCode::Ok
+        );
+    }
+    let o = c.run_as(&keys[6], 2, 7, done);
+    assert_eq!(o.events, vec![Event::EpochChanged { epoch: 2 }]);
+    let now = batch_record(&c.state, batch.start).unwrap().unwrap();
+    assert_eq!(now.batch, rb);
+    assert_eq!(now.keys_hash, Some(keys_hash));
+    assert_eq!(c.keys_under(&[state::keys::RESHARE]), 0);
+    assert_eq!(
+        c.keys_under(&[state::keys::KEY]),
+        key_records,
+        "no key record changes"
+    );
+    assert_eq!(current_epoch(&c.state).unwrap(), next);
+}
+
+#[test]
+fn a_resharing_dealer_set_needs_k_old_known_old_dealers_the_next_committees_readies_and_a_created_batch(
+) {
+    let mut c = Chain::new();
+    let batch = c.create_keys(MIN_BATCH_KEYS);
+    let (keys, next) = grown(&c);
+    let rb = BatchId { epoch: 2, ..batch };
+    // Before the hand-over, epoch 2 is nobody's: its signers are strangers.
+    let early = signed_dealer_set(&keys, rb, &[1, 2, 3], &[1, 2, 3, 4, 5]);
+    assert_eq!(c.run_as(&keys[5], 2, 6, early).code, TxCode::Unauthorized);
+    c.hand_over(&next);
+    let refused = [
+        (
+            "two dealers",
+            signed_dealer_set(&keys, rb, &[1, 2], &[1, 2, 3, 4, 5]),
+        ),
+        (
+            "an old dealer 6",
+            signed_dealer_set(&keys, rb, &[1, 2, 6], &[1, 2, 3, 4, 5]),
+        ),
+        (
+            "four readies",
+            signed_dealer_set(&keys, rb, &[1, 2, 3], &[1, 2, 3, 4]),
+        ),
+        (
+            "keys never created",
+            signed_dealer_set(
+                &keys,
+                BatchId {
+                    start: batch.end(),
+                    ..rb
+                },
+                &[1, 2, 3],
+                &[1, 2, 3, 4, 5],
+            ),
+        ),
+        (
+            "another count",
+            signed_dealer_set(
+                &keys,
+                BatchId {
+                    count: batch.count + 1,
+                    ..rb
+                },
+                &[1, 2, 3],
+                &[1, 2, 3, 4, 5],
+            ),
+        ),
+    ];
+    for (what, body) in refused {
+        let o = c.run_as(&keys[5], 2, 6, body);
+        assert_eq!(o.code, TxCode::Invalid, "{what}: {o:?}");
+    }
+    // Readies signed by the old node keys at the fresh indexes 6 and 7 are not
+    // the next committee's.
+    let mut forged = keys
+        .iter()
+        .map(|k| NodeKey::from_bytes(&k.to_bytes()).unwrap())
+        .collect::<Vec<_>>();
+    forged[5] = NodeKey::from_bytes(&c.keys[0].to_bytes()).unwrap();
+    forged[6] = NodeKey::from_bytes(&c.keys[1].to_bytes()).unwrap();
+    let o = c.run_as(
+        &keys[0],
+        2,
+        1,
+        signed_dealer_set(&forged, rb, &[1, 2, 3], &[1, 2, 3, 6, 7]),
+    );
+    assert_eq!(o.code, TxCode::Invalid, "{o:?}");
+    assert_eq!(c.keys_under(&[state::keys::RESHARE]), 0);
+}
+
+#[test]
+fn a_complaint_on_a_resharing_batch_blames_the_old_dealer_and_keeps_it_out_of_the_dealer_set() {
+    let mut c = Chain::new();
+    let batch = c.create_keys(MIN_BATCH_KEYS);
+    let (keys, next) = grown(&c);
+    c.hand_over(&next);
+    let rb = BatchId { epoch: 2, ..batch };
+    // Old dealer 2 signed two commitment digests for the resharing batch.
+    let complaint = TxBody::Complaint {
+        batch: rb,
+        dealer: 2,
+        evidence: Box::new(c.equivocation(rb, 2)),
+    };
+    let o = c.run_as(&keys[6], 2, 7, complaint.clone());
+    assert_eq!(o.code, TxCode::Ok, "{o:?}");
+    assert!(matches!(
+        o.events.as_slice(),
+        [Event::Blamed {
+            node: 2,
+            as_dealer: true,
+            ..
+        }]
+    ));
+    assert!(
+        is_blamed(&c.state, 1, 2).unwrap(),
+        "blamed in the old epoch"
+    );
+    assert!(!is_blamed(&c.state, 2, 2).unwrap());
+    assert_eq!(c.run_as(&keys[5], 2, 6, complaint).code, TxCode::Duplicate);
+    let o = c.run_as(
+        &keys[5],
+        2,
+        6,
+        signed_dealer_set(&keys, rb, &[1, 2, 3], &[1, 2, 3, 4, 5]),
+    );
+    assert_eq!(o.code, TxCode::Invalid, "{o:?}");
+    assert!(o.log.contains("blamed"), "{}", o.log);
+    let o = c.run_as(
+        &keys[5],
+        2,
+        6,
+        signed_dealer_set(&keys, rb, &[1, 3, 4], &[1, 2, 3, 4, 5]),
+    );
+    assert_eq!(o.code, TxCode::Ok, "{o:?}");
 }

@@ -132,7 +132,7 @@ pub struct Admitted {
     pub epoch: u64,
     /// Its signer's index in that epoch.
     pub signer: u32,
-    /// A `ReshareComplete` (the only kind signed by the next committee).
+    /// Signed by the next committee (its resharing transactions).
     pub reshare: bool,
 }
 
@@ -157,7 +157,7 @@ pub fn admit<R: KvRead + ?Sized>(
         lane: Lane::of(&t.body),
         epoch: t.epoch,
         signer: t.signer,
-        reshare: matches!(t.body, TxBody::ReshareComplete { .. }),
+        reshare: t.body.next_committee_may_sign(t.epoch),
     })
 }
 
