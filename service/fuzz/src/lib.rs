@@ -107,6 +107,7 @@ pub fn honest_txs() -> Vec<SignedTx> {
             batch,
             keys_hash: keys_hash(&keys),
             keys,
+            vectors_hash: [7; 32],
         },
         TxBody::KeyAssign {
             verifier: "google".into(),

@@ -16,6 +16,7 @@ use torus_engine::avss::{self, Commitments, Slice};
 use torus_engine::{Engine, Params, Secp256k1, Suite};
 
 use crate::hexfmt::keccak256;
+use crate::tx::digest::hash_list;
 use crate::tx::digest::{POINT_LEN as POINT, SCALAR_LEN as SCALAR};
 use crate::tx::{commitments_digest, slice_digest, BatchId, DealHeader, EpochInfo, Evidence};
 
@@ -52,16 +53,19 @@ pub fn check(
     accuser: u32,
     evidence: &Evidence,
 ) -> Result<Verdict, String> {
-    check_dealt_by(epoch, epoch, batch, dealer, accuser, evidence)
+    check_dealt_by(epoch, epoch, None, batch, dealer, accuser, evidence)
 }
 
 /// [`check`] for a batch that `dealers` deal to `receivers` (the old and the new
 /// committee of a resharing; the same committee in a DKG): headers are signed by
 /// a member of `dealers`, the sharing has the receivers' threshold, and indexes
-/// up to the larger committee's size are valid dealers.
+/// up to the larger committee's size are valid dealers. `old_vectors` is the
+/// vectors hash the old epoch decided for the batch a resharing reshares (None in
+/// a DKG, where [`Evidence::WrongSecret`] proves nothing).
 pub fn check_dealt_by(
     dealers: &EpochInfo,
     receivers: &EpochInfo,
+    old_vectors: Option<&[u8; 32]>,
     batch: &BatchId,
     dealer: u32,
     accuser: u32,
@@ -77,6 +81,82 @@ pub fn check_dealt_by(
         Ok(())
     };
     match evidence {
+        Evidence::WrongSecret {
+            header,
+            key,
+            commitment_hashes,
+            matrix,
+            old_hashes,
+            old_vector,
+        } => {
+            let Some(old_vectors) = old_vectors else {
+                return Err("a wrong secret is only evidence in a resharing".into());
+            };
+            signed_by_dealer(dealers, dealer, header)?;
+            same_batch(header)?;
+            if header.k != epoch.k || header.keys != batch.count {
+                return Ok(Verdict::DealerGuilty("malformed dealing".into()));
+            }
+            if commitments_digest(batch, dealer, epoch.k, commitment_hashes) != header.commitments {
+                return Err("key hashes do not match the signed digest".into());
+            }
+            let count = batch.count as usize;
+            if commitment_hashes.len() != count {
+                return Ok(Verdict::DealerGuilty(format!(
+                    "signed a hash list of {} keys for a batch of {count}",
+                    commitment_hashes.len()
+                )));
+            }
+            if old_hashes.len() != count || hash_list(old_hashes) != *old_vectors {
+                return Err("old vector hashes are not the ones the old epoch decided".into());
+            }
+            let k = *key as usize;
+            let (Some(mh), Some(oh)) = (commitment_hashes.get(k), old_hashes.get(k)) else {
+                return Err("key out of range".into());
+            };
+            if keccak256(matrix) != *mh || keccak256(old_vector) != *oh {
+                return Err("matrix or old vector does not match its key hash".into());
+            }
+            let ku = epoch.k as usize;
+            if matrix.len() != ku * ku * POINT {
+                return Ok(Verdict::DealerGuilty("wrongly sized key data".into()));
+            }
+            let c00 = match Secp256k1::decode_point(&matrix[..POINT]) {
+                Ok(p) => p,
+                Err(e) => {
+                    return Ok(Verdict::DealerGuilty(format!(
+                        "commitment point does not decode: {e}"
+                    )))
+                }
+            };
+            let old: Vec<_> = old_vector
+                .chunks(POINT)
+                .map(Secp256k1::decode_point)
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("old vector: {e}"))?;
+            if old.len() != dealers.k as usize || old_vector.len() != old.len() * POINT {
+                return Err("old vector of another size than k_old".into());
+            }
+            // sum_j dealer^j D_old[j]: the dealer's old share commitment (public data).
+            let coeffs = torus_engine::poly::powers(
+                torus_engine::Scalar::<Secp256k1>::from(u64::from(dealer)),
+                old.len(),
+            );
+            let cols: Vec<&[torus_engine::Affine<Secp256k1>]> =
+                old.iter().map(std::slice::from_ref).collect();
+            let want = Engine::reference()
+                .vartime_lincomb::<Secp256k1>(&coeffs, &cols)
+                .map_err(|e| e.to_string())?;
+            if Secp256k1::batch_to_affine(&want).first() == Some(&c00) {
+                Ok(Verdict::FalseComplaint(format!(
+                    "key {key}'s C[0][0] is the dealer's old share commitment"
+                )))
+            } else {
+                Ok(Verdict::DealerGuilty(format!(
+                    "key {key}'s C[0][0] is not the dealer's old share commitment"
+                )))
+            }
+        }
         Evidence::Malformed { header } => {
             signed_by_dealer(dealers, dealer, header)?;
             same_batch(header)?;

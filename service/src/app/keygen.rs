@@ -10,6 +10,7 @@ use super::state::{
 use super::{App, AppError, Event, TxCode, TxOutcome};
 use crate::crypto::NodePub;
 use crate::store::records::{self, BatchRecord, KeyRecord};
+use crate::tx::digest::vote_hash;
 use crate::tx::{
     keys_hash, ready_digest, BatchId, BatchLimits, DealerEvidence, EpochInfo, BATCH_DEADLINE_BLOCKS,
 };
@@ -229,6 +230,7 @@ impl App {
             batch: *batch,
             dealers: dealers.iter().map(|d| (d.dealer, d.commitments)).collect(),
             keys_hash: None,
+            vectors_hash: None,
         };
         st.put(keys::with_u64(keys::BATCH, batch.start), rec.encode());
         st.delete(keys::OPEN_BATCH.to_vec());
@@ -250,10 +252,12 @@ impl App {
         st: &mut Overlay<'_, R>,
         signer: u32,
         batch: &BatchId,
-        h: &[u8; 32],
+        (h, vectors): (&[u8; 32], &[u8; 32]),
         list: &[[u8; 33]],
     ) -> Result<TxOutcome, AppError> {
         let cur = current_epoch(st)?;
+        // The vote counts the keys and the commitment vectors together.
+        let vh = vote_hash(h, vectors);
         let Some(mut rec) = batch_record(st, batch.start)? else {
             return Ok(TxOutcome::err(TxCode::Invalid, "no dealer set for batch"));
         };
@@ -261,7 +265,7 @@ impl App {
             return Ok(refused);
         }
         let round = batch_round(batch);
-        let pkey = keys_proposal_key(&round, h);
+        let pkey = keys_proposal_key(&round, &vh);
         let stored = st.get(&pkey)?.is_some();
         if !list.is_empty() {
             if list.len() != batch.count as usize || keys_hash(list) != *h {
@@ -279,7 +283,7 @@ impl App {
                 ));
             }
         }
-        let Some(count) = vote(st, VOTE_PUBKEYS, &round, signer, h)? else {
+        let Some(count) = vote(st, VOTE_PUBKEYS, &round, signer, &vh)? else {
             return Ok(TxOutcome::err(TxCode::Duplicate, "already voted"));
         };
         if !list.is_empty() && !stored {
@@ -307,6 +311,7 @@ impl App {
         // (the decided one is now key records; the others were never decided).
         clear_keys_round(st, &round, cur.nodes.iter().map(|n| n.index))?;
         rec.keys_hash = Some(*h);
+        rec.vectors_hash = Some(*vectors);
         st.put(keys::with_u64(keys::BATCH, batch.start), rec.encode());
         // Advance the created counter over every contiguous decided batch.
         let mut c = counters(st)?;

@@ -304,9 +304,10 @@ impl App {
                 batch,
                 keys_hash: h,
                 keys,
+                vectors_hash: v,
             } => match resharing(batch)? {
-                Some(next) => self.reshare_public_keys(st, &next, tx.signer, batch, h, keys),
-                None => self.public_keys(st, tx.signer, batch, h, keys),
+                Some(next) => self.reshare_public_keys(st, &next, tx.signer, batch, (h, v), keys),
+                None => self.public_keys(st, tx.signer, batch, (h, v), keys),
             },
             TxBody::KeyAssign {
                 verifier,

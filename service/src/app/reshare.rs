@@ -26,6 +26,7 @@ use super::state::{
 };
 use super::{App, AppError, Event, TxCode, TxOutcome};
 use crate::store::records::BatchRecord;
+use crate::tx::digest::vote_hash;
 use crate::tx::{keys_hash, BatchId, DealerEvidence, EpochInfo, Evidence};
 
 impl App {
@@ -81,6 +82,7 @@ impl App {
             batch: *batch,
             dealers: dealers.iter().map(|d| (d.dealer, d.commitments)).collect(),
             keys_hash: None,
+            vectors_hash: None,
         };
         st.put(keys::with_u64(keys::RESHARE, batch.start), rec.encode());
         Ok(TxOutcome::ok(vec![Event::ReshareDealerSet {
@@ -95,7 +97,7 @@ impl App {
         next: &EpochInfo,
         signer: u32,
         batch: &BatchId,
-        h: &[u8; 32],
+        (h, vectors): (&[u8; 32], &[u8; 32]),
         list: &[[u8; 33]],
     ) -> Result<TxOutcome, AppError> {
         let old = match self.resharing_target(st, batch)? {
@@ -124,7 +126,9 @@ impl App {
             ));
         }
         let round = batch_round(batch);
-        let Some(count) = vote(st, VOTE_PUBKEYS, &round, signer, h)? else {
+        // The new commitment vectors are new: the vote agrees on them too.
+        let vh = vote_hash(h, vectors);
+        let Some(count) = vote(st, VOTE_PUBKEYS, &round, signer, &vh)? else {
             return Ok(TxOutcome::err(TxCode::Duplicate, "already voted"));
         };
         if count < u64::from(next.k) {
@@ -132,6 +136,7 @@ impl App {
         }
         clear_keys_round(st, &round, next.nodes.iter().map(|n| n.index))?;
         rec.keys_hash = Some(*h);
+        rec.vectors_hash = Some(*vectors);
         st.put(keys::with_u64(keys::RESHARE, batch.start), rec.encode());
         Ok(TxOutcome::ok(vec![Event::ResharedPublicKeys {
             batch: *batch,
@@ -148,21 +153,24 @@ impl App {
         dealer: u32,
         evidence: &Evidence,
     ) -> Result<TxOutcome, AppError> {
-        if let Err(refused) = self.resharing_target(st, batch)? {
-            return Ok(refused);
-        }
+        let old = match self.resharing_target(st, batch)? {
+            Ok(old) => old,
+            Err(refused) => return Ok(refused),
+        };
         let cur = current_epoch(st)?;
         // Dealer and accuser are in different committees: the same index is
         // two nodes (or the same node in two roles), never a self-accusation.
-        let verdict = match check_dealt_by(&cur, next, batch, dealer, accuser, evidence) {
-            Ok(v) => v,
-            Err(e) => {
-                return Ok(TxOutcome::err(
-                    TxCode::Invalid,
-                    format!("evidence proves nothing: {e}"),
-                ))
-            }
-        };
+        let old_vectors = old.vectors_hash.as_ref();
+        let verdict =
+            match check_dealt_by(&cur, next, old_vectors, batch, dealer, accuser, evidence) {
+                Ok(v) => v,
+                Err(e) => {
+                    return Ok(TxOutcome::err(
+                        TxCode::Invalid,
+                        format!("evidence proves nothing: {e}"),
+                    ))
+                }
+            };
         let (node, epoch, as_dealer, reason) = match verdict {
             Verdict::DealerGuilty(r) => (dealer, cur.epoch, true, r),
             Verdict::FalseComplaint(r) => (accuser, next.epoch, false, r),

@@ -235,10 +235,7 @@ fn a_batch_is_not_cancelled_before_its_deadline() {
 #[test]
 fn undecided_key_lists_are_deleted_when_the_batch_is_decided() {
     let mut c = Chain::new();
-    let batch = c.batch(MIN_BATCH_KEYS);
-    assert_eq!(c.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
-    let ds = c.dealer_set(batch);
-    assert_eq!(c.run(1, ds).code, TxCode::Ok);
+    let batch = c.decided_batch(MIN_BATCH_KEYS);
     // Node 5 proposes a list nobody else votes for; node 1 the one that wins.
     let bogus = user_keys(MIN_BATCH_KEYS);
     let good = user_keys(MIN_BATCH_KEYS);
@@ -246,6 +243,7 @@ fn undecided_key_lists_are_deleted_when_the_batch_is_decided() {
         batch,
         keys_hash: keys_hash(keys),
         keys: if with_list { keys.to_vec() } else { Vec::new() },
+        vectors_hash: [7; 32],
     };
     assert_eq!(c.run(5, vote(&bogus, true)).code, TxCode::Ok);
     assert_eq!(c.run(1, vote(&good, true)).code, TxCode::Ok);
@@ -301,18 +299,25 @@ impl Chain {
         }
     }
 
-    /// A batch opened, decided and given its public keys: `count` free keys.
-    fn create_keys(&mut self, count: u32) -> BatchId {
+    /// A batch of `count` keys opened and its dealer set decided.
+    fn decided_batch(&mut self, count: u32) -> BatchId {
         let batch = self.batch(count);
         assert_eq!(self.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
         let ds = self.dealer_set(batch);
         assert_eq!(self.run(1, ds).code, TxCode::Ok);
+        batch
+    }
+
+    /// A batch opened, decided and given its public keys: `count` free keys.
+    fn create_keys(&mut self, count: u32) -> BatchId {
+        let batch = self.decided_batch(count);
         let keys = user_keys(count);
         for signer in 1..=3 {
             let vote = TxBody::PublicKeys {
                 batch,
                 keys_hash: keys_hash(&keys),
                 keys: keys.clone(),
+                vectors_hash: [7; 32],
             };
             assert_eq!(self.run(signer, vote).code, TxCode::Ok);
         }
@@ -339,6 +344,7 @@ impl Chain {
                 batch,
                 keys_hash: keys_hash(&keys),
                 keys,
+                vectors_hash: [7; 32],
             },
             TxBody::KeyAssign {
                 verifier: "test".into(),
@@ -816,6 +822,7 @@ fn public_keys_before_the_dealer_set_or_for_another_shape_are_refused() {
         batch,
         keys_hash: keys_hash(&keys),
         keys: keys.clone(),
+        vectors_hash: [7; 32],
     };
     assert_eq!(c.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
     let o = c.run(1, vote(batch));
@@ -830,10 +837,7 @@ fn public_keys_before_the_dealer_set_or_for_another_shape_are_refused() {
 #[test]
 fn a_key_list_that_does_not_match_its_hash_or_holds_no_point_is_refused() {
     let mut c = Chain::new();
-    let batch = c.batch(MIN_BATCH_KEYS);
-    assert_eq!(c.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
-    let ds = c.dealer_set(batch);
-    assert_eq!(c.run(1, ds).code, TxCode::Ok);
+    let batch = c.decided_batch(MIN_BATCH_KEYS);
     let keys = user_keys(MIN_BATCH_KEYS);
     let mut short = keys.clone();
     short.pop();
@@ -851,6 +855,7 @@ fn a_key_list_that_does_not_match_its_hash_or_holds_no_point_is_refused() {
                 batch,
                 keys_hash: h,
                 keys: list,
+                vectors_hash: [7; 32],
             },
         );
         assert_eq!(o.code, TxCode::Invalid, "{what}: {o:?}");
@@ -862,16 +867,14 @@ fn a_key_list_that_does_not_match_its_hash_or_holds_no_point_is_refused() {
 #[test]
 fn a_second_public_keys_vote_of_a_node_is_a_duplicate_even_for_other_keys() {
     let mut c = Chain::new();
-    let batch = c.batch(MIN_BATCH_KEYS);
-    assert_eq!(c.run(1, TxBody::OpenBatch { batch }).code, TxCode::Ok);
-    let ds = c.dealer_set(batch);
-    assert_eq!(c.run(1, ds).code, TxCode::Ok);
+    let batch = c.decided_batch(MIN_BATCH_KEYS);
     let a = user_keys(MIN_BATCH_KEYS);
     let b = user_keys(MIN_BATCH_KEYS);
     let vote = |keys: &[[u8; 33]]| TxBody::PublicKeys {
         batch,
         keys_hash: keys_hash(keys),
         keys: keys.to_vec(),
+        vectors_hash: [7; 32],
     };
     assert_eq!(c.run(2, vote(&a)).code, TxCode::Ok);
     assert_eq!(c.run(2, vote(&a)).code, TxCode::Duplicate);
@@ -1082,6 +1085,7 @@ fn reshare_complete_needs_a_hand_over_its_epoch_and_every_created_key() {
             batch: rb,
             keys_hash,
             keys: Vec::new(),
+            vectors_hash: [7; 32],
         };
         assert_eq!(
             c.run_as(&keys[signer - 1], 2, signer as u32, body).code,
@@ -1134,6 +1138,7 @@ fn a_created_batch_is_reshared_by_old_dealers_with_the_next_committees_readies_a
             batch: rb,
             keys_hash: crate::tx::keys_hash(&other),
             keys: other,
+            vectors_hash: [7; 32],
         },
     );
     assert_eq!(o.code, TxCode::Invalid, "{o:?}");
@@ -1142,6 +1147,7 @@ fn a_created_batch_is_reshared_by_old_dealers_with_the_next_committees_readies_a
         batch: rb,
         keys_hash,
         keys: Vec::new(),
+        vectors_hash: [7; 32],
     };
     for signer in [1u32, 3, 6] {
         let o = c.run_as(&keys[signer as usize - 1], 2, signer, confirm.clone());
@@ -1291,4 +1297,28 @@ fn a_complaint_on_a_resharing_batch_blames_the_old_dealer_and_keeps_it_out_of_th
         signed_dealer_set(&keys, rb, &[1, 3, 4], &[1, 2, 3, 4, 5]),
     );
     assert_eq!(o.code, TxCode::Ok, "{o:?}");
+}
+
+#[test]
+fn public_key_votes_that_agree_on_the_keys_but_not_on_the_vectors_do_not_decide() {
+    let mut c = Chain::new();
+    let batch = c.decided_batch(MIN_BATCH_KEYS);
+    let keys = user_keys(MIN_BATCH_KEYS);
+    let vote = |vectors: u8| TxBody::PublicKeys {
+        batch,
+        keys_hash: keys_hash(&keys),
+        keys: keys.clone(),
+        vectors_hash: [vectors; 32],
+    };
+    // k = 3 votes on the keys, split over two vector hashes: nothing decided.
+    for (signer, vectors) in [(1, 1), (2, 1), (3, 2)] {
+        let o = c.run(signer, vote(vectors));
+        assert_eq!(o.code, TxCode::Ok, "{o:?}");
+        assert!(o.events.is_empty(), "decided at vote {signer}");
+    }
+    let o = c.run(4, vote(1));
+    assert_eq!(o.events, vec![Event::PublicKeys { batch }]);
+    let rec = batch_record(&c.state, batch.start).unwrap().unwrap();
+    assert_eq!(rec.keys_hash, Some(keys_hash(&keys)));
+    assert_eq!(rec.vectors_hash, Some([1; 32]));
 }

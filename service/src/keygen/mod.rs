@@ -80,6 +80,13 @@ pub enum KeygenError {
         /// The epoch.
         epoch: u64,
     },
+    /// A resharing batch's old commitment vectors are not the ones the old
+    /// epoch decided (their hash differs from the batch record's).
+    #[error("old commitment vectors of keys {start}.. do not match the decided hash")]
+    OldVectors {
+        /// The batch's first key.
+        start: u64,
+    },
     /// The committed state could not be read.
     #[error("committed state: {0}")]
     State(#[from] crate::app::AppError),

@@ -81,6 +81,7 @@ impl Node {
                     batch,
                     keys_hash: keys_hash(&user_keys),
                     keys: user_keys.clone(),
+                    vectors_hash: [7; 32],
                 },
             ));
         }

@@ -75,6 +75,9 @@ pub struct BatchRecord {
     pub dealers: Vec<(u32, [u8; 32])>,
     /// Hash of the decided public keys.
     pub keys_hash: Option<[u8; 32]>,
+    /// Hash of the decided commitment vectors (`digest::vector_hashes`), decided
+    /// with the keys.
+    pub vectors_hash: Option<[u8; 32]>,
 }
 
 impl BatchRecord {
@@ -89,10 +92,12 @@ impl BatchRecord {
         for (d, h) in &self.dealers {
             w.u32(*d).raw(h);
         }
-        match &self.keys_hash {
-            None => w.u8(0),
-            Some(h) => w.u8(1).raw(h),
-        };
+        for h in [&self.keys_hash, &self.vectors_hash] {
+            match h {
+                None => w.u8(0),
+                Some(h) => w.u8(1).raw(h),
+            };
+        }
         w.finish()
     }
     /// Decodes.
@@ -111,16 +116,21 @@ impl BatchRecord {
         for _ in 0..c {
             dealers.push((r.u32("dealer")?, r.array("digest")?));
         }
-        let keys_hash = match r.u8("keys hash flag")? {
-            0 => None,
-            1 => Some(r.array("keys hash")?),
-            _ => return Err(CodecError::Invalid("keys hash flag")),
+        let mut hash = |what: &'static str| -> Result<Option<[u8; 32]>, CodecError> {
+            match r.u8(what)? {
+                0 => Ok(None),
+                1 => Ok(Some(r.array(what)?)),
+                _ => Err(CodecError::Invalid(what)),
+            }
         };
+        let keys_hash = hash("keys hash")?;
+        let vectors_hash = hash("vectors hash")?;
         r.end()?;
         Ok(BatchRecord {
             batch,
             dealers,
             keys_hash,
+            vectors_hash,
         })
     }
 }
@@ -514,6 +524,7 @@ mod tests {
             },
             dealers: vec![(1, [4; 32]), (2, [5; 32])],
             keys_hash: Some([6; 32]),
+            vectors_hash: None,
         };
         let key = KeyRecord {
             index: 3,

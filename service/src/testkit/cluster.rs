@@ -410,6 +410,9 @@ impl Cluster {
             )));
         }
         let h = keys_hash(&keys);
+        let vectors_hash = crate::tx::digest::vector_hashes(&commitments, params.ku())
+            .ok_or_else(|| ClusterError::Other("a commitment vector holds the identity".into()))?
+            .1;
         let mut waits = Vec::new();
         for (j, node) in running.iter().enumerate() {
             // The first voter carries the keys; the others vote by hash.
@@ -418,6 +421,7 @@ impl Cluster {
                 batch,
                 keys_hash: h,
                 keys: list,
+                vectors_hash,
             })?;
             let node = node.clone();
             waits.push(tokio::spawn(async move {

@@ -40,6 +40,49 @@ pub fn keys_hash(keys: &[[u8; 33]]) -> [u8; 32] {
     keccak256(&buf)
 }
 
+/// Per-key hashes of a batch's commitment vectors (`vectors[key * k + j]`, each
+/// point compressed), and the hash of that list: what the public-key vote
+/// commits to. None when a point is the identity or the length is not a
+/// multiple of `k`.
+pub fn vector_hashes(
+    vectors: &[torus_engine::group::Affine<Secp256k1>],
+    k: usize,
+) -> Option<(Vec<[u8; 32]>, [u8; 32])> {
+    if k == 0 || !vectors.len().is_multiple_of(k) {
+        return None;
+    }
+    let mut per_key = Vec::with_capacity(vectors.len() / k);
+    let mut buf = Vec::with_capacity(k * 33);
+    for key in vectors.chunks(k) {
+        buf.clear();
+        for p in key {
+            buf.extend_from_slice(&compressed_point(p)?);
+        }
+        per_key.push(keccak256(&buf));
+    }
+    let list = hash_list(&per_key);
+    Some((per_key, list))
+}
+
+/// The hash of a list of per-key vector hashes.
+pub fn hash_list(hashes: &[[u8; 32]]) -> [u8; 32] {
+    let mut m = Vec::with_capacity(24 + hashes.len() * 32);
+    m.extend_from_slice(b"torus-node/vectors/v1");
+    for h in hashes {
+        m.extend_from_slice(h);
+    }
+    keccak256(&m)
+}
+
+/// What a public-key vote counts: the keys and the commitment vectors together.
+pub fn vote_hash(keys_hash: &[u8; 32], vectors_hash: &[u8; 32]) -> [u8; 32] {
+    let mut m = Vec::with_capacity(88);
+    m.extend_from_slice(b"torus-node/pubkeys-vote/v1");
+    m.extend_from_slice(keys_hash);
+    m.extend_from_slice(vectors_hash);
+    keccak256(&m)
+}
+
 /// Digest of per-key item hashes: `keccak(domain ‖ batch ‖ dealer ‖ k ‖ count ‖ h_0 ‖ … )`.
 fn list_digest(
     domain: &[u8],

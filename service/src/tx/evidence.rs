@@ -39,6 +39,24 @@ pub enum Evidence {
         /// The key's slice as sent: `a ‖ a' ‖ b ‖ b'`, 4k 32-byte scalars.
         slice: Vec<u8>,
     },
+    /// A resharing dealer's sub-sharing of one key does not share its old share:
+    /// `C[0][0]` of the key's matrix is not the old commitment vector evaluated at
+    /// the dealer's index. Public data only.
+    WrongSecret {
+        /// A signed header of the dealer's resharing send.
+        header: DealHeader,
+        /// The key within the batch.
+        key: u32,
+        /// keccak256 of every key's encoded matrix (binds `matrix` to the header).
+        commitment_hashes: Vec<[u8; 32]>,
+        /// The key's matrix as sent: k'*k' 33-byte compressed points.
+        matrix: Vec<u8>,
+        /// Every key's old commitment vector hash (binds `old_vector` to the
+        /// vectors hash the old epoch decided for the batch).
+        old_hashes: Vec<[u8; 32]>,
+        /// The key's old commitment vector: k_old 33-byte compressed points.
+        old_vector: Vec<u8>,
+    },
 }
 
 impl Evidence {
@@ -48,6 +66,7 @@ impl Evidence {
             Evidence::Malformed { .. } => "malformed",
             Evidence::Equivocation { .. } => "equivocation",
             Evidence::BadSlice { .. } => "bad_slice",
+            Evidence::WrongSecret { .. } => "wrong_secret",
         }
     }
     pub(super) fn encode(&self, w: &mut Writer) {
@@ -81,6 +100,25 @@ impl Evidence {
                 }
                 w.bytes(matrix).bytes(slice);
             }
+            Evidence::WrongSecret {
+                header,
+                key,
+                commitment_hashes,
+                matrix,
+                old_hashes,
+                old_vector,
+            } => {
+                w.u8(4);
+                header.encode(w);
+                w.u32(*key);
+                for list in [commitment_hashes, old_hashes] {
+                    w.count(list.len());
+                    for h in list {
+                        w.raw(h);
+                    }
+                }
+                w.bytes(matrix).bytes(old_vector);
+            }
         }
     }
     pub(super) fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
@@ -112,6 +150,27 @@ impl Evidence {
                     slice_hashes,
                     matrix: r.bytes("matrix", MAX_EVIDENCE_ITEM)?.to_vec(),
                     slice: r.bytes("slice", MAX_EVIDENCE_ITEM)?.to_vec(),
+                }
+            }
+            4 => {
+                let header = DealHeader::decode(r)?;
+                let key = r.u32("key")?;
+                let mut lists = [Vec::new(), Vec::new()];
+                for (list, what) in lists.iter_mut().zip(["commitment hashes", "old hashes"]) {
+                    let c = r.count(what, MAX_BATCH_KEYS, 32)?;
+                    list.reserve(c);
+                    for _ in 0..c {
+                        list.push(r.array(what)?);
+                    }
+                }
+                let [commitment_hashes, old_hashes] = lists;
+                Evidence::WrongSecret {
+                    header,
+                    key,
+                    commitment_hashes,
+                    matrix: r.bytes("matrix", MAX_EVIDENCE_ITEM)?.to_vec(),
+                    old_hashes,
+                    old_vector: r.bytes("old vector", MAX_EVIDENCE_ITEM)?.to_vec(),
                 }
             }
             got => {

@@ -57,6 +57,11 @@ pub enum TxBody {
         keys_hash: [u8; 32],
         /// The keys (may be empty when another vote already carried them).
         keys: Vec<[u8; 33]>,
+        /// [`digest::vectors_hash`] of the batch's commitment vectors as this node
+        /// computed them: what a later committee checks fetched vectors against,
+        /// and a resharing complaint's evidence is bound to. The vote counts
+        /// `(keys_hash, vectors_hash)` together ([`digest::vote_hash`]).
+        vectors_hash: [u8; 32],
     },
     /// Assign a key to a user (idempotent: a user with a key keeps it).
     KeyAssign {
@@ -145,6 +150,7 @@ impl TxBody {
                 batch,
                 keys_hash,
                 keys,
+                vectors_hash,
             } => {
                 w.u8(2);
                 batch.encode(w);
@@ -152,6 +158,7 @@ impl TxBody {
                 for k in keys {
                     w.raw(k);
                 }
+                w.raw(vectors_hash);
             }
             TxBody::KeyAssign {
                 verifier,
@@ -220,6 +227,7 @@ impl TxBody {
                     batch,
                     keys_hash,
                     keys,
+                    vectors_hash: r.array("vectors hash")?,
                 }
             }
             3 => TxBody::KeyAssign {
@@ -384,6 +392,7 @@ mod tests {
                 batch: b,
                 keys_hash: [1; 32],
                 keys: vec![[2; 33]; 3],
+                vectors_hash: [7; 32],
             },
             TxBody::KeyAssign {
                 verifier: "google".into(),
@@ -428,6 +437,18 @@ mod tests {
                 dealer: 2,
                 evidence: Box::new(Evidence::Malformed {
                     header: header(b, [1; 32]),
+                }),
+            },
+            TxBody::Complaint {
+                batch: b,
+                dealer: 2,
+                evidence: Box::new(Evidence::WrongSecret {
+                    header: header(b, [1; 32]),
+                    key: 2,
+                    commitment_hashes: vec![[4; 32]; 3],
+                    matrix: vec![6; 9 * 33],
+                    old_hashes: vec![[8; 32]; 3],
+                    old_vector: vec![9; 2 * 33],
                 }),
             },
         ]

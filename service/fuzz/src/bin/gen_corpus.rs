@@ -55,6 +55,7 @@ fn main() -> std::io::Result<()> {
                 batch,
                 dealers: vec![(1, [4; 32]), (2, [5; 32])],
                 keys_hash: Some([6; 32]),
+                vectors_hash: Some([7; 32]),
             }
             .encode(),
         ),

@@ -87,6 +87,7 @@ mod tests {
                 },
                 dealers: vec![(1, [1; 32])],
                 keys_hash: decided.then_some([9; 32]),
+                vectors_hash: None,
             };
             s.insert(keys::with_u64(keys::BATCH, start), rec.encode());
         }

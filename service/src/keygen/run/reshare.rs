@@ -34,7 +34,7 @@ use torus_engine::{pss, Params, Secp256k1};
 use super::{observe, BatchRun, Cx, KeygenError};
 use crate::app::evidence::{self, Verdict};
 use crate::store::records::BatchRecord;
-use crate::tx::{BatchId, EpochInfo, Evidence};
+use crate::tx::{digest, BatchId, DealHeader, EpochInfo, Evidence};
 
 /// A node's shares of a batch, its slice of the combined sharing and that
 /// sharing's commitment matrices (what peers' recovery is served from).
@@ -54,16 +54,23 @@ pub(crate) struct ReshareSource {
     pub(super) old_commitments: Vec<Affine<Secp256k1>>,
     /// The batch's user public keys (compressed): the new ones must be equal.
     pub(super) public_keys: Vec<[u8; 33]>,
+    /// Per-key hashes of the old vectors, whose list hash the old epoch decided:
+    /// what a wrong-secret complaint binds an old vector with.
+    pub(super) old_hashes: Vec<[u8; 32]>,
 }
 
 impl ReshareSource {
-    /// The old committee's view of a batch of `keys` keys.
+    /// The old committee's view of the batch `old_batch` (`start`, `count`):
+    /// its commitment vectors, refused unless their hash is `vectors_hash`, the
+    /// one the old epoch decided, and its public keys.
     pub fn new(
         old_epoch: &EpochInfo,
+        old_batch: BatchId,
         old_commitments: Vec<Affine<Secp256k1>>,
+        vectors_hash: &[u8; 32],
         public_keys: Vec<[u8; 33]>,
-        keys: usize,
     ) -> Result<Self, KeygenError> {
+        let keys = old_batch.count as usize;
         let old_params = Params::new(old_epoch.n, old_epoch.k, old_epoch.t)?;
         let want = keys * old_params.ku();
         if old_commitments.len() != want || public_keys.len() != keys {
@@ -73,11 +80,20 @@ impl ReshareSource {
                 got: old_commitments.len(),
             }));
         }
+        let old_hashes = match digest::vector_hashes(&old_commitments, old_params.ku()) {
+            Some((per_key, list)) if list == *vectors_hash => per_key,
+            _ => {
+                return Err(KeygenError::OldVectors {
+                    start: old_batch.start,
+                })
+            }
+        };
         Ok(ReshareSource {
             old_epoch: old_epoch.clone(),
             old_params,
             old_commitments,
             public_keys,
+            old_hashes,
         })
     }
 }
@@ -179,6 +195,7 @@ impl BatchRun {
             Some(r) => evidence::check_dealt_by(
                 &r.old_epoch,
                 &self.epoch,
+                Some(&digest::hash_list(&r.old_hashes)),
                 &self.batch,
                 dealer,
                 self.me,
@@ -189,12 +206,17 @@ impl BatchRun {
 
     /// A resharing send's secret check: `C[0][0]` of every key against the old
     /// commitment vector at the dealer's index. A dealer that fails is refused
-    /// (no echo, no ready from this node). Always true in a DKG.
+    /// (no echo, no ready from this node) and gets a complaint whose evidence
+    /// (the key's matrix and old vector, bound by hashes to the dealer's signed
+    /// header and to the old epoch's decided vectors hash) consensus checks.
+    /// Always true in a DKG.
     pub(super) fn reshare_secret_ok(
         &mut self,
         cx: &mut Cx<'_>,
         from: u32,
+        header: &DealHeader,
         c: &Commitments<Secp256k1>,
+        commitment_hashes: &[[u8; 32]],
     ) -> bool {
         let Some(r) = &self.reshare else {
             return true;
@@ -203,20 +225,52 @@ impl BatchRun {
         let res =
             pss::verify_reshare_secrets(cx.engine, &r.old_params, &r.old_commitments, &[(from, c)]);
         observe(cx.metrics, self.batch, "verify_old_commitments", t0);
-        match res {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(
-                    batch = self.batch.start,
-                    dealer = from,
-                    error = %e,
-                    "resharing dealer does not deal its old share: refused"
-                );
+        let keys = match res {
+            Ok(()) => return true,
+            Err(torus_engine::Error::InvalidReshare(culprits)) => culprits
+                .iter()
+                .filter(|c| c.node == from)
+                .flat_map(|c| c.keys.iter().copied())
+                .collect::<Vec<_>>(),
+            Err(_) => Vec::new(),
+        };
+        tracing::warn!(
+            batch = self.batch.start,
+            dealer = from,
+            keys = keys.len(),
+            "resharing dealer does not deal its old share: refused"
+        );
+        let ko = r.old_params.ku();
+        let evidence = keys.first().and_then(|&key| {
+            let old = r.old_commitments.get(key * ko..(key + 1) * ko)?;
+            let mut old_vector = Vec::with_capacity(ko * digest::POINT_LEN);
+            for p in old {
+                old_vector.extend_from_slice(&digest::compressed_point(p)?);
+            }
+            Some(Evidence::WrongSecret {
+                header: header.clone(),
+                key: key as u32,
+                commitment_hashes: commitment_hashes.to_vec(),
+                matrix: digest::matrix_bytes(c, key),
+                old_hashes: r.old_hashes.clone(),
+                old_vector,
+            })
+        });
+        match evidence.map(|ev| (self.check_evidence(from, &ev), ev)) {
+            Some((Ok(Verdict::DealerGuilty(why)), ev)) => self.complain(cx, from, ev, &why),
+            other => {
+                // Nothing provable (a backend fault must not get a dealer blamed):
+                // refused here only.
+                let why = match other {
+                    Some((Ok(Verdict::FalseComplaint(w)), _)) | Some((Err(w), _)) => w,
+                    _ => "no key named".into(),
+                };
+                tracing::error!(dealer = from, why, "wrong secret without provable evidence");
                 cx.metrics.dropped("reshare_wrong_secret");
                 self.dealer(from).rejected = true;
-                false
             }
         }
+        false
     }
 
     /// This node's shares over the decided sends, with what it keeps for peers'

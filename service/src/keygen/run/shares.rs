@@ -203,6 +203,15 @@ impl BatchRun {
         if !self.keys_unchanged(cx, &keys) {
             return;
         }
+        let Some((_, vectors_hash)) =
+            crate::tx::digest::vector_hashes(&shares.commitments, self.params.ku())
+        else {
+            tracing::error!(
+                batch = self.batch.start,
+                "a commitment vector holds the identity: not voting"
+            );
+            return;
+        };
         self.voted = true;
         let keys_hash = crate::tx::keys_hash(&keys);
         tracing::info!(
@@ -215,6 +224,7 @@ impl BatchRun {
             batch: self.batch,
             keys_hash,
             keys,
+            vectors_hash,
         });
     }
 

@@ -170,7 +170,7 @@ impl BatchRun {
                 return;
             }
         }
-        if !self.reshare_secret_ok(cx, from, &c) {
+        if !self.reshare_secret_ok(cx, from, &h, &c, &mh) {
             return;
         }
         let digest = h.commitments;

@@ -261,6 +261,7 @@ impl Net {
             batch: *batch,
             dealers: dealers.iter().map(|d| (d.dealer, d.commitments)).collect(),
             keys_hash: None,
+            vectors_hash: None,
         };
         for i in 1..=self.n() {
             self.call(i, |run, cx| run.on_decided(cx, &rec));

@@ -62,15 +62,31 @@ fn new_committee(old: &Net, (n, k, t): (u32, u32, u32), kept: &[u32]) -> (Vec<No
     (keys, epoch)
 }
 
+/// The vectors hash the old committee voted with its public keys (every
+/// member the same).
+fn voted_vectors_hash(old: &Net) -> [u8; 32] {
+    let hashes: BTreeSet<[u8; 32]> = old
+        .submitted
+        .iter()
+        .filter_map(|(_, b)| match b {
+            TxBody::PublicKeys { vectors_hash, .. } => Some(*vectors_hash),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hashes.len(), 1, "every old member votes the same vectors");
+    hashes.into_iter().next().unwrap()
+}
+
 /// What a new member knows of the old committee (every old member stored the
-/// same commitment vectors).
+/// same commitment vectors, and voted their hash).
 fn source(
     old: &Net,
     old_shares: &BTreeMap<u32, KeyShares<Secp256k1>>,
     public_keys: Vec<[u8; 33]>,
 ) -> ReshareSource {
     let commitments = old_shares.values().next().unwrap().commitments.clone();
-    ReshareSource::new(&old.epoch, commitments, public_keys, KEYS as usize).unwrap()
+    let hash = voted_vectors_hash(old);
+    ReshareSource::new(&old.epoch, old.batch, commitments, &hash, public_keys).unwrap()
 }
 
 impl Reshare {
@@ -305,6 +321,40 @@ fn an_old_dealer_that_reshares_a_wrong_secret_gets_no_echo_and_is_left_out() {
         .flatten()
         .any(|run| run.dealers.get(&2).is_some_and(|d| d.sent_echo));
     assert!(!echoed_2, "no new member echoes a wrong secret");
+    // Every new member files a complaint that consensus upholds against the old
+    // epoch's decided vectors hash.
+    let complaints = r.new.complaints();
+    assert_eq!(complaints.len(), r.new.n() as usize, "{complaints:?}");
+    let old_vectors = voted_vectors_hash(&r.old);
+    for (accuser, dealer, ev) in &complaints {
+        assert_eq!(*dealer, 2);
+        assert!(
+            matches!(ev, Evidence::WrongSecret { key, .. } if *key == KEYS - 1),
+            "{ev:?}"
+        );
+        let verdict = evidence::check_dealt_by(
+            &r.old.epoch,
+            &r.new.epoch,
+            Some(&old_vectors),
+            &r.new.batch,
+            2,
+            *accuser,
+            ev,
+        )
+        .unwrap();
+        assert!(matches!(verdict, Verdict::DealerGuilty(_)), "{verdict:?}");
+        // Against other vectors than the decided ones, it proves nothing.
+        assert!(evidence::check_dealt_by(
+            &r.old.epoch,
+            &r.new.epoch,
+            Some(&[0; 32]),
+            &r.new.batch,
+            2,
+            *accuser,
+            ev
+        )
+        .is_err());
+    }
     let proposal = r.proposal();
     let rec = r
         .new
@@ -326,7 +376,7 @@ fn an_old_dealer_that_corrupts_a_new_members_row_gets_a_complaint_the_app_uphold
     let (accuser, dealer, ev) = &complaints[0];
     assert_eq!((*accuser, *dealer), (3, 4));
     let verdict =
-        evidence::check_dealt_by(&r.old.epoch, &r.new.epoch, &r.new.batch, 4, 3, ev).unwrap();
+        evidence::check_dealt_by(&r.old.epoch, &r.new.epoch, None, &r.new.batch, 4, 3, ev).unwrap();
     assert!(matches!(verdict, Verdict::DealerGuilty(_)), "{verdict:?}");
     // Against the new committee's keys, the header is not signed by member 4
     // (another node): the evidence proves nothing there.
@@ -362,9 +412,16 @@ fn an_old_dealer_that_equivocates_gets_a_complaint_the_app_upholds() {
     assert!(!against_5.is_empty(), "an equivocation is noticed");
     for (accuser, _, ev) in &against_5 {
         assert!(matches!(ev, Evidence::Equivocation { .. }), "{ev:?}");
-        let verdict =
-            evidence::check_dealt_by(&r.old.epoch, &r.new.epoch, &r.new.batch, 5, *accuser, ev)
-                .unwrap();
+        let verdict = evidence::check_dealt_by(
+            &r.old.epoch,
+            &r.new.epoch,
+            None,
+            &r.new.batch,
+            5,
+            *accuser,
+            ev,
+        )
+        .unwrap();
         assert!(matches!(verdict, Verdict::DealerGuilty(_)), "{verdict:?}");
     }
     assert_reshared(&r);
@@ -420,4 +477,69 @@ fn a_resharing_run_refuses_a_batch_of_another_epoch_and_never_deals_afresh() {
     let mut r = r;
     let actions = r.new.raw(1, |run, cx| run.deal(cx, None));
     assert!(actions.is_empty(), "{actions:?}");
+}
+
+#[test]
+fn a_source_whose_old_vectors_are_not_the_decided_ones_is_refused() {
+    let r = Reshare::new((5, 3, 1), (7, 4, 1), &[1, 2, 3, 4, 5]);
+    let mut commitments = r.old_shares[&1].commitments.clone();
+    commitments.swap(0, 1);
+    let hash = voted_vectors_hash(&r.old);
+    let e = ReshareSource::new(
+        &r.old.epoch,
+        r.old.batch,
+        commitments,
+        &hash,
+        r.public_keys.clone(),
+    );
+    assert!(matches!(
+        e,
+        Err(crate::keygen::KeygenError::OldVectors { .. })
+    ));
+}
+
+#[test]
+fn a_wrong_secret_complaint_against_an_honest_dealer_blames_the_accuser() {
+    use torus_engine::avss::Commitments;
+    use torus_engine::wire::Wire;
+    let mut r = Reshare::new((5, 3, 1), (7, 4, 1), &[1, 2, 3, 4, 5]);
+    r.deal_all_but(&[]);
+    let send = r
+        .new
+        .queue
+        .iter()
+        .find_map(|(from, to, m)| match m {
+            Message::Send(s) if *from == 1 && *to == 6 => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let c = Commitments::<Secp256k1>::decode(&send.commitments).unwrap();
+    let src = r.source(r.public_keys.clone());
+    let ko = r.old.epoch.k as usize;
+    let old_vector: Vec<u8> = src.old_commitments[..ko]
+        .iter()
+        .flat_map(|p| crate::tx::digest::compressed_point(p).unwrap())
+        .collect();
+    let ev = Evidence::WrongSecret {
+        header: send.header.clone(),
+        key: 0,
+        commitment_hashes: crate::tx::digest::matrix_hashes(&c),
+        matrix: crate::tx::digest::matrix_bytes(&c, 0),
+        old_hashes: src.old_hashes.clone(),
+        old_vector,
+    };
+    let old_vectors = voted_vectors_hash(&r.old);
+    let verdict = evidence::check_dealt_by(
+        &r.old.epoch,
+        &r.new.epoch,
+        Some(&old_vectors),
+        &r.new.batch,
+        1,
+        6,
+        &ev,
+    )
+    .unwrap();
+    assert!(matches!(verdict, Verdict::FalseComplaint(_)), "{verdict:?}");
+    // Outside a resharing, the same evidence proves nothing.
+    assert!(evidence::check(&r.new.epoch, &r.new.batch, 1, 6, &ev).is_err());
 }
