@@ -170,12 +170,16 @@ impl Fixtures {
     }
 
     /// `tx` re-addressed and re-signed so that it authenticates against `state`:
-    /// a `ReshareComplete` in the hand-over state is signed by the next committee,
-    /// everything else by the current one. The body is kept as decoded.
+    /// in the hand-over state, what the next committee may sign (a
+    /// `ReshareComplete`, a resharing batch's dealer set, vote or complaint) is
+    /// signed by it, everything else by the current committee. The body is kept
+    /// as decoded.
     pub fn resign(&self, tx: &SignedTx, handover: bool) -> SignedTx {
-        let (key, epoch) = match tx.body {
-            TxBody::ReshareComplete { .. } if handover => (&self.next_key, GENESIS_EPOCH + 1),
-            _ => (&self.current_key, GENESIS_EPOCH),
+        let next = GENESIS_EPOCH + 1;
+        let (key, epoch) = if handover && tx.body.next_committee_may_sign(next) {
+            (&self.next_key, next)
+        } else {
+            (&self.current_key, GENESIS_EPOCH)
         };
         SignedTx::sign(key, epoch, 1, tx.nonce, tx.body.clone())
     }

@@ -105,12 +105,13 @@ pub enum TxBody {
 
 impl TxBody {
     /// Whether a member of the NEXT committee may sign this body in `epoch` (the
-    /// signer's epoch) during a hand-over: its `ReshareComplete` vote, and the
-    /// dealer set, public-key vote and complaints of a resharing batch (a batch of
-    /// that epoch).
+    /// signer's epoch) during a hand-over: its `ReshareComplete` vote (whatever
+    /// epoch the body names: the app refuses another than the pending one as
+    /// invalid, after authentication), and the dealer set, public-key vote and
+    /// complaints of a resharing batch (a batch of that epoch).
     pub fn next_committee_may_sign(&self, epoch: u64) -> bool {
         match self {
-            TxBody::ReshareComplete { epoch: e, .. } => *e == epoch,
+            TxBody::ReshareComplete { .. } => true,
             TxBody::DealerSet { batch, .. }
             | TxBody::PublicKeys { batch, .. }
             | TxBody::Complaint { batch, .. } => batch.epoch == epoch,
