@@ -226,12 +226,7 @@ impl App {
         if let Some(refused) = check_dealers(st, &cur, &cur, batch, dealers)? {
             return Ok(refused);
         }
-        let rec = BatchRecord {
-            batch: *batch,
-            dealers: dealers.iter().map(|d| (d.dealer, d.commitments)).collect(),
-            keys_hash: None,
-            vectors_hash: None,
-        };
+        let rec = BatchRecord::of_dealer_set(*batch, dealers);
         st.put(keys::with_u64(keys::BATCH, batch.start), rec.encode());
         st.delete(keys::OPEN_BATCH.to_vec());
         st.delete(keys::OPEN_BATCH_HEIGHT.to_vec());

@@ -78,12 +78,7 @@ impl App {
         if let Some(refused) = check_dealers(st, &cur, next, batch, dealers)? {
             return Ok(refused);
         }
-        let rec = BatchRecord {
-            batch: *batch,
-            dealers: dealers.iter().map(|d| (d.dealer, d.commitments)).collect(),
-            keys_hash: None,
-            vectors_hash: None,
-        };
+        let rec = BatchRecord::of_dealer_set(*batch, dealers);
         st.put(keys::with_u64(keys::RESHARE, batch.start), rec.encode());
         Ok(TxOutcome::ok(vec![Event::ReshareDealerSet {
             batch: *batch,

@@ -81,6 +81,17 @@ pub struct BatchRecord {
 }
 
 impl BatchRecord {
+    /// The record of a dealer set just decided: the dealers and their commitment
+    /// digests, no public keys yet.
+    pub fn of_dealer_set(batch: BatchId, dealers: &[crate::tx::DealerEvidence]) -> Self {
+        BatchRecord {
+            batch,
+            dealers: dealers.iter().map(|d| (d.dealer, d.commitments)).collect(),
+            keys_hash: None,
+            vectors_hash: None,
+        }
+    }
+
     /// Encodes.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();

@@ -257,12 +257,7 @@ impl Net {
         let TxBody::DealerSet { batch, dealers } = proposal else {
             panic!("not a dealer set: {}", proposal.kind());
         };
-        let rec = BatchRecord {
-            batch: *batch,
-            dealers: dealers.iter().map(|d| (d.dealer, d.commitments)).collect(),
-            keys_hash: None,
-            vectors_hash: None,
-        };
+        let rec = BatchRecord::of_dealer_set(*batch, dealers);
         for i in 1..=self.n() {
             self.call(i, |run, cx| run.on_decided(cx, &rec));
         }
