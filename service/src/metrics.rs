@@ -118,6 +118,8 @@ pub struct Metrics {
     pub keygen_batches: Counter,
     /// Decided batches whose shares this node lacks and asks its peers for.
     pub keygen_recovering: Gauge,
+    /// Share records erased because this node left the committee.
+    pub shares_erased: Counter,
     /// Complaints this node filed.
     pub complaints_filed: Counter,
     /// Client connections closed on accept because `rpc.max_connections` were open.
@@ -261,6 +263,7 @@ impl Metrics {
         });
         let keygen_batches = Counter::default();
         let keygen_recovering = Gauge::default();
+        let shares_erased = Counter::default();
         let complaints_filed = Counter::default();
         let rpc_connections_refused = Counter::default();
         let rpc_connections = Gauge::default();
@@ -333,6 +336,11 @@ impl Metrics {
             keygen_recovering.clone(),
         );
         registry.register(
+            "shares_erased",
+            "Share records this node erased when it left the committee",
+            shares_erased.clone(),
+        );
+        registry.register(
             "complaints_filed",
             "Complaints against dealers this node filed",
             complaints_filed.clone(),
@@ -399,6 +407,7 @@ impl Metrics {
             keygen_phase,
             keygen_batches,
             keygen_recovering,
+            shares_erased,
             complaints_filed,
             rpc_connections_refused,
             rpc_connections,

@@ -401,7 +401,12 @@ impl NodeState {
 
     /// Builds and signs a transaction as this node in the current epoch.
     pub fn sign_tx(&self, body: TxBody) -> Result<SignedTx, NodeError> {
-        let e = self.epoch()?;
+        self.sign_tx_in(&self.epoch()?, body)
+    }
+
+    /// Signs `body` as this node's member of committee `e` (the next committee's
+    /// resharing transactions during a hand-over).
+    pub fn sign_tx_in(&self, e: &EpochInfo, body: TxBody) -> Result<SignedTx, NodeError> {
         let idx = e
             .index_of(&self.key.public().compressed())
             .ok_or_else(|| NodeError::NotMember(self.key.public().address()))?;

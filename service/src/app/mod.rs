@@ -26,11 +26,12 @@ mod tests;
 use std::collections::BTreeMap;
 
 pub use keygen::open_batch_limits;
+pub use reshare::first_unreshared;
 use state::Overlay;
 pub use state::{
     assigned_index, batch_record, cancelled_batch, chain_app_hash, counters, current_epoch,
     genesis_writes, index_of_pubkey, is_blamed, key_record, keys, next_epoch, open_batch,
-    open_batch_height, AppError, KvRead,
+    open_batch_height, reshare_record, AppError, KvRead,
 };
 
 use crate::crypto::NodePub;

@@ -176,8 +176,8 @@ impl App {
 
 /// The first created batch (below `last_created`) whose resharing is not
 /// confirmed yet, if any.
-pub(super) fn first_unreshared<R: KvRead + ?Sized>(
-    st: &Overlay<'_, R>,
+pub fn first_unreshared(
+    st: &(impl KvRead + ?Sized),
     last_created: u64,
 ) -> Result<Option<BatchId>, AppError> {
     let mut start = 0;

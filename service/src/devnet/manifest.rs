@@ -29,13 +29,18 @@ impl Devnet {
 
     /// A client for the devnet that signs its KeyAssigns with the devnet's signer key.
     pub fn client(&self) -> Result<Client, DevnetError> {
+        self.client_of(self.endpoints())
+    }
+
+    /// A client of the nodes of `endpoints` only (a committee that changed).
+    pub fn client_of(&self, endpoints: Vec<Endpoint>) -> Result<Client, DevnetError> {
         let nodes = self.genesis.nodes.iter().filter_map(|g| {
             let p = hex::decode(&g.pubkey)
                 .ok()
                 .and_then(|b| NodePub::from_sec1(&b).ok())?;
             Some((g.index, p))
         });
-        Ok(Client::new(self.endpoints())
+        Ok(Client::new(endpoints)
             .map_err(|e| DevnetError::Login(e.to_string()))?
             .with_key_assign_signer(KeyAssignSigner::new(self.signer.clone(), nodes)))
     }

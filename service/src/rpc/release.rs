@@ -100,6 +100,16 @@ pub enum ReleaseError {
     /// This node holds no share of the key.
     #[error("no share of the key is stored")]
     NoShare,
+    /// The stored share belongs to another committee than the current one (a
+    /// switch not taken over here yet): never released, old and new shares
+    /// must not combine.
+    #[error("the stored share is of epoch {share}, the committee is epoch {current}")]
+    OtherEpoch {
+        /// The stored share's epoch.
+        share: u64,
+        /// The current epoch.
+        current: u64,
+    },
     /// The client store is full: the reveal cannot be bound, so no share is released.
     #[error("the client store is full: {0}")]
     ClientFull(&'static str),
@@ -172,6 +182,11 @@ impl ReleaseError {
                 "Could not find address to key index error: bad public key at {index}"
             )),
             E::NoShare => RpcError::internal(msg::NO_SHARE),
+            E::OtherEpoch { share, current } => RpcError::internal(format!(
+                "{}: this node's share is of epoch {share} and the committee changed to epoch \
+                 {current}; retry later",
+                msg::NO_SHARE
+            )),
             E::ClientFull(what) => RpcError::internal(format!(
                 "node busy: its token store is full ({what}); retry later"
             )),
@@ -413,9 +428,15 @@ impl ShareRelease<'_> {
             now_s,
         )?;
         let rec = self.assigned(verifier, &verified.verifier_id)?;
-        let Some((s, _sp, _)) = self.store.share(rec.index)? else {
+        let Some((s, _sp, share)) = self.store.share(rec.index)? else {
             return Err(ReleaseError::NoShare);
         };
+        if share.epoch != self.epoch.epoch {
+            return Err(ReleaseError::OtherEpoch {
+                share: share.epoch,
+                current: self.epoch.epoch,
+            });
+        }
         let public_xy = NodePub::from_sec1(&rec.pubkey)
             .map(|p| p.xy())
             .map_err(|_| ReleaseError::BadPublicKey(rec.index))?;

@@ -19,6 +19,14 @@ pub(super) async fn share_request(
 ) -> Result<Value, RpcError> {
     let items = jrpc::share_items(p)?;
     let epoch = std::sync::Arc::new(st.node.epoch().map_err(storage_err)?);
+    if st.node.index().is_err() {
+        // A node that left the committee erased its shares (retirement).
+        return Err(RpcError::internal(format!(
+            "{}: this node is not a member of the committee of epoch {}; ask that committee's nodes",
+            msg::NO_SHARE,
+            epoch.epoch
+        )));
+    }
     let mut keys: BTreeMap<u64, Value> = BTreeMap::new();
     for item in &items {
         let (verifier, token) = parse_item(&item.fields).map_err(|e| e.to_rpc())?;

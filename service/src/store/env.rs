@@ -28,6 +28,9 @@ pub struct Store {
     pub(super) state: Db,
     pub(super) meta: Db,
     pub(super) shares: Db,
+    /// The next epoch's shares during a hand-over (resharing), moved into
+    /// `shares` when the new committee takes over.
+    pub(super) next_shares: Db,
     pub(super) tokens: Db,
     pub(super) progress: Db,
     pub(super) keygen: Db,
@@ -128,6 +131,7 @@ impl Store {
         let state = env.create_database(&mut w, Some("state"))?;
         let meta = env.create_database(&mut w, Some("meta"))?;
         let shares = env.create_database(&mut w, Some("shares"))?;
+        let next_shares = env.create_database(&mut w, Some("next_shares"))?;
         let tokens = env.create_database(&mut w, Some("tokens"))?;
         let progress = env.create_database(&mut w, Some("progress"))?;
         let keygen = env.create_database(&mut w, Some("keygen"))?;
@@ -139,6 +143,7 @@ impl Store {
             state,
             meta,
             shares,
+            next_shares,
             tokens,
             progress,
             keygen,
@@ -156,11 +161,12 @@ impl Store {
     /// record is read). The client store's databases count as one, `client`.
     pub fn sizes(&self) -> Result<Vec<DbSize>, StoreError> {
         let r = self.env.read_txn()?;
-        let mut out = Vec::with_capacity(9);
+        let mut out = Vec::with_capacity(10);
         for (name, db) in [
             ("state", &self.state),
             ("meta", &self.meta),
             ("shares", &self.shares),
+            ("next_shares", &self.next_shares),
             ("tokens", &self.tokens),
             ("progress", &self.progress),
             ("keygen", &self.keygen),
@@ -451,6 +457,7 @@ mod tests {
                 "state",
                 "meta",
                 "shares",
+                "next_shares",
                 "tokens",
                 "progress",
                 "keygen",

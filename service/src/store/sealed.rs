@@ -33,7 +33,7 @@ impl Store {
         shares: &torus_engine::dkg::KeyShares<torus_engine::Secp256k1>,
     ) -> Result<(), StoreError> {
         let mut w = self.env.write_txn()?;
-        self.put_shares_in(&mut w, epoch, start, shares)?;
+        self.put_shares_in(&mut w, self.shares, epoch, start, shares)?;
         w.commit()?;
         Ok(())
     }
@@ -41,6 +41,7 @@ impl Store {
     fn put_shares_in(
         &self,
         w: &mut heed::RwTxn<'_>,
+        db: super::env::Db,
         epoch: u64,
         start: u64,
         shares: &torus_engine::dkg::KeyShares<torus_engine::Secp256k1>,
@@ -84,7 +85,7 @@ impl Store {
                 sealed,
                 commitments,
             };
-            self.shares.put(w, &index.to_be_bytes(), &rec.encode())?;
+            db.put(w, &index.to_be_bytes(), &rec.encode())?;
         }
         Ok(())
     }
@@ -95,8 +96,17 @@ impl Store {
         &self,
         index: u64,
     ) -> Result<Option<(Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>, ShareRecord)>, StoreError> {
+        self.share_in(self.shares, index)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn share_in(
+        &self,
+        db: super::env::Db,
+        index: u64,
+    ) -> Result<Option<(Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>, ShareRecord)>, StoreError> {
         let r = self.env.read_txn()?;
-        let Some(b) = self.shares.get(&r, &index.to_be_bytes())? else {
+        let Some(b) = db.get(&r, &index.to_be_bytes())? else {
             return Ok(None);
         };
         let rec = ShareRecord::decode(b).map_err(|e| StoreError::Corrupt {
@@ -133,6 +143,12 @@ impl Store {
     pub fn share_count(&self) -> Result<u64, StoreError> {
         let r = self.env.read_txn()?;
         Ok(self.shares.len(&r)?)
+    }
+
+    /// Number of next-epoch share records held (a hand-over in progress).
+    pub fn next_share_count(&self) -> Result<u64, StoreError> {
+        let r = self.env.read_txn()?;
+        Ok(self.next_shares.len(&r)?)
     }
 
     /// Records the local progress of a batch (`phase` is a short label).
@@ -177,11 +193,34 @@ impl Store {
         start: u64,
         count: u32,
     ) -> Result<KeyShares<Secp256k1>, StoreError> {
+        self.key_shares_in(self.shares, node, params, start, count)
+    }
+
+    /// This node's shares of the next epoch (a resharing not yet taken over) of
+    /// keys `start..start + count`, like [`Store::key_shares`].
+    pub fn next_key_shares(
+        &self,
+        node: u32,
+        params: Params,
+        start: u64,
+        count: u32,
+    ) -> Result<KeyShares<Secp256k1>, StoreError> {
+        self.key_shares_in(self.next_shares, node, params, start, count)
+    }
+
+    fn key_shares_in(
+        &self,
+        db: super::env::Db,
+        node: u32,
+        params: Params,
+        start: u64,
+        count: u32,
+    ) -> Result<KeyShares<Secp256k1>, StoreError> {
         let mut s = Vec::with_capacity(count as usize);
         let mut sp = Vec::with_capacity(count as usize);
         let mut recs = Vec::with_capacity(count as usize);
         for index in start..start.saturating_add(u64::from(count)) {
-            let Some((a, b, rec)) = self.share(index)? else {
+            let Some((a, b, rec)) = self.share_in(db, index)? else {
                 return Err(StoreError::MissingShare(index));
             };
             s.push(a);
@@ -207,6 +246,11 @@ const KG_SEED: u8 = b's';
 const KG_SLICE: u8 = b'a';
 const KG_COMMITMENTS: u8 = b'c';
 const KG_SUM: u8 = b'm';
+/// The next epoch's slice and matrices of a resharing batch, until the switch.
+const KG_NEXT_SLICE: u8 = b'A';
+const KG_NEXT_SUM: u8 = b'M';
+/// The secret an old member reshares a batch with.
+const KG_RESHARE_SEED: u8 = b'r';
 
 fn kg_key(tag: u8, start: u64, dealer: Option<u32>) -> Vec<u8> {
     let mut k = Vec::with_capacity(13);
@@ -250,7 +294,22 @@ impl Store {
     /// Stores the seed this node deals batch `start` with (sealed, synced), so
     /// that a restart re-derives the identical dealing instead of equivocating.
     pub fn put_dealing_seed(&self, start: u64, seed: &[u8; 32]) -> Result<(), StoreError> {
-        let key = kg_key(KG_SEED, start, None);
+        self.put_seed(KG_SEED, start, seed)
+    }
+
+    /// Stores the secret this node reshares batch `start` with during a hand-over
+    /// (sealed, synced): a restart deals the same resharing again.
+    pub fn put_reshare_seed(&self, start: u64, seed: &[u8; 32]) -> Result<(), StoreError> {
+        self.put_seed(KG_RESHARE_SEED, start, seed)
+    }
+
+    /// The resharing secret of batch `start`, if this node reshared it.
+    pub fn reshare_seed(&self, start: u64) -> Result<Option<Zeroizing<[u8; 32]>>, StoreError> {
+        self.seed(KG_RESHARE_SEED, start)
+    }
+
+    fn put_seed(&self, tag: u8, start: u64, seed: &[u8; 32]) -> Result<(), StoreError> {
+        let key = kg_key(tag, start, None);
         let sealed = self.seal(&key, seed)?;
         let mut w = self.env.write_txn()?;
         self.keygen.put(&mut w, &key, &sealed)?;
@@ -260,7 +319,11 @@ impl Store {
 
     /// The dealing seed of batch `start`, if this node dealt it.
     pub fn dealing_seed(&self, start: u64) -> Result<Option<Zeroizing<[u8; 32]>>, StoreError> {
-        let key = kg_key(KG_SEED, start, None);
+        self.seed(KG_SEED, start)
+    }
+
+    fn seed(&self, tag: u8, start: u64) -> Result<Option<Zeroizing<[u8; 32]>>, StoreError> {
+        let key = kg_key(tag, start, None);
         let r = self.env.read_txn()?;
         let Some(b) = self.keygen.get(&r, &key)? else {
             return Ok(None);
@@ -293,14 +356,28 @@ impl Store {
         aggregated_slice: &[u8],
         summed: &Commitments<Secp256k1>,
     ) -> Result<(), StoreError> {
-        let skey = kg_key(KG_SLICE, start, None);
-        let sealed = self.seal(&skey, aggregated_slice)?;
-        let encoded = summed.encode();
+        let place = (self.shares, KG_SLICE, KG_SUM);
+        self.put_result_in(place, epoch, start, shares, aggregated_slice, summed)
+    }
+
+    /// One batch result into `(share database, slice tag, matrices tag)`.
+    fn put_result_in(
+        &self,
+        (db, slice_tag, sum_tag): (super::env::Db, u8, u8),
+        epoch: u64,
+        start: u64,
+        shares: &KeyShares<Secp256k1>,
+        slice: &[u8],
+        matrices: &Commitments<Secp256k1>,
+    ) -> Result<(), StoreError> {
+        let skey = kg_key(slice_tag, start, None);
+        let sealed = self.seal(&skey, slice)?;
+        let encoded = matrices.encode();
         let mut w = self.env.write_txn()?;
-        self.put_shares_in(&mut w, epoch, start, shares)?;
+        self.put_shares_in(&mut w, db, epoch, start, shares)?;
         self.keygen.put(&mut w, &skey, &sealed)?;
         self.keygen
-            .put(&mut w, &kg_key(KG_SUM, start, None), &encoded)?;
+            .put(&mut w, &kg_key(sum_tag, start, None), &encoded)?;
         crate::failpoint::hit("shares.in_commit");
         w.commit()?;
         self.sync()
@@ -368,14 +445,7 @@ impl Store {
             let mut of_tag = 0;
             for item in self.keygen.range(&w, &range)? {
                 let (k, _) = item?;
-                let start = k
-                    .get(1..9)
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map(u64::from_be_bytes)
-                    .ok_or_else(|| StoreError::Corrupt {
-                        what: "keygen record key",
-                        err: format!("{} bytes", k.len()),
-                    })?;
+                let start = kg_start(k)?;
                 // Dealers' matrices repeat a start once per dealer.
                 if last == Some(start) {
                     continue;
@@ -399,11 +469,119 @@ impl Store {
         Ok(upto)
     }
 
+    /// Stores this node's result of a resharing batch of the next epoch in one
+    /// transaction, apart from the current shares (which keep serving until the
+    /// switch): its new shares, its slice of the combined sharing (sealed) and
+    /// that sharing's matrices. Synced. [`Store::adopt_next_shares`] moves them in.
+    pub fn put_next_batch_result(
+        &self,
+        epoch: u64,
+        start: u64,
+        shares: &KeyShares<Secp256k1>,
+        slice: &[u8],
+        combined: &Commitments<Secp256k1>,
+    ) -> Result<(), StoreError> {
+        let place = (self.next_shares, KG_NEXT_SLICE, KG_NEXT_SUM);
+        self.put_result_in(place, epoch, start, shares, slice, combined)
+    }
+
+    /// Whether this node holds a next-epoch share of key `index`.
+    pub fn has_next_share(&self, index: u64) -> Result<bool, StoreError> {
+        let r = self.env.read_txn()?;
+        Ok(self.next_shares.get(&r, &index.to_be_bytes())?.is_some())
+    }
+
+    /// The switch to `epoch` at this node (one transaction, synced): its shares of
+    /// `epoch` replace the old ones, key by key, with their recovery material;
+    /// next-epoch records of any other epoch are dropped, and so are the
+    /// resharing secrets. Returns how many shares moved. Idempotent: a second
+    /// call finds nothing to move.
+    pub fn adopt_next_shares(&self, epoch: u64) -> Result<u64, StoreError> {
+        let mut w = self.env.write_txn()?;
+        let mut moved = 0u64;
+        let mut recs = Vec::new();
+        for item in self.next_shares.iter(&w)? {
+            let (k, v) = item?;
+            recs.push((k.to_vec(), v.to_vec()));
+        }
+        for (k, v) in &recs {
+            let rec = ShareRecord::decode(v).map_err(|e| StoreError::Corrupt {
+                what: "next-epoch share",
+                err: e.to_string(),
+            })?;
+            if rec.epoch == epoch {
+                self.shares.put(&mut w, k, v)?;
+                moved += 1;
+            }
+        }
+        self.next_shares.clear(&mut w)?;
+        // Recovery material: re-sealed under the current record's key.
+        let lo = kg_key(KG_NEXT_SLICE, 0, None);
+        let hi = kg_key(KG_NEXT_SLICE, u64::MAX, None);
+        let range: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(&lo), Bound::Included(&hi));
+        let mut slices = Vec::new();
+        for item in self.keygen.range(&w, &range)? {
+            let (k, v) = item?;
+            slices.push((k.to_vec(), v.to_vec()));
+        }
+        for (k, v) in &slices {
+            let start = kg_start(k)?;
+            let plain = self.unseal(k, v)?;
+            let to = kg_key(KG_SLICE, start, None);
+            let sealed = self.seal(&to, &plain)?;
+            self.keygen.put(&mut w, &to, &sealed)?;
+            self.keygen.delete(&mut w, k)?;
+            if let Some(m) = self
+                .keygen
+                .get(&w, &kg_key(KG_NEXT_SUM, start, None))?
+                .map(<[u8]>::to_vec)
+            {
+                self.keygen.put(&mut w, &kg_key(KG_SUM, start, None), &m)?;
+            }
+        }
+        for tag in [KG_NEXT_SUM, KG_RESHARE_SEED] {
+            let lo = kg_key(tag, 0, None);
+            let hi = kg_key(tag, u64::MAX, None);
+            let range: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(&lo), Bound::Included(&hi));
+            self.keygen.delete_range(&mut w, &range)?;
+        }
+        w.commit()?;
+        self.sync()?;
+        Ok(moved)
+    }
+
+    /// Retirement: erases every share this node holds (current and next epoch)
+    /// with all keygen material, in one synced transaction. Returns how many
+    /// share records were erased. For a node that left the committee: the new
+    /// committee serves every key, and an old share must never be combined
+    /// with new ones nor stolen later.
+    pub fn erase_shares(&self) -> Result<u64, StoreError> {
+        let mut w = self.env.write_txn()?;
+        let n = self.shares.len(&w)? + self.next_shares.len(&w)?;
+        self.shares.clear(&mut w)?;
+        self.next_shares.clear(&mut w)?;
+        self.keygen.clear(&mut w)?;
+        w.commit()?;
+        self.sync()?;
+        Ok(n)
+    }
+
     /// Whether this node holds a share of key `index`.
     pub fn has_share(&self, index: u64) -> Result<bool, StoreError> {
         let r = self.env.read_txn()?;
         Ok(self.shares.get(&r, &index.to_be_bytes())?.is_some())
     }
+}
+
+/// The batch start of a keygen record key.
+fn kg_start(k: &[u8]) -> Result<u64, StoreError> {
+    k.get(1..9)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "keygen record key",
+            err: format!("{} bytes", k.len()),
+        })
 }
 
 fn share_aad(index: u64, epoch: u64) -> [u8; 16] {
@@ -467,6 +645,79 @@ mod tests {
             .collect();
         assert_eq!(held, [true, true, false]);
     }
+    #[test]
+    fn next_epoch_shares_stay_apart_until_the_switch_and_then_replace_the_old_ones() {
+        let keys = 4usize;
+        let (_dir, s) = temp_store();
+        let ok = |r: Result<bool, StoreError>| r.unwrap_or_else(|e| panic!("{e}"));
+        let (_, old_sum) = store_batch(&s, 0, keys);
+        let old = s.share(1).unwrap_or_else(|e| panic!("{e}"));
+        let old = old.unwrap_or_else(|| panic!("no old share"));
+        // The resharing's result: another sharing of the same keys, for epoch 2.
+        let engine = Engine::new();
+        let params = Params::new(5, 3, 1).unwrap_or_else(|e| panic!("{e}"));
+        let d = avss::deal::<Secp256k1>(&engine, params, 1, keys, None, [42; 32])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let slice = d.slice(&engine, 2).unwrap_or_else(|e| panic!("{e}"));
+        let new = KeyShares::from_aggregated(params, &slice, &d.commitments)
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.put_reshare_seed(0, &[9; 32])
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.put_next_batch_result(2, 0, &new, &slice.encode(), &d.commitments)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Until the switch, the current shares and their material are untouched.
+        let still = s.share(1).unwrap_or_else(|e| panic!("{e}"));
+        let still = still.unwrap_or_else(|| panic!("the old share is gone"));
+        assert_eq!((*still.0, still.2.epoch), (*old.0, 1));
+        assert!(ok(s.has_next_share(3)) && !ok(s.has_next_share(4)));
+        assert_eq!(
+            s.summed_commitments(0).unwrap_or_else(|e| panic!("{e}")),
+            Some(old_sum.encode())
+        );
+        let back = s
+            .next_key_shares(2, params, 0, keys as u32)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.commitment_vector(0), new.commitment_vector(0));
+        // The switch: every key's share is the new one, with its material.
+        assert_eq!(s.adopt_next_shares(2).unwrap_or_else(|e| panic!("{e}")), 4);
+        let now = s.share(1).unwrap_or_else(|e| panic!("{e}"));
+        let now = now.unwrap_or_else(|| panic!("no share after the switch"));
+        assert_eq!(now.2.epoch, 2);
+        assert_ne!(*now.0, *old.0);
+        let loaded = s
+            .key_shares(2, params, 0, keys as u32)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.commitment_vector(3), new.commitment_vector(3));
+        assert_eq!(
+            s.summed_commitments(0).unwrap_or_else(|e| panic!("{e}")),
+            Some(d.commitments.encode())
+        );
+        let slice_back = s.aggregated_slice(0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            slice_back.as_deref().map(|v| v.to_vec()),
+            Some(slice.encode())
+        );
+        assert!(!ok(s.has_next_share(0)));
+        assert!(s
+            .reshare_seed(0)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none());
+        // Again (a restart after the switch): nothing left to move, nothing lost.
+        assert_eq!(s.adopt_next_shares(2).unwrap_or_else(|e| panic!("{e}")), 0);
+        assert!(ok(s.has_share(3)));
+        // Retirement erases everything.
+        assert_eq!(s.erase_shares().unwrap_or_else(|e| panic!("{e}")), 4);
+        assert!(!ok(s.has_share(0)));
+        assert!(s
+            .aggregated_slice(0)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none());
+        assert!(s
+            .dealing_seed(0)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none());
+    }
+
     /// Stores a finished batch of `keys` keys at `start` as node 2 of (5, 3, 1), with
     /// a dealing seed; returns the dealings and their summed commitments.
     fn store_batch(

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use torus_node::client::{Client, Login};
+use torus_node::client::{Client, Endpoint, Login};
 use torus_node::devnet::netns::Links;
 use torus_node::devnet::{Devnet, DevnetOptions};
 
@@ -407,7 +407,12 @@ pub async fn assert_same_history(net: &Devnet, nodes: &[u32]) -> u64 {
 /// commitments, shares, reconstruction).
 /// KeyAssign is signed with the devnet's signer key, which the nodes require.
 pub async fn login(net: &Devnet, email: &str) -> Login {
-    let client = net.client().unwrap();
+    login_at(net, net.endpoints(), email).await
+}
+
+/// [`login`] through the nodes of `endpoints` only (a committee that changed).
+pub async fn login_at(net: &Devnet, endpoints: Vec<Endpoint>, email: &str) -> Login {
+    let client = net.client_of(endpoints).unwrap();
     client
         .get_or_assign("devnet", email)
         .await
@@ -446,8 +451,20 @@ pub async fn share_answers(
     net: &Devnet,
     email: &str,
 ) -> (k256::SecretKey, Vec<(u32, Result<Value, String>)>) {
+    share_answers_at(net, net.endpoints(), net.endpoints(), email).await
+}
+
+/// [`share_answers`] with the commitments of the nodes of `committee` (the
+/// current committee's signatures, as a client that knows it sends) asked of
+/// the nodes of `asked`.
+pub async fn share_answers_at(
+    net: &Devnet,
+    committee: Vec<Endpoint>,
+    asked: Vec<Endpoint>,
+    email: &str,
+) -> (k256::SecretKey, Vec<(u32, Result<Value, String>)>) {
     use k256::elliptic_curve::sec1::ToEncodedPoint;
-    let client = Client::new(net.endpoints()).unwrap();
+    let client = Client::new(committee).unwrap();
     let token = net.mint(email).unwrap();
     let temp = k256::SecretKey::random(&mut rand_core::OsRng);
     let tp = temp.public_key().to_encoded_point(false);
@@ -469,14 +486,14 @@ pub async fn share_answers(
         .collect();
     let item = serde_json::json!({"idtoken": token, "nodesignatures": sigs,
         "verifieridentifier": "devnet", "verifier_id": email});
-    let answers = client
+    let asking = Client::new(asked.clone()).unwrap();
+    let answers = asking
         .call_all(
             "ShareRequest",
             serde_json::json!({"encrypted": "yes", "item": [item]}),
         )
         .await;
-    let out = net
-        .endpoints()
+    let out = asked
         .iter()
         .zip(answers)
         .map(|(ep, a)| {

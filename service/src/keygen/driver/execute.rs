@@ -53,7 +53,7 @@ impl Keygen {
                 }
                 Action::Submit(body) => {
                     let kind = body.kind();
-                    match self.node.sign_tx(body) {
+                    match self.sign(body) {
                         Ok(tx) => {
                             if let Err(e) = self.node.submit(tx.encode()) {
                                 tracing::warn!(error = %e, kind, "could not submit a transaction");
@@ -105,6 +105,22 @@ impl Keygen {
     ) -> Result<torus_engine::dkg::KeyShares<torus_engine::Secp256k1>, ()> {
         let store = self.node.store();
         let start = s.batch.start;
+        if self.next_committee().map(|n| n.epoch) == Some(s.batch.epoch) {
+            // A resharing batch: kept apart until the new committee takes over.
+            if !store.has_next_share(start).unwrap_or(false) {
+                if let Err(e) = store.put_next_batch_result(
+                    s.batch.epoch,
+                    start,
+                    &s.shares,
+                    &s.aggregated_slice,
+                    &s.summed,
+                ) {
+                    tracing::error!(batch = start, error = %e, "cannot store next-epoch shares");
+                    return Err(());
+                }
+            }
+            return Ok(s.shares);
+        }
         let recovered = store.has_share(start).unwrap_or(false);
         if !recovered {
             if let Err(e) = store.put_batch_result(

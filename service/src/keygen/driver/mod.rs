@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod execute;
+pub(crate) mod handover;
 mod held;
 mod refill;
 mod view;
@@ -74,6 +75,8 @@ pub(crate) struct Keygen {
     pruned_height: u64,
     /// A test dealer's misbehaviour over our outgoing messages (dev mode only).
     byzantine: Option<Byzantine>,
+    /// The hand-over to the next committee (see `handover`).
+    handover: handover::Handover,
 }
 
 impl Keygen {
@@ -105,6 +108,7 @@ impl Keygen {
             held_at: None,
             pruned_below: 0,
             pruned_height: 0,
+            handover: handover::Handover::default(),
         }
     }
 
@@ -120,7 +124,7 @@ impl Keygen {
                 |p| !matches!(&p.tx, TxBody::DealerSet { batch, .. } if batch.start == start),
             );
         }
-        match self.node.sign_tx(body.clone()) {
+        match self.sign(body.clone()) {
             Ok(tx) => {
                 if let Err(e) = self.node.submit(tx.encode()) {
                     tracing::warn!(error = %e, kind = body.kind(), "could not submit a transaction");
@@ -134,6 +138,18 @@ impl Keygen {
         }
     }
 
+    /// Signs `body` as a member of the next committee when it is that committee's
+    /// to sign (a resharing batch's transactions, `ReshareComplete`), else of the
+    /// current one.
+    pub(crate) fn sign(&self, body: TxBody) -> Result<crate::tx::SignedTx, crate::node::NodeError> {
+        match self.next_committee() {
+            Some(next) if body.next_committee_may_sign(next.epoch) => {
+                self.node.sign_tx_in(next, body)
+            }
+            _ => self.node.sign_tx(body),
+        }
+    }
+
     /// Re-reads committed state and (re)starts whatever this node should be
     /// doing: the open batch, public keys of decided batches, recoveries.
     pub(super) fn resume(&mut self) {
@@ -144,6 +160,8 @@ impl Keygen {
                 return;
             }
         };
+        self.after_restart_switch();
+        self.resume_handover();
         if let Some(b) = open {
             self.ensure_run(&epoch, b, true);
         }
@@ -282,6 +300,10 @@ impl Keygen {
             return;
         };
         let from = m.from;
+        if let Message::Resync { batch } = &m.msg {
+            // Our resharing sends, which live outside any run.
+            self.resend_resharing(from, batch);
+        }
         match m.msg {
             Message::RecoverRequest { batch } => {
                 recover::serve(&self.node, &self.p2p, from, &batch);
@@ -530,14 +552,14 @@ impl Keygen {
         for body in due {
             let kind = body.kind();
             let submitted = self
-                .node
-                .sign_tx(body)
+                .sign(body)
                 .map_err(|e| e.to_string())
                 .and_then(|tx| self.node.submit(tx.encode()).map_err(|e| e.to_string()));
             if let Err(e) = submitted {
                 tracing::warn!(error = %e, kind, "could not re-submit a transaction");
             }
         }
+        self.maybe_vote_handover();
         self.maybe_open();
     }
 
@@ -599,7 +621,7 @@ impl Keygen {
                             run.on_blamed(*node, *as_dealer);
                         }
                     }
-                    _ => {}
+                    other => self.on_handover_event(other),
                 }
             }
         }
@@ -623,9 +645,11 @@ impl Keygen {
         let Ok(open) = app::open_batch(&snap) else {
             return;
         };
+        let resharing = self.next_committee().map(|n| n.epoch);
         let mut gone = Vec::new();
         for (start, run) in &self.runs {
-            if open == Some(run.batch) {
+            if open == Some(run.batch) || resharing == Some(run.batch.epoch) {
+                // Open, or the resharing of a created batch (its own record).
                 continue;
             }
             match app::batch_record(&snap, *start) {
@@ -659,20 +683,39 @@ fn is_settled(node: &NodeState, tx: &TxBody) -> bool {
     let Ok(snap) = node.store().snapshot() else {
         return false;
     };
+    let next = app::next_epoch(&snap).ok().flatten().map(|n| n.epoch);
+    // A resharing batch's record is its own until the switch.
+    let record = |b: &BatchId| {
+        if next == Some(b.epoch) {
+            app::reshare_record(&snap, b.start).ok().flatten()
+        } else {
+            app::batch_record(&snap, b.start)
+                .ok()
+                .flatten()
+                .filter(|r| r.batch.epoch == b.epoch)
+        }
+    };
     match tx {
-        TxBody::DealerSet { batch, .. } => app::batch_record(&snap, batch.start)
-            .ok()
-            .flatten()
-            .is_some(),
-        TxBody::PublicKeys { batch, .. } => app::batch_record(&snap, batch.start)
-            .ok()
-            .flatten()
-            .is_some_and(|b| b.keys_hash.is_some()),
+        TxBody::DealerSet { batch, .. } => record(batch).is_some(),
+        TxBody::PublicKeys { batch, .. } => record(batch).is_some_and(|b| b.keys_hash.is_some()),
         TxBody::Complaint { dealer, batch, .. } => {
-            // Settled once the dealer (or, for a refuted complaint, this node) is blamed.
+            // Settled once the dealer (or, for a refuted complaint, this node) is
+            // blamed; a resharing dealer is blamed in the epoch before the batch's.
             let me = node.index().unwrap_or(0);
-            app::is_blamed(&snap, batch.epoch, *dealer).unwrap_or(false)
+            let dealer_epoch = if next == Some(batch.epoch) {
+                batch.epoch - 1
+            } else {
+                batch.epoch
+            };
+            app::is_blamed(&snap, dealer_epoch, *dealer).unwrap_or(false)
                 || app::is_blamed(&snap, batch.epoch, me).unwrap_or(false)
+        }
+        TxBody::EpochHandover { next: n } => {
+            next.is_some_and(|e| e >= n.epoch)
+                || app::current_epoch(&snap).is_ok_and(|c| c.epoch >= n.epoch)
+        }
+        TxBody::ReshareComplete { epoch, .. } => {
+            app::current_epoch(&snap).is_ok_and(|c| c.epoch >= *epoch)
         }
         _ => true,
     }

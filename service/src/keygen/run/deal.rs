@@ -88,8 +88,6 @@ impl BatchRun {
 /// the signed sends, one per new member, from the secret `stored` it persisted
 /// for this batch (the same secret deals the same dealing after a restart).
 /// Secret path: constant time only.
-// Called by the unit tests until the driver runs resharing (issue #12's next step).
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn reshare_dealing(
     cx: &Cx<'_>,
     batch: BatchId,

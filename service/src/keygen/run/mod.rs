@@ -17,9 +17,6 @@
 mod bounds;
 mod deal;
 mod dealer_set;
-// The resharing run is driven by the unit tests only until the driver runs
-// resharing over the network (issue #12's next step).
-#[cfg_attr(not(test), allow(dead_code))]
 mod reshare;
 mod shares;
 mod sharing;
@@ -43,7 +40,8 @@ use crate::metrics::{Metrics, PhaseLabels};
 use crate::p2p::Message;
 use crate::store::records::BatchRecord;
 use crate::tx::{BatchId, DealHeader, EpochInfo, Evidence, TxBody};
-use reshare::ReshareSource;
+pub(crate) use deal::reshare_dealing;
+pub(crate) use reshare::ReshareSource;
 
 /// What a run asks its driver to do, in the order it asks.
 // Nearly every action is a `Send`, and actions live only until the driver

@@ -1,0 +1,671 @@
+//! The hand-over to the next committee on the keygen thread (issue #12; README
+//! "Resharing: who decides what"):
+//!
+//! 1. **Trigger.** The operator hands each running node the genesis of the next
+//!    epoch at `<data_dir>/next-genesis.toml` (`torus-node devnet next-epoch`
+//!    writes it); a member of the current committee checks it
+//!    ([`handover_refusal`]) and votes it in with `EpochHandover`. k + t votes
+//!    decide it and freeze assignment.
+//! 2. **Old members deal.** For each created batch, in key order and at most
+//!    [`RESHARE_WINDOW`] batches at a time, an old member reshares its stored
+//!    shares (`run::reshare_dealing`, constant time) from a secret it persists
+//!    first, and keeps the sends to answer a `Resync`.
+//! 3. **New members receive.** For the same window, a new member runs the
+//!    batch's resharing run (`BatchRun::new_reshare`) with what the old epoch
+//!    decided (commitment vectors checked against the decided hash, public
+//!    keys), stores its new shares apart from the current ones
+//!    (`Store::put_next_batch_result`) and votes the unchanged public keys.
+//! 4. **Switch.** Once every created batch is reshared, each new member votes
+//!    `ReshareComplete`; at the switch it moves its new shares in
+//!    (`Store::adopt_next_shares`), and a node that left erases every share
+//!    (`Store::erase_shares`).
+//!
+//! Built so far for committees whose members keep their index (the same nodes,
+//! a changed k and t, or members leaving from the top): the p2p network and the
+//! consensus validator set are the current committee's, so a fresh node or a
+//! moved index would need peers across committees (the README's next step).
+//! [`handover_refusal`] refuses to vote such a committee in, so the network is
+//! never frozen by a hand-over it cannot finish.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use torus_engine::group::Affine;
+use torus_engine::{Params, Secp256k1};
+
+use super::Keygen;
+use crate::app::{self, Event};
+use crate::config::Genesis;
+use crate::keygen::run::{reshare_dealing, BatchRun, Cx, ReshareSource};
+use crate::p2p::Message;
+use crate::store::records::BatchRecord;
+use crate::tx::{BatchId, EpochInfo, TxBody};
+
+/// The file a node reads the next committee from.
+pub(crate) const NEXT_GENESIS: &str = "next-genesis.toml";
+
+/// Created batches reshared at once (dealt by old members, run by new ones):
+/// bounds the memory and the p2p traffic of a hand-over of millions of keys.
+const RESHARE_WINDOW: usize = 4;
+
+/// How often one peer may get our resharing sends again (`Resync`).
+const RESEND_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the trigger file is looked at.
+const TRIGGER_EVERY: Duration = Duration::from_secs(2);
+
+/// The hand-over state of this node.
+#[derive(Default)]
+pub(super) struct Handover {
+    /// The next committee, while a decided hand-over is in progress.
+    next: Option<EpochInfo>,
+    /// The resharing sends this node dealt, per batch start (answers `Resync`).
+    dealt: BTreeMap<u64, Vec<(u32, Message)>>,
+    /// When each peer last got our sends of a batch again.
+    resent: BTreeMap<(u64, u32), Instant>,
+    /// When the trigger file was last looked at, and the epoch voted for.
+    checked_at: Option<Instant>,
+    voted: Option<u64>,
+    /// Whether this node voted `ReshareComplete` for the pending epoch.
+    complete_sent: bool,
+}
+
+impl Handover {
+    /// The next committee while a hand-over is in progress.
+    pub(super) fn next(&self) -> Option<&EpochInfo> {
+        self.next.as_ref()
+    }
+}
+
+/// Why a member does not vote `next` in as the committee after `cur`, or None.
+///
+/// Every member of `next` must already be the member of `cur` at the same index
+/// (the same nodes with other thresholds, or members leaving from the top):
+/// resharing messages go over the current committee's p2p network, indexed as
+/// in `cur`. A fresh node or a moved index needs peers across committees, which
+/// is not built yet; voting such a committee in would freeze assignment for a
+/// hand-over that cannot finish.
+pub(crate) fn handover_refusal(cur: &EpochInfo, next: &EpochInfo) -> Option<String> {
+    if cur.epoch.checked_add(1) != Some(next.epoch) {
+        return Some(format!(
+            "its epoch is {}, the next epoch is {}",
+            next.epoch,
+            cur.epoch.saturating_add(1)
+        ));
+    }
+    if let Err(e) = next.validate() {
+        return Some(format!("invalid committee: {e}"));
+    }
+    for n in &next.nodes {
+        match cur.node(n.index) {
+            Some(o) if o.pubkey == n.pubkey => {}
+            Some(_) => {
+                return Some(format!(
+                    "index {} names another node than in epoch {} (members joining or \
+                     moving need p2p across committees, not built yet)",
+                    n.index, cur.epoch
+                ))
+            }
+            None => {
+                return Some(format!(
+                    "index {} is not a member of epoch {} (members joining need p2p across \
+                     committees, not built yet)",
+                    n.index, cur.epoch
+                ))
+            }
+        }
+    }
+    None
+}
+
+impl Keygen {
+    /// The hand-over state's next committee (for signing and routing).
+    pub(super) fn next_committee(&self) -> Option<&EpochInfo> {
+        self.handover.next()
+    }
+
+    /// Every [`TRIGGER_EVERY`]: votes the committee of `<data_dir>/next-genesis.toml` in
+    /// when this node is a member of the current one and it is acceptable.
+    pub(super) fn maybe_vote_handover(&mut self) {
+        let now = Instant::now();
+        if self
+            .handover
+            .checked_at
+            .is_some_and(|t| now.duration_since(t) < TRIGGER_EVERY)
+        {
+            return;
+        }
+        self.handover.checked_at = Some(now);
+        let path = Path::new(&self.node.config().data_dir).join(NEXT_GENESIS);
+        if !path.exists() {
+            return;
+        }
+        let Ok(snap) = self.node.store().snapshot() else {
+            return;
+        };
+        let (Ok(cur), Ok(pending)) = (app::current_epoch(&snap), app::next_epoch(&snap)) else {
+            return;
+        };
+        drop(snap);
+        if pending.is_some()
+            || cur
+                .index_of(&self.node.key().public().compressed())
+                .is_none()
+        {
+            return;
+        }
+        let next = match Genesis::load(&path).and_then(|g| g.epoch_info()) {
+            Ok(e) => e,
+            Err(e) => {
+                if self.handover.voted != Some(u64::MAX) {
+                    tracing::error!(path = %path.display(), error = %e, "next committee file: refused");
+                    self.handover.voted = Some(u64::MAX);
+                }
+                return;
+            }
+        };
+        if next.epoch <= cur.epoch || self.handover.voted == Some(next.epoch) {
+            // Already current (the file outlived its hand-over), or voted.
+            return;
+        }
+        self.handover.voted = Some(next.epoch);
+        if let Some(why) = handover_refusal(&cur, &next) {
+            tracing::error!(
+                path = %path.display(),
+                epoch = next.epoch,
+                why,
+                "next committee refused: not voting the hand-over"
+            );
+            return;
+        }
+        tracing::info!(
+            epoch = next.epoch,
+            n = next.n,
+            k = next.k,
+            t = next.t,
+            "voting the hand-over to the next committee"
+        );
+        self.submit(TxBody::EpochHandover { next });
+    }
+
+    /// Starts or resumes this node's part of a decided hand-over from committed
+    /// state: deals (old member) and runs (new member) the first unreshared
+    /// batches, up to [`RESHARE_WINDOW`], and votes `ReshareComplete` once every
+    /// created batch is reshared. Called at start-up, on `HandoverDecided` and
+    /// after each reshared batch.
+    pub(super) fn resume_handover(&mut self) {
+        let Ok(snap) = self.node.store().snapshot() else {
+            return;
+        };
+        let (Ok(cur), Ok(next), Ok(c)) = (
+            app::current_epoch(&snap),
+            app::next_epoch(&snap),
+            app::counters(&snap),
+        ) else {
+            return;
+        };
+        let Some(next) = next else {
+            return;
+        };
+        if self.handover.next.as_ref().map(|n| n.epoch) != Some(next.epoch) {
+            self.handover = Handover {
+                next: Some(next.clone()),
+                checked_at: self.handover.checked_at,
+                voted: self.handover.voted,
+                ..Handover::default()
+            };
+        }
+        let me = self.node.key().public().compressed();
+        let (old_me, new_me) = (cur.index_of(&me), next.index_of(&me));
+        // The window: the first created batches whose resharing is not decided.
+        let mut todo = Vec::new();
+        let mut start = 0;
+        while start < c.last_created && todo.len() < RESHARE_WINDOW {
+            let rec = match app::batch_record(&snap, start) {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "hand-over cannot read a batch record");
+                    return;
+                }
+            };
+            let end = rec.batch.end();
+            if end <= start {
+                break;
+            }
+            let reshared = app::reshare_record(&snap, start)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.keys_hash.is_some());
+            if !reshared {
+                todo.push(rec);
+            }
+            start = end;
+        }
+        let all_done = start >= c.last_created && todo.is_empty();
+        drop(snap);
+        for rec in &todo {
+            if let Some(old) = old_me {
+                self.deal_resharing(&cur, &next, old, rec);
+            }
+            if let Some(new) = new_me {
+                self.ensure_reshare_run(&cur, &next, new, rec);
+            }
+        }
+        if all_done && new_me.is_some() && !self.handover.complete_sent {
+            self.handover.complete_sent = true;
+            tracing::info!(
+                epoch = next.epoch,
+                keys = c.last_created,
+                "every created key is reshared: voting the switch to the next committee"
+            );
+            self.submit(TxBody::ReshareComplete {
+                epoch: next.epoch,
+                keys: c.last_created,
+            });
+        }
+    }
+
+    /// Old member `old` deals its shares of the created batch `rec` to `next`
+    /// (once per batch; again after a restart, from the same persisted secret).
+    fn deal_resharing(&mut self, cur: &EpochInfo, next: &EpochInfo, old: u32, rec: &BatchRecord) {
+        let start = rec.batch.start;
+        if self.handover.dealt.contains_key(&start) {
+            return;
+        }
+        let store = self.node.store();
+        let blamed = store
+            .snapshot()
+            .ok()
+            .and_then(|s| app::is_blamed(&s, cur.epoch, old).ok())
+            .unwrap_or(false);
+        if blamed {
+            tracing::warn!(
+                batch = start,
+                "this node is blamed in this epoch: not resharing"
+            );
+            self.handover.dealt.insert(start, Vec::new());
+            return;
+        }
+        let params = match Params::new(cur.n, cur.k, cur.t) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "current committee parameters");
+                return;
+            }
+        };
+        let shares = match store.key_shares(old, params, start, rec.batch.count) {
+            Ok(s) => s,
+            Err(e) => {
+                // Recovery rebuilds them; the next resume deals.
+                tracing::warn!(batch = start, error = %e, "no shares to reshare yet");
+                return;
+            }
+        };
+        let seed = match store.reshare_seed(start) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                let mut s = zeroize::Zeroizing::new([0u8; 32]);
+                rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut s[..]);
+                if let Err(e) = store.put_reshare_seed(start, &s) {
+                    tracing::error!(error = %e, "cannot persist the resharing secret: not dealing");
+                    return;
+                }
+                s
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the resharing secret: not dealing");
+                return;
+            }
+        };
+        let batch = BatchId {
+            epoch: next.epoch,
+            start,
+            count: rec.batch.count,
+        };
+        let cx = Cx::new(
+            self.node.engine(),
+            self.node.key(),
+            self.node.metrics(),
+            Instant::now(),
+        );
+        let msgs = match reshare_dealing(&cx, batch, next, &shares, &seed) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(batch = start, error = %e, "cannot reshare the batch");
+                return;
+            }
+        };
+        drop(shares);
+        for (to, msg) in &msgs {
+            crate::failpoint::hit("p2p.send");
+            self.p2p.send(*to, msg.clone());
+        }
+        tracing::info!(
+            batch = start,
+            keys = batch.count,
+            to = next.n,
+            "reshared batch to the next committee"
+        );
+        self.handover.dealt.insert(start, msgs);
+    }
+
+    /// New member `new` runs the resharing of `rec` (once; a restart rebuilds the run
+    /// and rejoins the vote when its new shares are stored).
+    fn ensure_reshare_run(
+        &mut self,
+        cur: &EpochInfo,
+        next: &EpochInfo,
+        new: u32,
+        rec: &BatchRecord,
+    ) {
+        let start = rec.batch.start;
+        if self.runs.contains_key(&start) {
+            return;
+        }
+        let batch = BatchId {
+            epoch: next.epoch,
+            start,
+            count: rec.batch.count,
+        };
+        let run = match self.open_reshare_run(cur, next, new, rec, batch) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(batch = start, error = %e, "cannot start the resharing of a batch");
+                return;
+            }
+        };
+        self.runs.insert(start, run);
+        // Ask peers to resend what they already sent us (after a restart).
+        self.p2p.broadcast(&Message::Resync { batch });
+        let decided = self
+            .node
+            .store()
+            .snapshot()
+            .ok()
+            .and_then(|s| app::reshare_record(&s, start).ok().flatten());
+        let stored = self.node.store().has_next_share(start).unwrap_or(false);
+        if let (Some(d), true) = (decided, stored) {
+            let params = self.runs.get(&start).map(|r| r.params);
+            let loaded = params.map(|p| {
+                self.node
+                    .store()
+                    .next_key_shares(new, p, start, batch.count)
+            });
+            match loaded {
+                Some(Ok(shares)) => self.with_run(start, |run, cx| run.restore(cx, &d, shares)),
+                Some(Err(e)) => {
+                    tracing::error!(batch = start, error = %e, "cannot reload next-epoch shares")
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn open_reshare_run(
+        &self,
+        cur: &EpochInfo,
+        next: &EpochInfo,
+        new: u32,
+        rec: &BatchRecord,
+        batch: BatchId,
+    ) -> Result<BatchRun, String> {
+        let start = rec.batch.start;
+        let vectors_hash = rec.vectors_hash.ok_or(
+            "the batch's commitment vectors were not decided (created by an earlier version)",
+        )?;
+        let old_params = Params::new(cur.n, cur.k, cur.t).map_err(|e| e.to_string())?;
+        // The old vectors: from this node's own shares (a member of both
+        // committees); checked against the decided hash by `ReshareSource::new`.
+        let old_me = cur
+            .index_of(&self.node.key().public().compressed())
+            .ok_or("a member new to the network must fetch the old vectors (not built yet)")?;
+        let shares = self
+            .node
+            .store()
+            .key_shares(old_me, old_params, start, rec.batch.count)
+            .map_err(|e| format!("old shares: {e}"))?;
+        let old_commitments: Vec<Affine<Secp256k1>> = (0..rec.batch.count as usize)
+            .flat_map(|k| shares.commitment_vector(k).iter().copied())
+            .collect();
+        drop(shares);
+        let snap = self.node.store().snapshot().map_err(|e| e.to_string())?;
+        let mut public_keys = Vec::with_capacity(rec.batch.count as usize);
+        for index in start..rec.batch.end() {
+            let k = app::key_record(&snap, index)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no key record {index}"))?;
+            public_keys.push(k.pubkey);
+        }
+        let mut blamed = std::collections::BTreeSet::new();
+        for n in &next.nodes {
+            if app::is_blamed(&snap, next.epoch, n.index).map_err(|e| e.to_string())? {
+                blamed.insert(n.index);
+            }
+        }
+        let decided = app::reshare_record(&snap, start).map_err(|e| e.to_string())?;
+        drop(snap);
+        let source =
+            ReshareSource::new(cur, rec.batch, old_commitments, &vectors_hash, public_keys)
+                .map_err(|e| e.to_string())?;
+        BatchRun::new_reshare(next, batch, new, source, blamed, decided, Instant::now())
+            .map_err(|e| e.to_string())
+    }
+
+    /// A peer asks for our messages of `batch` again: our resharing sends to it,
+    /// at most once per [`RESEND_EVERY`].
+    pub(super) fn resend_resharing(&mut self, from: u32, batch: &BatchId) {
+        if self.handover.next.as_ref().map(|n| n.epoch) != Some(batch.epoch) {
+            return;
+        }
+        let Some(msgs) = self.handover.dealt.get(&batch.start) else {
+            return;
+        };
+        let now = Instant::now();
+        let key = (batch.start, from);
+        if self
+            .handover
+            .resent
+            .get(&key)
+            .is_some_and(|t| now.duration_since(*t) < RESEND_EVERY)
+        {
+            return;
+        }
+        self.handover.resent.insert(key, now);
+        for (to, msg) in msgs {
+            if *to == from {
+                self.p2p.send(*to, msg.clone());
+            }
+        }
+    }
+
+    /// The hand-over's events of a committed block.
+    pub(super) fn on_handover_event(&mut self, e: &Event) {
+        match e {
+            Event::HandoverDecided { epoch } => {
+                tracing::info!(epoch, "hand-over decided: resharing every key");
+                self.resume_handover();
+            }
+            Event::ReshareDealerSet { batch, .. } => {
+                let rec = self
+                    .node
+                    .store()
+                    .snapshot()
+                    .ok()
+                    .and_then(|s| app::reshare_record(&s, batch.start).ok().flatten());
+                if let Some(rec) = rec {
+                    if self
+                        .runs
+                        .get(&batch.start)
+                        .is_some_and(|r| r.batch == *batch)
+                    {
+                        self.with_run(batch.start, |run, cx| run.on_decided(cx, &rec));
+                    }
+                }
+            }
+            Event::ResharedPublicKeys { batch } => {
+                if self
+                    .runs
+                    .get(&batch.start)
+                    .is_some_and(|r| r.batch == *batch)
+                {
+                    self.with_run(batch.start, |run, cx| run.finish(cx));
+                    self.runs.remove(&batch.start);
+                }
+                self.p2p.drop_batch(batch.start);
+                self.handover.dealt.remove(&batch.start);
+                self.handover.resent.retain(|(s, _), _| *s != batch.start);
+                tracing::info!(batch = batch.start, keys = batch.count, "batch reshared");
+                self.resume_handover();
+            }
+            Event::EpochChanged { epoch } => self.switch(*epoch),
+            _ => {}
+        }
+    }
+
+    /// The new committee took over: a member moves its new shares in, a node
+    /// that left erases every share.
+    pub(super) fn switch(&mut self, epoch: u64) {
+        let me = self.node.key().public().compressed();
+        let member = self
+            .node
+            .epoch()
+            .ok()
+            .filter(|e| e.epoch == epoch)
+            .map(|e| e.index_of(&me).is_some());
+        // Resharing runs and sends are over.
+        let next = std::mem::take(&mut self.handover);
+        self.handover.checked_at = next.checked_at;
+        self.handover.voted = next.voted;
+        let gone: Vec<u64> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| r.batch.epoch == epoch)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in gone {
+            self.runs.remove(&s);
+            self.p2p.drop_batch(s);
+        }
+        match member {
+            Some(true) => match self.node.store().adopt_next_shares(epoch) {
+                Ok(moved) => tracing::info!(
+                    epoch,
+                    shares = moved,
+                    "the new committee serves: new shares in use"
+                ),
+                Err(e) => tracing::error!(epoch, error = %e, "cannot move the new shares in"),
+            },
+            Some(false) => self.retire(epoch),
+            None => tracing::error!(epoch, "cannot read the committee after the switch"),
+        }
+    }
+
+    /// This node left the committee at `epoch`: every share it held is erased.
+    pub(super) fn retire(&mut self, epoch: u64) {
+        match self.node.store().erase_shares() {
+            Ok(n) => {
+                self.node.metrics().shares_erased.inc_by(n);
+                tracing::warn!(
+                    epoch,
+                    erased = n,
+                    "this node left the committee: every share it held is erased"
+                );
+            }
+            Err(e) => {
+                tracing::error!(epoch, error = %e, "cannot erase the shares of a node that left")
+            }
+        }
+    }
+
+    /// At start-up: finishes a switch that happened while this node was down
+    /// (its new shares not moved in yet, or a node that left still holding shares).
+    pub(super) fn after_restart_switch(&mut self) {
+        let Ok(snap) = self.node.store().snapshot() else {
+            return;
+        };
+        let (Ok(cur), Ok(None)) = (app::current_epoch(&snap), app::next_epoch(&snap)) else {
+            return;
+        };
+        drop(snap);
+        let store = self.node.store();
+        if cur
+            .index_of(&self.node.key().public().compressed())
+            .is_none()
+        {
+            if store.share_count().unwrap_or(0) > 0 {
+                self.retire(cur.epoch);
+            }
+            return;
+        }
+        match store.next_share_count() {
+            Ok(0) => {}
+            Ok(_) => match store.adopt_next_shares(cur.epoch) {
+                Ok(moved) => tracing::info!(
+                    epoch = cur.epoch,
+                    shares = moved,
+                    "new shares moved in after a restart"
+                ),
+                Err(e) => tracing::error!(error = %e, "cannot move the new shares in"),
+            },
+            Err(e) => tracing::error!(error = %e, "cannot read the next-epoch shares"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::handover_refusal;
+    use crate::crypto::NodeKey;
+    use crate::tx::{EpochInfo, NodeEntry};
+
+    fn committee(epoch: u64, keys: &[&NodeKey], k: u32, t: u32) -> EpochInfo {
+        EpochInfo {
+            epoch,
+            n: keys.len() as u32,
+            k,
+            t,
+            nodes: keys
+                .iter()
+                .enumerate()
+                .map(|(i, key)| NodeEntry {
+                    index: i as u32 + 1,
+                    pubkey: key.public().compressed(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_member_votes_in_the_same_nodes_with_other_thresholds_or_members_leaving_from_the_top() {
+        let owned: Vec<NodeKey> = (0..5).map(|_| NodeKey::random()).collect();
+        let keys: Vec<&NodeKey> = owned.iter().collect();
+        let cur = committee(1, &keys, 3, 1);
+        assert_eq!(handover_refusal(&cur, &committee(2, &keys, 2, 1)), None);
+        assert_eq!(
+            handover_refusal(&cur, &committee(2, &keys[..4], 3, 1)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_member_refuses_a_committee_it_could_not_hand_over_to() {
+        let owned: Vec<NodeKey> = (0..6).map(|_| NodeKey::random()).collect();
+        let keys: Vec<&NodeKey> = owned.iter().collect();
+        let cur = committee(1, &keys[..5], 3, 1);
+        // Not the next epoch.
+        let why = handover_refusal(&cur, &committee(3, &keys[..5], 3, 1));
+        assert!(why.is_some_and(|w| w.contains("next epoch is 2")));
+        // A fresh node joining, or a replaced one: peers across committees are not built.
+        let why = handover_refusal(&cur, &committee(2, &keys, 4, 1));
+        assert!(why.is_some_and(|w| w.contains("index 6 is not a member")));
+        let mut replaced = keys[..5].to_vec();
+        replaced[1] = keys[5];
+        let why = handover_refusal(&cur, &committee(2, &replaced, 3, 1));
+        assert!(why.is_some_and(|w| w.contains("index 2 names another node")));
+        // Invalid thresholds.
+        let why = handover_refusal(&cur, &committee(2, &keys[..5], 6, 1));
+        assert!(why.is_some_and(|w| w.contains("invalid committee")));
+    }
+}

@@ -1,0 +1,127 @@
+//! Issue #12 with real node processes: a 5-node network (k = 3, t = 1) with two
+//! batches of keys is handed the next committee (its first four nodes, k = 2)
+//! through `<data_dir>/next-genesis.toml`. The nodes vote the hand-over in,
+//! reshare every key over p2p, and switch; the user assigned before logs in to
+//! the same address from the new committee, a user assigned after gets a key
+//! of the old buffer, old and new shares never combine, and the node that left
+//! erased its shares and refuses ShareRequest.
+
+#![allow(clippy::unwrap_used)]
+
+mod net;
+
+use std::time::Duration;
+
+use k256::elliptic_curve::sec1::ToEncodedPoint;
+use k256::{ProjectivePoint, Scalar};
+use torus_node::client::lagrange_at_zero;
+use torus_node::devnet::Devnet;
+
+fn secret(shares: &[(u32, Scalar)]) -> Scalar {
+    lagrange_at_zero(shares).unwrap()
+}
+
+fn address_of(secret: &Scalar) -> String {
+    let p = (ProjectivePoint::GENERATOR * secret)
+        .to_affine()
+        .to_encoded_point(false);
+    let h = torus_node::hexfmt::keccak256(&p.as_bytes()[1..]);
+    format!("0x{}", hex::encode(&h[12..]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_hand_every_key_to_four_of_them_with_a_lower_threshold() {
+    let dir = net::test_dir();
+    let mut dn = Devnet::start(net::opts(dir.path(), 5, 32, 16))
+        .await
+        .unwrap();
+    let _logs = net::LogsOnPanic(dn.opts.data_dir.clone(), 5);
+    dn.wait_for_keys(32, Duration::from_secs(180), |_| {})
+        .await
+        .unwrap();
+    let alice = net::login(&dn, "alice@example.com").await;
+    let old = net::all_shares(&dn, "alice@example.com").await;
+    assert!(net::consistent(&old, 3));
+    assert_eq!(address_of(&secret(&old[..3])), alice.address.to_lowercase());
+
+    // The next committee: nodes 1 to 4, k = 2, t = 1.
+    let mut next = dn.genesis.clone();
+    next.epoch += 1;
+    next.n = 4;
+    next.k = 2;
+    next.t = 1;
+    next.nodes.retain(|n| n.index <= 4);
+    let text = toml::to_string(&next).unwrap();
+    for i in 1..=5 {
+        std::fs::write(dn.node_dir(i).join("next-genesis.toml"), &text).unwrap();
+    }
+    for i in 1..=4 {
+        net::wait_until(&dn, i, 180, "the new committee's epoch", |s| {
+            s["epoch"].as_u64() == Some(2)
+        })
+        .await;
+    }
+
+    // Every new member holds every key's new share; the node that left holds none.
+    for i in 1..=4 {
+        let s = net::status(&dn, i, None).await.unwrap();
+        assert!(s["shares"].as_u64().unwrap() >= 32, "node {i}: {s}");
+    }
+    net::wait_until(&dn, 5, 30, "node 5 erasing its shares", |s| {
+        s["shares"].as_u64() == Some(0)
+    })
+    .await;
+    let m = net::metrics(&dn, 5).await;
+    assert!(
+        net::metric_sum(&m, "torus_shares_erased_total", "") >= 32.0,
+        "{m}"
+    );
+
+    // Alice's shares now come from the new committee: any 2 of the 4 make her key,
+    // at the same address; node 5 refuses with a clear error.
+    let committee: Vec<_> = dn
+        .endpoints()
+        .into_iter()
+        .filter(|e| e.index <= 4)
+        .collect();
+    let (temp, answers) =
+        net::share_answers_at(&dn, committee.clone(), dn.endpoints(), "alice@example.com").await;
+    let mut new = Vec::new();
+    for (i, a) in answers {
+        if i == 5 {
+            let e = a.unwrap_err();
+            assert!(
+                e.contains("not a member of the committee of epoch 2"),
+                "{e}"
+            );
+            continue;
+        }
+        let v = a.unwrap_or_else(|e| panic!("node {i}: {e}"));
+        new.push((
+            i,
+            torus_node::client::decrypt_share(&temp, &v["keys"][0]).unwrap(),
+        ));
+    }
+    assert_eq!(new.len(), 4);
+    assert!(net::consistent(&new, 2));
+    assert_eq!(address_of(&secret(&new[..2])), alice.address.to_lowercase());
+    // Old and new shares never combine: every share changed, and an old share with
+    // a new one makes another key.
+    for ((i, a), (j, b)) in old.iter().zip(&new) {
+        assert_eq!(i, j);
+        assert_ne!(a, b, "node {i} kept its old share");
+    }
+    for mixed in [[old[0], new[1]], [new[0], old[1]]] {
+        assert_ne!(address_of(&secret(&mixed)), alice.address.to_lowercase());
+    }
+
+    // The library flow still works: alice again, and bob, whose key was created
+    // by the old committee and reshared while free.
+    let again = net::login_at(&dn, committee.clone(), "alice@example.com").await;
+    assert_eq!(again.address, alice.address);
+    let bob = net::login_at(&dn, committee, "bob@example.com").await;
+    assert_ne!(bob.address, alice.address);
+    assert!(bob.index < 32, "{}", bob.index);
+    net::assert_same_history(&dn, &[1, 2, 3, 4]).await;
+    dn.shutdown();
+}
