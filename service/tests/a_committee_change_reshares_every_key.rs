@@ -125,3 +125,50 @@ async fn five_nodes_hand_every_key_to_four_of_them_with_a_lower_threshold() {
     net::assert_same_history(&dn, &[1, 2, 3, 4]).await;
     dn.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_node_down_during_the_change_does_not_stop_it_and_erases_its_shares_on_return() {
+    let dir = net::test_dir();
+    let mut dn = Devnet::start(net::opts(dir.path(), 5, 16, 16))
+        .await
+        .unwrap();
+    let _logs = net::LogsOnPanic(dn.opts.data_dir.clone(), 5);
+    dn.wait_for_keys(16, Duration::from_secs(180), |_| {})
+        .await
+        .unwrap();
+    let alice = net::login(&dn, "alice@example.com").await;
+    // Node 5 is killed before the change: k + t = 4 members vote it in, and k_old = 3
+    // of the 4 remaining old members suffice to reshare.
+    dn.kill(5).unwrap();
+    let mut next = dn.genesis.clone();
+    next.epoch += 1;
+    next.n = 4;
+    next.k = 2;
+    next.nodes.retain(|n| n.index <= 4);
+    let text = toml::to_string(&next).unwrap();
+    for i in 1..=4 {
+        std::fs::write(dn.node_dir(i).join("next-genesis.toml"), &text).unwrap();
+    }
+    for i in 1..=4 {
+        net::wait_until(&dn, i, 180, "the new committee's epoch", |s| {
+            s["epoch"].as_u64() == Some(2)
+        })
+        .await;
+    }
+    let committee: Vec<_> = dn
+        .endpoints()
+        .into_iter()
+        .filter(|e| e.index <= 4)
+        .collect();
+    let again = net::login_at(&dn, committee, "alice@example.com").await;
+    assert_eq!(again.address, alice.address);
+    // Node 5 returns: it catches up, finds it left the committee and erases its shares.
+    dn.start_node(5).unwrap();
+    net::wait_until(&dn, 5, 120, "node 5 to erase its shares", |s| {
+        s["epoch"].as_u64() == Some(2) && s["shares"].as_u64() == Some(0)
+    })
+    .await;
+    let m = net::metrics(&dn, 5).await;
+    assert!(net::metric_sum(&m, "torus_shares_erased_total", "") >= 16.0, "{m}");
+    dn.shutdown();
+}
