@@ -55,6 +55,24 @@ async fn five_nodes_hand_every_key_to_four_of_them_with_a_lower_threshold() {
     for i in 1..=5 {
         std::fs::write(dn.node_dir(i).join("next-genesis.toml"), &text).unwrap();
     }
+    // A KeyAssign while the hand-over freezes assignment waits for the new committee
+    // and succeeds (within the request's timeout) instead of failing.
+    net::wait_until(&dn, 1, 60, "the hand-over to freeze assignment", |s| {
+        s["frozen"] == serde_json::json!(true)
+    })
+    .await;
+    let carol = dn
+        .client_of(
+            dn.endpoints()
+                .into_iter()
+                .filter(|e| e.index <= 4)
+                .collect(),
+        )
+        .unwrap()
+        .get_or_assign("devnet", "carol@example.com")
+        .await
+        .unwrap();
+    assert!(carol["address"].is_string(), "{carol}");
     for i in 1..=4 {
         net::wait_until(&dn, i, 180, "the new committee's epoch", |s| {
             s["epoch"].as_u64() == Some(2)
@@ -122,6 +140,11 @@ async fn five_nodes_hand_every_key_to_four_of_them_with_a_lower_threshold() {
     let bob = net::login_at(&dn, committee, "bob@example.com").await;
     assert_ne!(bob.address, alice.address);
     assert!(bob.index < 32, "{}", bob.index);
+    let log = std::fs::read_to_string(dn.log_path(1)).unwrap();
+    assert!(
+        log.contains("KeyAssign waited for an epoch hand-over"),
+        "carol's KeyAssign did not wait for the hand-over"
+    );
     net::assert_same_history(&dn, &[1, 2, 3, 4]).await;
     dn.shutdown();
 }
@@ -169,6 +192,9 @@ async fn an_old_node_down_during_the_change_does_not_stop_it_and_erases_its_shar
     })
     .await;
     let m = net::metrics(&dn, 5).await;
-    assert!(net::metric_sum(&m, "torus_shares_erased_total", "") >= 16.0, "{m}");
+    assert!(
+        net::metric_sum(&m, "torus_shares_erased_total", "") >= 16.0,
+        "{m}"
+    );
     dn.shutdown();
 }

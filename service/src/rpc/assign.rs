@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use base64::Engine as _;
@@ -34,49 +34,91 @@ pub(super) async fn key_assign(
     }
     let u = UserParams::from_params(p)?;
     check_user(st, &u)?;
-    // Idempotent: a user who has a key gets it back without a transaction.
-    if let Some(rec) = assigned_record(st, &u)? {
-        return Ok(json!({"keys": [lookup_item(&rec)?]}));
-    }
-    let tx = st
-        .node
-        .sign_tx(TxBody::KeyAssign {
-            verifier: u.verifier.clone(),
-            verifier_id: u.verifier_id.clone(),
-        })
-        .map_err(|e| RpcError::internal(format!("Unable to broadcast: {e}")))?;
     let timeout = Duration::from_millis(st.node.config().rpc.key_assign_timeout_ms);
-    let outcome = match st.node.submit_and_wait(&tx, timeout).await {
-        Ok(o) => o,
-        Err(NodeError::Timeout) => {
-            return Err(RpcError::internal("key assignment error: timed out").into())
+    let deadline = Instant::now() + timeout;
+    let mut waited = false;
+    loop {
+        // Idempotent: a user who has a key gets it back without a transaction.
+        if let Some(rec) = assigned_record(st, &u)? {
+            return Ok(json!({"keys": [lookup_item(&rec)?]}));
         }
-        Err(e @ (NodeError::Broadcast(_) | NodeError::NoConsensus)) => {
-            return Err(RpcError::internal(format!("Unable to broadcast: {e}")).into())
+        // During an epoch hand-over assignment is frozen: wait for the new committee
+        // (the request's own timeout bounds it), then assign (signed as a member of
+        // the committee that serves by then).
+        match wait_unfrozen(st, deadline).await? {
+            None => return Err(RpcError::internal(HANDOVER_RETRY).into()),
+            Some(w) => waited |= w,
         }
-        Err(e) => return Err(RpcError::internal(format!("key assignment error: {e}")).into()),
-    };
-    match outcome.code {
-        TxCode::Ok => {}
-        TxCode::NoFreeKeys => {
-            return Err(RpcError::internal(
-                "key assignment error: no free keys, key generation in progress; retry later",
-            )
-            .into())
+        let tx = st
+            .node
+            .sign_tx(TxBody::KeyAssign {
+                verifier: u.verifier.clone(),
+                verifier_id: u.verifier_id.clone(),
+            })
+            .map_err(|e| RpcError::internal(format!("Unable to broadcast: {e}")))?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let outcome = match st.node.submit_and_wait(&tx, left).await {
+            Ok(o) => o,
+            Err(NodeError::Timeout) => {
+                return Err(RpcError::internal("key assignment error: timed out").into())
+            }
+            Err(e @ (NodeError::Broadcast(_) | NodeError::NoConsensus)) => {
+                return Err(RpcError::internal(format!("Unable to broadcast: {e}")).into())
+            }
+            Err(e) => return Err(RpcError::internal(format!("key assignment error: {e}")).into()),
+        };
+        match outcome.code {
+            TxCode::Ok => break,
+            TxCode::NoFreeKeys => {
+                return Err(RpcError::internal(
+                    "key assignment error: no free keys, key generation in progress; retry later",
+                )
+                .into())
+            }
+            // The hand-over was decided between our check and the block: wait again.
+            TxCode::Frozen => {
+                waited = true;
+                continue;
+            }
+            _ => {
+                return Err(
+                    RpcError::internal(format!("key assignment error: {}", outcome.log)).into(),
+                )
+            }
         }
-        TxCode::Frozen => {
-            return Err(RpcError::internal(
-                "key assignment error: epoch hand-over in progress; retry later",
-            )
-            .into())
-        }
-        _ => {
-            return Err(RpcError::internal(format!("key assignment error: {}", outcome.log)).into())
-        }
+    }
+    if waited {
+        tracing::info!("KeyAssign waited for an epoch hand-over");
     }
     match assigned_record(st, &u)? {
         Some(rec) => Ok(json!({"keys": [lookup_item(&rec)?]})),
         None => Err(RpcError::internal("key assignment error: not visible after commit").into()),
+    }
+}
+
+/// The answer to a KeyAssign still frozen by a hand-over at its deadline.
+pub(crate) const HANDOVER_RETRY: &str =
+    "key assignment error: epoch hand-over in progress, assignment is paused until the new committee serves; retry later";
+
+/// Waits, polling committed state, while an epoch hand-over freezes assignment,
+/// until `deadline`: None if it is still frozen then, else whether it waited.
+async fn wait_unfrozen(st: &RpcState, deadline: Instant) -> Result<Option<bool>, Reply> {
+    let mut waited = false;
+    loop {
+        let frozen = {
+            let snap = st.node.store().snapshot().map_err(super::storage_err)?;
+            crate::app::counters(&snap)
+                .map_err(super::storage_err)?
+                .frozen
+        };
+        if !frozen {
+            return Ok(Some(waited));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        waited = true;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

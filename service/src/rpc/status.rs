@@ -52,6 +52,7 @@ pub(super) fn status_json(node: &NodeState, at: Option<u64>) -> Result<Value, St
         "keys_assigned": c.last_unassigned,
         "keys_free": c.last_created - c.last_unassigned,
         "keys_opened": c.next_batch_start,
+        "frozen": c.frozen,
         "open_batch": open,
         "shares": node.store().share_count().map_err(|e| e.to_string())?,
         "blamed": blamed,
