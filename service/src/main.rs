@@ -41,7 +41,11 @@ enum Cmd {
     /// Starts a local network of node processes on loopback with a development OIDC
     /// issuer (verifier `devnet`), fills the key buffer, writes DIR/devnet.json and
     /// serves until Ctrl-C. A second start with the same directory resumes that network.
+    #[command(args_conflicts_with_subcommands = true)]
     Devnet {
+        /// `next-epoch`: hands a running devnet's keys to its next committee.
+        #[command(subcommand)]
+        action: Option<DevnetAction>,
         /// Number of nodes.
         #[arg(long, default_value_t = 5)]
         nodes: u32,
@@ -83,6 +87,71 @@ enum Cmd {
         #[arg(long)]
         user: String,
     },
+}
+
+/// What `devnet` does besides running a network.
+#[derive(clap::Subcommand, Debug)]
+enum DevnetAction {
+    /// Hands every key of the devnet running in DATA_DIR to its next committee:
+    /// writes the next genesis for its nodes, follows the resharing with a progress
+    /// bar, rewrites DATA_DIR/devnet.json for the new committee and exits 0 when the
+    /// new committee serves every key.
+    NextEpoch {
+        /// The running devnet's data directory.
+        #[arg(long, default_value = "devnet-data")]
+        data_dir: PathBuf,
+        /// Members of the next committee (its first N nodes).
+        #[arg(long)]
+        nodes: u32,
+        /// Threshold k (default floor(n/2)+1).
+        #[arg(long)]
+        k: Option<u32>,
+        /// Tolerated faults t (default (n-1)/4).
+        #[arg(long)]
+        t: Option<u32>,
+        /// Indexes replaced by fresh nodes, e.g. `--replace 2,4` (not supported yet).
+        #[arg(long, value_delimiter = ',')]
+        replace: Vec<u32>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
+    },
+}
+
+async fn run_next_epoch(o: devnet::next_epoch::NextEpochOptions) -> anyhow::Result<()> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} resharing [{bar:40}] {pos}/{len} keys ({elapsed})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let r = devnet::next_epoch::next_epoch(&o, |p| {
+        bar.set_length(p.created);
+        bar.set_position(p.reshared);
+    })
+    .await;
+    match r {
+        Ok(d) => {
+            bar.finish();
+            eprintln!(
+                "devnet: epoch {} serves: {} nodes (k = {}, t = {}) hold every one of {} keys; changed in {:.1} s; rewrote {}",
+                d.epoch,
+                d.n,
+                d.k,
+                d.t,
+                d.keys,
+                d.secs,
+                d.manifest.display()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            bar.abandon();
+            Err(e.into())
+        }
+    }
 }
 
 fn init_logs() {
@@ -197,6 +266,7 @@ async fn run_devnet(
             .join(", ")
     );
     let mut check = tokio::time::interval(Duration::from_secs(1));
+    let mut served = None;
     loop {
         tokio::select! {
             _ = stop_signal() => break,
@@ -204,6 +274,8 @@ async fn run_devnet(
                 if let Err(e) = net.check_alive() {
                     eprintln!("devnet: {e}");
                 }
+                // `devnet next-epoch` rewrites it for the new committee.
+                net.reload_manifest(&mut served);
             }
         }
     }
@@ -254,6 +326,26 @@ fn main() -> std::process::ExitCode {
             })
             .map_err(anyhow::Error::from),
         Cmd::Devnet {
+            action:
+                Some(DevnetAction::NextEpoch {
+                    data_dir,
+                    nodes,
+                    k,
+                    t,
+                    replace,
+                    timeout_s,
+                }),
+            ..
+        } => rt.block_on(run_next_epoch(devnet::next_epoch::NextEpochOptions {
+            data_dir,
+            nodes,
+            k,
+            t,
+            replace,
+            timeout: Duration::from_secs(timeout_s),
+        })),
+        Cmd::Devnet {
+            action: None,
             nodes,
             keys,
             data_dir,

@@ -198,3 +198,50 @@ async fn an_old_node_down_during_the_change_does_not_stop_it_and_erases_its_shar
     );
     dn.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_devnet_command_moves_to_its_next_committee_and_logins_keep_their_address() {
+    let dir = net::test_dir();
+    let dn = net::DevnetCommand::start(dir.path(), 5, 32).await;
+    let before = net::devnet_login(&dn.manifest, "alice@example.com").await;
+    let address = net::printed(&before, "address");
+    // Fresh nodes are refused with the reason, and nothing changes.
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_torus-node"))
+        .args(["devnet", "next-epoch", "--nodes", "7", "--data-dir"])
+        .arg(dn.data_dir())
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("p2p across committees"), "{err}");
+    // To the first four nodes with k = 2.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_torus-node"))
+        .args([
+            "devnet",
+            "next-epoch",
+            "--nodes",
+            "4",
+            "--k",
+            "2",
+            "--data-dir",
+        ])
+        .arg(dn.data_dir())
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}\n{}", dn.log());
+    assert!(
+        err.contains("epoch 2 serves: 4 nodes (k = 2, t = 0)"),
+        "{err}"
+    );
+    let m = dn.manifest_json();
+    assert_eq!(m["epoch"], 2);
+    assert_eq!((m["n"].as_u64(), m["k"].as_u64()), (Some(4), Some(2)));
+    assert_eq!(m["nodes"].as_array().unwrap().len(), 4);
+    let after = net::devnet_login(&dn.manifest, "alice@example.com").await;
+    assert_eq!(net::printed(&after, "address"), address);
+    let bob = net::devnet_login(&dn.manifest, "bob@example.com").await;
+    assert_ne!(net::printed(&bob, "address"), address);
+}

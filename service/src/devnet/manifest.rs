@@ -123,6 +123,26 @@ impl Devnet {
         mint_with(&self.issuer_seed, &self.issuer.issuer(), email)
     }
 
+    /// Serves `devnet.json` again when it changed on disk (`devnet next-epoch` rewrote
+    /// it for the new committee), so the login page uses the new committee. `last` is
+    /// the text served so far.
+    pub fn reload_manifest(&self, last: &mut Option<String>) {
+        let path = self.opts.data_dir.join("devnet.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return;
+        };
+        if last.as_deref() == Some(&text) {
+            return;
+        }
+        if let Ok(v) = serde_json::from_str::<Value>(&text) {
+            if last.is_some() {
+                tracing::info!(path = %path.display(), "devnet.json changed: serving the new committee");
+            }
+            self.hosts.set_manifest(v);
+        }
+        *last = Some(text);
+    }
+
     /// Stops every node (SIGTERM) and the issuer.
     pub fn shutdown(&mut self) {
         for i in 1..=self.layout.n {

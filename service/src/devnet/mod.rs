@@ -13,7 +13,9 @@
 //! * `metadata.json`, the metadata host's store ([`hosts`]: metadata, KeyAssign signer
 //!   and allow check for torus.js apps, and the login page, on the layout's `hosts_port`);
 //! * `devnet.json`, written once the network serves and the initial key
-//!   buffer is full: the client-side description (`torus-node login` reads it).
+//!   buffer is full: the client-side description (`torus-node login` reads it),
+//!   rewritten for the new committee by `torus-node devnet next-epoch`
+//!   ([`next_epoch`]), which hands the nodes `node<i>/next-genesis.toml`.
 //!
 //! The same code runs the devnet command, `torus-bench devnet` and the
 //! multi-process tests (which use [`DevnetOptions::tweak`] to inject faults
@@ -23,6 +25,7 @@ pub mod hosts;
 pub mod link;
 mod manifest;
 pub mod netns;
+pub mod next_epoch;
 mod process;
 
 use std::net::{IpAddr, Ipv4Addr};

@@ -58,6 +58,8 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 pub use config::{KeygenConfig, KeygenConfigError};
+/// The file in a node's data directory that hands it the next committee (see the README, "Resharing").
+pub use driver::handover::NEXT_GENESIS;
 pub use faults::{DealerFault, Faults};
 
 /// Why key generation, or one batch's run or recovery, cannot start.

@@ -43,6 +43,27 @@ pub(super) fn status_json(node: &NodeState, at: Option<u64>) -> Result<Value, St
             "public_keys_decided": b.keys_hash.is_some(),
         }));
     }
+    // A hand-over in progress: how many created keys the next committee holds.
+    let next = app::next_epoch(&snap).map_err(|e| e.to_string())?;
+    let mut reshared = 0u64;
+    if next.is_some() {
+        let mut start = 0;
+        while start < c.last_created {
+            let Some(b) = app::batch_record(&snap, start).map_err(|e| e.to_string())? else {
+                break;
+            };
+            if b.batch.end() <= start {
+                break;
+            }
+            if app::reshare_record(&snap, start)
+                .map_err(|e| e.to_string())?
+                .is_some_and(|r| r.keys_hash.is_some())
+            {
+                reshared += u64::from(b.batch.count);
+            }
+            start = b.batch.end();
+        }
+    }
     drop(snap);
     let mut v = json!({
         "height": h.height,
@@ -53,6 +74,8 @@ pub(super) fn status_json(node: &NodeState, at: Option<u64>) -> Result<Value, St
         "keys_free": c.last_created - c.last_unassigned,
         "keys_opened": c.next_batch_start,
         "frozen": c.frozen,
+        "next_epoch": next.map(|e| e.epoch),
+        "reshared_keys": reshared,
         "open_batch": open,
         "shares": node.store().share_count().map_err(|e| e.to_string())?,
         "blamed": blamed,

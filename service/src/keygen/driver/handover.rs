@@ -43,7 +43,7 @@ use crate::store::records::BatchRecord;
 use crate::tx::{BatchId, EpochInfo, TxBody};
 
 /// The file a node reads the next committee from.
-pub(crate) const NEXT_GENESIS: &str = "next-genesis.toml";
+pub const NEXT_GENESIS: &str = "next-genesis.toml";
 
 /// Created batches reshared at once (dealt by old members, run by new ones):
 /// bounds the memory and the p2p traffic of a hand-over of millions of keys.
