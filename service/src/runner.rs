@@ -223,6 +223,11 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
     let cfg = node.config().clone();
     let mut tasks: JoinSet<Result<(), String>> = JoinSet::new();
     let me = node.index().ok();
+    // Started from the NodeList contract: it also says when to hand over to the next epoch.
+    #[cfg(feature = "eth")]
+    if let Some(nl) = cfg.node_list.clone() {
+        tokio::spawn(crate::chain::watch_next_epoch(node.clone(), nl));
+    }
     let rpc = bind(&cfg.rpc.listen).await?;
     tracing::info!(listen = %cfg.rpc.listen, "client JSON-RPC listening");
     let rpc_stop = {

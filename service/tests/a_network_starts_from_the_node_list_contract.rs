@@ -2,7 +2,10 @@
 //! (ganache) instead of a genesis file: the operator deploys the contract,
 //! opens epoch 1 and whitelists the nodes, each node lists itself with its
 //! endpoints when it starts, reads the full committee back from the chain, and
-//! the network generates keys and serves logins.
+//! the network generates keys and serves logins. Then the owner opens epoch 2
+//! (nodes 1 to 4, k = 2), whitelists them, and starts resharing with the PSS
+//! status flag: the nodes list themselves in epoch 2, hand every key over, and
+//! the user logs in to the same address from the new committee (issue #12).
 //!
 //! Needs Node.js: the pinned npm packages of `service/tests/eth` are installed by the
 //! test (`npm ci`, once); without Node.js it skips with a notice, unless
@@ -22,8 +25,9 @@ use torus_node::crypto::NodeKey;
 use torus_node::devnet::{self, loopback_multiaddr, Devnet};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_nodes_start_from_the_contract_and_generate_keys() {
-    if !tooling_present("five_nodes_start_from_the_contract_and_generate_keys") {
+async fn five_nodes_start_from_the_contract_and_hand_their_keys_to_the_next_epoch() {
+    if !tooling_present("five_nodes_start_from_the_contract_and_hand_their_keys_to_the_next_epoch")
+    {
         return;
     }
     let dir = net::test_dir();
@@ -103,6 +107,73 @@ async fn five_nodes_start_from_the_contract_and_generate_keys() {
         .await
         .unwrap();
     net::assert_same_history(&dn, &[1, 2, 3, 4, 5]).await;
-    net::login(&dn, "erin@example.com").await;
+    let erin = net::login(&dn, "erin@example.com").await;
+
+    // Epoch 2: the first four nodes, k = 2. They list themselves once whitelisted
+    // (one at a time here, so that positions stay 1..=4).
+    admin
+        .update_epoch(&EpochUpdate {
+            epoch: 2,
+            n: 4,
+            k: 2,
+            t: 1,
+            prev: 1,
+            ..EpochUpdate::default()
+        })
+        .await
+        .unwrap();
+    // Epoch 1 names its successor (its node list kept).
+    let one: Vec<_> = e.nodes.iter().map(|n| n.address).collect();
+    admin
+        .update_epoch(&EpochUpdate {
+            epoch: 1,
+            n: 5,
+            k: 3,
+            t: 1,
+            nodes: one,
+            prev: 0,
+            next: 2,
+        })
+        .await
+        .unwrap();
+    for k in &keys[..4] {
+        admin
+            .update_whitelist(2, node_address(&k.public()), true)
+            .await
+            .unwrap();
+        let t0 = Instant::now();
+        while !reader
+            .node_registered(2, node_address(&k.public()))
+            .await
+            .unwrap()
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "a node did not list itself in epoch 2"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // Nothing happens before the owner sets the PSS flag.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(net::status(&dn, 1, None).await.unwrap()["epoch"], 1);
+    admin.update_pss_status(1, 2, 1).await.unwrap();
+    for i in 1..=4 {
+        net::wait_until(&dn, i, 180, "the next epoch from the contract", |s| {
+            s["epoch"].as_u64() == Some(2)
+        })
+        .await;
+    }
+    let committee: Vec<_> = dn
+        .endpoints()
+        .into_iter()
+        .filter(|e| e.index <= 4)
+        .collect();
+    let again = net::login_at(&dn, committee, "erin@example.com").await;
+    assert_eq!(again.address, erin.address);
+    net::wait_until(&dn, 5, 60, "node 5 to erase its shares", |s| {
+        s["shares"].as_u64() == Some(0)
+    })
+    .await;
     dn.shutdown();
 }

@@ -8,6 +8,9 @@
 //!   open epochs, whitelist nodes, start resharing.
 //! * [`load_genesis`] is what a node calls at start: the genesis file, or the committee of
 //!   the `[node_list]` epoch once it is full.
+//! * [`watch_next_epoch`] runs beside a node started from the contract: it lists the node
+//!   in the next epoch and hands the next committee to keygen when the owner starts
+//!   resharing (`getPssStatus == 1`).
 //!
 //! A node's index in an epoch is its 1-based place in the epoch's `nodeList` (the order in
 //! which nodes called `listNode`). Its public key, JSON-RPC URL (`declaredIp`), consensus
@@ -18,6 +21,7 @@ mod client;
 mod endpoint;
 mod owner;
 mod transport;
+mod watch;
 
 use std::time::Duration;
 
@@ -27,6 +31,7 @@ pub use alloy::primitives::Address;
 pub use client::NodeListClient;
 use endpoint::Endpoint;
 pub use owner::{deploy, EpochUpdate, NodeListOwner};
+pub use watch::watch_next_epoch;
 
 use crate::config::{ConfigError, Genesis, GenesisNode, NodeConfig};
 use crate::crypto::NodePub;
