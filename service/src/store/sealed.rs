@@ -566,6 +566,19 @@ impl Store {
         Ok(n)
     }
 
+    /// The epoch of this node's share of key `index`, if it holds one (not decrypted).
+    pub fn share_epoch(&self, index: u64) -> Result<Option<u64>, StoreError> {
+        let r = self.env.read_txn()?;
+        let Some(b) = self.shares.get(&r, &index.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let rec = ShareRecord::decode(b).map_err(|e| StoreError::Corrupt {
+            what: "share",
+            err: e.to_string(),
+        })?;
+        Ok(Some(rec.epoch))
+    }
+
     /// Whether this node holds a share of key `index`.
     pub fn has_share(&self, index: u64) -> Result<bool, StoreError> {
         let r = self.env.read_txn()?;

@@ -560,6 +560,11 @@ impl Keygen {
             Some(false) => self.retire(epoch),
             None => tracing::error!(epoch, "cannot read the committee after the switch"),
         }
+        if member == Some(true) {
+            // A batch whose new shares this member lacks (it was down during the
+            // resharing) is recovered from its peers, like a missed DKG batch.
+            self.resume();
+        }
     }
 
     /// This node left the committee at `epoch`: every share it held is erased.

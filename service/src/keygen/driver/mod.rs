@@ -223,8 +223,14 @@ impl Keygen {
         (rec.batch.epoch == epoch.epoch).then_some((epoch, rec))
     }
 
+    /// Whether this node holds its shares of `batch`, of the batch's epoch: after a
+    /// switch, a share of the epoch before is not one (a member that missed the
+    /// resharing recovers its new shares from peers).
     fn has_shares(&self, batch: &BatchId) -> bool {
-        self.node.store().has_share(batch.start).unwrap_or(false)
+        self.node
+            .store()
+            .share_epoch(batch.start)
+            .is_ok_and(|e| e == Some(batch.epoch))
     }
 
     fn ensure_run(&mut self, epoch: &EpochInfo, batch: BatchId, deal: bool) {
