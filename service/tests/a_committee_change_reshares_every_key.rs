@@ -29,32 +29,61 @@ fn address_of(secret: &Scalar) -> String {
     format!("0x{}", hex::encode(&h[12..]))
 }
 
+/// A running 5-node devnet (k = 3, t = 1) with `keys` keys in batches of 16.
+async fn full_devnet(keys: u64) -> (tempfile::TempDir, Devnet, net::LogsOnPanic) {
+    let dir = net::test_dir();
+    let mut dn = Devnet::start(net::opts(dir.path(), 5, keys, 16))
+        .await
+        .unwrap();
+    let logs = net::LogsOnPanic(dn.opts.data_dir.clone(), 5);
+    dn.wait_for_keys(keys, Duration::from_secs(180), |_| {})
+        .await
+        .unwrap();
+    (dir, dn, logs)
+}
+
+/// Hands `members` of the devnet the next committee: its first `n` nodes with
+/// threshold `k` (t unchanged).
+fn hand_over(dn: &Devnet, n: u32, k: u32, members: impl IntoIterator<Item = u32>) {
+    let mut next = dn.genesis.clone();
+    next.epoch += 1;
+    next.n = n;
+    next.k = k;
+    next.nodes.retain(|g| g.index <= n);
+    let text = toml::to_string(&next).unwrap();
+    for i in members {
+        std::fs::write(dn.node_dir(i).join("next-genesis.toml"), &text).unwrap();
+    }
+}
+
+/// Waits until nodes `1..=n` serve epoch 2.
+async fn wait_for_epoch_2(dn: &Devnet, n: u32) {
+    for i in 1..=n {
+        net::wait_until(dn, i, 180, "the new committee's epoch", |s| {
+            s["epoch"].as_u64() == Some(2)
+        })
+        .await;
+    }
+}
+
+/// The client endpoints of nodes `1..=n`.
+fn first(dn: &Devnet, n: u32) -> Vec<torus_node::client::Endpoint> {
+    dn.endpoints()
+        .into_iter()
+        .filter(|e| e.index <= n)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_hand_every_key_to_four_of_them_with_a_lower_threshold() {
-    let dir = net::test_dir();
-    let mut dn = Devnet::start(net::opts(dir.path(), 5, 32, 16))
-        .await
-        .unwrap();
-    let _logs = net::LogsOnPanic(dn.opts.data_dir.clone(), 5);
-    dn.wait_for_keys(32, Duration::from_secs(180), |_| {})
-        .await
-        .unwrap();
+    let (_dir, mut dn, _logs) = full_devnet(32).await;
     let alice = net::login(&dn, "alice@example.com").await;
     let old = net::all_shares(&dn, "alice@example.com").await;
     assert!(net::consistent(&old, 3));
     assert_eq!(address_of(&secret(&old[..3])), alice.address.to_lowercase());
 
     // The next committee: nodes 1 to 4, k = 2, t = 1.
-    let mut next = dn.genesis.clone();
-    next.epoch += 1;
-    next.n = 4;
-    next.k = 2;
-    next.t = 1;
-    next.nodes.retain(|n| n.index <= 4);
-    let text = toml::to_string(&next).unwrap();
-    for i in 1..=5 {
-        std::fs::write(dn.node_dir(i).join("next-genesis.toml"), &text).unwrap();
-    }
+    hand_over(&dn, 4, 2, 1..=5);
     // A KeyAssign while the hand-over freezes assignment waits for the new committee
     // and succeeds (within the request's timeout) instead of failing.
     net::wait_until(&dn, 1, 60, "the hand-over to freeze assignment", |s| {
@@ -73,12 +102,7 @@ async fn five_nodes_hand_every_key_to_four_of_them_with_a_lower_threshold() {
         .await
         .unwrap();
     assert!(carol["address"].is_string(), "{carol}");
-    for i in 1..=4 {
-        net::wait_until(&dn, i, 180, "the new committee's epoch", |s| {
-            s["epoch"].as_u64() == Some(2)
-        })
-        .await;
-    }
+    wait_for_epoch_2(&dn, 4).await;
 
     // Every new member holds every key's new share; the node that left holds none.
     for i in 1..=4 {
@@ -97,11 +121,7 @@ async fn five_nodes_hand_every_key_to_four_of_them_with_a_lower_threshold() {
 
     // Alice's shares now come from the new committee: any 2 of the 4 make her key,
     // at the same address; node 5 refuses with a clear error.
-    let committee: Vec<_> = dn
-        .endpoints()
-        .into_iter()
-        .filter(|e| e.index <= 4)
-        .collect();
+    let committee = first(&dn, 4);
     let (temp, answers) =
         net::share_answers_at(&dn, committee.clone(), dn.endpoints(), "alice@example.com").await;
     let mut new = Vec::new();
@@ -151,38 +171,14 @@ async fn five_nodes_hand_every_key_to_four_of_them_with_a_lower_threshold() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_node_down_during_the_change_does_not_stop_it_and_erases_its_shares_on_return() {
-    let dir = net::test_dir();
-    let mut dn = Devnet::start(net::opts(dir.path(), 5, 16, 16))
-        .await
-        .unwrap();
-    let _logs = net::LogsOnPanic(dn.opts.data_dir.clone(), 5);
-    dn.wait_for_keys(16, Duration::from_secs(180), |_| {})
-        .await
-        .unwrap();
+    let (_dir, mut dn, _logs) = full_devnet(16).await;
     let alice = net::login(&dn, "alice@example.com").await;
     // Node 5 is killed before the change: k + t = 4 members vote it in, and k_old = 3
     // of the 4 remaining old members suffice to reshare.
     dn.kill(5).unwrap();
-    let mut next = dn.genesis.clone();
-    next.epoch += 1;
-    next.n = 4;
-    next.k = 2;
-    next.nodes.retain(|n| n.index <= 4);
-    let text = toml::to_string(&next).unwrap();
-    for i in 1..=4 {
-        std::fs::write(dn.node_dir(i).join("next-genesis.toml"), &text).unwrap();
-    }
-    for i in 1..=4 {
-        net::wait_until(&dn, i, 180, "the new committee's epoch", |s| {
-            s["epoch"].as_u64() == Some(2)
-        })
-        .await;
-    }
-    let committee: Vec<_> = dn
-        .endpoints()
-        .into_iter()
-        .filter(|e| e.index <= 4)
-        .collect();
+    hand_over(&dn, 4, 2, 1..=4);
+    wait_for_epoch_2(&dn, 4).await;
+    let committee = first(&dn, 4);
     let again = net::login_at(&dn, committee, "alice@example.com").await;
     assert_eq!(again.address, alice.address);
     // Node 5 returns: it catches up, finds it left the committee and erases its shares.
@@ -248,31 +244,14 @@ async fn the_devnet_command_moves_to_its_next_committee_and_logins_keep_their_ad
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_down_during_the_change_rebuilds_its_new_shares_from_its_peers() {
-    let dir = net::test_dir();
-    let mut dn = Devnet::start(net::opts(dir.path(), 5, 16, 16))
-        .await
-        .unwrap();
-    let _logs = net::LogsOnPanic(dn.opts.data_dir.clone(), 5);
-    dn.wait_for_keys(16, Duration::from_secs(180), |_| {})
-        .await
-        .unwrap();
+    let (_dir, mut dn, _logs) = full_devnet(16).await;
     let alice = net::login(&dn, "alice@example.com").await;
     let old = net::all_shares(&dn, "alice@example.com").await;
     // Node 5 is down for the whole change to the same five nodes (a fresh sharing);
     // the other four vote it in, reshare and switch without it.
     dn.kill(5).unwrap();
-    let mut next = dn.genesis.clone();
-    next.epoch += 1;
-    let text = toml::to_string(&next).unwrap();
-    for i in 1..=4 {
-        std::fs::write(dn.node_dir(i).join("next-genesis.toml"), &text).unwrap();
-    }
-    for i in 1..=4 {
-        net::wait_until(&dn, i, 180, "the new committee's epoch", |s| {
-            s["epoch"].as_u64() == Some(2)
-        })
-        .await;
-    }
+    hand_over(&dn, 5, 3, 1..=4);
+    wait_for_epoch_2(&dn, 4).await;
     // Node 5 returns holding only shares of epoch 1, which it never releases: it
     // rebuilds its epoch-2 shares from its peers' points.
     dn.start_node(5).unwrap();
