@@ -24,6 +24,25 @@ use torus_node::config::NodeListConfig;
 use torus_node::crypto::NodeKey;
 use torus_node::devnet::{self, loopback_multiaddr, Devnet};
 
+/// Waits (at most 60 s) until the node of `key` is listed in `epoch`, every node
+/// process still running.
+async fn wait_listed(dn: &mut Devnet, reader: &NodeListClient, epoch: u64, key: &NodeKey) {
+    let t0 = Instant::now();
+    while !reader
+        .node_registered(epoch, node_address(&key.public()))
+        .await
+        .unwrap()
+    {
+        dn.check_alive().unwrap();
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "node {:#x} did not list itself in epoch {epoch}",
+            node_address(&key.public())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_start_from_the_contract_and_hand_their_keys_to_the_next_epoch() {
     if !tooling_present("five_nodes_start_from_the_contract_and_hand_their_keys_to_the_next_epoch")
@@ -84,19 +103,7 @@ async fn five_nodes_start_from_the_contract_and_hand_their_keys_to_the_next_epoc
     let reader = NodeListClient::new(&eth.url, &contract_s).unwrap();
     for (i, k) in (1..=5u32).zip(&keys) {
         dn.start_node(i).unwrap();
-        let t0 = Instant::now();
-        while !reader
-            .node_registered(1, node_address(&k.public()))
-            .await
-            .unwrap()
-        {
-            dn.check_alive().unwrap();
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "node {i} did not list itself"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_listed(&mut dn, &reader, 1, k).await;
     }
     let e = reader.epoch(1).await.unwrap();
     assert_eq!(e.nodes.len(), 5);
@@ -141,18 +148,7 @@ async fn five_nodes_start_from_the_contract_and_hand_their_keys_to_the_next_epoc
             .update_whitelist(2, node_address(&k.public()), true)
             .await
             .unwrap();
-        let t0 = Instant::now();
-        while !reader
-            .node_registered(2, node_address(&k.public()))
-            .await
-            .unwrap()
-        {
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "a node did not list itself in epoch 2"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_listed(&mut dn, &reader, 2, k).await;
     }
     // Nothing happens before the owner sets the PSS flag.
     tokio::time::sleep(Duration::from_secs(2)).await;
