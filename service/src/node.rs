@@ -261,6 +261,11 @@ impl NodeState {
         Ok(app::current_epoch(&self.store.snapshot()?)?)
     }
 
+    /// The next committee while a hand-over to it is pending.
+    pub fn next_epoch(&self) -> Result<Option<EpochInfo>, NodeError> {
+        Ok(app::next_epoch(&self.store.snapshot()?)?)
+    }
+
     /// This node's index in the current committee.
     pub fn index(&self) -> Result<u32, NodeError> {
         let e = self.epoch()?;

@@ -598,9 +598,14 @@ impl Driver {
                     crate::app::next_epoch(&snap)?,
                 ))
             }) {
-            Ok((cur, next)) => self
-                .mempool
-                .after_block(h.0, cur.epoch, next.map(|e| e.epoch)),
+            Ok((cur, next)) => {
+                if let Some(next) = &next {
+                    // Its fresh members follow the chain before they vote.
+                    super::allow_committee(&self.node, next);
+                }
+                self.mempool
+                    .after_block(h.0, cur.epoch, next.map(|e| e.epoch))
+            }
             Err(e) => {
                 tracing::warn!(height = h.0, error = %e, "mempool: cannot read the epochs after a block")
             }

@@ -393,7 +393,6 @@ pub(crate) struct BftNode {
     pub(crate) key: Arc<NodeKey>,
     pub(crate) keypair: Keypair,
     pub(crate) chain: [u8; 32],
-    pub(crate) validators: ValidatorSet,
 }
 
 impl BftNode {
@@ -407,9 +406,16 @@ impl BftNode {
         let start = Height(head.height + 1);
         let address = Address::of(&self.key.public());
         // Only the committee and the configured observers may hold a connection
-        // to this engine's network (see `allowed_peers`).
-        let allowed = allowed_peers(&self.validators, &self.cfg.observers)?;
+        // to this engine's network (see `allowed_peers`), and the next committee
+        // while a hand-over is pending. The committed committee, not the one of
+        // the first launch: a relaunch after an epoch change allows the new one.
+        let validators = ValidatorSet::from_epoch(&self.node.epoch()?)
+            .map_err(|e| eyre::eyre!("validator set: {e}"))?;
+        let allowed = allowed_peers(&validators, &self.cfg.observers)?;
         malachitebft_network::gate::allow_only(self.keypair.public().to_peer_id(), allowed);
+        if let Some(next) = self.node.next_epoch()? {
+            super::allow_committee(&self.node, &next);
+        }
         let (channels, engine) = malachitebft_app_channel::start_engine(
             TorusContext,
             self.clone(),
@@ -417,7 +423,7 @@ impl BftNode {
             BftCodec,
             BftCodec,
             Some(start),
-            self.validators.clone(),
+            validators.clone(),
         )
         .await?;
         let events = channels.events.clone();
@@ -426,7 +432,7 @@ impl BftNode {
             self.mempool.clone(),
             Signer::new(self.key.clone(), self.chain),
             self.cfg.clone(),
-            self.validators.clone(),
+            validators,
         );
         let actor = engine.actor.clone();
         let task = tokio::spawn(async move {

@@ -44,7 +44,9 @@
 //! ([`BftConfig::observers`]) may hold a connection: every other peer is denied
 //! at connection establishment (an allow-list in the patched network crate,
 //! `vendor/malachitebft-network`), so an outsider receives no votes, no
-//! proposal parts and no synced blocks. Proposal parts are reassembled only
+//! proposal parts and no synced blocks. During a hand-over the next committee
+//! is allowed too, from the block that decides it on (its fresh members follow
+//! the chain before they vote; `engine::allow_committee`). Proposal parts are reassembled only
 //! from validators, with a bound per peer ([`streaming`]); every consensus
 //! message is also checked against the validator set's keys.
 //!
@@ -303,7 +305,8 @@ pub async fn start(
     std::fs::create_dir_all(&cfg.home)
         .map_err(|e| BftError::Config(format!("home {}: {e}", cfg.home.display())))?;
     let epoch = node.epoch()?;
-    let validators = ValidatorSet::from_epoch(&epoch).map_err(BftError::Config)?;
+    // Checked here so a bad committee fails the start, not the first launch.
+    ValidatorSet::from_epoch(&epoch).map_err(BftError::Config)?;
     let key = Arc::new(
         NodeKey::from_bytes(&node.key().to_bytes())
             .map_err(|e| BftError::Config(format!("node key: {e}")))?,
@@ -325,9 +328,29 @@ pub async fn start(
         key,
         keypair,
         chain,
-        validators,
     };
     bft.start()
         .await
         .map_err(|e| BftError::Engine(format!("{e:#}")))
+}
+
+/// Lets the peers of `committee` connect to this node's running consensus
+/// network too (the next committee during a hand-over: its fresh members follow
+/// the chain before they vote). Peers only ever get added while the process runs;
+/// the next launch registers the committed committees again.
+pub fn allow_committee(node: &NodeState, committee: &crate::tx::EpochInfo) {
+    let own = peer_id(&node.key().public());
+    let mut ids = Vec::with_capacity(committee.nodes.len());
+    for n in &committee.nodes {
+        match crate::crypto::NodePub::from_sec1(&n.pubkey)
+            .map_err(|e| BftError::Config(e.to_string()))
+            .and_then(|pk| peer_id(&pk))
+        {
+            Ok(id) => ids.push(id),
+            Err(e) => tracing::warn!(node = n.index, error = %e, "committee key is no peer id"),
+        }
+    }
+    if let Ok(own) = own {
+        malachitebft_network::gate::allow_also(own, ids);
+    }
 }

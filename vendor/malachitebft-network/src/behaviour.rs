@@ -5,7 +5,7 @@ use libp2p::kad::{Addresses, KBucketKey, KBucketRef};
 use libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{allow_block_list, gossipsub, identify, ping};
+use libp2p::{gossipsub, identify, ping};
 use libp2p_broadcast as broadcast;
 
 pub use libp2p::identity::Keypair;
@@ -74,7 +74,7 @@ impl From<discovery::NetworkEvent> for NetworkEvent {
 #[behaviour(to_swarm = "NetworkEvent")]
 pub struct Behaviour {
     /// torus-node patch: the peers allowed to connect, when registered (see `gate`).
-    pub gate: Toggle<allow_block_list::Behaviour<allow_block_list::AllowedPeers>>,
+    pub gate: Toggle<crate::gate::Gate>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub gossipsub: Toggle<gossipsub::Behaviour>,
@@ -202,13 +202,8 @@ impl Behaviour {
             .then(|| discovery::Behaviour::new(keypair, config.discovery));
 
         // torus-node patch: deny every peer but the registered ones.
-        let gate = crate::gate::allowed(&keypair.public().to_peer_id()).map(|peers| {
-            let mut allow = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
-            for p in peers {
-                allow.allow_peer(p);
-            }
-            allow
-        });
+        let local = keypair.public().to_peer_id();
+        let gate = crate::gate::allowed(&local).map(|_| crate::gate::Gate::new(local));
 
         Self {
             gate: Toggle::from(gate),
