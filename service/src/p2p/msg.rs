@@ -124,6 +124,21 @@ pub enum Message {
         /// The sender's committed height.
         height: u64,
     },
+    /// A fresh member of the next committee asks an old member for the old
+    /// commitment vectors of a batch being reshared (`batch` is the resharing's).
+    FetchVectors {
+        /// The resharing batch.
+        batch: BatchId,
+    },
+    /// The old commitment vectors of a batch being reshared, `key * k_old + j`,
+    /// compressed points (public): the asker checks them against the hash the
+    /// old epoch decided.
+    Vectors {
+        /// The resharing batch.
+        batch: BatchId,
+        /// Concatenated 33-byte points.
+        vectors: Vec<u8>,
+    },
 }
 
 impl std::fmt::Debug for Message {
@@ -153,6 +168,8 @@ impl Message {
             Message::RecoverPoints { .. } => "recover_points",
             Message::RecoverCommitments { .. } => "recover_commitments",
             Message::Held { .. } => "held",
+            Message::FetchVectors { .. } => "fetch_vectors",
+            Message::Vectors { .. } => "vectors",
         }
     }
 
@@ -168,7 +185,9 @@ impl Message {
             | Message::Resync { batch }
             | Message::RecoverRequest { batch }
             | Message::RecoverPoints { batch, .. }
-            | Message::RecoverCommitments { batch, .. } => Some(*batch),
+            | Message::RecoverCommitments { batch, .. }
+            | Message::FetchVectors { batch }
+            | Message::Vectors { batch, .. } => Some(*batch),
         }
     }
 
@@ -241,6 +260,15 @@ impl Message {
             } => {
                 w.u8(12).u64(*epoch).u64(*below).u64(*height);
             }
+            Message::FetchVectors { batch } => {
+                w.u8(13);
+                batch.encode(&mut w);
+            }
+            Message::Vectors { batch, vectors } => {
+                w.u8(14);
+                batch.encode(&mut w);
+                w.bytes(vectors);
+            }
         }
         w.finish()
     }
@@ -290,6 +318,13 @@ impl Message {
                 epoch: r.u64("epoch")?,
                 below: r.u64("held below")?,
                 height: r.u64("height")?,
+            },
+            13 => Message::FetchVectors {
+                batch: BatchId::decode(&mut r)?,
+            },
+            14 => Message::Vectors {
+                batch: BatchId::decode(&mut r)?,
+                vectors: r.bytes("vectors", MAX_PAYLOAD)?.to_vec(),
             },
             got => {
                 return Err(CodecError::Tag {
@@ -416,6 +451,11 @@ mod tests {
                 epoch: 1,
                 below: 4000,
                 height: 77,
+            },
+            Message::FetchVectors { batch },
+            Message::Vectors {
+                batch,
+                vectors: vec![2; 66],
             },
         ]
     }

@@ -5,6 +5,10 @@
 use super::*;
 
 pub(super) struct EventLoop {
+    /// This node's peer id.
+    pub(super) own: PeerId,
+    /// Each peer's share of the inbound pipeline (messages, bytes).
+    pub(super) share: (usize, usize),
     pub(super) swarm: Swarm<Behaviour>,
     pub(super) peers: HashMap<PeerId, Peer>,
     pub(super) by_index: HashMap<u32, PeerId>,
@@ -98,6 +102,7 @@ impl EventLoop {
                     );
                 }
             }
+            Command::AddPeers(infos) => self.add_peers(infos),
             Command::Connected(reply) => {
                 let mut v: Vec<u32> = self
                     .peers
@@ -108,6 +113,44 @@ impl EventLoop {
                 v.sort_unstable();
                 let _ = reply.send(v);
             }
+        }
+    }
+
+    /// Admits new members (see [`P2pClient::add_peers`]).
+    fn add_peers(&mut self, infos: Vec<PeerInfo>) {
+        for p in infos {
+            let id = match peer_id(&p.pubkey) {
+                Ok(id) => id,
+                Err(e) => {
+                    tracing::warn!(node = p.index, error = %e, "new peer skipped");
+                    continue;
+                }
+            };
+            if id == self.own || self.peers.contains_key(&id) {
+                continue;
+            }
+            if let Some(old) = self.by_index.get(&p.index).copied() {
+                // A node that left the committee held this index; the caller
+                // names members only, so the index is the new node's now.
+                tracing::info!(node = p.index, left = %old, "index taken over by a new member");
+                self.peers.remove(&old);
+                self.swarm.behaviour_mut().allow.disallow_peer(old);
+            }
+            let addr: Multiaddr = match p.addr.parse() {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(node = p.index, addr = %p.addr, error = %e, "new peer skipped: bad address");
+                    continue;
+                }
+            };
+            self.swarm.behaviour_mut().allow.allow_peer(id);
+            self.by_index.insert(p.index, id);
+            self.peers.insert(
+                id,
+                Peer::new(p.index, addr, InboundShare::new(self.share.0, self.share.1)),
+            );
+            self.max_answers = 2 * (self.by_index.len() + 1);
+            tracing::info!(node = p.index, peer_id = %id, "peer added");
         }
     }
 

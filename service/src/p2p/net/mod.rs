@@ -180,13 +180,14 @@ enum Command {
     },
     DropBatch(u64),
     Connected(oneshot::Sender<Vec<u32>>),
+    AddPeers(Vec<PeerInfo>),
 }
 
 /// The application's handle on the network. Cheap to clone.
 #[derive(Clone)]
 pub struct P2pClient {
     me: u32,
-    others: Arc<Vec<u32>>,
+    others: Arc<std::sync::RwLock<Vec<u32>>>,
     cmd: mpsc::UnboundedSender<Command>,
     loopback: mpsc::Sender<Inbound>,
 }
@@ -227,7 +228,11 @@ impl P2pClient {
     /// Sends `msg` to every other member (one encoding shared by all queues).
     pub fn broadcast(&self, msg: &Message) {
         let bytes = Arc::new(Zeroizing::new(msg.encode()));
-        for &to in self.others.iter() {
+        let others = match self.others.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        for to in others {
             let _ = self.cmd.send(Command::Send {
                 to,
                 batch: msg.batch().map(|b| b.start),
@@ -235,6 +240,26 @@ impl P2pClient {
                 bytes: bytes.clone(),
             });
         }
+    }
+
+    /// Lets `peers` connect and dials them on demand, as members (the next
+    /// committee's fresh members during a hand-over). A peer already known, or
+    /// this node itself, is skipped; an index held by another key (a node that
+    /// left the committee) passes to the new member.
+    pub fn add_peers(&self, peers: Vec<PeerInfo>) {
+        {
+            let mut others = match self.others.write() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            for p in &peers {
+                if p.index != self.me && !others.contains(&p.index) {
+                    others.push(p.index);
+                }
+            }
+            others.sort_unstable();
+        }
+        let _ = self.cmd.send(Command::AddPeers(peers));
     }
 
     /// Forgets every queued message of the batch starting at `start`.
@@ -325,7 +350,7 @@ const MAX_PENDING_INCOMING: u32 = 64;
 fn is_answer(kind: &str) -> bool {
     matches!(
         kind,
-        "commitments" | "recover_points" | "recover_commitments" | "held"
+        "commitments" | "recover_points" | "recover_commitments" | "held" | "vectors"
     )
 }
 
@@ -372,6 +397,21 @@ pub(crate) fn admit(
 }
 
 impl Peer {
+    fn new(index: u32, addr: Multiaddr, share: Arc<InboundShare>) -> Self {
+        Peer {
+            index,
+            addr,
+            queue: VecDeque::new(),
+            inflight: HashMap::new(),
+            connected: false,
+            backoff: BACKOFF_MIN,
+            next_try: Instant::now(),
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            share,
+        }
+    }
+
     /// Queues `out` unless a bound refuses it (see [`admit`]).
     fn enqueue(&mut self, out: Out, max_answers: usize) -> Result<(), QueueRefusal> {
         let queued = self.queue.len() + self.inflight.len();
@@ -434,18 +474,11 @@ pub async fn start(
         by_index.insert(p.index, id);
         peers.insert(
             id,
-            Peer {
-                index: p.index,
+            Peer::new(
+                p.index,
                 addr,
-                queue: VecDeque::new(),
-                inflight: HashMap::new(),
-                connected: false,
-                backoff: BACKOFF_MIN,
-                next_try: Instant::now(),
-                seen: HashSet::new(),
-                seen_order: VecDeque::new(),
-                share: InboundShare::new(share_messages, share_bytes),
-            },
+                InboundShare::new(share_messages, share_bytes),
+            ),
         );
     }
     let mut allow = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
@@ -499,12 +532,14 @@ pub async fn start(
     others.sort_unstable();
     let client = P2pClient {
         me,
-        others: Arc::new(others),
+        others: Arc::new(std::sync::RwLock::new(others)),
         cmd: cmd_tx,
         loopback: in_tx.clone(),
     };
     let max_answers = 2 * (by_index.len() + 1);
     let lp = EventLoop {
+        own,
+        share: (share_messages, share_bytes),
         swarm,
         peers,
         by_index,
@@ -536,18 +571,11 @@ mod tests {
     use super::*;
 
     fn peer() -> Peer {
-        Peer {
-            index: 2,
-            addr: "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
-            queue: VecDeque::new(),
-            inflight: HashMap::new(),
-            connected: false,
-            backoff: BACKOFF_MIN,
-            next_try: Instant::now(),
-            seen: HashSet::new(),
-            seen_order: VecDeque::new(),
-            share: InboundShare::new(4, 1000),
-        }
+        Peer::new(
+            2,
+            "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+            InboundShare::new(4, 1000),
+        )
     }
 
     fn out(kind: &'static str) -> Out {
