@@ -274,7 +274,11 @@ async fn run_devnet(
                 if let Err(e) = net.check_alive() {
                     eprintln!("devnet: {e}");
                 }
-                // `devnet next-epoch` rewrites it for the new committee.
+                // `devnet next-epoch` asks for fresh nodes and rewrites it for the
+                // new committee.
+                if let Err(e) = net.serve_next_epoch() {
+                    eprintln!("devnet: next epoch: {e}");
+                }
                 net.reload_manifest(&mut served);
             }
         }

@@ -222,7 +222,24 @@ async fn bind(addr: &str) -> Result<tokio::net::TcpListener, RunError> {
 pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
     let cfg = node.config().clone();
     let mut tasks: JoinSet<Result<(), String>> = JoinSet::new();
-    let me = node.index().ok();
+    // The committees this node connects to: the current one and, during a
+    // hand-over, the next (committed, or named by the next-genesis file before
+    // the hand-over is decided: a fresh member joins before it is a member).
+    let next_file =
+        crate::config::peers::later_genesis(&cfg.data_dir.join(crate::keygen::NEXT_GENESIS));
+    let current = node.epoch()?.epoch;
+    let next_committee = match node.next_epoch()? {
+        Some(e) => Some(e),
+        None => next_file
+            .as_ref()
+            .map(|(_, e)| e.clone())
+            .filter(|e| Some(e.epoch) == current.checked_add(1)),
+    };
+    let own_key = node.key().public().compressed();
+    let me = node
+        .index()
+        .ok()
+        .or_else(|| next_committee.as_ref().and_then(|e| e.index_of(&own_key)));
     // Started from the NodeList contract: it also says when to hand over to the next epoch.
     #[cfg(feature = "eth")]
     if let Some(nl) = cfg.node_list.clone() {
@@ -273,11 +290,32 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
         });
     };
     let genesis = node.genesis().clone();
-    let own = genesis
-        .nodes
+    let epoch = node.epoch()?;
+    let mut books = vec![&genesis];
+    if let Some((g, _)) = &next_file {
+        books.push(g);
+    }
+    let (members, clashing) =
+        crate::config::peers::committee_members(&epoch, next_committee.as_ref(), &books);
+    if !clashing.is_empty() {
+        tracing::warn!(
+            indexes = ?clashing,
+            "next committee members at indexes current members hold: not reachable (moved or \
+             replaced members are not supported yet)"
+        );
+    }
+    let own = members
         .iter()
-        .find(|n| n.index == me)
+        .find(|m| m.pubkey == own_key)
+        .cloned()
         .ok_or_else(|| RunError::Config(format!("node {me} missing from the genesis")))?;
+    if own.joining {
+        tracing::info!(
+            index = me,
+            epoch = next_committee.as_ref().map(|e| e.epoch),
+            "joining the next committee: following the chain until the hand-over"
+        );
+    }
     if own.p2p.is_empty() && cfg.p2p.listen.is_empty() {
         tracing::warn!(
             "no p2p address for this node (genesis `p2p` or [p2p] listen): running without the \
@@ -294,18 +332,14 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
         });
     }
     // Node-to-node network.
-    let epoch = node.epoch()?;
-    let mut peers = Vec::new();
-    for n in &genesis.nodes {
-        let Some(entry) = epoch.node(n.index) else {
-            continue;
-        };
-        peers.push(PeerInfo {
-            index: n.index,
-            pubkey: entry.pubkey,
-            addr: addr_of(&cfg.p2p.peer_addrs, n.index, &n.p2p),
-        });
-    }
+    let peers: Vec<PeerInfo> = members
+        .iter()
+        .map(|m| PeerInfo {
+            index: m.index,
+            pubkey: m.pubkey,
+            addr: addr_of(&cfg.p2p.peer_addrs, m.index, &m.p2p),
+        })
+        .collect();
     let listen = if cfg.p2p.listen.is_empty() {
         listen_from(&own.p2p)
     } else {
@@ -324,10 +358,7 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
     // Mempool with gossip, and the router of inbound messages. Its largest
     // transaction follows the block size; each committee member is one origin.
     let max_block_bytes = BftConfig::default().max_block_bytes;
-    let mempool = Mempool::for_node(
-        &node,
-        Limits::for_block(max_block_bytes, genesis.nodes.len()),
-    );
+    let mempool = Mempool::for_node(&node, Limits::for_block(max_block_bytes, members.len()));
     {
         let c = client.clone();
         mempool.set_gossip(Arc::new(move |tx: Vec<u8>| c.broadcast(&Message::Tx(tx))));
@@ -369,17 +400,46 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
             c.listen.clone()
         };
         // Each peer's address with its peer id: a dial reaching another key fails.
+        // The next committee's fresh members may connect before it is decided.
         let mut peers: Vec<String> = Vec::new();
-        for n in genesis.nodes.iter().filter(|n| n.index != me) {
-            let Some(entry) = epoch.node(n.index) else {
-                continue;
-            };
-            let pk = crate::crypto::NodePub::from_sec1(&entry.pubkey)
-                .map_err(|_| RunError::Config(format!("node {}: bad public key", n.index)))?;
+        let mut observers = c.observers.clone();
+        for m in members.iter().filter(|m| m.index != me) {
+            let pk = crate::crypto::NodePub::from_sec1(&m.pubkey)
+                .map_err(|_| RunError::Config(format!("node {}: bad public key", m.index)))?;
             let id = bft::peer_id(&pk).map_err(|e| RunError::Config(e.to_string()))?;
-            let addr = addr_of(&c.peer_addrs, n.index, &n.consensus);
+            if m.joining {
+                observers.push(id.to_string());
+            }
+            let addr = addr_of(&c.peer_addrs, m.index, &m.consensus);
             if !addr.is_empty() {
                 peers.push(format!("{addr}/p2p/{id}"));
+            }
+        }
+        // A fresh member starts consensus only once the current committee lets it
+        // in: its members admit it on both networks at once when they read the
+        // next committee, and a consensus dial denied before that is not retried
+        // soon. So it waits (up to 30 s) for the node-to-node network to reach
+        // every current member.
+        if own.joining {
+            let current: Vec<u32> = members
+                .iter()
+                .filter(|m| !m.joining)
+                .map(|m| m.index)
+                .collect();
+            let t0 = std::time::Instant::now();
+            loop {
+                let connected = client.connected().await;
+                if current.iter().all(|i| connected.contains(i)) {
+                    break;
+                }
+                if t0.elapsed() >= Duration::from_secs(30) {
+                    tracing::warn!(
+                        connected = ?connected,
+                        "starting consensus before every current member let this node in"
+                    );
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
         // Start height 1 once the node-to-node network reached every peer (both
@@ -387,7 +447,7 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
         let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);
         {
             let client = client.clone();
-            let others = genesis.nodes.iter().filter(|n| n.index != me).count();
+            let others = members.len().saturating_sub(1);
             tokio::spawn(async move {
                 let t0 = std::time::Instant::now();
                 loop {
@@ -419,7 +479,7 @@ pub async fn start_with(node: Arc<NodeState>) -> Result<RunningNode, RunError> {
             timeout_precommit: Duration::from_millis(c.timeout_precommit_ms),
             idle_block: Duration::from_millis(c.idle_block_ms),
             stall_restart: Duration::from_secs(c.stall_restart_s),
-            observers: c.observers.clone(),
+            observers,
             max_block_bytes,
             ..BftConfig::default()
         };

@@ -196,50 +196,57 @@ async fn an_old_node_down_during_the_change_does_not_stop_it_and_erases_its_shar
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_devnet_command_moves_to_its_next_committee_and_logins_keep_their_address() {
+async fn the_devnet_command_grows_the_committee_with_fresh_nodes_and_logins_keep_their_address() {
     let dir = net::test_dir();
-    let dn = net::DevnetCommand::start(dir.path(), 5, 32).await;
+    let mut dn = net::DevnetCommand::start(dir.path(), 5, 32).await;
     let before = net::devnet_login(&dn.manifest, "alice@example.com").await;
     let address = net::printed(&before, "address");
-    // Fresh nodes are refused with the reason, and nothing changes.
-    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_torus-node"))
-        .args(["devnet", "next-epoch", "--nodes", "7", "--data-dir"])
-        .arg(dn.data_dir())
+    let next_epoch = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_torus-node"));
+        c.args(["devnet", "next-epoch"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(dn.data_dir());
+        c
+    };
+    // Replacing a member at its index is refused with the reason, and nothing changes.
+    let refused = next_epoch(&["--nodes", "5", "--replace", "2"])
         .output()
         .await
         .unwrap();
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("p2p across committees"), "{err}");
-    // To the first four nodes with k = 2.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_torus-node"))
-        .args([
-            "devnet",
-            "next-epoch",
-            "--nodes",
-            "4",
-            "--k",
-            "2",
-            "--data-dir",
-        ])
-        .arg(dn.data_dir())
-        .output()
-        .await
-        .unwrap();
+    assert!(err.contains("--replace [2]"), "{err}");
+    // To seven nodes: the devnet starts two fresh ones (k = 4, t = 1 by default).
+    let out = next_epoch(&["--nodes", "7"]).output().await.unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}\n{}", dn.log());
     assert!(
-        err.contains("epoch 2 serves: 4 nodes (k = 2, t = 0)"),
+        err.contains("epoch 2 serves: 7 nodes (k = 4, t = 1)"),
         "{err}"
     );
     let m = dn.manifest_json();
     assert_eq!(m["epoch"], 2);
-    assert_eq!((m["n"].as_u64(), m["k"].as_u64()), (Some(4), Some(2)));
-    assert_eq!(m["nodes"].as_array().unwrap().len(), 4);
+    assert_eq!((m["n"].as_u64(), m["k"].as_u64()), (Some(7), Some(4)));
+    let nodes = m["nodes"].as_array().unwrap().clone();
+    assert_eq!(nodes.len(), 7);
     let after = net::devnet_login(&dn.manifest, "alice@example.com").await;
     assert_eq!(net::printed(&after, "address"), address);
     let bob = net::devnet_login(&dn.manifest, "bob@example.com").await;
     assert_ne!(net::printed(&bob, "address"), address);
+    // Ctrl-C on the devnet stops every node, the fresh ones too.
+    dn.interrupt();
+    let http = reqwest::Client::new();
+    for n in &nodes {
+        let ep = n["endpoint"].as_str().unwrap();
+        let base = ep.strip_suffix("/jrpc").unwrap();
+        let r = http
+            .get(format!("{base}/bftStatus"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
+        assert!(r.is_err(), "node {} still answers after Ctrl-C", n["index"]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,5 +302,115 @@ async fn a_member_down_during_the_change_rebuilds_its_new_shares_from_its_peers(
     );
     assert_ne!(shares[4], old[4], "node 5 serves its old share");
     net::assert_same_history(&dn, &[1, 2, 3, 4, 5]).await;
+    dn.shutdown();
+}
+
+/// A devnet of `from` nodes (the Torus thresholds) grows to seven nodes with
+/// k = 4, t = 1: fresh nodes (indexes `from + 1..=7`) start on the first genesis,
+/// follow the chain, and take part in the change. Checks every key's shares on
+/// all seven nodes, that alice keeps her address and bob gets a key, and one
+/// history; returns the devnet.
+async fn grow_to_seven(dir: &std::path::Path, from: u32) -> (Devnet, net::LogsOnPanic) {
+    let mut dn = Devnet::start(net::opts(dir, from, 32, 16)).await.unwrap();
+    let logs = net::LogsOnPanic(dn.opts.data_dir.clone(), 7);
+    dn.wait_for_keys(32, Duration::from_secs(180), |_| {})
+        .await
+        .unwrap();
+    let alice = net::login(&dn, "alice@example.com").await;
+    let old = net::all_shares(&dn, "alice@example.com").await;
+    let old_k = dn.genesis.k as usize;
+    assert!(net::consistent(&old, old_k));
+
+    let mut next = dn.genesis.clone();
+    next.epoch = 2;
+    next.n = 7;
+    next.k = 4;
+    next.t = 1;
+    for _ in from..7 {
+        next.nodes.push(dn.add_fresh_node().unwrap());
+    }
+    let text = toml::to_string(&next).unwrap();
+    for i in 1..=7 {
+        std::fs::write(dn.node_dir(i).join("next-genesis.toml"), &text).unwrap();
+    }
+    for i in from + 1..=7 {
+        dn.start_node(i).unwrap();
+    }
+    wait_for_epoch_2(&dn, 7).await;
+
+    // Every member holds every key's share, the fresh ones included.
+    for i in 1..=7 {
+        net::wait_until(&dn, i, 60, "its new shares", |s| {
+            s["shares"].as_u64().is_some_and(|n| n >= 32)
+        })
+        .await;
+    }
+    // Alice's key now comes from seven nodes: any 4 make it, at the same address,
+    // and the shares of the nodes of both committees changed.
+    let (temp, answers) = net::share_answers(&dn, "alice@example.com").await;
+    let mut new = Vec::new();
+    for (i, a) in answers {
+        let v = a.unwrap_or_else(|e| panic!("node {i}: {e}"));
+        new.push((
+            i,
+            torus_node::client::decrypt_share(&temp, &v["keys"][0]).unwrap(),
+        ));
+    }
+    assert_eq!(new.len(), 7);
+    assert!(
+        net::consistent(&new, 4),
+        "the seven shares are not one sharing of degree 3"
+    );
+    assert!(!net::consistent(&new, 3), "the threshold is not 4");
+    assert_eq!(
+        address_of(&secret(&new[3..])),
+        alice.address.to_lowercase(),
+        "the fresh members' shares make alice's key"
+    );
+    for ((i, a), (j, b)) in old.iter().zip(&new) {
+        assert_eq!(i, j);
+        assert_ne!(a, b, "node {i} kept its old share");
+    }
+    // The library flow through the grown committee: alice again, and bob.
+    let again = net::login(&dn, "alice@example.com").await;
+    assert_eq!(again.address, alice.address);
+    let bob = net::login(&dn, "bob@example.com").await;
+    assert_ne!(bob.address, alice.address);
+    net::assert_same_history(&dn, &[1, 2, 3, 4, 5, 6, 7]).await;
+    for i in from + 1..=7 {
+        let log = std::fs::read_to_string(dn.log_path(i)).unwrap();
+        for line in [
+            "joining the next committee",
+            "the new committee serves: new shares in use",
+        ] {
+            assert!(log.contains(line), "node {i} never logged {line:?}");
+        }
+    }
+    (dn, logs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_grow_to_seven_with_two_fresh_members_and_a_higher_threshold() {
+    let dir = net::test_dir();
+    let (mut dn, _logs) = grow_to_seven(dir.path(), 5).await;
+    dn.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_grow_to_seven_and_the_fresh_members_reshare_with_vectors_fetched_from_old_ones(
+) {
+    // The three nodes of both committees cannot decide the new public keys alone
+    // (k = 4), so fresh members run the resharing themselves, with the old
+    // commitment vectors they fetched (and checked) from old members.
+    let dir = net::test_dir();
+    let (mut dn, _logs) = grow_to_seven(dir.path(), 3).await;
+    let fetched = (4..=7)
+        .filter(|i| {
+            std::fs::read_to_string(dn.log_path(*i))
+                .unwrap()
+                .contains("old vectors fetched")
+        })
+        .count();
+    assert!(fetched >= 1, "no fresh member fetched the old vectors");
     dn.shutdown();
 }

@@ -66,6 +66,7 @@
 pub mod env;
 mod genesis;
 mod key;
+pub mod peers;
 mod sections;
 
 use std::net::SocketAddr;

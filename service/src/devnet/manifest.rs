@@ -145,7 +145,8 @@ impl Devnet {
 
     /// Stops every node (SIGTERM) and the issuer.
     pub fn shutdown(&mut self) {
-        for i in 1..=self.layout.n {
+        let all: Vec<u32> = self.layout.nodes.iter().map(|p| p.index).collect();
+        for i in all {
             let _ = self.stop(i);
         }
     }

@@ -222,6 +222,11 @@ pub struct Layout {
     pub nodes: Vec<NodePorts>,
 }
 
+/// The file `devnet next-epoch` asks the running devnet for fresh nodes with.
+pub const FRESH_REQUEST: &str = "fresh-nodes-request.json";
+/// The running devnet's answer: the fresh nodes' genesis entries.
+pub const FRESH_NODES: &str = "fresh-nodes.json";
+
 /// Lowest port the devnet hands out.
 const DEVNET_PORTS_FROM: u16 = 10_000;
 
@@ -329,6 +334,8 @@ pub struct Devnet {
     /// Keys per batch the nodes will use (the option or the profile's).
     batch_keys: u32,
     procs: Vec<Proc>,
+    /// Fresh nodes (beyond the first committee) started once.
+    fresh_started: std::collections::BTreeSet<u32>,
     http: reqwest::Client,
     /// The JSON-RPC URLs clients use, when they differ from the nodes' own (links that
     /// delay client traffic; [`Devnet::route_clients_through`]).
@@ -542,6 +549,7 @@ impl Devnet {
             hosts,
             batch_keys,
             procs: Vec::new(),
+            fresh_started: Default::default(),
             client_urls: Vec::new(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -695,6 +703,89 @@ impl Devnet {
             toml::to_string(&cfg).map_err(|e| DevnetError::Invalid(format!("config: {e}")))?;
         let path = self.node_dir(p.index).join("node.toml");
         std::fs::write(&path, text).map_err(io(format!("write {}", path.display())))
+    }
+
+    /// Prepares a fresh node for the next committee at the next free index: ports,
+    /// a directory with a new key and a config on the devnet's first genesis (it
+    /// follows the chain until it is a member). Returns its genesis entry for the
+    /// next committee's file; start it with [`Devnet::start_node`] once that file
+    /// is in its directory.
+    pub fn add_fresh_node(&mut self) -> Result<GenesisNode, DevnetError> {
+        let index = self.layout.nodes.iter().map(|p| p.index).max().unwrap_or(0) + 1;
+        if self.opts.placement.is_some() {
+            return Err(DevnetError::Invalid(
+                "fresh nodes on separate hosts are not supported".into(),
+            ));
+        }
+        let p = NodePorts {
+            index,
+            rpc: free_port()?,
+            grpc: free_port()?,
+            p2p: free_port()?,
+            consensus: free_port()?,
+        };
+        let ndir = self.node_dir(index);
+        std::fs::create_dir_all(&ndir).map_err(io(format!("create {}", ndir.display())))?;
+        let key = crate::config::load_or_create_key(&ndir.join("node.key"))
+            .map_err(|e| DevnetError::Invalid(e.to_string()))?;
+        let ip = self.node_ip(index);
+        let entry = GenesisNode {
+            index,
+            pubkey: hex::encode(key.public().compressed()),
+            p2p: format!("/ip4/{ip}/tcp/{}", p.p2p),
+            consensus: format!("/ip4/{ip}/tcp/{}", p.consensus),
+            rpc: format!("http://{ip}:{}/jrpc", p.rpc),
+        };
+        self.write_config(&p)?;
+        self.layout.nodes.push(p);
+        self.procs.push(Proc { child: None });
+        self.hosts.add_node(key.public());
+        Ok(entry)
+    }
+
+    /// Serves `torus-node devnet next-epoch` while the devnet runs (called every
+    /// second): a request for fresh nodes ([`FRESH_REQUEST`], `{"count": m}`)
+    /// prepares them and answers with their genesis entries ([`FRESH_NODES`]); a
+    /// fresh node starts once its directory holds the next committee's file, so
+    /// Ctrl-C on the devnet stops it with the others.
+    pub fn serve_next_epoch(&mut self) -> Result<(), DevnetError> {
+        let request = self.opts.data_dir.join(FRESH_REQUEST);
+        if request.exists() {
+            let text = std::fs::read_to_string(&request).map_err(io("read the request"))?;
+            let _ = std::fs::remove_file(&request);
+            let count = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["count"].as_u64())
+                .filter(|c| (1..=64).contains(c))
+                .ok_or_else(|| {
+                    DevnetError::Invalid(format!("{FRESH_REQUEST}: want {{\"count\": 1..=64}}"))
+                })?;
+            let mut entries = Vec::new();
+            for _ in 0..count {
+                entries.push(self.add_fresh_node()?);
+            }
+            let tmp = self.opts.data_dir.join(format!("{FRESH_NODES}.tmp"));
+            let text = serde_json::to_string_pretty(&entries)
+                .map_err(|e| DevnetError::Invalid(e.to_string()))?;
+            std::fs::write(&tmp, text).map_err(io("write the fresh nodes"))?;
+            std::fs::rename(&tmp, self.opts.data_dir.join(FRESH_NODES))
+                .map_err(io("write the fresh nodes"))?;
+            tracing::info!(count, "fresh nodes prepared for the next committee");
+        }
+        let waiting: Vec<u32> = self
+            .layout
+            .nodes
+            .iter()
+            .map(|p| p.index)
+            .filter(|i| *i > self.layout.n && !self.fresh_started.contains(i))
+            .filter(|i| self.node_dir(*i).join(crate::keygen::NEXT_GENESIS).exists())
+            .collect();
+        for i in waiting {
+            self.fresh_started.insert(i);
+            self.start_node(i)?;
+            tracing::info!(node = i, "fresh node started");
+        }
+        Ok(())
     }
 
     /// Replaces the per-node configuration tweak and rewrites every node's config

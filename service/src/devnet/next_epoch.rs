@@ -1,9 +1,13 @@
 //! `torus-node devnet next-epoch`: hands a running devnet's keys to its next
-//! committee (issue #12). It reads the devnet's `genesis.toml` and `devnet.json`,
-//! writes the next committee's genesis to each current member's
-//! `node<i>/next-genesis.toml` (the nodes vote it in and reshare every key, see
-//! `keygen::driver::handover`), follows the change on the members' `/bftStatus`,
-//! and rewrites `devnet.json` for the new committee with its `"epoch"`.
+//! committee (issue #12). It reads the devnet's `genesis.toml` and `devnet.json`;
+//! for a committee that grows, it asks the running devnet for fresh nodes
+//! ([`super::FRESH_REQUEST`]: the devnet prepares them and answers with their
+//! genesis entries, so it owns their processes and Ctrl-C stops them too). It
+//! writes the next committee's genesis to each member's `node<i>/next-genesis.toml`
+//! (the current members vote it in and reshare every key, see
+//! `keygen::driver::handover`; a fresh node starts once its file is there),
+//! follows the change on the members' `/bftStatus`, and rewrites `devnet.json`
+//! for the new committee with its `"epoch"`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,7 +15,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::{io, DevnetError};
-use crate::config::Genesis;
+use crate::config::{Genesis, GenesisNode};
+use crate::crypto::NodePub;
 
 /// What the next committee is.
 #[derive(Clone, Debug)]
@@ -58,25 +63,24 @@ pub struct NextEpochDone {
     pub secs: f64,
 }
 
-/// The next committee's genesis from the devnet's `genesis` (the node addresses)
-/// and its current committee's indexes `current` (the members, 1..=n in order).
+/// The next committee's genesis from the devnet's `genesis` (the node addresses),
+/// its current committee's indexes `current` (the members, 1..=n in order) and,
+/// for a committee that grows, the `fresh` nodes' entries (they take the indexes
+/// after the current members, in order).
 pub fn next_genesis(
     genesis: &Genesis,
     current: &[u32],
     epoch: u64,
     o: &NextEpochOptions,
+    fresh: &[GenesisNode],
 ) -> Result<Genesis, DevnetError> {
     let n_cur = current.len() as u32;
-    if !o.replace.is_empty() || o.nodes > n_cur {
+    if !o.replace.is_empty() {
         return Err(DevnetError::Invalid(format!(
-            "a committee with fresh nodes ({}) is not supported yet: members joining or \
-             replaced need p2p across committees (issue #12); this devnet can move to any \
-             of its first {n_cur} nodes with other thresholds",
-            if o.replace.is_empty() {
-                format!("{} nodes for {n_cur} current members", o.nodes)
-            } else {
-                format!("--replace {:?}", o.replace)
-            }
+            "--replace {:?}: a fresh node taking a member's index is not supported yet \
+             (messages are addressed by index, issue #12); grow the committee with --nodes \
+             instead",
+            o.replace
         )));
     }
     let n = o.nodes;
@@ -84,6 +88,19 @@ pub fn next_genesis(
     let t = o.t.unwrap_or(n.saturating_sub(1) / 4);
     torus_engine::Params::new(n, k, t)
         .map_err(|e| DevnetError::Invalid(format!("n = {n}, k = {k}, t = {t}: {e}")))?;
+    if k > n / 2 + 1 {
+        return Err(DevnetError::Invalid(format!(
+            "k = {k} is above floor(n/2)+1 = {}: clients combine floor(n/2)+1 shares",
+            n / 2 + 1
+        )));
+    }
+    let wanted = n.saturating_sub(n_cur) as usize;
+    if fresh.len() != wanted {
+        return Err(DevnetError::Invalid(format!(
+            "{} fresh nodes for {wanted} new members",
+            fresh.len()
+        )));
+    }
     let mut next = genesis.clone();
     next.epoch = epoch + 1;
     next.n = n;
@@ -92,6 +109,12 @@ pub fn next_genesis(
     next.nodes
         .retain(|g| g.index <= n && current.contains(&g.index));
     next.nodes.sort_by_key(|g| g.index);
+    for (i, f) in fresh.iter().enumerate() {
+        next.nodes.push(GenesisNode {
+            index: n_cur + 1 + i as u32,
+            ..f.clone()
+        });
+    }
     if next.nodes.len() != n as usize {
         return Err(DevnetError::Invalid(format!(
             "the genesis lists {} of the first {n} members",
@@ -101,6 +124,44 @@ pub fn next_genesis(
     next.epoch_info()
         .map_err(|e| DevnetError::Invalid(format!("next committee: {e}")))?;
     Ok(next)
+}
+
+/// Asks the running devnet in `dir` for `count` fresh nodes and waits (up to 30 s)
+/// for their genesis entries.
+async fn fresh_nodes(dir: &Path, count: usize) -> Result<Vec<GenesisNode>, DevnetError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let answer = dir.join(super::FRESH_NODES);
+    let _ = std::fs::remove_file(&answer);
+    let tmp = dir.join(format!("{}.tmp", super::FRESH_REQUEST));
+    std::fs::write(&tmp, serde_json::json!({ "count": count }).to_string())
+        .map_err(io("ask for fresh nodes"))?;
+    std::fs::rename(&tmp, dir.join(super::FRESH_REQUEST)).map_err(io("ask for fresh nodes"))?;
+    let t0 = Instant::now();
+    while !answer.exists() {
+        if t0.elapsed() > Duration::from_secs(30) {
+            let _ = std::fs::remove_file(dir.join(super::FRESH_REQUEST));
+            return Err(DevnetError::Timeout {
+                secs: 30,
+                what: "the running devnet did not prepare fresh nodes (is `torus-node devnet` \
+                       of this version running in this directory?)"
+                    .into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = std::fs::read_to_string(&answer).map_err(io("read the fresh nodes"))?;
+    let _ = std::fs::remove_file(&answer);
+    let entries: Vec<GenesisNode> = serde_json::from_str(&text)
+        .map_err(|e| DevnetError::Invalid(format!("{}: {e}", super::FRESH_NODES)))?;
+    if entries.len() != count {
+        return Err(DevnetError::Invalid(format!(
+            "asked for {count} fresh nodes, got {}",
+            entries.len()
+        )));
+    }
+    Ok(entries)
 }
 
 fn read_json(path: &Path) -> Result<Value, DevnetError> {
@@ -167,19 +228,48 @@ pub async fn next_epoch(
         )
     })?;
     let current: Vec<u32> = members.iter().map(|m| m.0).collect();
-    let next = next_genesis(&genesis, &current, epoch, o)?;
+    // Checked before the devnet prepares fresh nodes, which then go unused.
+    let n_cur = current.len() as u32;
+    let placeholders: Vec<GenesisNode> = (0..o.nodes.saturating_sub(n_cur))
+        .map(|_| GenesisNode {
+            index: 0,
+            pubkey: hex::encode(crate::crypto::NodeKey::random().public().compressed()),
+            p2p: String::new(),
+            consensus: String::new(),
+            rpc: String::new(),
+        })
+        .collect();
+    next_genesis(&genesis, &current, epoch, o, &placeholders)?;
+    let fresh = fresh_nodes(&o.data_dir, placeholders.len()).await?;
+    let next = next_genesis(&genesis, &current, epoch, o, &fresh)?;
     let text = toml::to_string(&next).map_err(|e| DevnetError::Invalid(e.to_string()))?;
-    for i in &current {
-        let dir = o.data_dir.join(format!("node{i}"));
+    // The fresh nodes' directories are named by their devnet number.
+    let mut dirs: Vec<PathBuf> = current
+        .iter()
+        .map(|i| o.data_dir.join(format!("node{i}")))
+        .collect();
+    dirs.extend(
+        fresh
+            .iter()
+            .map(|f| o.data_dir.join(format!("node{}", f.index))),
+    );
+    for dir in &dirs {
         let tmp = dir.join("next-genesis.toml.tmp");
         std::fs::write(&tmp, &text).map_err(io("write the next genesis"))?;
         std::fs::rename(&tmp, dir.join(crate::keygen::NEXT_GENESIS))
             .map_err(io("write the next genesis"))?;
     }
-    let new_members: Vec<&(u32, String)> = members
+    let mut new_members: Vec<(u32, String)> = members
         .iter()
         .filter(|(i, _)| next.nodes.iter().any(|g| g.index == *i))
+        .cloned()
         .collect();
+    new_members.extend(
+        next.nodes
+            .iter()
+            .filter(|g| g.index > n_cur)
+            .map(|g| (g.index, g.rpc.clone())),
+    );
     // Follow the change until every new member serves the new epoch.
     let mut keys = 0;
     loop {
@@ -227,6 +317,22 @@ pub async fn next_epoch(
                 .as_u64()
                 .is_some_and(|i| next.nodes.iter().any(|g| u64::from(g.index) == i))
         });
+    }
+    if let Some(nodes) = manifest["nodes"].as_array_mut() {
+        for g in next.nodes.iter().filter(|g| g.index > n_cur) {
+            let (x, y) = hex::decode(&g.pubkey)
+                .ok()
+                .and_then(|b| NodePub::from_sec1(&b).ok())
+                .map(|p| p.xy())
+                .map(|(x, y)| (crate::hexfmt::hex_min(&x), crate::hexfmt::hex_min(&y)))
+                .unwrap_or_default();
+            nodes.push(serde_json::json!({
+                "index": g.index,
+                "endpoint": g.rpc,
+                "pub_key_x": x,
+                "pub_key_y": y,
+            }));
+        }
     }
     manifest["n"] = next.n.into();
     manifest["k"] = next.k.into();
@@ -283,31 +389,61 @@ mod tests {
         }
     }
 
+    fn fresh(count: u32) -> Vec<GenesisNode> {
+        genesis(count)
+            .nodes
+            .into_iter()
+            .map(|g| GenesisNode {
+                index: 40 + g.index,
+                rpc: format!("http://127.0.0.1:{}/jrpc", 9000 + g.index),
+                ..g
+            })
+            .collect()
+    }
+
     #[test]
     fn the_next_committee_keeps_the_first_members_with_the_asked_thresholds() {
         let g = genesis(5);
-        let next = next_genesis(&g, &[1, 2, 3, 4, 5], 1, &opts(4, Some(2), vec![]))
+        let all = [1, 2, 3, 4, 5];
+        let next = next_genesis(&g, &all, 1, &opts(4, Some(2), vec![]), &[])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((next.epoch, next.n, next.k, next.t), (2, 4, 2, 0));
         assert_eq!(next.nodes, g.nodes[..4].to_vec());
         // Defaults: floor(n/2)+1 and (n-1)/4.
-        let same = next_genesis(&g, &[1, 2, 3, 4, 5], 3, &opts(5, None, vec![]))
+        let same = next_genesis(&g, &all, 3, &opts(5, None, vec![]), &[])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((same.epoch, same.k, same.t), (4, 3, 1));
     }
 
     #[test]
-    fn fresh_members_and_invalid_thresholds_are_refused_with_the_reason() {
+    fn a_growing_committee_gives_the_fresh_nodes_the_indexes_after_the_current_members() {
+        let g = genesis(5);
+        let f = fresh(2);
+        let next = next_genesis(&g, &[1, 2, 3, 4, 5], 1, &opts(7, None, vec![]), &f)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((next.n, next.k, next.t), (7, 4, 1));
+        assert_eq!(next.nodes[..5], g.nodes[..]);
+        assert_eq!((next.nodes[5].index, next.nodes[6].index), (6, 7));
+        assert_eq!(next.nodes[6].pubkey, f[1].pubkey);
+        assert_eq!(next.nodes[6].rpc, f[1].rpc);
+        // After a shrink to 4, growing back to 5 takes a fresh node at index 5.
+        let back = next_genesis(&g, &[1, 2, 3, 4], 2, &opts(5, None, vec![]), &fresh(1))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.nodes[4].index, 5);
+        assert_ne!(back.nodes[4].pubkey, g.nodes[4].pubkey);
+    }
+
+    #[test]
+    fn replaced_members_and_thresholds_clients_cannot_use_are_refused_with_the_reason() {
         let g = genesis(5);
         let all = [1, 2, 3, 4, 5];
-        let grow = next_genesis(&g, &all, 1, &opts(7, None, vec![])).map(|_| ());
-        assert!(grow.is_err_and(|e| e.to_string().contains("p2p across committees")));
-        let replace = next_genesis(&g, &all, 1, &opts(5, None, vec![2])).map(|_| ());
+        let replace = next_genesis(&g, &all, 1, &opts(5, None, vec![2]), &[]).map(|_| ());
         assert!(replace.is_err_and(|e| e.to_string().contains("--replace [2]")));
-        let bad = next_genesis(&g, &all, 1, &opts(4, Some(5), vec![])).map(|_| ());
+        let bad = next_genesis(&g, &all, 1, &opts(4, Some(5), vec![]), &[]).map(|_| ());
         assert!(bad.is_err_and(|e| e.to_string().contains("k = 5")));
-        // After a shrink to 4, the devnet cannot grow back to 5 (node 5 would be fresh).
-        let back = next_genesis(&g, &[1, 2, 3, 4], 2, &opts(5, None, vec![])).map(|_| ());
-        assert!(back.is_err());
+        let high = next_genesis(&g, &all, 1, &opts(7, Some(5), vec![]), &fresh(2)).map(|_| ());
+        assert!(high.is_err_and(|e| e.to_string().contains("above floor(n/2)+1")));
+        let short = next_genesis(&g, &all, 1, &opts(7, None, vec![]), &fresh(1)).map(|_| ());
+        assert!(short.is_err_and(|e| e.to_string().contains("1 fresh nodes for 2")));
     }
 }

@@ -107,6 +107,24 @@ impl DevnetCommand {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Ctrl-C: sends SIGINT and waits (at most 60 s) for it to exit.
+    pub fn interrupt(&mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+        let t0 = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "the devnet did not stop on Ctrl-C:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Its `devnet.json`.
     pub fn manifest_json(&self) -> Value {
         serde_json::from_str(&std::fs::read_to_string(&self.manifest).unwrap()).unwrap()

@@ -108,7 +108,7 @@ pub enum HostsError {
 
 struct Shared {
     signer: Arc<NodeKey>,
-    nodes: Vec<NodePub>,
+    nodes: std::sync::RwLock<Vec<NodePub>>,
     verifiers: Vec<String>,
     metadata_file: Option<PathBuf>,
     store: tokio::sync::Mutex<MetadataStore>,
@@ -174,7 +174,7 @@ impl Hosts {
         };
         let shared = Arc::new(Shared {
             signer: opts.signer,
-            nodes: opts.nodes,
+            nodes: std::sync::RwLock::new(opts.nodes),
             verifiers: opts.verifiers,
             metadata_file: opts.metadata_file,
             store: tokio::sync::Mutex::new(store),
@@ -243,6 +243,14 @@ impl Hosts {
     /// Id tokens the login page's issuer endpoint has minted.
     pub fn tokens(&self) -> u64 {
         self.shared.tokens.load(Ordering::Relaxed)
+    }
+
+    /// Lets the signer sign KeyAssigns for node `pk` too (a fresh member).
+    pub fn add_node(&self, pk: NodePub) {
+        let mut n = self.shared.nodes.write().unwrap_or_else(|p| p.into_inner());
+        if !n.contains(&pk) {
+            n.push(pk);
+        }
     }
 
     /// Gives the login page the devnet's `devnet.json` (until then it answers 503).
@@ -348,9 +356,10 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 async fn sign(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let nonce = hex::encode(rand_core::RngCore::next_u64(&mut rand_core::OsRng).to_be_bytes());
+    let nodes = sh.nodes.read().unwrap_or_else(|p| p.into_inner()).clone();
     match signer::sign_key_assign(
         &sh.signer,
-        &sh.nodes,
+        &nodes,
         header(&headers, "pubkeyx"),
         header(&headers, "pubkeyy"),
         &body,

@@ -20,18 +20,23 @@
 //!    (`Store::adopt_next_shares`), and a node that left erases every share
 //!    (`Store::erase_shares`).
 //!
-//! Built so far for committees whose members keep their index (the same nodes,
-//! a changed k and t, or members leaving from the top): the p2p network and the
-//! consensus validator set are the current committee's, so a fresh node or a
-//! moved index would need peers across committees (the README's next step).
-//! [`handover_refusal`] refuses to vote such a committee in, so the network is
-//! never frozen by a hand-over it cannot finish.
+//! Fresh members join at indexes no current member holds (a committee that
+//! grows): every node connects to them once it reads the next committee
+//! ([`Keygen::link_next`]: the p2p peers and the consensus allow list), they
+//! follow the chain as non-voting consensus peers until the switch, and fetch
+//! the old commitment vectors of each batch from old members
+//! ([`Message::FetchVectors`], checked against the decided hash) since they hold
+//! no old shares. Messages are addressed by index, so a member that moves to
+//! another index, or a fresh node replacing a member at its index, is not
+//! supported yet: [`handover_refusal`] refuses to vote such a committee in, so
+//! the network is never frozen by a hand-over it cannot finish.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use torus_engine::group::Affine;
+use torus_engine::Suite;
 use torus_engine::{Params, Secp256k1};
 
 use super::Keygen;
@@ -55,6 +60,12 @@ const RESEND_EVERY: Duration = Duration::from_secs(1);
 /// How often the trigger file is looked at.
 const TRIGGER_EVERY: Duration = Duration::from_secs(2);
 
+/// How often a fresh member asks old members again for a batch's old vectors.
+const FETCH_VECTORS_EVERY: Duration = Duration::from_secs(1);
+
+/// Why a fresh member cannot open a resharing run yet.
+const NEEDS_VECTORS: &str = "old vectors not fetched yet";
+
 /// The hand-over state of this node.
 #[derive(Default)]
 pub(super) struct Handover {
@@ -69,6 +80,12 @@ pub(super) struct Handover {
     voted: Option<u64>,
     /// Whether this node voted `ReshareComplete` for the pending epoch.
     complete_sent: bool,
+    /// The epoch whose fresh members this node connected to.
+    linked: Option<u64>,
+    /// A fresh member: the old vectors fetched and checked per batch start
+    /// (the window's batches only), and when each was last asked for.
+    vectors: BTreeMap<u64, Vec<Affine<Secp256k1>>>,
+    asked: BTreeMap<u64, Instant>,
 }
 
 impl Handover {
@@ -80,12 +97,12 @@ impl Handover {
 
 /// Why a member does not vote `next` in as the committee after `cur`, or None.
 ///
-/// Every member of `next` must already be the member of `cur` at the same index
-/// (the same nodes with other thresholds, or members leaving from the top):
-/// resharing messages go over the current committee's p2p network, indexed as
-/// in `cur`. A fresh node or a moved index needs peers across committees, which
-/// is not built yet; voting such a committee in would freeze assignment for a
-/// hand-over that cannot finish.
+/// A member of `next` is either the member of `cur` at the same index, or a
+/// fresh node at an index no member of `cur` holds (the committee grows, or
+/// shrinks from the top, or changes k and t). Messages are addressed by index,
+/// so a member moving to another index, or a fresh node taking a current
+/// member's index, is not supported yet; voting such a committee in would
+/// freeze assignment for a hand-over that cannot finish.
 pub(crate) fn handover_refusal(cur: &EpochInfo, next: &EpochInfo) -> Option<String> {
     if cur.epoch.checked_add(1) != Some(next.epoch) {
         return Some(format!(
@@ -97,23 +114,34 @@ pub(crate) fn handover_refusal(cur: &EpochInfo, next: &EpochInfo) -> Option<Stri
     if let Err(e) = next.validate() {
         return Some(format!("invalid committee: {e}"));
     }
+    if next.k > next.n / 2 + 1 {
+        // torus.js combines floor(n/2)+1 shares: a higher k makes no key.
+        return Some(format!(
+            "k = {} is above floor(n/2)+1 = {}: clients combine floor(n/2)+1 shares",
+            next.k,
+            next.n / 2 + 1
+        ));
+    }
     for n in &next.nodes {
-        match cur.node(n.index) {
-            Some(o) if o.pubkey == n.pubkey => {}
-            Some(_) => {
+        match (cur.node(n.index), cur.index_of(&n.pubkey)) {
+            (Some(o), _) if o.pubkey == n.pubkey => {}
+            (Some(_), _) => {
                 return Some(format!(
-                    "index {} names another node than in epoch {} (members joining or \
-                     moving need p2p across committees, not built yet)",
+                    "index {} names another node than in epoch {} (replacing a member at its \
+                     index is not supported yet: give the fresh node an index no member holds)",
                     n.index, cur.epoch
                 ))
             }
-            None => {
+            // (Unreachable with indexes 1..=n in order, which `validate` checks:
+            // kept so that a later relaxation cannot let a member move silently.)
+            (None, Some(was)) => {
                 return Some(format!(
-                    "index {} is not a member of epoch {} (members joining need p2p across \
-                     committees, not built yet)",
-                    n.index, cur.epoch
+                    "the member at index {was} of epoch {} moves to index {} (members keep \
+                     their index)",
+                    cur.epoch, n.index
                 ))
             }
+            (None, None) => {}
         }
     }
     None
@@ -148,15 +176,11 @@ impl Keygen {
             return;
         };
         drop(snap);
-        if pending.is_some()
-            || cur
-                .index_of(&self.node.key().public().compressed())
-                .is_none()
-        {
-            return;
-        }
-        let next = match Genesis::load(&path).and_then(|g| g.epoch_info()) {
-            Ok(e) => e,
+        let (genesis, next) = match Genesis::load(&path).and_then(|g| {
+            let e = g.epoch_info()?;
+            Ok((g, e))
+        }) {
+            Ok(v) => v,
             Err(e) => {
                 if self.handover.voted != Some(u64::MAX) {
                     tracing::error!(path = %path.display(), error = %e, "next committee file: refused");
@@ -165,12 +189,23 @@ impl Keygen {
                 return;
             }
         };
-        if next.epoch <= cur.epoch || self.handover.voted == Some(next.epoch) {
-            // Already current (the file outlived its hand-over), or voted.
+        if next.epoch <= cur.epoch {
+            // Already current (the file outlived its hand-over).
+            return;
+        }
+        let refusal = handover_refusal(&cur, &next);
+        if refusal.is_none() && self.handover.linked != Some(next.epoch) {
+            self.handover.linked = Some(next.epoch);
+            self.link_next(&cur, &next, &genesis);
+        }
+        let member = cur
+            .index_of(&self.node.key().public().compressed())
+            .is_some();
+        if pending.is_some() || !member || self.handover.voted == Some(next.epoch) {
             return;
         }
         self.handover.voted = Some(next.epoch);
-        if let Some(why) = handover_refusal(&cur, &next) {
+        if let Some(why) = refusal {
             tracing::error!(
                 path = %path.display(),
                 epoch = next.epoch,
@@ -187,6 +222,38 @@ impl Keygen {
             "voting the hand-over to the next committee"
         );
         self.submit(TxBody::EpochHandover { next });
+    }
+
+    /// Connects this node to the fresh members of `next` (addresses from its
+    /// genesis file `genesis`): p2p peers, and the consensus network's allow list.
+    fn link_next(&mut self, cur: &EpochInfo, next: &EpochInfo, genesis: &Genesis) {
+        let (members, _) = crate::config::peers::committee_members(
+            cur,
+            Some(next),
+            &[self.node.genesis(), genesis],
+        );
+        let overrides = &self.node.config().p2p.peer_addrs;
+        let fresh: Vec<crate::p2p::PeerInfo> = members
+            .iter()
+            .filter(|m| m.joining)
+            .map(|m| crate::p2p::PeerInfo {
+                index: m.index,
+                pubkey: m.pubkey,
+                addr: overrides
+                    .get(&m.index.to_string())
+                    .cloned()
+                    .unwrap_or_else(|| m.p2p.clone()),
+            })
+            .collect();
+        if !fresh.is_empty() {
+            tracing::info!(
+                epoch = next.epoch,
+                fresh = ?fresh.iter().map(|p| p.index).collect::<Vec<_>>(),
+                "connecting to the next committee's fresh members"
+            );
+            self.p2p.add_peers(fresh);
+        }
+        crate::bft::allow_committee(&self.node, next);
     }
 
     /// Starts or resumes this node's part of a decided hand-over from committed
@@ -213,6 +280,7 @@ impl Keygen {
                 next: Some(next.clone()),
                 checked_at: self.handover.checked_at,
                 voted: self.handover.voted,
+                linked: self.handover.linked,
                 ..Handover::default()
             };
         }
@@ -371,6 +439,10 @@ impl Keygen {
         };
         let run = match self.open_reshare_run(cur, next, new, rec, batch) {
             Ok(r) => r,
+            Err(e) if e == NEEDS_VECTORS => {
+                self.fetch_vectors(cur, batch);
+                return;
+            }
             Err(e) => {
                 tracing::error!(batch = start, error = %e, "cannot start the resharing of a batch");
                 return;
@@ -417,19 +489,27 @@ impl Keygen {
         )?;
         let old_params = Params::new(cur.n, cur.k, cur.t).map_err(|e| e.to_string())?;
         // The old vectors: from this node's own shares (a member of both
-        // committees); checked against the decided hash by `ReshareSource::new`.
-        let old_me = cur
-            .index_of(&self.node.key().public().compressed())
-            .ok_or("a member new to the network must fetch the old vectors (not built yet)")?;
-        let shares = self
-            .node
-            .store()
-            .key_shares(old_me, old_params, start, rec.batch.count)
-            .map_err(|e| format!("old shares: {e}"))?;
-        let old_commitments: Vec<Affine<Secp256k1>> = (0..rec.batch.count as usize)
-            .flat_map(|k| shares.commitment_vector(k).iter().copied())
-            .collect();
-        drop(shares);
+        // committees), or fetched from old members (a fresh member); checked
+        // against the decided hash by `ReshareSource::new` either way.
+        let old_commitments: Vec<Affine<Secp256k1>> =
+            match cur.index_of(&self.node.key().public().compressed()) {
+                Some(old_me) => {
+                    let shares = self
+                        .node
+                        .store()
+                        .key_shares(old_me, old_params, start, rec.batch.count)
+                        .map_err(|e| format!("old shares: {e}"))?;
+                    (0..rec.batch.count as usize)
+                        .flat_map(|k| shares.commitment_vector(k).iter().copied())
+                        .collect()
+                }
+                None => self
+                    .handover
+                    .vectors
+                    .get(&start)
+                    .cloned()
+                    .ok_or(NEEDS_VECTORS)?,
+            };
         let snap = self.node.store().snapshot().map_err(|e| e.to_string())?;
         let mut public_keys = Vec::with_capacity(rec.batch.count as usize);
         for index in start..rec.batch.end() {
@@ -451,6 +531,156 @@ impl Keygen {
                 .map_err(|e| e.to_string())?;
         BatchRun::new_reshare(next, batch, new, source, blamed, decided, Instant::now())
             .map_err(|e| e.to_string())
+    }
+
+    /// A fresh member asks the old members for the old vectors of `batch` (a
+    /// resharing batch), at most once per [`FETCH_VECTORS_EVERY`].
+    fn fetch_vectors(&mut self, cur: &EpochInfo, batch: BatchId) {
+        let now = Instant::now();
+        if self
+            .handover
+            .asked
+            .get(&batch.start)
+            .is_some_and(|t| now.duration_since(*t) < FETCH_VECTORS_EVERY)
+        {
+            return;
+        }
+        self.handover.asked.insert(batch.start, now);
+        tracing::debug!(
+            batch = batch.start,
+            "asking old members for the old vectors"
+        );
+        for n in &cur.nodes {
+            self.p2p.send(n.index, Message::FetchVectors { batch });
+        }
+    }
+
+    /// Every tick: a fresh member asks again for vectors it still lacks.
+    pub(super) fn handover_tick(&mut self) {
+        let now = Instant::now();
+        let due = self.handover.asked.iter().any(|(s, t)| {
+            !self.handover.vectors.contains_key(s) && now.duration_since(*t) >= FETCH_VECTORS_EVERY
+        });
+        if due {
+            self.resume_handover();
+        }
+    }
+
+    /// An old member answers a member of the next committee with the old vectors
+    /// of the resharing batch `batch` (public), from its own stored shares.
+    pub(super) fn serve_vectors(&mut self, from: u32, batch: &BatchId) {
+        let Some(next) = self.handover.next.as_ref() else {
+            return;
+        };
+        if next.epoch != batch.epoch || next.node(from).is_none() {
+            return;
+        }
+        let Ok(cur) = self.node.epoch() else {
+            return;
+        };
+        let Some(old) = cur.index_of(&self.node.key().public().compressed()) else {
+            return;
+        };
+        let same_batch = self
+            .node
+            .store()
+            .snapshot()
+            .ok()
+            .and_then(|s| app::batch_record(&s, batch.start).ok().flatten())
+            .is_some_and(|r| r.batch.count == batch.count && r.batch.epoch == cur.epoch);
+        let Ok(params) = Params::new(cur.n, cur.k, cur.t) else {
+            return;
+        };
+        if !same_batch {
+            return;
+        }
+        let shares = match self
+            .node
+            .store()
+            .key_shares(old, params, batch.start, batch.count)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(batch = batch.start, error = %e, "no old vectors to serve");
+                return;
+            }
+        };
+        let mut vectors = Vec::with_capacity(batch.count as usize * params.ku() * 33);
+        for k in 0..batch.count as usize {
+            for p in shares.commitment_vector(k) {
+                Secp256k1::encode_point(p, &mut vectors);
+            }
+        }
+        drop(shares);
+        self.p2p.send(
+            from,
+            Message::Vectors {
+                batch: *batch,
+                vectors,
+            },
+        );
+    }
+
+    /// A fresh member gets the old vectors of `batch`: kept when they decode and
+    /// hash to what the old epoch decided, and the batch's resharing run opens.
+    pub(super) fn on_vectors(&mut self, from: u32, batch: &BatchId, bytes: &[u8]) {
+        let Some(next) = self.handover.next.as_ref() else {
+            return;
+        };
+        if next.epoch != batch.epoch
+            || !self.handover.asked.contains_key(&batch.start)
+            || self.handover.vectors.contains_key(&batch.start)
+        {
+            return;
+        }
+        let snap = match self.node.store().snapshot() {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        let (Ok(cur), Ok(Some(rec))) = (
+            app::current_epoch(&snap),
+            app::batch_record(&snap, batch.start),
+        ) else {
+            return;
+        };
+        drop(snap);
+        let Ok(params) = Params::new(cur.n, cur.k, cur.t) else {
+            return;
+        };
+        let want = batch.count as usize * params.ku() * 33;
+        if rec.batch.count != batch.count || bytes.len() != want {
+            tracing::warn!(
+                from,
+                batch = batch.start,
+                "old vectors of the wrong size: ignored"
+            );
+            return;
+        }
+        let Ok(points) = bytes
+            .chunks(33)
+            .map(Secp256k1::decode_point)
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            tracing::warn!(
+                from,
+                batch = batch.start,
+                "old vectors do not decode: ignored"
+            );
+            return;
+        };
+        let matches = crate::tx::digest::vector_hashes(&points, params.ku())
+            .is_some_and(|(_, list)| Some(list) == rec.vectors_hash);
+        if !matches {
+            tracing::warn!(
+                from,
+                batch = batch.start,
+                "old vectors differ from the decided ones: ignored"
+            );
+            return;
+        }
+        tracing::debug!(from, batch = batch.start, "old vectors fetched");
+        self.handover.vectors.insert(batch.start, points);
+        self.resume_handover();
     }
 
     /// A peer asks for our messages of `batch` again: our resharing sends to it,
@@ -516,6 +746,8 @@ impl Keygen {
                 self.p2p.drop_batch(batch.start);
                 self.handover.dealt.remove(&batch.start);
                 self.handover.resent.retain(|(s, _), _| *s != batch.start);
+                self.handover.vectors.remove(&batch.start);
+                self.handover.asked.remove(&batch.start);
                 tracing::info!(batch = batch.start, keys = batch.count, "batch reshared");
                 self.resume_handover();
             }
@@ -643,34 +875,50 @@ mod tests {
     }
 
     #[test]
-    fn a_member_votes_in_the_same_nodes_with_other_thresholds_or_members_leaving_from_the_top() {
-        let owned: Vec<NodeKey> = (0..5).map(|_| NodeKey::random()).collect();
+    fn a_member_votes_in_the_same_nodes_with_other_thresholds_members_leaving_or_fresh_ones_joining(
+    ) {
+        let owned: Vec<NodeKey> = (0..7).map(|_| NodeKey::random()).collect();
         let keys: Vec<&NodeKey> = owned.iter().collect();
-        let cur = committee(1, &keys, 3, 1);
-        assert_eq!(handover_refusal(&cur, &committee(2, &keys, 2, 1)), None);
+        let cur = committee(1, &keys[..5], 3, 1);
+        assert_eq!(
+            handover_refusal(&cur, &committee(2, &keys[..5], 2, 1)),
+            None
+        );
         assert_eq!(
             handover_refusal(&cur, &committee(2, &keys[..4], 3, 1)),
             None
         );
+        // Two fresh nodes at indexes 6 and 7.
+        assert_eq!(handover_refusal(&cur, &committee(2, &keys, 4, 1)), None);
     }
 
     #[test]
     fn a_member_refuses_a_committee_it_could_not_hand_over_to() {
-        let owned: Vec<NodeKey> = (0..6).map(|_| NodeKey::random()).collect();
+        let owned: Vec<NodeKey> = (0..7).map(|_| NodeKey::random()).collect();
         let keys: Vec<&NodeKey> = owned.iter().collect();
         let cur = committee(1, &keys[..5], 3, 1);
         // Not the next epoch.
         let why = handover_refusal(&cur, &committee(3, &keys[..5], 3, 1));
         assert!(why.is_some_and(|w| w.contains("next epoch is 2")));
-        // A fresh node joining, or a replaced one: peers across committees are not built.
-        let why = handover_refusal(&cur, &committee(2, &keys, 4, 1));
-        assert!(why.is_some_and(|w| w.contains("index 6 is not a member")));
+        // A fresh node taking a member's index, or a member moving: messages are
+        // addressed by index.
         let mut replaced = keys[..5].to_vec();
         replaced[1] = keys[5];
         let why = handover_refusal(&cur, &committee(2, &replaced, 3, 1));
         assert!(why.is_some_and(|w| w.contains("index 2 names another node")));
-        // Invalid thresholds.
+        let mut moved = keys[..5].to_vec();
+        moved.swap(0, 1);
+        let why = handover_refusal(&cur, &committee(2, &moved, 3, 1));
+        assert!(why.is_some_and(|w| w.contains("index 1 names another node")));
+        // A member moving up past a fresh node.
+        let moved = [keys[0], keys[1], keys[2], keys[3], keys[5], keys[4]];
+        let why = handover_refusal(&cur, &committee(2, &moved, 4, 1));
+        assert!(why.is_some_and(|w| w.contains("index 5 names another node")));
+        // Invalid thresholds, and a k clients cannot reach (they combine
+        // floor(n/2)+1 shares).
         let why = handover_refusal(&cur, &committee(2, &keys[..5], 6, 1));
         assert!(why.is_some_and(|w| w.contains("invalid committee")));
+        let why = handover_refusal(&cur, &committee(2, &keys, 6, 1));
+        assert!(why.is_some_and(|w| w.contains("above floor(n/2)+1")));
     }
 }

@@ -116,6 +116,13 @@ impl Keygen {
         self.p2p.index()
     }
 
+    /// Whether this node is the member of `epoch` at its network index: a fresh
+    /// member of the next committee, or a node that left, takes no part in the
+    /// current committee's key generation.
+    fn member_of(&self, epoch: &EpochInfo) -> bool {
+        epoch.index_of(&self.node.key().public().compressed()) == Some(self.me())
+    }
+
     pub(crate) fn submit(&mut self, body: TxBody) {
         if let TxBody::DealerSet { batch, .. } = &body {
             // A new proposal supersedes an earlier one of ours (a dealer was blamed).
@@ -234,7 +241,7 @@ impl Keygen {
     }
 
     fn ensure_run(&mut self, epoch: &EpochInfo, batch: BatchId, deal: bool) {
-        if self.runs.contains_key(&batch.start) {
+        if self.runs.contains_key(&batch.start) || !self.member_of(epoch) {
             return;
         }
         let run = match self.open_run(epoch, batch) {
@@ -272,7 +279,10 @@ impl Keygen {
     }
 
     fn start_recovery(&mut self, epoch: &EpochInfo, rec: &crate::store::records::BatchRecord) {
-        if self.recoveries.contains_key(&rec.batch.start) || self.has_shares(&rec.batch) {
+        if self.recoveries.contains_key(&rec.batch.start)
+            || self.has_shares(&rec.batch)
+            || !self.member_of(epoch)
+        {
             return;
         }
         tracing::warn!(
@@ -311,6 +321,14 @@ impl Keygen {
             self.resend_resharing(from, batch);
         }
         match m.msg {
+            Message::FetchVectors { batch } => {
+                self.serve_vectors(from, &batch);
+                return;
+            }
+            Message::Vectors { batch, vectors } => {
+                self.on_vectors(from, &batch, &vectors);
+                return;
+            }
             Message::RecoverRequest { batch } => {
                 recover::serve(&self.node, &self.p2p, from, &batch);
                 return;
@@ -566,6 +584,7 @@ impl Keygen {
             }
         }
         self.maybe_vote_handover();
+        self.handover_tick();
         self.maybe_open();
     }
 

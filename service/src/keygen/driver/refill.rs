@@ -45,7 +45,7 @@ impl Keygen {
         ) else {
             return;
         };
-        if open.is_some() || c.frozen {
+        if open.is_some() || c.frozen || !self.member_of(&epoch) {
             return;
         }
         let buffered = c.next_batch_start - c.last_unassigned;
