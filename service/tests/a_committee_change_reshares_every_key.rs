@@ -321,21 +321,7 @@ async fn grow_to_seven(dir: &std::path::Path, from: u32) -> (Devnet, net::LogsOn
     let old_k = dn.genesis.k as usize;
     assert!(net::consistent(&old, old_k));
 
-    let mut next = dn.genesis.clone();
-    next.epoch = 2;
-    next.n = 7;
-    next.k = 4;
-    next.t = 1;
-    for _ in from..7 {
-        next.nodes.push(dn.add_fresh_node().unwrap());
-    }
-    let text = toml::to_string(&next).unwrap();
-    for i in 1..=7 {
-        std::fs::write(dn.node_dir(i).join("next-genesis.toml"), &text).unwrap();
-    }
-    for i in from + 1..=7 {
-        dn.start_node(i).unwrap();
-    }
+    net::grow(&mut dn, 7, 4, 1);
     wait_for_epoch_2(&dn, 7).await;
 
     // Every member holds every key's share, the fresh ones included.

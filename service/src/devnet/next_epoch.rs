@@ -126,6 +126,21 @@ pub fn next_genesis(
     Ok(next)
 }
 
+/// A fresh node follows the chain from its first block: a devnet that pruned it
+/// (its nodes keep 256 blocks below every node's height, about a minute and a
+/// half of idle blocks) cannot grow until state snapshots exist.
+fn refuse_pruned_chain(first_block: Option<u64>) -> Result<(), DevnetError> {
+    match first_block {
+        Some(h) if h > 1 => Err(DevnetError::Invalid(format!(
+            "the devnet pruned its blocks below height {h}: a fresh node replays the chain \
+             from its first block, and joining from a state snapshot is not built yet \
+             (issue #12). Grow a devnet shortly after it starts, or change to a committee \
+             of its current nodes"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Asks the running devnet in `dir` for `count` fresh nodes and waits (up to 30 s)
 /// for their genesis entries.
 async fn fresh_nodes(dir: &Path, count: usize) -> Result<Vec<GenesisNode>, DevnetError> {
@@ -214,9 +229,11 @@ pub async fn next_epoch(
     }
     let http = reqwest::Client::new();
     let mut epoch = None;
+    let mut first_block = None;
     for (_, ep) in &members {
         if let Some(s) = status(&http, ep).await {
             epoch = s["epoch"].as_u64();
+            first_block = s["first_block"].as_u64();
             if epoch.is_some() {
                 break;
             }
@@ -230,6 +247,9 @@ pub async fn next_epoch(
     let current: Vec<u32> = members.iter().map(|m| m.0).collect();
     // Checked before the devnet prepares fresh nodes, which then go unused.
     let n_cur = current.len() as u32;
+    if o.nodes > n_cur {
+        refuse_pruned_chain(first_block)?;
+    }
     let placeholders: Vec<GenesisNode> = (0..o.nodes.saturating_sub(n_cur))
         .map(|_| GenesisNode {
             index: 0,
@@ -445,5 +465,10 @@ mod tests {
         assert!(high.is_err_and(|e| e.to_string().contains("above floor(n/2)+1")));
         let short = next_genesis(&g, &all, 1, &opts(7, None, vec![]), &fresh(1)).map(|_| ());
         assert!(short.is_err_and(|e| e.to_string().contains("1 fresh nodes for 2")));
+        // A chain whose first blocks are pruned cannot take fresh nodes.
+        assert!(refuse_pruned_chain(Some(1)).is_ok());
+        assert!(refuse_pruned_chain(None).is_ok());
+        let pruned = refuse_pruned_chain(Some(900));
+        assert!(pruned.is_err_and(|e| e.to_string().contains("below height 900")));
     }
 }

@@ -67,6 +67,9 @@ pub(super) fn status_json(node: &NodeState, at: Option<u64>) -> Result<Value, St
     drop(snap);
     let mut v = json!({
         "height": h.height,
+        // The lowest decided block still stored (older ones are pruned): a node
+        // that syncs from an earlier height cannot follow this chain.
+        "first_block": node.store().min_decided_height().map_err(|e| e.to_string())?,
         "app_hash": hex::encode(h.app_hash),
         "epoch": epoch.epoch,
         "keys_created": c.last_created,

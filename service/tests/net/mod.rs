@@ -562,3 +562,26 @@ pub fn consistent(shares: &[(u32, k256::Scalar)], k: usize) -> bool {
     }
     first.is_some()
 }
+
+/// Grows the devnet's committee to `n` nodes with thresholds `k`, `t`: prepares the
+/// fresh nodes, writes the next committee's genesis to every member and starts the
+/// fresh nodes; returns that genesis. The nodes then vote, reshare and switch.
+pub fn grow(dn: &mut Devnet, n: u32, k: u32, t: u32) -> torus_node::config::Genesis {
+    let mut next = dn.genesis.clone();
+    let from = next.nodes.len() as u32;
+    next.epoch += 1;
+    next.n = n;
+    next.k = k;
+    next.t = t;
+    for _ in from..n {
+        next.nodes.push(dn.add_fresh_node().unwrap());
+    }
+    let text = toml::to_string(&next).unwrap();
+    for i in 1..=n {
+        std::fs::write(dn.node_dir(i).join("next-genesis.toml"), &text).unwrap();
+    }
+    for i in from + 1..=n {
+        dn.start_node(i).unwrap();
+    }
+    next
+}
