@@ -18,6 +18,7 @@
 //! | `shares.in_commit` | inside the LMDB write transaction of a batch's shares, after the writes, before the commit |
 //! | `shares.stored` | after a batch's shares are committed, before the public-key vote is submitted |
 //! | `p2p.send` | between two sends of a batch's fan-out: some peers got this node's message, others did not |
+//! | `reshare.send` | between two sends of an old member's resharing dealing: some new members got it, others did not |
 //! | `tx.submitted` | after a transaction of this node entered its mempool, before anything else |
 //!
 //! The variable is read once; an unknown name stops the node at start-up
@@ -38,6 +39,7 @@ pub const NAMES: &[&str] = &[
     "shares.in_commit",
     "shares.stored",
     "p2p.send",
+    "reshare.send",
     "tx.submitted",
 ];
 

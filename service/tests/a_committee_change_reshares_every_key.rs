@@ -305,6 +305,71 @@ async fn a_member_down_during_the_change_rebuilds_its_new_shares_from_its_peers(
     dn.shutdown();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_dealer_and_a_new_member_killed_during_the_resharing_do_not_stop_it() {
+    let (_dir, mut dn, _logs) = full_devnet(32).await;
+    let alice = net::login(&dn, "alice@example.com").await;
+    let old = net::all_shares(&dn, "alice@example.com").await;
+    // Armed from a restart: node 5 (leaving) dies between two sends of its first
+    // resharing dealing, node 2 (a member of both) right after it stored its first
+    // batch of new shares, before its public-key vote.
+    for (i, point) in [(5, "reshare.send:2"), (2, "shares.stored:1")] {
+        dn.kill(i).unwrap();
+        dn.start_node_with_env(i, &[(torus_node::failpoint::ENV, point)])
+            .unwrap();
+    }
+    for i in [2, 5] {
+        net::wait_until(&dn, i, 60, "the restarted node", |s| {
+            s["shares"].as_u64().is_some_and(|n| n >= 32)
+        })
+        .await;
+    }
+    hand_over(&dn, 4, 2, 1..=5);
+    let t0 = std::time::Instant::now();
+    let mut down = Vec::new();
+    while down.len() < 2 {
+        for i in [2, 5] {
+            if !down.contains(&i) && dn.exited(i).is_some() {
+                down.push(i);
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the failpoints did not fire (down: {down:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Node 2 died during the resharing, not in some other batch.
+    let log = std::fs::read_to_string(dn.log_path(2)).unwrap();
+    let decided = log
+        .rfind("hand-over decided")
+        .expect("node 2 saw the hand-over");
+    let died = log
+        .rfind("failpoint shares.stored reached")
+        .expect("node 2 died at its failpoint");
+    assert!(decided < died, "node 2 died before the hand-over");
+    // Node 2 comes back (node 5 stays down): it rebuilds its run, rejoins the vote or
+    // recovers, and the change completes with k_old = 3 of the 4 remaining dealers.
+    dn.start_node(2).unwrap();
+    wait_for_epoch_2(&dn, 4).await;
+    for i in 1..=4 {
+        net::wait_until(&dn, i, 60, "its new shares", |s| {
+            s["shares"].as_u64().is_some_and(|n| n >= 32)
+        })
+        .await;
+    }
+    let committee = first(&dn, 4);
+    let new = net::shares_at(&dn, committee.clone(), "alice@example.com").await;
+    assert_eq!(new.len(), 4);
+    assert!(net::consistent(&new, 2));
+    assert_eq!(address_of(&secret(&new[..2])), alice.address.to_lowercase());
+    assert_ne!(new[1], old[1], "node 2 serves its old share");
+    let again = net::login_at(&dn, committee, "alice@example.com").await;
+    assert_eq!(again.address, alice.address);
+    net::assert_same_history(&dn, &[1, 2, 3, 4]).await;
+    dn.shutdown();
+}
+
 /// A devnet of `from` nodes (the Torus thresholds) grows to seven nodes with
 /// k = 4, t = 1: fresh nodes (indexes `from + 1..=7`) start on the first genesis,
 /// follow the chain, and take part in the change. Checks every key's shares on
@@ -333,15 +398,7 @@ async fn grow_to_seven(dir: &std::path::Path, from: u32) -> (Devnet, net::LogsOn
     }
     // Alice's key now comes from seven nodes: any 4 make it, at the same address,
     // and the shares of the nodes of both committees changed.
-    let (temp, answers) = net::share_answers(&dn, "alice@example.com").await;
-    let mut new = Vec::new();
-    for (i, a) in answers {
-        let v = a.unwrap_or_else(|e| panic!("node {i}: {e}"));
-        new.push((
-            i,
-            torus_node::client::decrypt_share(&temp, &v["keys"][0]).unwrap(),
-        ));
-    }
+    let new = net::all_shares(&dn, "alice@example.com").await;
     assert_eq!(new.len(), 7);
     assert!(
         net::consistent(&new, 4),

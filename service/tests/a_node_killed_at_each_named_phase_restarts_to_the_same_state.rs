@@ -47,9 +47,14 @@ const POINTS: &[(&str, u32)] = &[
     ("block.committed", 8),
 ];
 
+/// Points reached only during a committee change, armed by
+/// `a_committee_change_reshares_every_key.rs` instead.
+const RESHARING_POINTS: &[&str] = &["reshare.send"];
+
 #[test]
 fn the_schedule_names_every_failpoint_of_the_node() {
     let mut named: Vec<&str> = POINTS.iter().map(|p| p.0).collect();
+    named.extend_from_slice(RESHARING_POINTS);
     let mut all = failpoint::NAMES.to_vec();
     named.sort_unstable();
     all.sort_unstable();

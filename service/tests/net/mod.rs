@@ -528,7 +528,17 @@ pub async fn share_answers_at(
 /// Every node's decrypted share of `email`'s key, by node index (panics if a
 /// node does not answer with one).
 pub async fn all_shares(net: &Devnet, email: &str) -> Vec<(u32, k256::Scalar)> {
-    let (temp, answers) = share_answers(net, email).await;
+    shares_at(net, net.endpoints(), email).await
+}
+
+/// The decrypted share of `email`'s key from each node of `committee` (panics when
+/// one fails).
+pub async fn shares_at(
+    net: &Devnet,
+    committee: Vec<Endpoint>,
+    email: &str,
+) -> Vec<(u32, k256::Scalar)> {
+    let (temp, answers) = share_answers_at(net, committee.clone(), committee, email).await;
     answers
         .into_iter()
         .map(|(i, a)| {

@@ -407,7 +407,7 @@ impl Keygen {
         };
         drop(shares);
         for (to, msg) in &msgs {
-            crate::failpoint::hit("p2p.send");
+            crate::failpoint::hit("reshare.send");
             self.p2p.send(*to, msg.clone());
         }
         tracing::info!(
