@@ -76,6 +76,7 @@ fn first(dn: &Devnet, n: u32) -> Vec<torus_node::client::Endpoint> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_hand_every_key_to_four_of_them_with_a_lower_threshold() {
+    let _slot = net::devnet_slot().await;
     let (_dir, mut dn, _logs) = full_devnet(32).await;
     let alice = net::login(&dn, "alice@example.com").await;
     let old = net::all_shares(&dn, "alice@example.com").await;
@@ -171,6 +172,7 @@ async fn five_nodes_hand_every_key_to_four_of_them_with_a_lower_threshold() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_node_down_during_the_change_does_not_stop_it_and_erases_its_shares_on_return() {
+    let _slot = net::devnet_slot().await;
     let (_dir, mut dn, _logs) = full_devnet(16).await;
     let alice = net::login(&dn, "alice@example.com").await;
     // Node 5 is killed before the change: k + t = 4 members vote it in, and k_old = 3
@@ -197,6 +199,7 @@ async fn an_old_node_down_during_the_change_does_not_stop_it_and_erases_its_shar
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_devnet_command_grows_the_committee_with_fresh_nodes_and_logins_keep_their_address() {
+    let _slot = net::devnet_slot().await;
     let dir = net::test_dir();
     let mut dn = net::DevnetCommand::start(dir.path(), 5, 32).await;
     let before = net::devnet_login(&dn.manifest, "alice@example.com").await;
@@ -251,6 +254,7 @@ async fn the_devnet_command_grows_the_committee_with_fresh_nodes_and_logins_keep
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_down_during_the_change_rebuilds_its_new_shares_from_its_peers() {
+    let _slot = net::devnet_slot().await;
     let (_dir, mut dn, _logs) = full_devnet(16).await;
     let alice = net::login(&dn, "alice@example.com").await;
     let old = net::all_shares(&dn, "alice@example.com").await;
@@ -307,6 +311,7 @@ async fn a_member_down_during_the_change_rebuilds_its_new_shares_from_its_peers(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_dealer_and_a_new_member_killed_during_the_resharing_do_not_stop_it() {
+    let _slot = net::devnet_slot().await;
     let (_dir, mut dn, _logs) = full_devnet(32).await;
     let alice = net::login(&dn, "alice@example.com").await;
     let old = net::all_shares(&dn, "alice@example.com").await;
@@ -367,6 +372,74 @@ async fn an_old_dealer_and_a_new_member_killed_during_the_resharing_do_not_stop_
     let again = net::login_at(&dn, committee, "alice@example.com").await;
     assert_eq!(again.address, alice.address);
     net::assert_same_history(&dn, &[1, 2, 3, 4]).await;
+    dn.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_over_that_cannot_finish_is_aborted_and_the_current_committee_serves_on() {
+    let _slot = net::devnet_slot().await;
+    // Three nodes (k = 2, t = 0) that vote to abort a hand-over after 12 s.
+    let dir = net::test_dir();
+    let mut o = net::opts(dir.path(), 3, 32, 16);
+    o.tweak = Some(std::sync::Arc::new(|_, cfg| {
+        cfg.keygen.handover_timeout_s = 12;
+    }));
+    let mut dn = Devnet::start(o).await.unwrap();
+    let _logs = net::LogsOnPanic(dn.opts.data_dir.clone(), 3);
+    dn.wait_for_keys(32, Duration::from_secs(180), |_| {})
+        .await
+        .unwrap();
+    let alice = net::login(&dn, "alice@example.com").await;
+    let old = net::all_shares(&dn, "alice@example.com").await;
+    // The next committee needs four fresh nodes (k = 4 > 3 old members), which never
+    // start: the resharing can never be confirmed.
+    let mut next = dn.genesis.clone();
+    next.epoch = 2;
+    next.n = 7;
+    next.k = 4;
+    next.t = 1;
+    for _ in 0..4 {
+        next.nodes.push(dn.add_fresh_node().unwrap());
+    }
+    let text = toml::to_string(&next).unwrap();
+    for i in 1..=3 {
+        std::fs::write(dn.node_dir(i).join("next-genesis.toml"), &text).unwrap();
+    }
+    net::wait_until(&dn, 1, 60, "the hand-over to be decided", |s| {
+        s["frozen"] == serde_json::json!(true)
+    })
+    .await;
+    for i in 1..=3 {
+        net::wait_until(&dn, i, 90, "the hand-over to be aborted", |s| {
+            s["frozen"] == serde_json::json!(false) && s["next_epoch"].is_null()
+        })
+        .await;
+    }
+    let log = std::fs::read_to_string(dn.log_path(1)).unwrap();
+    assert!(log.contains("hand-over aborted"), "node 1 never dropped it");
+    // The current committee serves on: assignment resumed, alice keeps her key and
+    // her shares, and the same file is not voted in again.
+    let committee = first(&dn, 3);
+    let bob = net::login_at(&dn, committee.clone(), "bob@example.com").await;
+    assert_ne!(bob.address, alice.address);
+    let same = net::shares_at(&dn, committee.clone(), "alice@example.com").await;
+    assert_eq!(same, old, "the current shares changed");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let s = net::status(&dn, 1, None).await.unwrap();
+    assert_eq!(s["epoch"].as_u64(), Some(1));
+    assert_eq!(
+        s["frozen"],
+        serde_json::json!(false),
+        "the same file was voted in again"
+    );
+    // A committee that can finish, in a changed file: the same three nodes (a fresh
+    // sharing) take over as epoch 2.
+    hand_over(&dn, 3, 2, 1..=3);
+    wait_for_epoch_2(&dn, 3).await;
+    let new = net::shares_at(&dn, committee.clone(), "alice@example.com").await;
+    assert!(net::consistent(&new, 2));
+    assert_eq!(address_of(&secret(&new[..2])), alice.address.to_lowercase());
+    assert_ne!(new, old);
     dn.shutdown();
 }
 
@@ -434,6 +507,7 @@ async fn grow_to_seven(dir: &std::path::Path, from: u32) -> (Devnet, net::LogsOn
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_grow_to_seven_with_two_fresh_members_and_a_higher_threshold() {
+    let _slot = net::devnet_slot().await;
     let dir = net::test_dir();
     let (mut dn, _logs) = grow_to_seven(dir.path(), 5).await;
     dn.shutdown();
@@ -445,6 +519,7 @@ async fn three_nodes_grow_to_seven_and_the_fresh_members_reshare_with_vectors_fe
     // The three nodes of both committees cannot decide the new public keys alone
     // (k = 4), so fresh members run the resharing themselves, with the old
     // commitment vectors they fetched (and checked) from old members.
+    let _slot = net::devnet_slot().await;
     let dir = net::test_dir();
     let (mut dn, _logs) = grow_to_seven(dir.path(), 3).await;
     let fetched = (4..=7)

@@ -1,10 +1,11 @@
-//! The epoch family: `EpochHandover` (the current committee votes the next one in)
-//! and `ReshareComplete` (the next committee votes that resharing is done).
+//! The epoch family: `EpochHandover` (the current committee votes the next one in),
+//! `ReshareComplete` (the next committee votes that resharing is done) and
+//! `HandoverAbort` (the current committee drops a hand-over that did not finish).
 
 use super::reshare::{adopt_resharing_records, first_unreshared};
 use super::state::{
-    batch_record, batch_round, clear_keys_round, counters, current_epoch, keys, next_epoch, vote,
-    KvRead, Overlay, VOTE_HANDOVER, VOTE_RESHARE,
+    batch_record, batch_round, clear_keys_round, clear_vote_round, counters, current_epoch, keys,
+    next_epoch, reshare_record, vote, KvRead, Overlay, VOTE_ABORT, VOTE_HANDOVER, VOTE_RESHARE,
 };
 use super::{App, AppError, Event, TxCode, TxOutcome};
 use crate::hexfmt::keccak256;
@@ -116,5 +117,64 @@ impl App {
             }
         }
         Ok(TxOutcome::ok(vec![Event::EpochChanged { epoch }]))
+    }
+
+    /// A current member's vote to abort the pending hand-over to `epoch`. At k + t
+    /// votes every trace of it goes: the next committee, its resharing records and
+    /// their vote rounds, the votes of the hand-over, its completion and its abort
+    /// (so the same epoch can be voted in again from zero), and the blames of the
+    /// next epoch (false accusers among its members; old dealers found guilty stay
+    /// blamed in the current epoch). Assignment resumes with the current committee.
+    pub(super) fn handover_abort<R: KvRead + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, R>,
+        signer: u32,
+        epoch: u64,
+    ) -> Result<TxOutcome, AppError> {
+        let Some(next) = next_epoch(st)? else {
+            return Ok(TxOutcome::err(TxCode::Invalid, "no hand-over in progress"));
+        };
+        if next.epoch != epoch {
+            return Ok(TxOutcome::err(TxCode::Invalid, "not the pending epoch"));
+        }
+        let round = epoch.to_be_bytes();
+        let h = keccak256(&round);
+        let Some(count) = vote(st, VOTE_ABORT, &round, signer, &h)? else {
+            return Ok(TxOutcome::err(TxCode::Duplicate, "already voted"));
+        };
+        let cur = current_epoch(st)?;
+        if count < u64::from(cur.k + cur.t) {
+            return Ok(TxOutcome::ok(Vec::new()));
+        }
+        let mut c = counters(st)?;
+        let new_members = || next.nodes.iter().map(|n| n.index);
+        let mut start = 0;
+        while start < c.last_created {
+            let Some(b) = batch_record(st, start)? else {
+                break;
+            };
+            if b.batch.end() <= start {
+                break;
+            }
+            if let Some(r) = reshare_record(st, start)? {
+                clear_keys_round(st, &batch_round(&r.batch), new_members())?;
+                st.delete(keys::with_u64(keys::RESHARE, start));
+            }
+            start = b.batch.end();
+        }
+        for n in new_members() {
+            let k = keys::blame(epoch, n);
+            if st.get(&k)?.is_some() {
+                st.delete(k);
+            }
+        }
+        let old_members = || cur.nodes.iter().map(|n| n.index);
+        clear_vote_round(st, VOTE_HANDOVER, &round, old_members())?;
+        clear_vote_round(st, VOTE_RESHARE, &round, new_members())?;
+        clear_vote_round(st, VOTE_ABORT, &round, old_members())?;
+        st.delete(keys::NEXT_EPOCH.to_vec());
+        c.frozen = false;
+        st.put(keys::COUNTERS.to_vec(), c.encode());
+        Ok(TxOutcome::ok(vec![Event::HandoverAborted { epoch }]))
     }
 }

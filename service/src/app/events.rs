@@ -47,6 +47,10 @@ impl Event {
                 ("epoch", format!("hand-over to epoch {epoch} decided"))
             }
             Event::EpochChanged { epoch } => ("epoch", format!("epoch {epoch} is current")),
+            Event::HandoverAborted { epoch } => (
+                "epoch",
+                format!("hand-over to epoch {epoch} aborted: the current committee serves on"),
+            ),
             Event::BatchOpened { batch } => (
                 "batch_opened",
                 format!("keys {}..{} open for dealing", batch.start, batch.end()),

@@ -112,6 +112,12 @@ pub enum Event {
         /// Next epoch.
         epoch: u64,
     },
+    /// The pending hand-over to `epoch` was aborted; assignment resumes with the
+    /// current committee.
+    HandoverAborted {
+        /// The epoch that did not come.
+        epoch: u64,
+    },
     /// The next epoch became current.
     EpochChanged {
         /// New current epoch.
@@ -318,6 +324,7 @@ impl App {
             TxBody::ReshareComplete { epoch, keys } => {
                 self.reshare_complete(st, tx.signer, *epoch, *keys)
             }
+            TxBody::HandoverAbort { epoch } => self.handover_abort(st, tx.signer, *epoch),
             TxBody::OpenBatch { batch } => self.open_batch(st, batch, height),
             TxBody::Complaint {
                 batch,

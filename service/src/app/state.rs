@@ -263,6 +263,30 @@ pub fn chain_app_hash(
 pub(super) const VOTE_PUBKEYS: u8 = 1;
 pub(super) const VOTE_HANDOVER: u8 = 2;
 pub(super) const VOTE_RESHARE: u8 = 3;
+pub(super) const VOTE_ABORT: u8 = 4;
+
+/// Deletes every vote `signers` cast in a round of `kind` and the counts they
+/// made (every count of such a round comes from one of their votes), so that the
+/// round can be voted again from zero (an aborted hand-over's epoch).
+pub(super) fn clear_vote_round<R: KvRead + ?Sized>(
+    st: &mut Overlay<'_, R>,
+    kind: u8,
+    round: &[u8],
+    signers: impl IntoIterator<Item = u32>,
+) -> Result<(), AppError> {
+    for s in signers {
+        let vk = vote_key(keys::VOTE, kind, round, &s.to_be_bytes());
+        let Some(hash) = st.get(&vk)? else {
+            continue;
+        };
+        let ck = vote_key(keys::COUNT, kind, round, &hash);
+        if st.get(&ck)?.is_some() {
+            st.delete(ck);
+        }
+        st.delete(vk);
+    }
+    Ok(())
+}
 
 fn vote_key(prefix: u8, kind: u8, round: &[u8], tail: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + round.len() + tail.len());

@@ -359,6 +359,7 @@ impl Chain {
                 dealer: 2,
                 evidence: Box::new(self.equivocation(batch, 2)),
             },
+            TxBody::HandoverAbort { epoch: 2 },
         ]
     }
 
@@ -1001,6 +1002,62 @@ fn a_hand_over_freezes_new_assignments_but_known_users_keep_their_keys() {
         TxCode::Duplicate,
         "already decided"
     );
+}
+
+#[test]
+fn an_aborted_hand_over_unfreezes_assignment_clears_its_resharing_and_can_be_voted_again() {
+    let mut c = Chain::new();
+    let batch = c.create_keys(MIN_BATCH_KEYS);
+    let abort = TxBody::HandoverAbort { epoch: 2 };
+    let o = c.run(1, abort.clone());
+    assert_eq!(o.code, TxCode::Invalid, "no hand-over yet: {o:?}");
+    let (keys, next) = grown(&c);
+    c.hand_over(&next);
+    let rb = BatchId { epoch: 2, ..batch };
+    let set = signed_dealer_set(&keys, rb, &[1, 2, 3], &[1, 2, 5, 6, 7]);
+    assert_eq!(c.run_as(&keys[5], 2, 6, set).code, TxCode::Ok);
+    assert_eq!(c.keys_under(&[state::keys::RESHARE]), 1);
+    // Only the current committee aborts, and only the pending epoch.
+    let o = c.run_as(&keys[5], 2, 6, abort.clone());
+    assert_eq!(o.code, TxCode::Unauthorized, "{o:?}");
+    let o = c.run(1, TxBody::HandoverAbort { epoch: 3 });
+    assert_eq!(o.code, TxCode::Invalid, "{o:?}");
+    // k + t = 4 votes abort; the first three do not.
+    for signer in 1..=3 {
+        let o = c.run(signer, abort.clone());
+        assert_eq!(o.code, TxCode::Ok, "{o:?}");
+        assert!(o.events.is_empty(), "aborted after {signer} votes");
+    }
+    assert_eq!(c.run(3, abort.clone()).code, TxCode::Duplicate);
+    let o = c.run(4, abort.clone());
+    assert_eq!(o.events, vec![Event::HandoverAborted { epoch: 2 }]);
+    assert!(!counters(&c.state).unwrap().frozen);
+    assert_eq!(next_epoch(&c.state).unwrap(), None);
+    assert_eq!(c.keys_under(&[state::keys::RESHARE]), 0);
+    assert_eq!(current_epoch(&c.state).unwrap().epoch, 1);
+    // Assignment resumes with the current committee.
+    let o = c.run(
+        1,
+        TxBody::KeyAssign {
+            verifier: "test".into(),
+            verifier_id: "bob".into(),
+        },
+    );
+    assert_eq!(o.code, TxCode::Ok, "{o:?}");
+    // The same epoch is voted in again from zero (no vote or count of the aborted
+    // round is left: three votes do not decide), and can be aborted again.
+    for signer in 1..=3 {
+        let o = c.run(signer, TxBody::EpochHandover { next: next.clone() });
+        assert_eq!(o.code, TxCode::Ok, "{o:?}");
+        assert!(o.events.is_empty(), "decided again after {signer} votes");
+    }
+    let o = c.run(4, TxBody::EpochHandover { next: next.clone() });
+    assert_eq!(o.events, vec![Event::HandoverDecided { epoch: 2 }]);
+    for signer in 1..=3 {
+        assert!(c.run(signer, abort.clone()).events.is_empty());
+    }
+    let o = c.run(4, abort);
+    assert_eq!(o.events, vec![Event::HandoverAborted { epoch: 2 }]);
 }
 
 #[test]

@@ -42,6 +42,9 @@ pub struct KeygenConfig {
     pub stagger_ms: u64,
     /// Re-submit an unanswered transaction after this many milliseconds.
     pub resubmit_ms: u64,
+    /// A current member votes to abort a hand-over that has not completed this
+    /// many seconds after this node saw it decided (k + t votes abort it); 0 never.
+    pub handover_timeout_s: u64,
     /// Test-only misbehaviour (honoured only in dev mode).
     pub faults: Faults,
 }
@@ -55,6 +58,7 @@ impl Default for KeygenConfig {
             grace_ms: 300,
             stagger_ms: 150,
             resubmit_ms: 5_000,
+            handover_timeout_s: 3_600,
             faults: Faults::default(),
         }
     }

@@ -53,7 +53,8 @@ impl Lane {
             | TxBody::EpochHandover { .. }
             | TxBody::ReshareComplete { .. }
             | TxBody::OpenBatch { .. }
-            | TxBody::Complaint { .. } => Lane::Keygen,
+            | TxBody::Complaint { .. }
+            | TxBody::HandoverAbort { .. } => Lane::Keygen,
         }
     }
 

@@ -550,6 +550,24 @@ impl Store {
         Ok(moved)
     }
 
+    /// An aborted hand-over: drops every next-epoch share with its recovery
+    /// material and the resharing secrets, in one synced transaction (the current
+    /// shares keep serving). Returns how many next-epoch shares were dropped.
+    pub fn drop_next_shares(&self) -> Result<u64, StoreError> {
+        let mut w = self.env.write_txn()?;
+        let n = self.next_shares.len(&w)?;
+        self.next_shares.clear(&mut w)?;
+        for tag in [KG_NEXT_SLICE, KG_NEXT_SUM, KG_RESHARE_SEED] {
+            let lo = kg_key(tag, 0, None);
+            let hi = kg_key(tag, u64::MAX, None);
+            let range: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(&lo), Bound::Included(&hi));
+            self.keygen.delete_range(&mut w, &range)?;
+        }
+        w.commit()?;
+        self.sync()?;
+        Ok(n)
+    }
+
     /// Retirement: erases every share this node holds (current and next epoch)
     /// with all keygen material, in one synced transaction. Returns how many
     /// share records were erased. For a node that left the committee: the new
@@ -667,17 +685,8 @@ mod tests {
         let old = s.share(1).unwrap_or_else(|e| panic!("{e}"));
         let old = old.unwrap_or_else(|| panic!("no old share"));
         // The resharing's result: another sharing of the same keys, for epoch 2.
-        let engine = Engine::new();
         let params = Params::new(5, 3, 1).unwrap_or_else(|e| panic!("{e}"));
-        let d = avss::deal::<Secp256k1>(&engine, params, 1, keys, None, [42; 32])
-            .unwrap_or_else(|e| panic!("{e}"));
-        let slice = d.slice(&engine, 2).unwrap_or_else(|e| panic!("{e}"));
-        let new = KeyShares::from_aggregated(params, &slice, &d.commitments)
-            .unwrap_or_else(|e| panic!("{e}"));
-        s.put_reshare_seed(0, &[9; 32])
-            .unwrap_or_else(|e| panic!("{e}"));
-        s.put_next_batch_result(2, 0, &new, &slice.encode(), &d.commitments)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (new, slice, d) = store_next_result(&s, keys);
         // Until the switch, the current shares and their material are untouched.
         let still = s.share(1).unwrap_or_else(|e| panic!("{e}"));
         let still = still.unwrap_or_else(|| panic!("the old share is gone"));
@@ -729,6 +738,68 @@ mod tests {
             .dealing_seed(0)
             .unwrap_or_else(|e| panic!("{e}"))
             .is_none());
+    }
+
+    #[test]
+    fn an_aborted_hand_over_drops_the_next_epoch_shares_and_keeps_the_current_ones() {
+        let keys = 4usize;
+        let (_dir, s) = temp_store();
+        let ok = |r: Result<bool, StoreError>| r.unwrap_or_else(|e| panic!("{e}"));
+        let (_, old_sum) = store_batch(&s, 0, keys);
+        let old = s.share(1).unwrap_or_else(|e| panic!("{e}"));
+        let old = old.unwrap_or_else(|| panic!("no old share"));
+        store_next_result(&s, keys);
+        assert_eq!(s.drop_next_shares().unwrap_or_else(|e| panic!("{e}")), 4);
+        assert!(!ok(s.has_next_share(0)));
+        assert!(s
+            .reshare_seed(0)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none());
+        // The current shares and their recovery material are untouched, and a
+        // later switch finds nothing of the aborted epoch to move in.
+        let still = s.share(1).unwrap_or_else(|e| panic!("{e}"));
+        let still = still.unwrap_or_else(|| panic!("the old share is gone"));
+        assert_eq!((*still.0, still.2.epoch), (*old.0, 1));
+        assert_eq!(
+            s.summed_commitments(0).unwrap_or_else(|e| panic!("{e}")),
+            Some(old_sum.encode())
+        );
+        assert!(s
+            .dealing_seed(0)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_some());
+        assert_eq!(s.adopt_next_shares(2).unwrap_or_else(|e| panic!("{e}")), 0);
+        assert_eq!(
+            s.share(1)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .map(|x| x.2.epoch),
+            Some(1)
+        );
+    }
+
+    /// Stores a resharing result for epoch 2 of `keys` keys at 0 as node 2 of
+    /// (5, 3, 1), with a resharing secret; returns the new shares, the slice and
+    /// the dealing they come from.
+    fn store_next_result(
+        s: &crate::store::Store,
+        keys: usize,
+    ) -> (
+        KeyShares<Secp256k1>,
+        avss::Slice<Secp256k1>,
+        avss::Dealing<Secp256k1>,
+    ) {
+        let engine = Engine::new();
+        let params = Params::new(5, 3, 1).unwrap_or_else(|e| panic!("{e}"));
+        let d = avss::deal::<Secp256k1>(&engine, params, 1, keys, None, [42; 32])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let slice = d.slice(&engine, 2).unwrap_or_else(|e| panic!("{e}"));
+        let new = KeyShares::from_aggregated(params, &slice, &d.commitments)
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.put_reshare_seed(0, &[9; 32])
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.put_next_batch_result(2, 0, &new, &slice.encode(), &d.commitments)
+            .unwrap_or_else(|e| panic!("{e}"));
+        (new, slice, d)
     }
 
     /// Stores a finished batch of `keys` keys at `start` as node 2 of (5, 3, 1), with

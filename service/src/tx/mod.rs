@@ -101,6 +101,14 @@ pub enum TxBody {
         /// The proof.
         evidence: Box<Evidence>,
     },
+    /// A current-epoch node's vote to abort the pending hand-over to `epoch` (it
+    /// did not complete within the node's `keygen.handover_timeout_s`). At k + t
+    /// matching votes the hand-over is dropped and assignment resumes with the
+    /// current committee.
+    HandoverAbort {
+        /// The pending next epoch.
+        epoch: u64,
+    },
 }
 
 impl TxBody {
@@ -115,9 +123,10 @@ impl TxBody {
             TxBody::DealerSet { batch, .. }
             | TxBody::PublicKeys { batch, .. }
             | TxBody::Complaint { batch, .. } => batch.epoch == epoch,
-            TxBody::KeyAssign { .. } | TxBody::EpochHandover { .. } | TxBody::OpenBatch { .. } => {
-                false
-            }
+            TxBody::KeyAssign { .. }
+            | TxBody::EpochHandover { .. }
+            | TxBody::OpenBatch { .. }
+            | TxBody::HandoverAbort { .. } => false,
         }
     }
 
@@ -131,6 +140,7 @@ impl TxBody {
             TxBody::ReshareComplete { .. } => "reshare_complete",
             TxBody::OpenBatch { .. } => "open_batch",
             TxBody::Complaint { .. } => "complaint",
+            TxBody::HandoverAbort { .. } => "handover_abort",
         }
     }
 
@@ -187,6 +197,9 @@ impl TxBody {
                 batch.encode(w);
                 w.u32(*dealer);
                 evidence.encode(w);
+            }
+            TxBody::HandoverAbort { epoch } => {
+                w.u8(8).u64(*epoch);
             }
         }
     }
@@ -249,6 +262,9 @@ impl TxBody {
                 batch: BatchId::decode(r)?,
                 dealer: r.u32("dealer")?,
                 evidence: Box::new(Evidence::decode(r)?),
+            },
+            8 => TxBody::HandoverAbort {
+                epoch: r.u64("epoch")?,
             },
             got => return Err(CodecError::Tag { what: "tx", got }),
         })
@@ -412,6 +428,7 @@ mod tests {
                 },
             },
             TxBody::ReshareComplete { epoch: 2, keys: 10 },
+            TxBody::HandoverAbort { epoch: 2 },
             TxBody::OpenBatch { batch: b },
             TxBody::Complaint {
                 batch: b,

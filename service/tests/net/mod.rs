@@ -595,3 +595,18 @@ pub fn grow(dn: &mut Devnet, n: u32, k: u32, t: u32) -> torus_node::config::Gene
     }
     next
 }
+
+/// At most this many tests of one test binary run their devnets at once (taken
+/// with [`devnet_slot`]): a file of many multi-node tests would otherwise start
+/// dozens of node processes together on CI's two cores, and consensus under that
+/// load can miss a KeyAssign's 10 s.
+const DEVNET_SLOTS: usize = 3;
+
+/// Waits for one of the binary's [`DEVNET_SLOTS`]; hold it for the whole test.
+pub async fn devnet_slot() -> tokio::sync::SemaphorePermit<'static> {
+    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(DEVNET_SLOTS);
+    SLOTS
+        .acquire()
+        .await
+        .expect("the semaphore is never closed")
+}

@@ -19,6 +19,10 @@
 //!    `ReshareComplete`; at the switch it moves its new shares in
 //!    (`Store::adopt_next_shares`), and a node that left erases every share
 //!    (`Store::erase_shares`).
+//! 5. **Abort.** A current member votes `HandoverAbort` once the hand-over has not
+//!    completed `keygen.handover_timeout_s` after it saw it decided; at k + t votes
+//!    consensus drops it and every node drops the new shares it stored for it
+//!    ([`Keygen::aborted`]). The same trigger file is not voted again.
 //!
 //! Fresh members join at indexes no current member holds (a committee that
 //! grows): every node connects to them once it reads the next committee
@@ -75,9 +79,15 @@ pub(super) struct Handover {
     dealt: BTreeMap<u64, Vec<(u32, Message)>>,
     /// When each peer last got our sends of a batch again.
     resent: BTreeMap<(u64, u32), Instant>,
-    /// When the trigger file was last looked at, and the epoch voted for.
+    /// When the trigger file was last looked at, and the digest of the content
+    /// last acted on (voted, refused or found unreadable): the same file is not
+    /// acted on again, a changed one is (after an aborted hand-over, too).
     checked_at: Option<Instant>,
-    voted: Option<u64>,
+    voted: Option<[u8; 32]>,
+    /// When this node first saw the pending hand-over, and whether it voted to
+    /// abort it ([`Keygen::maybe_vote_abort`]).
+    decided_at: Option<Instant>,
+    abort_sent: bool,
     /// Whether this node voted `ReshareComplete` for the pending epoch.
     complete_sent: bool,
     /// The epoch whose fresh members this node connected to.
@@ -176,15 +186,19 @@ impl Keygen {
             return;
         };
         drop(snap);
+        let Ok(bytes) = std::fs::read(&path) else {
+            return;
+        };
+        let digest = crate::hexfmt::keccak256(&bytes);
         let (genesis, next) = match Genesis::load(&path).and_then(|g| {
             let e = g.epoch_info()?;
             Ok((g, e))
         }) {
             Ok(v) => v,
             Err(e) => {
-                if self.handover.voted != Some(u64::MAX) {
+                if self.handover.voted != Some(digest) {
                     tracing::error!(path = %path.display(), error = %e, "next committee file: refused");
-                    self.handover.voted = Some(u64::MAX);
+                    self.handover.voted = Some(digest);
                 }
                 return;
             }
@@ -201,10 +215,10 @@ impl Keygen {
         let member = cur
             .index_of(&self.node.key().public().compressed())
             .is_some();
-        if pending.is_some() || !member || self.handover.voted == Some(next.epoch) {
+        if pending.is_some() || !member || self.handover.voted == Some(digest) {
             return;
         }
-        self.handover.voted = Some(next.epoch);
+        self.handover.voted = Some(digest);
         if let Some(why) = refusal {
             tracing::error!(
                 path = %path.display(),
@@ -281,6 +295,7 @@ impl Keygen {
                 checked_at: self.handover.checked_at,
                 voted: self.handover.voted,
                 linked: self.handover.linked,
+                decided_at: Some(Instant::now()),
                 ..Handover::default()
             };
         }
@@ -555,8 +570,36 @@ impl Keygen {
         }
     }
 
+    /// Every tick: a current member votes to abort a hand-over that has not
+    /// completed `keygen.handover_timeout_s` after it saw it decided (once).
+    fn maybe_vote_abort(&mut self) {
+        let timeout = Duration::from_secs(self.cfg.handover_timeout_s);
+        let (Some(next), Some(at)) = (self.handover.next.as_ref(), self.handover.decided_at) else {
+            return;
+        };
+        if self.cfg.handover_timeout_s == 0 || self.handover.abort_sent || at.elapsed() < timeout {
+            return;
+        }
+        let epoch = next.epoch;
+        let member = self
+            .node
+            .epoch()
+            .is_ok_and(|c| c.index_of(&self.node.key().public().compressed()).is_some());
+        if !member {
+            return;
+        }
+        self.handover.abort_sent = true;
+        tracing::error!(
+            epoch,
+            secs = timeout.as_secs(),
+            "the hand-over did not complete in time: voting to abort it"
+        );
+        self.submit(TxBody::HandoverAbort { epoch });
+    }
+
     /// Every tick: a fresh member asks again for vectors it still lacks.
     pub(super) fn handover_tick(&mut self) {
+        self.maybe_vote_abort();
         let now = Instant::now();
         let due = self.handover.asked.iter().any(|(s, t)| {
             !self.handover.vectors.contains_key(s) && now.duration_since(*t) >= FETCH_VECTORS_EVERY
@@ -752,6 +795,7 @@ impl Keygen {
                 self.resume_handover();
             }
             Event::EpochChanged { epoch } => self.switch(*epoch),
+            Event::HandoverAborted { epoch } => self.aborted(*epoch),
             _ => {}
         }
     }
@@ -767,19 +811,7 @@ impl Keygen {
             .filter(|e| e.epoch == epoch)
             .map(|e| e.index_of(&me).is_some());
         // Resharing runs and sends are over.
-        let next = std::mem::take(&mut self.handover);
-        self.handover.checked_at = next.checked_at;
-        self.handover.voted = next.voted;
-        let gone: Vec<u64> = self
-            .runs
-            .iter()
-            .filter(|(_, r)| r.batch.epoch == epoch)
-            .map(|(s, _)| *s)
-            .collect();
-        for s in gone {
-            self.runs.remove(&s);
-            self.p2p.drop_batch(s);
-        }
+        self.end_handover(epoch);
         match member {
             Some(true) => match self.node.store().adopt_next_shares(epoch) {
                 Ok(moved) => tracing::info!(
@@ -797,6 +829,53 @@ impl Keygen {
             // resharing) is recovered from its peers, like a missed DKG batch.
             self.resume();
         }
+    }
+
+    /// The hand-over to `epoch` is over (switched or aborted): its resharing runs
+    /// and the messages queued for them end, and the hand-over state is reset but
+    /// for the trigger file's bookkeeping.
+    fn end_handover(&mut self, epoch: u64) {
+        let old = std::mem::take(&mut self.handover);
+        self.handover.checked_at = old.checked_at;
+        self.handover.voted = old.voted;
+        let gone: Vec<u64> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| r.batch.epoch == epoch)
+            .map(|(s, _)| *s)
+            .chain(old.dealt.keys().copied())
+            .collect();
+        for s in gone {
+            self.runs.remove(&s);
+            self.p2p.drop_batch(s);
+        }
+    }
+
+    /// The hand-over to `epoch` was aborted: its resharing runs and sends end, the
+    /// new shares stored for it are dropped, and the current shares serve on. The
+    /// same next-genesis file is not voted again; a changed one is.
+    pub(super) fn aborted(&mut self, epoch: u64) {
+        self.end_handover(epoch);
+        self.pending.retain(|p| match &p.tx {
+            TxBody::DealerSet { batch, .. }
+            | TxBody::PublicKeys { batch, .. }
+            | TxBody::Complaint { batch, .. } => batch.epoch != epoch,
+            TxBody::ReshareComplete { epoch: e, .. } | TxBody::HandoverAbort { epoch: e } => {
+                *e != epoch
+            }
+            _ => true,
+        });
+        match self.node.store().drop_next_shares() {
+            Ok(n) => tracing::error!(
+                epoch,
+                dropped = n,
+                "hand-over aborted: the current committee serves on; change \
+                 next-genesis.toml to try again"
+            ),
+            Err(e) => tracing::error!(epoch, error = %e, "cannot drop the aborted epoch's shares"),
+        }
+        // Key generation resumes where it stood (assignment is no longer frozen).
+        self.resume();
     }
 
     /// This node left the committee at `epoch`: every share it held is erased.

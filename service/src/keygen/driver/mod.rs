@@ -742,6 +742,8 @@ fn is_settled(node: &NodeState, tx: &TxBody) -> bool {
         TxBody::ReshareComplete { epoch, .. } => {
             app::current_epoch(&snap).is_ok_and(|c| c.epoch >= *epoch)
         }
+        // Decided either way once the epoch is no longer pending.
+        TxBody::HandoverAbort { epoch } => next != Some(*epoch),
         _ => true,
     }
 }
