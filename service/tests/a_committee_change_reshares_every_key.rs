@@ -417,6 +417,12 @@ async fn a_hand_over_that_cannot_finish_is_aborted_and_the_current_committee_ser
     }
     let log = std::fs::read_to_string(dn.log_path(1)).unwrap();
     assert!(log.contains("hand-over aborted"), "node 1 never dropped it");
+    // The file is set aside: no restart votes it in again.
+    for i in 1..=3 {
+        let dir = dn.node_dir(i);
+        assert!(!dir.join("next-genesis.toml").exists(), "node {i}");
+        assert!(dir.join("next-genesis.aborted.toml").exists(), "node {i}");
+    }
     // The current committee serves on: assignment resumed, alice keeps her key and
     // her shares, and the same file is not voted in again.
     let committee = first(&dn, 3);

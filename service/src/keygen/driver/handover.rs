@@ -22,7 +22,8 @@
 //! 5. **Abort.** A current member votes `HandoverAbort` once the hand-over has not
 //!    completed `keygen.handover_timeout_s` after it saw it decided; at k + t votes
 //!    consensus drops it and every node drops the new shares it stored for it
-//!    ([`Keygen::aborted`]). The same trigger file is not voted again.
+//!    ([`Keygen::aborted`]) and sets the trigger file aside
+//!    ([`ABORTED_GENESIS`]), so that no restart votes it in again.
 //!
 //! Fresh members join at indexes no current member holds (a committee that
 //! grows): every node connects to them once it reads the next committee
@@ -53,6 +54,9 @@ use crate::tx::{BatchId, EpochInfo, TxBody};
 
 /// The file a node reads the next committee from.
 pub const NEXT_GENESIS: &str = "next-genesis.toml";
+
+/// Where [`NEXT_GENESIS`] goes when its hand-over is aborted (kept for the operator).
+pub const ABORTED_GENESIS: &str = "next-genesis.aborted.toml";
 
 /// Created batches reshared at once (dealt by old members, run by new ones):
 /// bounds the memory and the p2p traffic of a hand-over of millions of keys.
@@ -873,6 +877,24 @@ impl Keygen {
                  next-genesis.toml to try again"
             ),
             Err(e) => tracing::error!(epoch, error = %e, "cannot drop the aborted epoch's shares"),
+        }
+        // The trigger file is set aside, so that no restart votes it in again.
+        let path = Path::new(&self.node.config().data_dir).join(NEXT_GENESIS);
+        let names_it = Genesis::load(&path)
+            .and_then(|g| g.epoch_info())
+            .is_ok_and(|e| e.epoch == epoch);
+        if names_it {
+            let aside = path.with_file_name(ABORTED_GENESIS);
+            match std::fs::rename(&path, &aside) {
+                Ok(()) => tracing::warn!(
+                    epoch,
+                    path = %aside.display(),
+                    "the aborted committee's file is set aside"
+                ),
+                Err(e) => {
+                    tracing::warn!(epoch, error = %e, "cannot set the aborted committee's file aside")
+                }
+            }
         }
         // Key generation resumes where it stood (assignment is no longer frozen).
         self.resume();
