@@ -539,12 +539,7 @@ impl Store {
                 self.keygen.put(&mut w, &kg_key(KG_SUM, start, None), &m)?;
             }
         }
-        for tag in [KG_NEXT_SUM, KG_RESHARE_SEED] {
-            let lo = kg_key(tag, 0, None);
-            let hi = kg_key(tag, u64::MAX, None);
-            let range: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(&lo), Bound::Included(&hi));
-            self.keygen.delete_range(&mut w, &range)?;
-        }
+        self.clear_kg_tags(&mut w, &[KG_NEXT_SUM, KG_RESHARE_SEED])?;
         w.commit()?;
         self.sync()?;
         Ok(moved)
@@ -557,15 +552,21 @@ impl Store {
         let mut w = self.env.write_txn()?;
         let n = self.next_shares.len(&w)?;
         self.next_shares.clear(&mut w)?;
-        for tag in [KG_NEXT_SLICE, KG_NEXT_SUM, KG_RESHARE_SEED] {
-            let lo = kg_key(tag, 0, None);
-            let hi = kg_key(tag, u64::MAX, None);
-            let range: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(&lo), Bound::Included(&hi));
-            self.keygen.delete_range(&mut w, &range)?;
-        }
+        self.clear_kg_tags(&mut w, &[KG_NEXT_SLICE, KG_NEXT_SUM, KG_RESHARE_SEED])?;
         w.commit()?;
         self.sync()?;
         Ok(n)
+    }
+
+    /// Deletes every keygen record of the batches under each of `tags`.
+    fn clear_kg_tags(&self, w: &mut heed::RwTxn<'_>, tags: &[u8]) -> Result<(), StoreError> {
+        for &tag in tags {
+            let lo = kg_key(tag, 0, None);
+            let hi = kg_key(tag, u64::MAX, None);
+            let range: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(&lo), Bound::Included(&hi));
+            self.keygen.delete_range(w, &range)?;
+        }
+        Ok(())
     }
 
     /// Retirement: erases every share this node holds (current and next epoch)
